@@ -1,0 +1,53 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "audit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "AuditEngine", targets: ["AuditEngine"]),
+        .executable(name: "audit", targets: ["audit"]),
+        .executable(name: "audit-bench", targets: ["AuditBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .target(
+            name: "AuditEngine",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "AuditCLI",
+            dependencies: [
+                "AuditEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "audit", dependencies: ["AuditCLI"]),
+        .executableTarget(
+            name: "AuditBench",
+            dependencies: [
+                "AuditEngine",
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "AuditEngineTests",
+            dependencies: ["AuditEngine", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "AuditCLITests",
+            dependencies: ["AuditCLI", "AuditEngine"]
+        ),
+    ]
+)

@@ -1,0 +1,61 @@
+import Foundation
+
+/// One measured run of a child process: what it did, how long, its peak memory.
+struct Measurement: Codable {
+    var name: String
+    var events: Int
+    var seconds: Double
+    var peakRSSMB: Double
+
+    var eventsPerSecond: Double { Double(events) / seconds }
+}
+
+enum Measure {
+    /// Seconds taken by `body`, on the monotonic clock.
+    static func time(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// This process's peak resident memory in MB.
+    static func peakRSSMB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+
+    /// Runs this benchmark binary again with `arguments` (a hidden child subcommand) and
+    /// reads the `Measurement` it prints as its last line.
+    static func child(_ arguments: [String]) throws -> Measurement {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let last = String(decoding: output, as: UTF8.self).split(separator: "\n").last
+        else {
+            throw BenchError("child \(arguments.joined(separator: " ")) failed with status \(process.terminationStatus)")
+        }
+        return try JSONDecoder().decode(Measurement.self, from: Data(last.utf8))
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    static func report(_ m: Measurement) {
+        let json = try! JSONEncoder().encode(m)
+        print(String(decoding: json, as: UTF8.self))
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import AuditEngine
+import Foundation
+
+/// The `audit` command tree. Each subcommand lives in its own file and only parses
+/// arguments and calls the engine.
+public struct AuditCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "An embedded, scriptable audit and analytics engine over an append-only event log.",
+        discussion: """
+            The database is --db, else $AUDIT_DB, else ./audit.db.
+            Exit codes: 0 success, 1 failure, 3 concurrency conflict, 4 integrity check failed,
+            64 usage error, 65 invalid input.
+            """,
+        version: AuditVersion.current,
+        subcommands: [
+            Init.self, Append.self, Ingest.self, Events.self, Verify.self,
+        ]
+    )
+
+    @OptionGroup public var global: GlobalOptions
+
+    public init() {}
+
+    /// Runs the command line and exits with the contract's exit codes.
+    public static func runAndExit() -> Never {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            Foundation.exit(0)
+        } catch let failure as any AuditFailure {
+            FileHandle.standardError.write(Data("audit: \(failure)\n".utf8))
+            Foundation.exit(ExitCodes.code(for: failure.category))
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options every command takes.
+public struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The database file (default: $AUDIT_DB, else ./audit.db).", valueName: "path"))
+    public var db: String?
+
+    public init() {}
+
+    /// The database path the options and environment select.
+    public var databasePath: String {
+        db ?? ProcessInfo.processInfo.environment["AUDIT_DB"] ?? "audit.db"
+    }
+}
+
+/// The exit codes of CONTRACT §2.
+public enum ExitCodes {
+    public static func code(for category: FailureCategory) -> Int32 {
+        switch category {
+        case .invalidInput: return 65
+        case .conflict: return 3
+        case .integrity: return 4
+        case .failure: return 1
+        }
+    }
+}
+
+/// The engine's version, printed by `audit --version` and written into exports.
+public enum AuditVersion {
+    public static let current = "0.1.0"
+}
+
+/// Where command output goes: stdout carries only results, so it can be piped.
+struct Output {
+    private var buffer: [UInt8] = []
+
+    init() {
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    mutating func line(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(1, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { break }  // a closed pipe: stop quietly
+                offset += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Opens the store named by the global options, or fails with what to do.
+func openStore(_ global: GlobalOptions, create: Bool = false) throws -> EventStore {
+    try EventStore(path: global.databasePath, create: create)
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import AuditEngine
+
+extension AuditCommand {
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List stored events in seq order, with all stored fields.",
+            discussion: """
+                Examples:
+                  audit events --stream S45359
+                  audit events --type Payment --as-of 2005-12-31 --format csv
+                  audit events --from-seq 100 --limit 10 --format table
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var time: TimeOptions
+
+        @Option(help: "Only this stream.") var stream: String?
+        @Option(help: "Only this event type.") var type: String?
+        @Option(help: ArgumentHelp("Only events from this seq on.", valueName: "seq")) var fromSeq: Int64?
+        @Option(help: ArgumentHelp("Only events up to this seq.", valueName: "seq")) var toSeq: Int64?
+        @Option(help: "At most this many events.") var limit: Int?
+        @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+
+        func validate() throws {
+            if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
+        }
+
+        func run() throws {
+            let filter = EventFilter(
+                stream: stream, type: type, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt,
+                limit: limit)
+            let store = try openStore(global)
+            switch format {
+            case .jsonl, .json:
+                var out = Output()
+                var first = true
+                if format == .json { out.line("[") }
+                try store.forEachEvent(filter) { event in
+                    if format == .json {
+                        out.line((first ? "" : ",") + event.jsonLine)
+                    } else {
+                        out.line(event.jsonLine)
+                    }
+                    first = false
+                }
+                if format == .json { out.line("]") }
+                out.flush()
+            case .csv, .table:
+                var writer = TabularWriter(
+                    columns: ["seq", "id", "stream", "version", "type", "occurred_at", "recorded_at", "data", "meta", "hash"],
+                    format: format)
+                try store.forEachEvent(filter) { e in
+                    writer.row([
+                        String(e.seq), e.id, e.stream, String(e.version), e.type, e.occurredAt.description,
+                        e.recordedAt.description, e.data, e.meta, e.hashHex,
+                    ])
+                }
+                writer.finish()
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+
+/// What an ingest did.
+public struct IngestSummary: Sendable, Equatable {
+    /// Events appended.
+    public var appended: Int
+    /// Events skipped because their id was stored with identical content.
+    public var duplicates: Int
+    /// The log's last seq after the ingest.
+    public var lastSeq: Int64
+
+    /// `{"appended":N,"duplicates":M,"last_seq":S}`
+    public var json: String { "{\"appended\":\(appended),\"duplicates\":\(duplicates),\"last_seq\":\(lastSeq)}" }
+}
+
+extension EventStore {
+    /// How many bad lines an ingest reports before it stops reading.
+    public static let maxReportedLineErrors = 20
+
+    /// Appends every event of a JSONL file atomically: all of them, or — on any bad
+    /// line — none, with each bad line's number and reason in the error.
+    ///
+    /// - Parameter path: a file, or `-` for standard input.
+    /// - Complexity: streams the input; memory stays flat as it grows. Parsing and
+    ///   validation run on a second thread while this one writes.
+    /// - Throws: `StoreError.ingestRejected` naming the lines; nothing was appended.
+    @discardableResult
+    public func ingest(path: String) throws -> IngestSummary {
+        if path == "-" { return try ingest(fileDescriptor: FileHandle.standardInput.fileDescriptor, source: "<stdin>") }
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw StoreError.storage("cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        return try ingest(fileDescriptor: fd, source: path)
+    }
+
+    /// Appends every JSONL event read from `fd` atomically (see `ingest(path:)`).
+    /// `source` names the input in error messages.
+    public func ingest(fileDescriptor fd: Int32, source: String) throws -> IngestSummary {
+        let channel = BatchChannel<IngestBatch>(capacity: 8)
+        let parser = Thread {
+            IngestParser(fd: fd, channel: channel).run()
+        }
+        parser.stackSize = 8 << 20  // JSON nesting recursion
+        parser.start()
+
+        var lineErrors: [LineError] = []
+        do {
+            return try writeTransaction { db in
+                let writer = try EventWriter(db)
+                while let batch = channel.receive() {
+                    for item in batch.events {
+                        do {
+                            _ = try writer.write(item.event)
+                        } catch let error as StoreError {
+                            lineErrors.append(
+                                LineError(line: item.line, reason: error.description, isConflict: error.category == .conflict))
+                            throw IngestAborted()  // rolls the transaction back
+                        }
+                    }
+                    lineErrors += batch.errors
+                    if !lineErrors.isEmpty { throw IngestAborted() }
+                }
+                try writer.finish()
+                return IngestSummary(appended: writer.appendedCount, duplicates: writer.duplicateCount, lastSeq: writer.lastSeq)
+            }
+        } catch is IngestAborted {
+            // Let the parser finish so that the report lists every bad line it finds
+            // (it stops reading after the limit); then report them in line order.
+            if lineErrors.contains(where: \.isConflict) {
+                channel.cancel()
+            } else {
+                while let batch = channel.receive() { lineErrors += batch.errors }
+            }
+            lineErrors.sort { $0.line < $1.line }
+            throw StoreError.ingestRejected(
+                source: source, errors: Array(lineErrors.prefix(EventStore.maxReportedLineErrors)),
+                moreErrors: lineErrors.count > EventStore.maxReportedLineErrors)
+        } catch {
+            channel.cancel()
+            throw error
+        }
+    }
+}
+
+/// Thrown inside the ingest transaction to roll it back.
+private struct IngestAborted: Error {}
+
+/// A run of parsed lines handed from the parser thread to the writer.
+struct IngestBatch: Sendable {
+    var events: [(line: Int, event: PreparedEvent)] = []
+    var errors: [LineError] = []
+    var isLast = false
+}
+
+/// Reads, parses and validates JSONL on its own thread, feeding batches to the writer.
+/// After the first bad line it sends no more events but keeps reading, so that one
+/// run reports up to `EventStore.maxReportedLineErrors` bad lines.
+struct IngestParser {
+    let fd: Int32
+    let channel: BatchChannel<IngestBatch>
+    static let batchSize = 512
+
+    func run() {
+        var reader = LineReader(fileDescriptor: fd)
+        var batch = IngestBatch()
+        var errorCount = 0
+        batch.events.reserveCapacity(IngestParser.batchSize)
+        func flush(last: Bool) -> Bool {
+            batch.isLast = last
+            let ok = channel.send(batch)
+            batch = IngestBatch()
+            batch.events.reserveCapacity(IngestParser.batchSize)
+            return ok
+        }
+        func fail(_ line: Int, _ reason: String) {
+            errorCount += 1
+            if errorCount <= EventStore.maxReportedLineErrors + 1 {
+                batch.errors.append(LineError(line: line, reason: reason))
+            }
+        }
+        do {
+            while true {
+                let more: Bool? = try reader.next { bytes, line -> Bool in
+                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }  // blank line
+                    if bytes.count > EventLimits.maxLineBytes {
+                        fail(line, "line is \(bytes.count) bytes, more than the limit of \(EventLimits.maxLineBytes)")
+                        return true
+                    }
+                    do {
+                        let event = try PreparedEvent(jsonLine: bytes)
+                        if errorCount == 0 { batch.events.append((line, event)) }
+                    } catch let error as ValidationError {
+                        fail(line, error.reason)
+                    } catch {
+                        fail(line, "\(error)")
+                    }
+                    return true
+                }
+                guard more != nil else { break }
+                if errorCount > EventStore.maxReportedLineErrors { break }
+                if batch.events.count >= IngestParser.batchSize || !batch.errors.isEmpty {
+                    if !flush(last: false) { return }
+                }
+            }
+        } catch LineReader.ReadError.lineTooLong(let line) {
+            fail(line, "line is longer than the limit of \(EventLimits.maxLineBytes) bytes")
+        } catch {
+            fail(reader.lineNumber + 1, "cannot read input: \(error)")
+        }
+        _ = flush(last: true)
+        channel.close()
+    }
+}

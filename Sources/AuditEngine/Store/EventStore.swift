@@ -1,0 +1,94 @@
+import Foundation
+import GRDB
+
+/// The append-only event log in one SQLite database.
+///
+/// Safe to share between threads; several processes may open the same file at once
+/// (appends are serialised by SQLite's write lock, reads never block).
+///
+/// Durability: WAL mode with `synchronous = FULL`, so an append that returned has been
+/// fsynced and survives a power cut, not only a crash of the process.
+///
+/// ```swift
+/// let store = try EventStore(path: "audit.db", create: true)
+/// try store.append(NewEvent(stream: "order-1", type: "OrderPlaced"))
+/// ```
+public final class EventStore: Sendable {
+    /// The database file's path.
+    public let path: String
+    let pool: DatabasePool
+
+    /// How long a writer waits for another process's write lock before failing.
+    public static let busyTimeout: TimeInterval = 60
+
+    /// Opens the store at `path`, creating it first when `create` is true. Brings an
+    /// older schema up to date.
+    ///
+    /// - Throws: `StoreError.noDatabase` when the file is missing and `create` is false;
+    ///   `StoreError.schemaTooNew` when a newer build wrote it.
+    public init(path: String, create: Bool = false) throws {
+        if !create, !FileManager.default.fileExists(atPath: path) {
+            throw StoreError.noDatabase(path: path)
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(EventStore.busyTimeout)
+        config.label = "audit"
+        config.prepareDatabase { db in
+            // FULL: each commit is fsynced, in WAL mode too (NORMAL could lose the last
+            // commits on power loss).
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA cache_size = -65536")  // 64 MiB per connection
+        }
+        self.path = path
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try pool.writeWithoutTransaction { db in
+                let known = Set(Schema.migrationIdentifiers)
+                let applied = try Schema.migrator.appliedIdentifiers(db)
+                let unknown = applied.subtracting(known)
+                if !unknown.isEmpty {
+                    throw StoreError.schemaTooNew(path: path, unknownMigrations: unknown.sorted())
+                }
+            }
+            try Schema.migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.storage("cannot open the database \(path): \(error)")
+        }
+    }
+
+    /// Runs `body` in one IMMEDIATE write transaction, rolled back if `body` throws: it takes the write lock first, so
+    /// reads in the body see the latest data and no other process can interleave.
+    func writeTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as DatabaseError {
+            throw StoreError.storage("database write failed (\(path)): \(error)")
+        }
+    }
+
+    /// Runs `body` in a read transaction: one consistent snapshot of the log.
+    func readTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as DatabaseError {
+            throw StoreError.storage("database read failed (\(path)): \(error)")
+        }
+    }
+
+    /// The position of the last event and the head of the hash chain.
+    public func head() throws -> (seq: Int64, hash: [UInt8]) {
+        try readTransaction { db in
+            let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM chain_head WHERE singleton = 1")!
+            return (row["seq"], [UInt8](row["hash"] as Data))
+        }
+    }
+}

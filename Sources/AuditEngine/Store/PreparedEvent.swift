@@ -1,0 +1,144 @@
+/// Limits on one event, so that a bad producer cannot bloat the log.
+public enum EventLimits {
+    public static let maxStreamBytes = 512
+    public static let maxTypeBytes = 512
+    public static let maxIdBytes = 256
+    /// Of the canonical JSON text of `data`, and separately of `meta`.
+    public static let maxPayloadBytes = 1 << 20
+    /// Of one input line of `audit ingest`.
+    public static let maxLineBytes = 4 << 20
+}
+
+/// An event validated and reduced to what the store writes: canonical JSON text and
+/// parsed times. Made off the writer's thread, so the writer only assigns positions.
+struct PreparedEvent: Sendable {
+    var id: String?
+    var stream: String
+    var type: String
+    var data: String
+    var meta: String
+    var occurredAt: Timestamp?
+    var expectedVersion: ExpectedVersion
+}
+
+/// A validation failure; the caller adds where (line, argument).
+struct ValidationError: Error {
+    var reason: String
+}
+
+extension PreparedEvent {
+    /// Validates an event given through the library or `audit append`.
+    init(_ event: NewEvent) throws(ValidationError) {
+        try self.init(
+            id: event.id, stream: event.stream, type: event.type, data: event.data, meta: event.meta,
+            occurredAt: event.occurredAt, expectedVersion: event.expectedVersion)
+    }
+
+    init(
+        id: String?, stream: String, type: String, data: JSONValue, meta: JSONValue?,
+        occurredAt: Timestamp?, expectedVersion: ExpectedVersion
+    ) throws(ValidationError) {
+        try Self.checkText(stream, field: "stream", max: EventLimits.maxStreamBytes)
+        try Self.checkText(type, field: "type", max: EventLimits.maxTypeBytes)
+        if let id { try Self.checkText(id, field: "id", max: EventLimits.maxIdBytes) }
+        guard case .object = data else {
+            throw ValidationError(reason: "\"data\" must be a JSON object, not \(data.kindDescription)")
+        }
+        if let meta, case .object = meta {} else if let meta {
+            throw ValidationError(reason: "\"meta\" must be a JSON object, not \(meta.kindDescription)")
+        }
+        if case .exactly(let n) = expectedVersion, n < 0 {
+            throw ValidationError(reason: "\"expected_version\" must be 0 or more, \"none\" or \"any\"")
+        }
+        if let occurredAt, occurredAt < .min || occurredAt > .max {
+            throw ValidationError(reason: "\"occurred_at\" is outside years 0000–9999")
+        }
+        self.id = id
+        self.stream = stream
+        self.type = type
+        self.data = CanonicalJSON.string(data)
+        self.meta = meta.map(CanonicalJSON.string) ?? "{}"
+        self.occurredAt = occurredAt
+        self.expectedVersion = expectedVersion
+        if self.data.utf8.count > EventLimits.maxPayloadBytes {
+            throw ValidationError(reason: "\"data\" is \(self.data.utf8.count) bytes, more than the limit of \(EventLimits.maxPayloadBytes)")
+        }
+        if self.meta.utf8.count > EventLimits.maxPayloadBytes {
+            throw ValidationError(reason: "\"meta\" is \(self.meta.utf8.count) bytes, more than the limit of \(EventLimits.maxPayloadBytes)")
+        }
+    }
+
+    /// Validates one JSONL line: a JSON object with the fields of CONTRACT §1.
+    init(jsonLine bytes: UnsafeBufferPointer<UInt8>) throws(ValidationError) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw ValidationError(reason: "not valid JSON: \(error)")
+        }
+        guard case .object(let members) = value else {
+            throw ValidationError(reason: "an event must be a JSON object, not \(value.kindDescription)")
+        }
+        var stream: String?, type: String?, id: String?
+        var data: JSONValue?, meta: JSONValue?
+        var occurredAt: Timestamp?
+        var expected = ExpectedVersion.any
+        for member in members {
+            switch member.key {
+            case "stream": stream = try Self.requireString(member)
+            case "type": type = try Self.requireString(member)
+            case "data": data = member.value
+            case "meta": if member.value != .null { meta = member.value }
+            case "id": if member.value != .null { id = try Self.requireString(member) }
+            case "occurred_at":
+                if member.value != .null {
+                    do {
+                        occurredAt = try Timestamp(rfc3339: Self.requireString(member))
+                    } catch let error as TimestampParseError {
+                        throw ValidationError(reason: "\"occurred_at\": \(error)")
+                    } catch {
+                        throw error as! ValidationError
+                    }
+                }
+            case "expected_version": expected = try Self.expectedVersion(member.value)
+            case "seq", "version", "recorded_at", "hash":
+                throw ValidationError(reason: "\"\(member.key)\" is assigned by the store and cannot be given")
+            default:
+                throw ValidationError(
+                    reason: "unknown field \"\(member.key)\" (an event has stream, type, data, meta, occurred_at, id, expected_version)")
+            }
+        }
+        guard let stream else { throw ValidationError(reason: "missing \"stream\"") }
+        guard let type else { throw ValidationError(reason: "missing \"type\"") }
+        guard let data else { throw ValidationError(reason: "missing \"data\" (use {} for an event without payload)") }
+        try self.init(
+            id: id, stream: stream, type: type, data: data, meta: meta, occurredAt: occurredAt,
+            expectedVersion: expected)
+    }
+
+    private static func requireString(_ member: JSONMember) throws(ValidationError) -> String {
+        guard case .string(let s) = member.value else {
+            throw ValidationError(reason: "\"\(member.key)\" must be a string, not \(member.value.kindDescription)")
+        }
+        return s
+    }
+
+    private static func expectedVersion(_ value: JSONValue) throws(ValidationError) -> ExpectedVersion {
+        switch value {
+        case .null: return .any
+        case .int(let n) where n >= 0: return .exactly(n)
+        case .string(let s):
+            if let v = ExpectedVersion(text: s) { return v }
+        default: break
+        }
+        throw ValidationError(reason: "\"expected_version\" must be an integer 0 or more, \"none\" or \"any\"")
+    }
+
+    private static func checkText(_ text: String, field: String, max: Int) throws(ValidationError) {
+        if text.isEmpty { throw ValidationError(reason: "\"\(field)\" must not be empty") }
+        let count = text.utf8.count
+        if count > max {
+            throw ValidationError(reason: "\"\(field)\" is \(count) bytes, more than the limit of \(max)")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import GRDB
+
+/// The store's schema, created and upgraded by versioned migrations.
+///
+/// Migrations are append-only: a released migration is never edited, so a database
+/// made by any older build opens in a newer one and is brought up to date. A database
+/// carrying migrations this build does not know was made by a newer build and is
+/// refused rather than misread.
+enum Schema {
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+
+        // v1: the log itself and the head of its hash chain.
+        migrator.registerMigration("v1-events") { db in
+            try db.execute(sql: """
+                CREATE TABLE events (
+                    seq         INTEGER PRIMARY KEY,
+                    id          TEXT    NOT NULL UNIQUE,
+                    stream      TEXT    NOT NULL,
+                    version     INTEGER NOT NULL,
+                    type        TEXT    NOT NULL,
+                    occurred_at TEXT    NOT NULL,
+                    recorded_at TEXT    NOT NULL,
+                    data        TEXT    NOT NULL,
+                    meta        TEXT    NOT NULL DEFAULT '{}',
+                    hash        BLOB    NOT NULL,
+                    UNIQUE (stream, version)
+                );
+                CREATE TABLE chain_head (
+                    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+                    seq         INTEGER NOT NULL,
+                    hash        BLOB    NOT NULL,
+                    recorded_at TEXT    NOT NULL
+                );
+                INSERT INTO chain_head (singleton, seq, hash, recorded_at) VALUES (1, 0, zeroblob(32), '');
+                """)
+        }
+
+        // v2: indexes for reading by type, by time and by correlation id, and triggers
+        // that refuse UPDATE and DELETE on stored events from any SQL client.
+        migrator.registerMigration("v2-read-indexes") { db in
+            try db.execute(sql: """
+                CREATE INDEX events_by_type ON events (type, seq);
+                CREATE INDEX events_by_occurred_at ON events (occurred_at);
+                CREATE INDEX events_by_recorded_at ON events (recorded_at);
+                CREATE INDEX events_by_correlation_id ON events (json_extract(meta, '$.correlation_id'))
+                    WHERE json_extract(meta, '$.correlation_id') IS NOT NULL;
+                CREATE TRIGGER events_are_not_updated BEFORE UPDATE ON events
+                    BEGIN SELECT RAISE(ABORT, 'stored events are never updated: the log is append-only'); END;
+                CREATE TRIGGER events_are_not_deleted BEFORE DELETE ON events
+                    BEGIN SELECT RAISE(ABORT, 'stored events are never deleted: the log is append-only'); END;
+                """)
+        }
+        return migrator
+    }()
+
+    /// The identifiers of all migrations this build knows, oldest first.
+    static var migrationIdentifiers: [String] { migrator.migrations }
+}

@@ -1,0 +1,3 @@
+import AuditCLI
+
+AuditCommand.runAndExit()

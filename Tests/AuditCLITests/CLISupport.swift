@@ -1,0 +1,70 @@
+import Foundation
+
+/// The `audit` executable built beside this test bundle.
+let auditExecutable: String = {
+    let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var dir = exe.deletingLastPathComponent()
+    // On Linux the test bundle is `<build>/debug/<name>.xctest`, beside the executables.
+    if dir.lastPathComponent.hasSuffix(".xctest") { dir.deleteLastPathComponent() }
+    return dir.appendingPathComponent("audit").path
+}()
+
+let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// A started `audit` process; `wait()` collects its result.
+final class RunningCommand {
+    let process = Process()
+    private let out = Pipe()
+    private let err = Pipe()
+
+    init(_ arguments: [String], in directory: String, stdin: String? = nil, environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: auditExecutable)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "AUDIT_DB")
+        env.merge(environment) { $1 }
+        process.environment = env
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+    }
+
+    func wait() -> CommandResult {
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return CommandResult(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+/// Runs `audit ARGUMENTS` in `directory` and waits for it.
+@discardableResult
+func audit(_ arguments: [String], in directory: String, stdin: String? = nil, environment: [String: String] = [:]) throws -> CommandResult {
+    try RunningCommand(arguments, in: directory, stdin: stdin, environment: environment).wait()
+}
+
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "audit-cli-test-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// Real processes racing on one database file, as two report jobs or producers would.
+@Suite("Concurrent processes")
+struct ConcurrencyTests {
+    @Test("processes appending with the same expected version: exactly one wins, the others exit 3")
+    func expectedVersionRace() throws {
+        let dir = TempDir()
+        try audit(["init"], in: dir.path)
+        try audit(["append", "--stream", "acct-1", "--type", "Opened", "--data", "{}"], in: dir.path)
+        for round in 1...3 {
+            let version = String(round)
+            let racers = try (0..<6).map { i in
+                try RunningCommand(
+                    ["append", "--stream", "acct-1", "--type", "Deposited", "--data", #"{"by":\#(i)}"#, "--expected-version", version],
+                    in: dir.path)
+            }
+            let results = racers.map { $0.wait() }
+            #expect(results.filter { $0.status == 0 }.count == 1, "round \(round): \(results.map(\.stderr))")
+            let losers = results.filter { $0.status != 0 }
+            #expect(losers.count == 5)
+            #expect(losers.allSatisfy { $0.status == 3 && $0.stderr.contains("the stream is at version \(round + 1)") })
+        }
+        let verify = try audit(["verify"], in: dir.path)
+        #expect(verify.stdout.contains(#""events":4"#))
+    }
+
+    @Test("processes appending and ingesting at once: every event lands once, seq stays gap-free, the chain verifies")
+    func concurrentWriters() throws {
+        let dir = TempDir()
+        try audit(["init"], in: dir.path)
+        let file = dir.path + "/batch.jsonl"
+        let lines = (0..<2_000).map { #"{"stream":"bulk-\#($0 % 50)","type":"T","data":{"i":\#($0)}}"# }
+        _ = FileManager.default.createFile(atPath: file, contents: Data((lines.joined(separator: "\n") + "\n").utf8))
+        var writers = try (0..<2).map { _ in try RunningCommand(["ingest", file], in: dir.path) }
+        writers += try (0..<6).map { i in
+            try RunningCommand(["append", "--stream", "single-\(i)", "--type", "T", "--data", "{}"], in: dir.path)
+        }
+        let results = writers.map { $0.wait() }
+        #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
+        let verify = try audit(["verify"], in: dir.path)
+        #expect(verify.stdout.contains(#""events":4006"#), "\(verify.stdout) \(verify.stderr)")
+        let bulk5 = try audit(["events", "--stream", "bulk-5"], in: dir.path).stdout.split(separator: "\n")
+        #expect(bulk5.count == 80)
+    }
+}
