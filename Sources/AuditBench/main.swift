@@ -47,7 +47,7 @@ struct IngestCommand: ParsableCommand {
                 let db = "\(dir)/bench-\(name)-\(run).db"
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
                 let m = try Measure.child([name, file, db])
-                print(String(format: "run %d  %-20@ %9.0f events/s  %6.2f s  peak %5.0f MB", run, m.name, m.eventsPerSecond, m.seconds, m.peakRSSMB))
+                print("run \(run)  " + m.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %9.0f events/s  %6.2f s  peak %5.0f MB", m.eventsPerSecond, m.seconds, m.peakRSSMB))
                 if list == 0 { bare.append(m) } else { engine.append(m) }
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
             }

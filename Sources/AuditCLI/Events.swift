@@ -17,6 +17,7 @@ extension AuditCommand {
 
         @Option(help: "Only this stream.") var stream: String?
         @Option(help: "Only this event type.") var type: String?
+        @Option(help: ArgumentHelp("Only events whose meta.correlation_id is this.", valueName: "id")) var correlationId: String?
         @Option(help: ArgumentHelp("Only events from this seq on.", valueName: "seq")) var fromSeq: Int64?
         @Option(help: ArgumentHelp("Only events up to this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: "At most this many events.") var limit: Int?
@@ -28,7 +29,7 @@ extension AuditCommand {
 
         func run() throws {
             let filter = EventFilter(
-                stream: stream, type: type, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt,
+                stream: stream, type: type, correlationId: correlationId, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt,
                 limit: limit)
             let store = try openStore(global)
             switch format {

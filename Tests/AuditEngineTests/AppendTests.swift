@@ -70,6 +70,13 @@ struct AppendTests {
         #expect(try store.head().seq == 0)
     }
 
+    @Test("a new database uses 16 KiB pages and WAL")
+    func pragmas() throws {
+        let dir = TempDir()
+        _ = try dir.store()
+        #expect(try sqlite3CLI(dir.file("audit.db"), "PRAGMA page_size; PRAGMA journal_mode") == "16384\nwal\n")
+    }
+
     @Test("a missing database is an error that says what to do, not a new empty file")
     func missingDatabase() {
         let dir = TempDir()

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import AuditEngine
@@ -34,6 +35,39 @@ struct ReadTests {
         #expect(try store.events(EventFilter(knownAt: Timestamp(milliseconds: recorded.milliseconds - 1))).isEmpty)
         let both = EventFilter(asOf: try Timestamp(dateOrTime: "2024-06-01"), knownAt: .max)
         #expect(try store.events(both).map(\.seq) == [1, 4])
+    }
+
+    @Test("--known-at finds the exact prefix over many commits")
+    func knownAtManyCommits() throws {
+        let dir = TempDir()
+        let store = try dir.store()
+        var recorded: [Timestamp] = []
+        for i in 0..<40 {
+            recorded.append(try store.append(NewEvent(stream: "s\(i % 3)", type: "T")).event.recordedAt)
+            if i % 7 == 0 { usleep(2_000) }  // some commits share a millisecond, some do not
+        }
+        for (i, time) in recorded.enumerated() {
+            let expected = recorded.lastIndex(of: time)! + 1
+            #expect(try store.events(EventFilter(knownAt: time)).count == expected, "event \(i + 1)")
+            #expect(try store.events(EventFilter(toSeq: 3, knownAt: time)).count == min(3, expected))
+        }
+        #expect(try store.events(EventFilter(knownAt: .min)).isEmpty)
+        #expect(try store.events(EventFilter(knownAt: .max)).count == 40)
+    }
+
+    @Test("events are found by meta.correlation_id")
+    func correlation() throws {
+        let dir = TempDir()
+        let store = try dir.store()
+        try store.ingest(path: dir.jsonl("c.jsonl", [
+            eventLine(stream: "a", extra: #","meta":{"correlation_id":"req-1"}"#),
+            eventLine(stream: "b", extra: #","meta":{"correlation_id":"req-2"}"#),
+            eventLine(stream: "c", extra: #","meta":{"correlation_id":"req-1","actor":"x"}"#),
+            eventLine(stream: "d", extra: #","meta":{"correlation_id":7}"#),
+        ]))
+        #expect(try store.events(EventFilter(correlationId: "req-1")).map(\.seq) == [1, 3])
+        #expect(try store.events(EventFilter(correlationId: "7")).map(\.seq) == [4])
+        #expect(try store.events(EventFilter(stream: "c", correlationId: "req-1")).map(\.seq) == [3])
     }
 
     @Test("filters combine: stream, type, seq range, limit")

@@ -1,7 +1,11 @@
+import GRDB
+
 /// Which events to read. Every condition given must hold; none given reads the whole log.
 public struct EventFilter: Sendable, Equatable {
     public var stream: String?
     public var type: String?
+    /// Only events whose `meta.correlation_id` is this.
+    public var correlationId: String?
     /// Inclusive.
     public var fromSeq: Int64?
     /// Inclusive.
@@ -13,11 +17,12 @@ public struct EventFilter: Sendable, Equatable {
     public var limit: Int?
 
     public init(
-        stream: String? = nil, type: String? = nil, fromSeq: Int64? = nil, toSeq: Int64? = nil,
-        asOf: Timestamp? = nil, knownAt: Timestamp? = nil, limit: Int? = nil
+        stream: String? = nil, type: String? = nil, correlationId: String? = nil, fromSeq: Int64? = nil,
+        toSeq: Int64? = nil, asOf: Timestamp? = nil, knownAt: Timestamp? = nil, limit: Int? = nil
     ) {
         self.stream = stream
         self.type = type
+        self.correlationId = correlationId
         self.fromSeq = fromSeq
         self.toSeq = toSeq
         self.asOf = asOf
@@ -25,17 +30,50 @@ public struct EventFilter: Sendable, Equatable {
         self.limit = limit
     }
 
-    /// The WHERE clause and its arguments. Times compare as text: the stored form is
-    /// fixed-width UTC, so text order is time order and the time indexes apply.
-    var sql: (where: String, arguments: [String: (any Sendable)]) {
+    /// The SELECT for these conditions, in seq order, inside read transaction `db`.
+    ///
+    /// Business time compares as text: the stored form is fixed-width UTC, so text order
+    /// is time order and the `occurred_at` index applies. System time becomes a seq
+    /// bound (see `lastSeq(knownAt:)`).
+    func query(_ db: Database, columns: String = "*") throws -> (sql: String, arguments: StatementArguments) {
         var conditions: [String] = []
-        var arguments: [String: (any Sendable)] = [:]
+        var arguments: [String: (any DatabaseValueConvertible)?] = [:]
         if let stream { conditions.append("stream = :stream"); arguments["stream"] = stream }
         if let type { conditions.append("type = :type"); arguments["type"] = type }
+        if let correlationId {
+            conditions.append("seq IN (SELECT seq FROM event_correlations WHERE correlation_id = :correlationId)")
+            arguments["correlationId"] = correlationId
+        }
         if let fromSeq { conditions.append("seq >= :fromSeq"); arguments["fromSeq"] = fromSeq }
-        if let toSeq { conditions.append("seq <= :toSeq"); arguments["toSeq"] = toSeq }
+        var upper = toSeq
+        if let knownAt {
+            let known = try EventFilter.lastSeq(knownAt: knownAt, db)
+            upper = min(upper ?? known, known)
+        }
+        if let upper { conditions.append("seq <= :toSeq"); arguments["toSeq"] = upper }
         if let asOf { conditions.append("occurred_at <= :asOf"); arguments["asOf"] = asOf.description }
-        if let knownAt { conditions.append("recorded_at <= :knownAt"); arguments["knownAt"] = knownAt.description }
-        return (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "), arguments)
+        var sql = "SELECT \(columns) FROM events"
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        sql += " ORDER BY seq"
+        if let limit { sql += " LIMIT \(max(0, limit))" }
+        return (sql, StatementArguments(arguments))
+    }
+
+    /// The last seq recorded at or before `time`.
+    ///
+    /// `recorded_at` never decreases with seq (the writer guarantees it, `verify` checks
+    /// it), so the events known at a time are exactly seq 1…k: a binary search finds k.
+    /// - Complexity: O(log n) point lookups by seq.
+    static func lastSeq(knownAt time: Timestamp, _ db: Database) throws -> Int64 {
+        let bound = time.description
+        let recorded = try db.cachedStatement(sql: "SELECT recorded_at FROM events WHERE seq = ?")
+        var low: Int64 = 0  // recorded_at(low) <= bound, with seq 0 standing before the log
+        var high = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0
+        while low < high {
+            let mid = low + (high - low + 1) / 2
+            let at = try String.fetchOne(recorded, arguments: [mid]) ?? ""
+            if at <= bound { low = mid } else { high = mid - 1 }
+        }
+        return low
     }
 }

@@ -25,7 +25,7 @@ extension EventStore {
             let outcome = try writer.write(prepared)
             try writer.finish()
             switch outcome {
-            case .appended(let stored): return AppendResult(event: stored, wasDuplicate: false)
+            case .appended: return AppendResult(event: writer.lastAppended(prepared), wasDuplicate: false)
             case .duplicate(let stored): return AppendResult(event: stored, wasDuplicate: true)
             }
         }

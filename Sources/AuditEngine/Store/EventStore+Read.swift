@@ -6,12 +6,9 @@ extension EventStore {
     ///
     /// - Complexity: streams rows from SQLite; memory does not grow with the log.
     public func forEachEvent(_ filter: EventFilter = EventFilter(), _ body: (StoredEvent) throws -> Void) throws {
-        let (whereClause, arguments) = filter.sql
-        var sql = "SELECT * FROM events \(whereClause) ORDER BY seq"
-        if let limit = filter.limit { sql += " LIMIT \(max(0, limit))" }
-        let statementArguments = StatementArguments(arguments.mapValues { $0 as? (any DatabaseValueConvertible) })
         try readTransaction { db in
-            let rows = try Row.fetchCursor(db, sql: sql, arguments: statementArguments)
+            let (sql, arguments) = try filter.query(db)
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
             while let row = try rows.next() {
                 try body(StoredEvent(row: row))
             }

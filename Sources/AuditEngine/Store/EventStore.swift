@@ -34,6 +34,10 @@ public final class EventStore: Sendable {
         config.busyMode = .timeout(EventStore.busyTimeout)
         config.label = "audit"
         config.prepareDatabase { db in
+            // 16 KiB pages for a new file (ignored for an existing one): measured about
+            // a fifth faster ingest than 4 KiB, with fewer B-tree levels for the indexes.
+            // It runs before GRDB switches the file to WAL, so it takes effect.
+            try db.execute(sql: "PRAGMA page_size = 16384")
             // FULL: each commit is fsynced, in WAL mode too (NORMAL could lose the last
             // commits on power loss).
             try db.execute(sql: "PRAGMA synchronous = FULL")

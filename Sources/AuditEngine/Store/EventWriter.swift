@@ -13,7 +13,8 @@ import GRDBSQLite
 /// per-row cost of going through GRDB's argument binding was ~25% of ingest time).
 final class EventWriter {
     enum Outcome {
-        case appended(StoredEvent)
+        /// Appended at `seq`; `lastAppended` rebuilds the stored event when wanted.
+        case appended(seq: Int64)
         case duplicate(of: StoredEvent)
     }
 
@@ -22,6 +23,7 @@ final class EventWriter {
     private var hasher = EventHash()
     private(set) var lastSeq: Int64
     private var lastHash: [UInt8]
+    private var lastId = ""
     let recordedAt: Timestamp
     private let recordedAtText: String
 
@@ -67,8 +69,7 @@ final class EventWriter {
         let seq = lastSeq + 1
         let version = current + 1
         let id = event.id ?? UUID().uuidString.lowercased()
-        let occurred = event.occurredAt ?? recordedAt
-        let occurredText = event.occurredAt == nil ? recordedAtText : occurred.description
+        let occurredText = event.occurredAtText ?? recordedAtText
         let hash = hasher.hash(
             previous: lastHash, seq: seq, id: id, stream: event.stream, version: version, type: event.type,
             occurredAt: occurredText, recordedAt: recordedAtText, data: event.data, meta: event.meta)
@@ -81,13 +82,24 @@ final class EventWriter {
             }
             return try duplicate(event, of: existing)
         }
+        if let correlation = event.correlationId {
+            try db.cachedStatement(sql: "INSERT INTO event_correlations (correlation_id, seq) VALUES (?, ?)")
+                .execute(arguments: [correlation, seq])
+        }
         lastSeq = seq
         lastHash = hash
+        lastId = id
         remember(event.stream, version: version)
         appendedCount += 1
-        return .appended(StoredEvent(
-            seq: seq, id: id, stream: event.stream, version: version, type: event.type, occurredAt: occurred,
-            recordedAt: recordedAt, data: event.data, meta: event.meta, hash: hash))
+        return .appended(seq: seq)
+    }
+
+    /// The event `write` appended last, as stored.
+    func lastAppended(_ event: PreparedEvent) -> StoredEvent {
+        StoredEvent(
+            seq: lastSeq, id: lastId, stream: event.stream, version: versions[event.stream] ?? 0, type: event.type,
+            occurredAt: event.occurredAt ?? recordedAt, recordedAt: recordedAt, data: event.data, meta: event.meta,
+            hash: lastHash)
     }
 
     /// Moves the chain head to the last appended event. Call once, before commit.
@@ -117,7 +129,7 @@ final class EventWriter {
     }
 
     private func remember(_ stream: String, version: Int64) {
-        if versions.count >= EventWriter.versionCacheLimit, versions[stream] == nil {
+        if versions.count >= EventWriter.versionCacheLimit {
             // Bound memory on logs with very many streams; lookups take over from here.
             versions.removeAll(keepingCapacity: true)
             evicted = true

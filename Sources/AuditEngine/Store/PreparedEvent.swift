@@ -18,7 +18,11 @@ struct PreparedEvent: Sendable {
     var data: String
     var meta: String
     var occurredAt: Timestamp?
+    /// `occurredAt` in its stored text form, formatted here so the writer does not.
+    var occurredAtText: String?
     var expectedVersion: ExpectedVersion
+    /// `meta.correlation_id` when it is a string or an integer, for the correlation index.
+    var correlationId: String?
 }
 
 /// A validation failure; the caller adds where (line, argument).
@@ -59,7 +63,13 @@ extension PreparedEvent {
         self.data = CanonicalJSON.string(data)
         self.meta = meta.map(CanonicalJSON.string) ?? "{}"
         self.occurredAt = occurredAt
+        self.occurredAtText = occurredAt?.description
         self.expectedVersion = expectedVersion
+        switch meta?["correlation_id"] {
+        case .string(let id)?: correlationId = id
+        case .int(let id)?: correlationId = String(id)
+        default: correlationId = nil
+        }
         if self.data.utf8.count > EventLimits.maxPayloadBytes {
             throw ValidationError(reason: "\"data\" is \(self.data.utf8.count) bytes, more than the limit of \(EventLimits.maxPayloadBytes)")
         }

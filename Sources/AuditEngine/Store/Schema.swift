@@ -36,15 +36,23 @@ enum Schema {
                 """)
         }
 
-        // v2: indexes for reading by type, by time and by correlation id, and triggers
+        // v2: reading by type, by business time and by correlation id, and triggers
         // that refuse UPDATE and DELETE on stored events from any SQL client.
+        //
+        // Deliberately no index on recorded_at: it never decreases with seq, so the
+        // events known at a time are a seq prefix found by binary search. And the
+        // correlation index is a side table written only for events that carry a
+        // correlation id, not an expression index evaluated on every insert. Both
+        // measured: together they cost about a quarter of ingest throughput.
         migrator.registerMigration("v2-read-indexes") { db in
             try db.execute(sql: """
                 CREATE INDEX events_by_type ON events (type, seq);
                 CREATE INDEX events_by_occurred_at ON events (occurred_at);
-                CREATE INDEX events_by_recorded_at ON events (recorded_at);
-                CREATE INDEX events_by_correlation_id ON events (json_extract(meta, '$.correlation_id'))
-                    WHERE json_extract(meta, '$.correlation_id') IS NOT NULL;
+                CREATE TABLE event_correlations (
+                    correlation_id TEXT    NOT NULL,
+                    seq            INTEGER NOT NULL,
+                    PRIMARY KEY (correlation_id, seq)
+                ) WITHOUT ROWID;
                 CREATE TRIGGER events_are_not_updated BEFORE UPDATE ON events
                     BEGIN SELECT RAISE(ABORT, 'stored events are never updated: the log is append-only'); END;
                 CREATE TRIGGER events_are_not_deleted BEFORE DELETE ON events
