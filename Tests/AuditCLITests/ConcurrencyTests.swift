@@ -45,3 +45,34 @@ struct ConcurrencyTests {
         #expect(bulk5.count == 80)
     }
 }
+
+@Suite("Crashes")
+struct CrashTests {
+    @Test("kill -9 in the middle of a large ingest leaves the log exactly as it was")
+    func killedIngest() throws {
+        let dir = TempDir()
+        try audit(["init"], in: dir.path)
+        try audit(["append", "--stream", "before", "--type", "T", "--data", "{}"], in: dir.path)
+        let file = dir.path + "/large.jsonl"
+        let line = { (i: Int) in #"{"stream":"s-\#(i % 5000)","type":"T","data":{"i":\#(i),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
+        _ = FileManager.default.createFile(atPath: file, contents: Data((0..<300_000).map(line).joined(separator: "\n").utf8))
+        let ingest = try RunningCommand(["ingest", file], in: dir.path)
+        // Wait until the ingest is writing (its WAL grows), then kill it.
+        let wal = dir.path + "/audit.db-wal"
+        let deadline = Date().addingTimeInterval(30)
+        var size = 0
+        while Date() < deadline, ingest.process.isRunning {
+            size = (try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0
+            if size > 4 << 20 { break }
+            usleep(20_000)
+        }
+        #expect(ingest.process.isRunning, "the ingest finished before it could be killed; make the file larger")
+        kill(ingest.process.processIdentifier, SIGKILL)
+        _ = ingest.wait()
+        let verify = try audit(["verify"], in: dir.path)
+        #expect(verify.status == 0)
+        #expect(verify.stdout.contains(#""events":1,"#), "\(verify.stdout)")
+        // And the store takes writes again.
+        #expect(try audit(["append", "--stream", "after", "--type", "T", "--data", "{}"], in: dir.path).stdout.contains(#""seq":2,"#))
+    }
+}
