@@ -15,7 +15,8 @@ public struct AuditCommand: ParsableCommand {
             """,
         version: AuditVersion.current,
         subcommands: [
-            Init.self, Append.self, Ingest.self, Events.self, Verify.self,
+            Init.self, Append.self, Ingest.self, Events.self, Verify.self, Projections.self, Replay.self, State.self,
+            Query.self,
         ]
     )
 

@@ -59,6 +59,32 @@ enum Schema {
                     BEGIN SELECT RAISE(ABORT, 'stored events are never deleted: the log is append-only'); END;
                 """)
         }
+        // v3: projections. `projections` describes each live read-model table (named
+        // after the projection); `projection_builds` each rebuild in progress, whose
+        // table is `NAME__build` until it replaces the live one.
+        migrator.registerMigration("v3-projections") { db in
+            try db.execute(sql: """
+                CREATE TABLE projections (
+                    name       TEXT PRIMARY KEY,
+                    version    INTEGER NOT NULL,
+                    code_hash  TEXT    NOT NULL,
+                    position   INTEGER NOT NULL,
+                    status     TEXT    NOT NULL,
+                    error      TEXT,
+                    updated_at TEXT    NOT NULL
+                );
+                CREATE TABLE projection_builds (
+                    name       TEXT PRIMARY KEY,
+                    version    INTEGER NOT NULL,
+                    code_hash  TEXT    NOT NULL,
+                    position   INTEGER NOT NULL,
+                    status     TEXT    NOT NULL,
+                    error      TEXT,
+                    started_at TEXT    NOT NULL,
+                    updated_at TEXT    NOT NULL
+                );
+                """)
+        }
         return migrator
     }()
 

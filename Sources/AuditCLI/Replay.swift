@@ -1,0 +1,100 @@
+import ArgumentParser
+import AuditEngine
+import Foundation
+
+extension AuditCommand {
+    struct Replay: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring projections up to date from their checkpoints; rebuild those whose code changed.",
+            discussion: """
+                Prints one JSON line per projection: {"projection":…,"status":…,"position":…,"events":…}
+                with status up_to_date, updated, rebuilt, building or failed. A rebuild is made beside
+                the live table, which keeps serving queries until the new one replaces it. Exits 65 when
+                a projection failed (its error is on stderr); the others are still brought up to date.
+                Examples:
+                  audit replay
+                  audit replay order_totals --rebuild
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var workspace: WorkspaceOptions
+
+        @Argument(help: "Projections to replay (default: all).") var names: [String] = []
+        @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
+        @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
+        @Option(help: ArgumentHelp("Events read per batch.", valueName: "n")) var batchSize = 20_000
+        @Option(help: ArgumentHelp("Events between checkpoints.", valueName: "n")) var checkpointEvery = 200_000
+        @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
+        @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
+
+        func validate() throws {
+            if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+            if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+            if let memoryMb, memoryMb < 1 { throw ValidationError("--memory-mb must be at least 1") }
+            if let instructions, instructions < 1 { throw ValidationError("--instructions must be at least 1") }
+        }
+
+        func run() throws {
+            let store = try openStore(global)
+            let loaded = try workspace.loadProjections(names)
+            var options = ReplayOptions()
+            options.rebuild = rebuild
+            options.toSeq = toSeq
+            options.batchSize = batchSize
+            options.checkpointEvery = checkpointEvery
+            if memoryMb != nil || instructions != nil {
+                options.limits = LuaLimits(
+                    memoryBytes: (memoryMb ?? LuaLimits.default.memoryBytes >> 20) << 20,
+                    instructionsPerEvent: instructions ?? LuaLimits.default.instructionsPerEvent)
+            }
+            if stderrIsTerminal { options.progress = ProgressLine.report }
+            let projections = loaded.compactMap { try? $0.get() }
+            let outcomes = try store.replay(projections, options: options)
+            if stderrIsTerminal { ProgressLine.clear() }
+            var out = Output()
+            var failures: [String] = []
+            for case .failure(let error) in loaded {
+                failures.append(error.description)
+                out.line(#"{"projection":\#(json(error.projection)),"status":"failed","position":null,"events":0}"#)
+            }
+            for outcome in outcomes {
+                let status: String
+                switch outcome.status {
+                case .upToDate: status = "up_to_date"
+                case .updated: status = "updated"
+                case .rebuilt: status = "rebuilt"
+                case .building: status = "building"
+                case .failed(let error):
+                    status = "failed"
+                    failures.append(error.description)
+                }
+                out.line(#"{"projection":\#(json(outcome.projection)),"status":"\#(status)","position":\#(outcome.position),"events":\#(outcome.eventsApplied)}"#)
+            }
+            out.flush()
+            if !failures.isEmpty {
+                for failure in failures { warn("audit: \(failure)") }
+                throw ExitCode(65)
+            }
+        }
+    }
+}
+
+/// A JSON string literal.
+func json(_ text: String) -> String {
+    SQLValue.text(text).json
+}
+
+/// The one-line progress display on a terminal's stderr.
+enum ProgressLine {
+    @Sendable static func report(_ p: ReplayProgress) {
+        let done = Double(p.position - p.start), total = Double(max(1, p.end - p.start))
+        let rate = p.seconds > 0 ? Double(p.eventsRead) / p.seconds : 0
+        let eta = rate > 0 && done < total ? String(format: ", ETA %.0f s", (total - done) / max(1, done) * p.seconds) : ""
+        let line = String(format: "\rreplay: seq %lld of %lld (%.0f%%), %.0f events/s%@\u{1B}[K", p.position, p.end, done / total * 100, rate, eta)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    static func clear() {
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}

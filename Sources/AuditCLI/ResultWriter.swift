@@ -1,0 +1,42 @@
+import AuditEngine
+
+/// Writes query-shaped results (named columns of SQL values) in any of the formats.
+struct ResultWriter {
+    let columns: [String]
+    let format: OutputFormat
+    private var output = Output()
+    private var tabular: TabularWriter?
+    private var count = 0
+
+    init(columns: [String], format: OutputFormat) {
+        self.columns = columns
+        self.format = format
+        if format == .csv || format == .table { tabular = TabularWriter(columns: columns, format: format) }
+        if format == .json { output.line("[") }
+    }
+
+    mutating func row(_ values: [SQLValue]) {
+        if tabular != nil {
+            tabular!.row(values.map(\.text))
+            return
+        }
+        let object = "{" + zip(columns, values).map { json($0) + ":" + $1.json }.joined(separator: ",") + "}"
+        output.line(format == .json ? (count == 0 ? object : "," + object) : object)
+        count += 1
+    }
+
+    mutating func finish() {
+        if tabular != nil {
+            tabular!.finish()
+            return
+        }
+        if format == .json { output.line("]") }
+        output.flush()
+    }
+
+    static func write(columns: [String], rows: [[SQLValue]], format: OutputFormat) throws {
+        var writer = ResultWriter(columns: columns, format: format)
+        for row in rows { writer.row(row) }
+        writer.finish()
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import AuditEngine
+import Foundation
+
+/// Where projections and saved queries live.
+struct WorkspaceOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The projections folder.", valueName: "dir"))
+    var projections = "projections"
+
+    @Option(help: ArgumentHelp("The saved queries folder.", valueName: "dir"))
+    var queries = "queries"
+
+    /// Loads the named projections (all when `names` is empty). Unknown names are a
+    /// usage error; a file that fails to load is returned as a failure.
+    func loadProjections(_ names: [String] = [], limits: LuaLimits = .default) throws -> [Result<Projection, ProjectionError>] {
+        let all = try Projection.loadAll(directory: projections, defaultLimits: limits)
+        guard !names.isEmpty else { return all }
+        let byName = Dictionary(all.map { (projectionName($0), $0) }, uniquingKeysWith: { a, _ in a })
+        return try names.map { name in
+            guard let found = byName[name] else {
+                throw ValidationError("no projection \(name) in \(projections)/ (known: \(byName.keys.sorted().joined(separator: ", ")))")
+            }
+            return found
+        }
+    }
+}
+
+func projectionName(_ result: Result<Projection, ProjectionError>) -> String {
+    switch result {
+    case .success(let p): return p.name
+    case .failure(let e): return e.projection
+    }
+}
+
+/// Writes to stderr.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Whether stderr is a terminal (progress is shown only then).
+var stderrIsTerminal: Bool { isatty(2) == 1 }

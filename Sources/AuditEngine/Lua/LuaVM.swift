@@ -1,0 +1,152 @@
+import CLuaSandbox
+
+/// Limits of one projection's VM.
+public struct LuaLimits: Sendable, Equatable {
+    /// Bytes the VM may hold: the script's data and the states kept in memory.
+    public var memoryBytes: Int
+    /// Lua instructions per event (key function, init and handler together).
+    public var instructionsPerEvent: Int64
+
+    public static let `default` = LuaLimits(memoryBytes: 256 << 20, instructionsPerEvent: 1_000_000)
+
+    public init(memoryBytes: Int, instructionsPerEvent: Int64) {
+        self.memoryBytes = memoryBytes
+        self.instructionsPerEvent = instructionsPerEvent
+    }
+}
+
+/// The result of folding one event.
+enum ApplyResult {
+    case applied
+    case skipped
+    /// The key's state is not in memory; supply it with `provideState` and apply again.
+    case needsState(key: String)
+}
+
+/// A failure inside the VM, with Lua's message (which names the file and line).
+struct LuaError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// The one owner of a sandboxed `lua_State` (through CLuaSandbox's `avm`).
+///
+/// Nothing else sees the pointer; it is freed in `deinit`. Not thread-safe: one VM
+/// per worker. Every call into Lua runs under `lua_pcall` inside C.
+final class LuaVM {
+    private let vm: OpaquePointer
+
+    init(limits: LuaLimits) throws {
+        guard let vm = avm_new(limits.memoryBytes, limits.instructionsPerEvent) else {
+            throw LuaError(message: "cannot create a Lua VM (out of memory)")
+        }
+        self.vm = vm
+    }
+
+    deinit { avm_free(vm) }
+
+    var memoryUsed: Int { avm_memory_used(vm) }
+    var memoryLimit: Int { avm_memory_limit(vm) }
+    var residentStates: Int { avm_resident(vm) }
+
+    private func check(_ status: Int32) throws {
+        if status == AVM_ERROR { throw LuaError(message: String(cString: avm_error(vm))) }
+    }
+
+    /// Makes `require(name)` load `source`.
+    func addModule(name: String, source: String, chunkName: String) throws {
+        var source = source
+        try source.withUTF8 { buffer in
+            try check(avm_add_module(vm, name, buffer.baseAddress, buffer.count, "@" + chunkName))
+        }
+    }
+
+    /// Runs a projection script and keeps the table it returns.
+    func load(source: String, chunkName: String) throws {
+        var source = source
+        try source.withUTF8 { buffer in
+            try check(avm_load(vm, buffer.baseAddress, buffer.count, "@" + chunkName))
+        }
+    }
+
+    /// The loaded spec as canonical JSON, functions shown as "<function>".
+    func describe() throws -> String {
+        var pointer: UnsafePointer<CChar>?
+        var length = 0
+        try check(avm_describe(vm, &pointer, &length))
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    var keyIsFunction: Bool { avm_key_mode(vm) == Int32(AVM_KEY_FUNCTION) }
+
+    /// When true, a key not in memory has no stored state and starts from `init`.
+    func assumeNoStoredStates(_ flag: Bool) { avm_assume_no_stored_states(vm, flag ? 1 : 0) }
+
+    /// Folds one event whose fields point into a stored row.
+    func apply(_ event: inout avm_event) throws -> ApplyResult {
+        let status = avm_apply(vm, &event)
+        switch status {
+        case Int32(AVM_OK): return .applied
+        case Int32(AVM_SKIPPED): return .skipped
+        case Int32(AVM_NEED_STATE):
+            var length = 0
+            let pointer = avm_pending_key(vm, &length)
+            return .needsState(key: String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self))
+        default:
+            throw LuaError(message: String(cString: avm_error(vm)))
+        }
+    }
+
+    /// Supplies a key's stored state (canonical JSON), or nil to start from `init(key)`.
+    func provideState(key: String, json: String?) throws {
+        var key = key
+        try key.withUTF8 { k in
+            if var json {
+                try json.withUTF8 { j in
+                    try check(avm_provide_state(vm, k.baseAddress, k.count, j.baseAddress, j.count))
+                }
+            } else {
+                try check(avm_provide_state(vm, k.baseAddress, k.count, nil, 0))
+            }
+        }
+    }
+
+    /// Calls `body(key, json)` for every state changed since the last flush.
+    func flush(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+        var pointer: UnsafePointer<CChar>?
+        var length = 0
+        var count = 0
+        try check(avm_flush(vm, &pointer, &length, &count))
+        let records = UnsafeRawBufferPointer(start: pointer, count: length)
+        var offset = 0
+        func u32() -> Int {
+            let value = records.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+            offset += 4
+            return Int(value)
+        }
+        for _ in 0..<count {
+            let keyLength = u32()
+            let key = UnsafeRawBufferPointer(rebasing: records[offset..<offset + keyLength])
+            offset += keyLength
+            let jsonLength = u32()
+            let json = UnsafeRawBufferPointer(rebasing: records[offset..<offset + jsonLength])
+            offset += jsonLength
+            try body(key, json)
+        }
+        return count
+    }
+
+    /// Drops the states held in memory; call only after their flush was committed.
+    func evict() throws { try check(avm_evict(vm)) }
+
+    /// The canonical JSON of a key's state in memory, or nil when it is not in memory.
+    func stateJSON(key: String) throws -> String? {
+        var key = key
+        var pointer: UnsafePointer<CChar>?
+        var length = 0
+        let status = key.withUTF8 { avm_state_json(vm, $0.baseAddress, $0.count, &pointer, &length) }
+        if status == AVM_SKIPPED { return nil }
+        try check(status)
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+}

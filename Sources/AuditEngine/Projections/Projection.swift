@@ -1,0 +1,194 @@
+import Crypto
+import Foundation
+
+/// A projection loaded from `projections/NAME.lua`: its spec, read from the table the
+/// script returns, and everything needed to make VMs for it.
+public struct Projection: Sendable {
+    public enum KeyMode: String, Sendable {
+        case stream, global, function
+    }
+
+    /// A column of the projection's SQL table, filled from the state field of its name.
+    public struct Column: Sendable, Equatable {
+        public var name: String
+        /// text, integer, real or numeric.
+        public var type: String
+    }
+
+    /// The file's name without `.lua`; also its SQL table's name.
+    public let name: String
+    /// The script's path as given to the loader (used in error messages).
+    public let file: String
+    public let version: Int64
+    /// SHA-256 (hex) over the script and every module in projections/lib: any change
+    /// to the code makes the next replay rebuild.
+    public let codeHash: String
+    public let streams: String?
+    public let key: KeyMode
+    /// The event types it handles, sorted.
+    public let handledTypes: [String]
+    public let columns: [Column]
+    public let limits: LuaLimits
+
+    let source: String
+    let modules: [Module]
+
+    struct Module: Sendable {
+        var name: String
+        var source: String
+        var file: String
+    }
+
+    /// The top-level fields a projection table may have.
+    static let knownFields: Set<String> = ["version", "streams", "key", "init", "on", "columns", "limits"]
+    static let columnTypes: Set<String> = ["text", "integer", "real", "numeric"]
+    /// Names the engine's own tables use.
+    static let reservedNames: Set<String> = [
+        "events", "projections", "projection_builds", "chain_head", "event_correlations", "grdb_migrations",
+    ]
+
+    /// A fresh sandboxed VM with this projection loaded.
+    func makeVM(limits override: LuaLimits? = nil) throws -> LuaVM {
+        let vm = try LuaVM(limits: override ?? limits)
+        do {
+            for module in modules {
+                try vm.addModule(name: module.name, source: module.source, chunkName: module.file)
+            }
+            try vm.load(source: source, chunkName: file)
+        } catch let error as LuaError {
+            throw ProjectionError(projection: name, message: error.message)
+        }
+        return vm
+    }
+}
+
+extension Projection {
+    /// Loads `file` (a projection script) with the helper modules of `libDirectory`.
+    ///
+    /// - Throws: `ProjectionError` naming the file and, for Lua errors, the line.
+    public static func load(file: String, libDirectory: String? = nil, defaultLimits: LuaLimits = .default) throws -> Projection {
+        let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        guard name.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+            throw ProjectionError(
+                projection: name,
+                message: "\(file): a projection's file name is its SQL table name: use letters, digits and _ (not starting with a digit)")
+        }
+        guard !reservedNames.contains(name.lowercased()), !name.hasSuffix("__build"), !name.lowercased().hasPrefix("sqlite_") else {
+            throw ProjectionError(projection: name, message: "\(file): \"\(name)\" is the name of one of the engine's own tables; rename the file")
+        }
+        let source: String
+        do {
+            source = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ProjectionError(projection: name, message: "cannot read \(file): \(error.localizedDescription)")
+        }
+        var modules: [Module] = []
+        if let libDirectory, let entries = try? FileManager.default.contentsOfDirectory(atPath: libDirectory) {
+            for entry in entries.sorted() where entry.hasSuffix(".lua") {
+                let path = libDirectory + "/" + entry
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    throw ProjectionError(projection: name, message: "cannot read \(path)")
+                }
+                modules.append(Module(name: String(entry.dropLast(4)), source: text, file: path))
+            }
+        }
+        var hasher = SHA256()
+        hasher.update(data: Data("audit.projection.v1\0".utf8))
+        for part in [source] + modules.flatMap({ [$0.name, $0.source] }) {
+            hasher.update(data: Data(String(part.utf8.count).utf8 + [0]))
+            hasher.update(data: Data(part.utf8))
+        }
+        let codeHash = Hex.encode(Array(hasher.finalize()))
+
+        // Run the script once in a VM to read its spec.
+        let probe = Projection(
+            name: name, file: file, version: 0, codeHash: codeHash, streams: nil, key: .stream, handledTypes: [],
+            columns: [], limits: defaultLimits, source: source, modules: modules)
+        let vm = try probe.makeVM()
+        let spec: JSONValue
+        do {
+            spec = try JSONParser.parse(vm.describe())
+        } catch {
+            throw ProjectionError(projection: name, message: "\(file): \(error)")
+        }
+        return try Projection(spec: spec, probe: probe, defaultLimits: defaultLimits)
+    }
+
+    private init(spec: JSONValue, probe: Projection, defaultLimits: LuaLimits) throws {
+        func fail(_ message: String) -> ProjectionError {
+            ProjectionError(projection: probe.name, message: "\(probe.file): \(message)")
+        }
+        guard case .object(let fields) = spec else { throw fail("the projection must return a table") }
+        for field in fields where !Projection.knownFields.contains(field.key) {
+            throw fail("unknown field '\(field.key)' in the projection table (known: \(Projection.knownFields.sorted().joined(separator: ", ")))")
+        }
+        var version: Int64 = 1
+        switch spec["version"] {
+        case nil: break
+        case .int(let v)? where v >= 1: version = v
+        default: throw fail("'version' must be an integer 1 or more")
+        }
+        var key = KeyMode.stream
+        switch spec["key"] {
+        case nil, .string("stream")?: key = .stream
+        case .string("global")?: key = .global
+        case .string("<function>")?: key = .function
+        default: throw fail("'key' must be \"stream\", \"global\" or a function(e)")
+        }
+        var handled: [String] = []
+        if case .object(let handlers)? = spec["on"] { handled = handlers.map(\.key).sorted() }
+        var columns: [Column] = []
+        switch spec["columns"] {
+        case nil: break
+        case .object(let declared)?:
+            for column in declared {
+                guard column.key.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil,
+                      !["key", "state"].contains(column.key.lowercased())
+                else { throw fail("column name '\(column.key)' must be letters, digits and _ and not key or state") }
+                guard case .string(let type) = column.value, Projection.columnTypes.contains(type.lowercased()) else {
+                    throw fail("column '\(column.key)' must have a type: \"text\", \"integer\", \"real\" or \"numeric\"")
+                }
+                columns.append(Column(name: column.key, type: type.lowercased()))
+            }
+        default: throw fail("'columns' must be a table like { customer = \"text\", total = \"real\" }")
+        }
+        var limits = defaultLimits
+        switch spec["limits"] {
+        case nil: break
+        case .object(let entries)?:
+            for entry in entries {
+                switch (entry.key, entry.value) {
+                case ("memory_mb", .int(let mb)) where mb > 0 && mb <= 65536: limits.memoryBytes = Int(mb) << 20
+                case ("instructions", .int(let n)) where n > 0: limits.instructionsPerEvent = n
+                case ("instructions", .double(let n)) where n >= 1 && n < 9e18: limits.instructionsPerEvent = Int64(n)
+                default: throw fail("'limits' takes memory_mb (MB, a positive integer) and instructions (per event)")
+                }
+            }
+        default: throw fail("'limits' must be a table like { memory_mb = 64, instructions = 1e6 }")
+        }
+        self.init(
+            name: probe.name, file: probe.file, version: version, codeHash: probe.codeHash,
+            streams: spec["streams"]?.stringValue, key: key, handledTypes: handled, columns: columns, limits: limits,
+            source: probe.source, modules: probe.modules)
+    }
+
+    /// Loads every `*.lua` in `directory` (not in lib/), sorted by name. A file that
+    /// fails to load is returned as an error beside the others.
+    public static func loadAll(directory: String, defaultLimits: LuaLimits = .default) throws -> [Result<Projection, ProjectionError>] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            throw ProjectionError(projection: "*", message: "no projections folder at \(directory) (run `audit init`, or pass --projections)")
+        }
+        let lib = directory + "/lib"
+        return entries.filter { $0.hasSuffix(".lua") }.sorted().map { entry in
+            Result { () throws(ProjectionError) -> Projection in
+                do {
+                    return try load(file: directory + "/" + entry, libDirectory: lib, defaultLimits: defaultLimits)
+                } catch let error as ProjectionError {
+                    throw error
+                } catch {
+                    throw ProjectionError(projection: String(entry.dropLast(4)), message: "\(error)")
+                }
+            }
+        }
+    }
+}

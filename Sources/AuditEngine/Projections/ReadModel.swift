@@ -1,0 +1,105 @@
+import GRDB
+
+/// Where a projection's states are written: its live table, or a build table beside it.
+struct ReadModelTarget: Sendable {
+    let projection: String
+    let isBuild: Bool
+    let columns: [Projection.Column]
+
+    var table: String { isBuild ? projection + "__build" : projection }
+    var quotedTable: String { ReadModel.quote(table) }
+    var catalog: String { isBuild ? "projection_builds" : "projections" }
+
+    /// `INSERT … ON CONFLICT DO UPDATE` of one state, with its columns extracted from it.
+    var upsertSQL: String {
+        let names = ["key", "state"] + columns.map { ReadModel.quote($0.name) }
+        let values = ["?1", "?2"] + columns.map { "json_extract(?2, '$.\($0.name)')" }
+        let updates = ["state = excluded.state"] + columns.map { "\(ReadModel.quote($0.name)) = excluded.\(ReadModel.quote($0.name))" }
+        return "INSERT INTO \(quotedTable) (\(names.joined(separator: ", "))) VALUES (\(values.joined(separator: ", "))) "
+            + "ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
+    }
+
+    var createSQL: String {
+        let columnDefinitions = columns.map { "\(ReadModel.quote($0.name)) \($0.type.uppercased())" }
+        return "CREATE TABLE \(quotedTable) (" + (["key TEXT PRIMARY KEY", "state TEXT NOT NULL"] + columnDefinitions).joined(separator: ", ") + ")"
+    }
+}
+
+/// What the catalog says of one projection.
+public struct ProjectionRecord: Sendable, Equatable {
+    public var name: String
+    public var version: Int64
+    public var codeHash: String
+    /// The last seq folded into the table.
+    public var position: Int64
+    /// "ok" or "failed".
+    public var status: String
+    public var error: String?
+}
+
+enum ReadModel {
+    static func quote(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func record(_ db: Database, name: String, build: Bool) throws -> ProjectionRecord? {
+        let table = build ? "projection_builds" : "projections"
+        return try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE name = ?", arguments: [name]).map {
+            ProjectionRecord(
+                name: $0["name"], version: $0["version"], codeHash: $0["code_hash"], position: $0["position"],
+                status: $0["status"], error: $0["error"])
+        }
+    }
+
+    static func records(_ db: Database, build: Bool) throws -> [String: ProjectionRecord] {
+        let table = build ? "projection_builds" : "projections"
+        var result: [String: ProjectionRecord] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") {
+            let record = ProjectionRecord(
+                name: row["name"], version: row["version"], codeHash: row["code_hash"], position: row["position"],
+                status: row["status"], error: row["error"])
+            result[record.name] = record
+        }
+        return result
+    }
+
+    /// Starts a build from nothing: a new empty build table and catalog row.
+    static func startBuild(_ db: Database, projection: Projection, target: ReadModelTarget) throws {
+        try db.execute(sql: "DROP TABLE IF EXISTS \(target.quotedTable)")
+        try db.execute(sql: target.createSQL)
+        let now = Timestamp.now().description
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO projection_builds (name, version, code_hash, position, status, error, started_at, updated_at)
+                VALUES (?, ?, ?, 0, 'ok', NULL, ?, ?)
+                """,
+            arguments: [projection.name, projection.version, projection.codeHash, now, now])
+    }
+
+    static func savePosition(_ db: Database, target: ReadModelTarget, position: Int64) throws {
+        try db.execute(
+            sql: "UPDATE \(target.catalog) SET position = ?, status = 'ok', error = NULL, updated_at = ? WHERE name = ?",
+            arguments: [position, Timestamp.now().description, target.projection])
+    }
+
+    static func markFailed(_ db: Database, target: ReadModelTarget, error: String) throws {
+        try db.execute(
+            sql: "UPDATE \(target.catalog) SET status = 'failed', error = ?, updated_at = ? WHERE name = ?",
+            arguments: [error, Timestamp.now().description, target.projection])
+    }
+
+    /// Replaces the live table with the finished build, atomically: readers see the old
+    /// table or the new one, never neither.
+    static func promote(_ db: Database, projection: Projection, position: Int64) throws {
+        let live = quote(projection.name)
+        try db.execute(sql: "DROP TABLE IF EXISTS \(live)")
+        try db.execute(sql: "ALTER TABLE \(quote(projection.name + "__build")) RENAME TO \(live)")
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO projections (name, version, code_hash, position, status, error, updated_at)
+                VALUES (?, ?, ?, ?, 'ok', NULL, ?)
+                """,
+            arguments: [projection.name, projection.version, projection.codeHash, position, Timestamp.now().description])
+        try db.execute(sql: "DELETE FROM projection_builds WHERE name = ?", arguments: [projection.name])
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// One SQL value of a query result.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+
+    /// The value as JSON: numbers as numbers, text as a string, a blob as hex.
+    public var json: String {
+        switch self {
+        case .null: return "null"
+        case .integer(let i): return String(i)
+        case .real(let d): return d.isFinite ? d.description : "null"
+        case .text(let s):
+            var out: [UInt8] = []
+            CanonicalJSON.writeString(s, into: &out)
+            return String(decoding: out, as: UTF8.self)
+        case .blob(let b): return "\"" + Hex.encode(b) + "\""
+        }
+    }
+
+    /// The value as text for CSV and tables (null is empty).
+    public var text: String {
+        switch self {
+        case .null: return ""
+        case .integer(let i): return String(i)
+        case .real(let d): return d.description
+        case .text(let s): return s
+        case .blob(let b): return Hex.encode(b)
+        }
+    }
+}
+
+/// An SQL query that could not run: bad SQL, a missing parameter, an attempt to write.
+public struct QueryError: AuditFailure {
+    public var source: String
+    public var message: String
+    public var category: FailureCategory { .invalidInput }
+
+    public init(source: String, message: String) {
+        self.source = source
+        self.message = message
+    }
+    public var description: String { "\(source): \(message)" }
+}
+
+extension EventStore {
+    /// Runs one read-only SQL statement over the events and the projections' tables,
+    /// calling `header` with the column names and then `row` with each row.
+    ///
+    /// - Parameters:
+    ///   - parameters: values for `:name` placeholders. A value that is a decimal
+    ///     integer binds as an integer, anything else as text.
+    ///   - source: names the query in error messages (a file or "--sql").
+    public func query(
+        sql: String, parameters: [String: String] = [:], source: String = "--sql",
+        header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
+    ) throws {
+        let arguments = StatementArguments(parameters.mapValues { value -> (any DatabaseValueConvertible)? in
+            if let integer = Int64(value), String(integer) == value { return integer }
+            return value
+        })
+        do {
+            try pool.read { db in
+                let statement: Statement
+                do {
+                    statement = try db.makeStatement(sql: sql)
+                } catch let error as DatabaseError {
+                    throw QueryError(source: source, message: error.message ?? "\(error)")
+                }
+                var wanted: Set<String> = []
+                let count = sqlite3_bind_parameter_count(statement.sqliteStatement)
+                if count > 0 {
+                    for index in 1...count {
+                        guard let name = sqlite3_bind_parameter_name(statement.sqliteStatement, index) else {
+                            throw QueryError(source: source, message: "use named parameters (:name) with --param, not ?")
+                        }
+                        wanted.insert(String(String(cString: name).dropFirst()))
+                    }
+                }
+                let missing = wanted.subtracting(parameters.keys).sorted()
+                if !missing.isEmpty {
+                    throw QueryError(source: source, message: "missing parameter(s): \(missing.map { "--param \($0)=…" }.joined(separator: ", "))")
+                }
+                let unused = Set(parameters.keys).subtracting(wanted).sorted()
+                if !unused.isEmpty {
+                    throw QueryError(source: source, message: "the query has no parameter(s) \(unused.map { ":" + $0 }.joined(separator: ", "))")
+                }
+                try statement.setArguments(arguments)
+                try header(statement.columnNames)
+                let cursor = try Row.fetchCursor(statement)
+                while let next = try cursor.next() {
+                    try row(next.databaseValues.map { value in
+                        switch value.storage {
+                        case .null: return .null
+                        case .int64(let i): return .integer(i)
+                        case .double(let d): return .real(d)
+                        case .string(let s): return .text(s)
+                        case .blob(let data): return .blob([UInt8](data))
+                        }
+                    })
+                }
+            }
+        } catch let error as DatabaseError {
+            throw QueryError(source: source, message: error.message ?? "\(error)")
+        }
+    }
+
+    /// The catalog record of every projection: live ones and builds in progress.
+    public func projectionRecords() throws -> (live: [String: ProjectionRecord], builds: [String: ProjectionRecord]) {
+        try readTransaction { db in
+            (try ReadModel.records(db, build: false), try ReadModel.records(db, build: true))
+        }
+    }
+
+    /// Calls `body(key, stateJSON)` for the projection's states in key order (bytewise),
+    /// or only for `key`.
+    ///
+    /// - Throws: `ProjectionError` when the projection has no table yet.
+    public func forEachState(projection: String, key: String? = nil, _ body: (String, String) throws -> Void) throws {
+        try readTransaction { db in
+            guard try db.tableExists(projection), try ReadModel.record(db, name: projection, build: false) != nil else {
+                throw ProjectionError(projection: projection, message: "it has no state yet: run `audit replay \(projection)` first")
+            }
+            let table = ReadModel.quote(projection)
+            let rows: RowCursor
+            if let key {
+                rows = try Row.fetchCursor(db, sql: "SELECT key, state FROM \(table) WHERE key = ?", arguments: [key])
+            } else {
+                rows = try Row.fetchCursor(db, sql: "SELECT key, state FROM \(table) ORDER BY key")
+            }
+            while let row = try rows.next() { try body(row[0], row[1]) }
+        }
+    }
+}

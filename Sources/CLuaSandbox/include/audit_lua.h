@@ -1,0 +1,75 @@
+// The sandboxed Lua VM of one projection: the only code that touches lua_State.
+//
+// Every call that may raise a Lua error runs inside lua_pcall in C, so no longjmp
+// ever crosses a Swift frame. Errors come back as AVM_ERROR with a message from
+// avm_error(). One avm belongs to one thread at a time.
+#ifndef AUDIT_LUA_H
+#define AUDIT_LUA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct avm avm;
+
+enum {
+    AVM_OK = 0,
+    AVM_SKIPPED = 1,     // no handler for the type, stream not matched, or key function returned nil
+    AVM_NEED_STATE = 2,  // the key's state is not in memory: avm_provide_state, then apply again
+    AVM_ERROR = -1,
+};
+
+enum { AVM_KEY_STREAM = 0, AVM_KEY_GLOBAL = 1, AVM_KEY_FUNCTION = 2 };
+
+/// One event, as pointers into the stored row (zero-copy). Strings need not be
+/// NUL-terminated except `stream`.
+typedef struct {
+    int64_t seq, version;
+    const char *id; size_t id_len;
+    const char *stream; size_t stream_len;
+    const char *type; size_t type_len;
+    const char *occurred_at; size_t occurred_at_len;
+    const char *recorded_at; size_t recorded_at_len;
+    const char *data; size_t data_len;
+    const char *meta; size_t meta_len;
+} avm_event;
+
+/// A new sandboxed VM. `memory_limit` in bytes; `instruction_budget` per event.
+avm *avm_new(size_t memory_limit, int64_t instruction_budget);
+void avm_free(avm *vm);
+void avm_set_limits(avm *vm, size_t memory_limit, int64_t instruction_budget);
+const char *avm_error(const avm *vm);
+size_t avm_memory_used(const avm *vm);
+size_t avm_memory_limit(const avm *vm);
+
+/// Makes `require(name)` load this source (from projections/lib/).
+int avm_add_module(avm *vm, const char *name, const char *src, size_t len, const char *chunkname);
+
+/// Runs a projection script (text only) and takes the table it returns as the spec.
+int avm_load(avm *vm, const char *src, size_t len, const char *chunkname);
+
+/// The spec as canonical JSON, functions shown as "<function>". Valid until the next call.
+int avm_describe(avm *vm, const char **json, size_t *len);
+int avm_key_mode(const avm *vm);
+
+/// Folds one event. See the AVM_ codes.
+int avm_apply(avm *vm, const avm_event *event);
+/// The key whose state AVM_NEED_STATE asked for.
+const char *avm_pending_key(const avm *vm, size_t *len);
+/// Supplies a key's stored state (canonical JSON), or NULL to start it from init(key).
+int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len);
+/// When set, a key not in memory has no stored state: init it without asking.
+void avm_assume_no_stored_states(avm *vm, int flag);
+
+/// Serialises every state changed since the last flush as canonical JSON records
+/// [u32 key_len][key][u32 json_len][json] (native byte order), and forgets which were
+/// changed. Valid until the next call.
+int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
+/// Drops every state held in memory (call right after a flush that was committed).
+int avm_evict(avm *vm);
+size_t avm_resident(const avm *vm);
+
+/// The canonical JSON of a key's state as it is in memory now (for tests and explain);
+/// AVM_SKIPPED when the key is not in memory.
+int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, size_t *len);
+
+#endif

@@ -1,0 +1,54 @@
+// Shared between the sandbox's C files; not visible to Swift.
+#ifndef AUDIT_LUA_INTERNAL_H
+#define AUDIT_LUA_INTERNAL_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include "audit_lua.h"
+
+/// A growable byte buffer outside Lua's allocator.
+typedef struct {
+    char *data;
+    size_t len, cap;
+} abuf;
+
+int abuf_reserve(abuf *b, size_t extra);
+int abuf_put(abuf *b, const void *p, size_t n);
+int abuf_putc(abuf *b, char c);
+
+struct avm {
+    lua_State *L;
+    size_t mem_used, mem_limit;
+    int mem_exceeded;
+    int64_t budget;          // instructions per event
+    int64_t budget_left;     // hook ticks left
+    int budget_exceeded;
+    int loading;             // while true, limits are generous (setup)
+
+    int key_mode;
+    int assume_absent;
+    char *glob;
+    int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_dirty, ref_env, ref_modules, ref_loaded;
+    size_t resident, dirty;
+
+    abuf pending;            // key for AVM_NEED_STATE
+    abuf out;                // flush / describe / state output
+    abuf scratch;            // string decoding
+    abuf path;               // where in a state an error is, for its message
+    char *error;
+};
+
+#define AVM_HOOK_COUNT 1000
+
+/// Pushes the value of the JSON text [p, end); raises a Lua error on malformed JSON.
+void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what);
+
+/// Appends the canonical JSON of the value at `idx` to `out`; raises a Lua error on
+/// values that are not plain data (functions unless allow_functions, NaN, cycles…).
+void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *root);
+
+/// Opens the sandboxed libraries and globals; returns 0 or raises.
+int avm_open_sandbox(lua_State *L);
+
+#endif

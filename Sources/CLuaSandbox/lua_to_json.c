@@ -1,0 +1,250 @@
+// Lua values -> canonical JSON, the stored form of projection state.
+//
+// Deterministic whatever Lua's (randomly seeded) table order: object keys are sorted
+// by their bytes. Tables are read with raw access only (no metamethods run), under
+// lua_checkstack and a depth limit that also stops cycles. A table whose keys are
+// exactly 1..n is an array; any other table is an object whose keys are strings or
+// integers (written as decimal strings). Empty tables are objects ({}).
+#define _GNU_SOURCE
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#define MAX_DEPTH 64
+
+typedef struct {
+    avm *vm;
+    lua_State *L;
+    abuf *out;
+    int allow_functions;
+    abuf *path;  // "s.items[3].price" for error messages (owned by the vm)
+} jwriter;
+
+static void wfail(jwriter *w, const char *fmt, const char *detail) {
+    abuf_putc(w->path, 0);
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, detail);
+    lua_pushfstring(w->L, "%s at %s", msg, w->path->data ? w->path->data : "?");
+    lua_error(w->L);
+}
+
+static void put(jwriter *w, const char *p, size_t n) {
+    if (!abuf_put(w->out, p, n)) luaL_error(w->L, "out of memory writing JSON");
+}
+
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        unsigned cp;
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+        else return 0;
+        if (i + len > n) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+        if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+static void put_string(jwriter *w, const char *s, size_t n) {
+    if (!valid_utf8((const unsigned char *)s, n)) wfail(w, "a string is not valid UTF-8%s", "");
+    static const char hex[] = "0123456789abcdef";
+    put(w, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') { run++; continue; }
+        put(w, s + i - run, run);
+        run = 0;
+        char esc[6] = { '\\', 0, 0, 0, 0, 0 };
+        size_t elen = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0'; esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        put(w, esc, elen);
+    }
+    put(w, s + n - run, run);
+    put(w, "\"", 1);
+}
+
+/// Shortest of %.15g, %.16g, %.17g that reads back to the same double; a float
+/// always shows it is one ("100.0"), matching the engine's Swift formatting.
+static void put_float(jwriter *w, double d) {
+    if (isnan(d) || isinf(d)) wfail(w, "%s is not allowed in state (JSON cannot store it)", isnan(d) ? "NaN" : "infinity");
+    char tmp[40];
+    // Always a '.' decimal point, whatever the process's locale.
+    static locale_t c_numeric = (locale_t)0;
+    if (!c_numeric) c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    locale_t previous = uselocale(c_numeric);
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d) break;
+    }
+    uselocale(previous);
+    size_t n = strlen(tmp);
+    if (!strpbrk(tmp, ".en")) { tmp[n++] = '.'; tmp[n++] = '0'; tmp[n] = 0; }
+    put(w, tmp, n);
+}
+
+typedef struct {
+    const char *s;
+    size_t len;
+    int is_int;
+    lua_Integer i;
+    char num[24];
+} jkey;
+
+static int key_cmp(const void *a, const void *b) {
+    const jkey *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    if (c) return c;
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+static void write_value(jwriter *w, int idx, int depth);
+
+static void path_push_key(jwriter *w, const jkey *k, size_t *mark) {
+    *mark = w->path->len;
+    if (k->is_int) {
+        char tmp[32];
+        int n = snprintf(tmp, sizeof tmp, "[%lld]", (long long)k->i);
+        abuf_put(w->path, tmp, (size_t)n);
+    } else {
+        abuf_putc(w->path, '.');
+        abuf_put(w->path, k->s, k->len > 60 ? 60 : k->len);
+    }
+}
+
+static void write_table(jwriter *w, int idx, int depth) {
+    lua_State *L = w->L;
+    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep (is there a cycle?)", "64");
+    luaL_checkstack(L, 6, "state nesting");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    size_t count = 0;
+    int array = n > 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        if (array) {
+            if (!lua_isinteger(L, -2)) array = 0;
+            else { lua_Integer k = lua_tointeger(L, -2); if (k < 1 || k > n) array = 0; }
+        }
+        lua_pop(L, 1);
+    }
+    if (array && (lua_Integer)count == n) {
+        put(w, "[", 1);
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (i > 1) put(w, ",", 1);
+            size_t mark = w->path->len;
+            char tmp[32];
+            int len = snprintf(tmp, sizeof tmp, "[%lld]", (long long)i);
+            abuf_put(w->path, tmp, (size_t)len);
+            lua_rawgeti(L, idx, i);
+            write_value(w, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+            w->path->len = mark;
+        }
+        put(w, "]", 1);
+        return;
+    }
+    // The key array is a userdata so that an error raised below cannot leak it.
+    jkey *keys = lua_newuserdatauv(L, count ? count * sizeof(jkey) : 1, 0);
+    size_t k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        jkey *key = &keys[k++];
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING) {
+            key->s = lua_tolstring(L, -1, &key->len);  // stays valid: the key is in the table
+            key->is_int = 0;
+        } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+            key->is_int = 1;
+            key->i = lua_tointeger(L, -1);
+            key->len = (size_t)snprintf(key->num, sizeof key->num, "%lld", (long long)key->i);
+            key->s = key->num;
+        } else {
+            wfail(w, "a table key of type %s (only string and integer keys can be stored)", lua_typename(L, t));
+        }
+    }
+    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
+    qsort(keys, count, sizeof(jkey), key_cmp);
+    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;  // qsort moved them
+    put(w, "{", 1);
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0 && key_cmp(&keys[i - 1], &keys[i]) == 0) {
+            wfail(w, "two keys that are both written \"%s\" (an integer and a string)", "");
+        }
+        if (i) put(w, ",", 1);
+        put_string(w, keys[i].s, keys[i].len);
+        put(w, ":", 1);
+        size_t mark;
+        path_push_key(w, &keys[i], &mark);
+        if (keys[i].is_int) lua_pushinteger(L, keys[i].i);
+        else lua_pushlstring(L, keys[i].s, keys[i].len);
+        lua_rawget(L, idx);
+        write_value(w, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+        w->path->len = mark;
+    }
+    put(w, "}", 1);
+    lua_pop(L, 1);  // the key array
+}
+
+static void write_value(jwriter *w, int idx, int depth) {
+    lua_State *L = w->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: put(w, "null", 4); break;
+    case LUA_TBOOLEAN: if (lua_toboolean(L, idx)) put(w, "true", 4); else put(w, "false", 5); break;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            char tmp[32];
+            int n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
+            put(w, tmp, (size_t)n);
+        } else {
+            put_float(w, (double)lua_tonumber(L, idx));
+        }
+        break;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        put_string(w, s, n);
+        break;
+    }
+    case LUA_TTABLE: write_table(w, idx, depth); break;
+    case LUA_TFUNCTION:
+        if (w->allow_functions) { put(w, "\"<function>\"", 12); break; }
+        /* fall through */
+    default:
+        wfail(w, "a %s cannot be stored in state (only tables, strings, numbers and booleans)", luaL_typename(L, idx));
+    }
+}
+
+void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *root) {
+    jwriter w = { vm, L, out, allow_functions, &vm->path };
+    vm->path.len = 0;
+    abuf_put(&vm->path, root, strlen(root));
+    write_value(&w, lua_absindex(L, idx), 0);
+}
