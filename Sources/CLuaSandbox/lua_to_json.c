@@ -27,7 +27,12 @@ static void wfail(jwriter *w, const char *fmt, const char *detail) {
     abuf_putc(w->path, 0);
     char msg[512];
     snprintf(msg, sizeof msg, fmt, detail);
-    lua_pushfstring(w->L, "%s at %s", msg, w->path->data ? w->path->data : "?");
+    const char *path = w->path->data ? w->path->data : "?";
+    size_t n = strlen(path);
+    char full[1024];
+    if (n > 160) snprintf(full, sizeof full, "%s at %.100s…%s", msg, path, path + n - 40);
+    else snprintf(full, sizeof full, "%s at %s", msg, path);
+    lua_pushstring(w->L, full);
     lua_error(w->L);
 }
 

@@ -48,7 +48,7 @@ static int safe_require(lua_State *L) {
     lua_call(L, 1, 1);
     if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
     lua_pushvalue(L, -1);
-    lua_setfield(L, -5, name);  // loaded[name]
+    lua_setfield(L, 2, name);  // loaded[name] (stack: name, loaded, modules, result)
     return 1;
 }
 

@@ -40,6 +40,9 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     if (vm->loading) return;
     if (--vm->budget_left <= 0) {
         vm->budget_exceeded = 1;
+        // From now on fire on every instruction: a script that catches this error with
+        // pcall is stopped again at its very next instruction outside that pcall.
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "instruction budget exceeded");
     }
 }
@@ -51,6 +54,7 @@ static int on_panic(lua_State *L) {
 }
 
 static void reset_budget(avm *vm) {
+    if (vm->budget_exceeded) lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
     vm->budget_left = vm->budget / AVM_HOOK_COUNT + 1;
     vm->budget_exceeded = 0;
     vm->mem_exceeded = 0;
@@ -449,8 +453,10 @@ static int flush_protected(lua_State *L) {
         put_u32(vm, L, 0);
         lua_pushvalue(L, -1);
         lua_rawget(L, 2);
-        const char *root = "the state";
-        avm_write_json(vm, L, -1, &vm->out, 0, root);
+        lua_pushfstring(L, "the state of key \"%s\"", key);
+        const char *root = lua_tostring(L, -1);
+        avm_write_json(vm, L, -2, &vm->out, 0, root);
+        lua_pop(L, 1);
         lua_pop(L, 1);
         uint32_t jlen = (uint32_t)(vm->out.len - at - 4);
         memcpy(vm->out.data + at, &jlen, 4);

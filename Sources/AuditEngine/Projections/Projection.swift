@@ -56,7 +56,10 @@ public struct Projection: Sendable {
             }
             try vm.load(source: source, chunkName: file)
         } catch let error as LuaError {
-            throw ProjectionError(projection: name, message: error.message)
+            // Lua's message names file:line when the error is in the script; say the
+            // file in any case.
+            let message = error.message.hasPrefix(file) || error.message.contains(".lua:") ? error.message : "\(file): \(error.message)"
+            throw ProjectionError(projection: name, message: message)
         }
         return vm
     }

@@ -132,7 +132,11 @@ extension EventStore {
                 try writeTransaction { db in
                     for run in writers { try run.checkpoint(db) }
                 }
-                for run in writers { try run.trimMemory() }
+                for run in writers where run.isActive {
+                    run.checkpointCommitted()
+                    try run.trimMemory()
+                }
+                try recordFailures(writers)
                 sinceCheckpoint = 0
             }
             from = batchEnd
@@ -144,13 +148,14 @@ extension EventStore {
 
     /// Saves the failure of every run that failed and has not been recorded yet.
     private func recordFailures(_ runs: [ProjectionRun]) throws {
-        let failed = runs.filter { $0.failure != nil }
+        let failed = runs.filter { $0.failure != nil && !$0.failureRecorded }
         guard !failed.isEmpty else { return }
         try writeTransaction { db in
             for run in failed {
                 try ReadModel.markFailed(db, target: run.target, error: run.failure!.description)
             }
         }
+        for run in failed { run.failureRecorded = true }
     }
 
     /// Points `event` at the columns of the current row (valid until the next step).

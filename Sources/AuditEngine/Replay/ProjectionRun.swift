@@ -11,6 +11,9 @@ final class ProjectionRun {
     let startPosition: Int64
     var eventsApplied = 0
     var failure: ProjectionError?
+    var failureRecorded = false
+    /// The position of the last committed checkpoint.
+    private(set) var checkpointed: Int64
 
     var isActive: Bool { failure == nil }
 
@@ -19,6 +22,7 @@ final class ProjectionRun {
         self.target = target
         self.position = position
         startPosition = position
+        checkpointed = position
         vm = try projection.makeVM(limits: limits)
         // An empty table has no stored states: start every key from init without asking.
         vm.assumeNoStoredStates(position == 0)
@@ -47,10 +51,26 @@ final class ProjectionRun {
     }
 
     /// Writes every state changed since the last checkpoint and the position, inside
-    /// the caller's write transaction.
+    /// the caller's write transaction. A state that cannot be stored (a function, NaN,
+    /// a cycle) fails this projection before anything of it is written.
     func checkpoint(_ db: Database) throws {
         let statement = try db.makeStatement(sql: target.upsertSQL)
         let stmt = statement.sqliteStatement
+        do {
+            try flush(into: stmt, db: db)
+        } catch let error as LuaError {
+            failure = ProjectionError(
+                projection: projection.name,
+                message: "\(error.message) (changed by an event from seq \(checkpointed + 1) to \(position); find it with `audit replay --checkpoint-every 1`)")
+            return
+        }
+        try ReadModel.savePosition(db, target: target, position: position)
+    }
+
+    /// After the checkpoint's transaction committed.
+    func checkpointCommitted() { checkpointed = position }
+
+    private func flush(into stmt: OpaquePointer?, db: Database) throws {
         _ = try vm.flush { key, json in
             sqlite3_reset(stmt)
             sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
@@ -61,7 +81,6 @@ final class ProjectionRun {
                     "cannot write the state of projection \(projection.name): SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
             }
         }
-        try ReadModel.savePosition(db, target: target, position: position)
     }
 
     /// After a committed checkpoint: let go of states when the VM holds more than half

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+@testable import AuditEngine
+
+/// A workspace with a store and a projections folder.
+final class Workspace {
+    let dir = TempDir()
+    let store: EventStore
+    var projectionsDir: String { dir.file("projections") }
+
+    init() throws {
+        store = try dir.store()
+        try FileManager.default.createDirectory(atPath: dir.file("projections/lib"), withIntermediateDirectories: true)
+    }
+
+    /// Writes projections/NAME.lua.
+    func projection(_ name: String, _ source: String) {
+        _ = FileManager.default.createFile(atPath: "\(projectionsDir)/\(name).lua", contents: Data(source.utf8))
+    }
+
+    func module(_ name: String, _ source: String) {
+        _ = FileManager.default.createFile(atPath: "\(projectionsDir)/lib/\(name).lua", contents: Data(source.utf8))
+    }
+
+    func load(_ name: String, limits: LuaLimits = .default) throws -> Projection {
+        try Projection.load(file: "\(projectionsDir)/\(name).lua", libDirectory: "\(projectionsDir)/lib", defaultLimits: limits)
+    }
+
+    func ingest(_ lines: [String]) throws {
+        try store.ingest(path: dir.jsonl("in-\(UUID().uuidString).jsonl", lines))
+    }
+
+    @discardableResult
+    func replay(_ names: [String], _ options: ReplayOptions = ReplayOptions()) throws -> [ReplayOutcome] {
+        try store.replay(names.map { try load($0) }, options: options)
+    }
+
+    /// Every state of a projection as "key state" lines, in key order.
+    func dump(_ name: String) throws -> [String] {
+        var lines: [String] = []
+        try store.forEachState(projection: name) { lines.append("\($0) \($1)") }
+        return lines
+    }
+
+    func state(_ name: String, _ key: String) throws -> String? {
+        var found: String?
+        try store.forEachState(projection: name, key: key) { found = $1 }
+        return found
+    }
+}
+
+/// The reference order projection (as in CONTRACT §3).
+let orderTotals = """
+    return {
+      version = 1,
+      streams = "order-*",
+      init = function() return { total = 0, status = "open" } end,
+      on = {
+        OrderPlaced    = function(s, e) s.customer = e.data.customer; s.total = e.data.amount end,
+        ItemAdded      = function(s, e) s.total = s.total + e.data.qty * e.data.price end,
+        OrderCancelled = function(s, e) s.status = "cancelled" end,
+      },
+      columns = { customer = "text", total = "integer", status = "text" },
+    }
+    """
+
+/// A deterministic random order log of `count` events over `streams` orders.
+func orderLog(count: Int, streams: Int, seed: UInt64) -> [String] {
+    var rng = seed
+    func next() -> UInt64 {
+        rng &+= 0x9E37_79B9_7F4A_7C15
+        var z = rng
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    var versions = [Int](repeating: 0, count: streams)
+    return (0..<count).map { i in
+        let s = Int(next() % UInt64(streams))
+        versions[s] += 1
+        if versions[s] == 1 {
+            return #"{"stream":"order-\#(s)","type":"OrderPlaced","data":{"customer":"c\#(s % 7)","amount":\#(next() % 500)}}"#
+        } else if versions[s] % 5 == 0 {
+            return #"{"stream":"order-\#(s)","type":"OrderCancelled","data":{}}"#
+        }
+        return #"{"stream":"order-\#(s)","type":"ItemAdded","data":{"qty":\#(1 + next() % 3),"price":\#(1 + next() % 90)}}"#
+    }
+}
+
+/// The order totals computed without the engine, as canonical state lines.
+func expectedOrderTotals(_ lines: [String]) throws -> [String] {
+    var states: [String: (customer: String?, total: Int64, status: String)] = [:]
+    for line in lines {
+        let e = try JSONParser.parse(line)
+        let stream = e["stream"]!.stringValue!
+        var s = states[stream] ?? (nil, 0, "open")
+        switch e["type"]!.stringValue! {
+        case "OrderPlaced":
+            s.customer = e["data"]!["customer"]!.stringValue
+            if case .int(let amount) = e["data"]!["amount"]! { s.total = amount }
+        case "ItemAdded":
+            if case .int(let q) = e["data"]!["qty"]!, case .int(let p) = e["data"]!["price"]! { s.total += q * p }
+        default: s.status = "cancelled"
+        }
+        states[stream] = s
+    }
+    return states.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { key in
+        let s = states[key]!
+        let customer = s.customer.map { #""customer":"\#($0)","# } ?? ""
+        return #"\#(key) {\#(customer)"status":"\#(s.status)","total":\#(s.total)}"#
+    }
+}
