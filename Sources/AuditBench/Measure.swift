@@ -6,6 +6,7 @@ struct Measurement: Codable {
     var events: Int
     var seconds: Double
     var peakRSSMB: Double
+    var summary: String = ""
 
     var eventsPerSecond: Double { Double(events) / seconds }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AuditEngine
 import Foundation
 
 /// `audit-bench`: the repo's benchmarks. Each measured phase runs in a child process
@@ -7,7 +8,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit-bench",
         abstract: "Benchmarks of the audit engine against its baselines.",
-        subcommands: [IngestCommand.self, ChildEngineIngest.self, ChildBareInsert.self])
+        subcommands: [IngestCommand.self, ReplayCommand.self, ChildEngineIngest.self, ChildBareInsert.self, ChildEngineReplay.self])
 }
 
 struct WorkloadOptions: ParsableArguments {
@@ -60,6 +61,50 @@ struct IngestCommand: ParsableCommand {
         print(String(format: "  bare SQLite insert (pre-parsed rows)        : %9.0f events/s", bareRate))
         print(String(format: "  ratio engine / bare: %.2f   (targets: >= 100000 events/s, ratio >= 0.85, peak < 300 MB)", engineRate / bareRate))
     }
+}
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay", abstract: "Sequential replay of order_totals vs the hand-rolled lua5.4 + lua-cjson baseline.")
+
+    @OptionGroup var workload: WorkloadOptions
+
+    func run() throws {
+        let dir = try workload.directory()
+        let file = try workload.workloadFile(in: dir)
+        let db = "\(dir)/replay-\(workload.events)-\(workload.seed).db"
+        if !FileManager.default.fileExists(atPath: db) {
+            let store = try EventStore(path: db, create: true)
+            let seconds = try Measure.time { try store.ingest(path: file) }
+            print(String(format: "ingested the workload in %.1f s: %@", seconds, db))
+        }
+        var engine: [Measurement] = [], baseline: [Measurement] = []
+        for run in 1...workload.runs {
+            let b = try ReplayBenchmark.runBaseline(file: file, dir: dir)
+            baseline.append(b)
+            print("run \(run)  " + b.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %9.0f events/s  %6.2f s", b.eventsPerSecond, b.seconds))
+            let e = try Measure.child(["_replay", db, dir])
+            engine.append(e)
+            print("run \(run)  " + e.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %9.0f events/s  %6.2f s  peak %5.0f MB", e.eventsPerSecond, e.seconds, e.peakRSSMB))
+        }
+        let engineRate = Measure.median(engine.map(\.eventsPerSecond))
+        let baselineRate = Measure.median(baseline.map(\.eventsPerSecond))
+        print("")
+        print("replay of order_totals from seq 1, \(workload.events) events, medians of \(workload.runs) runs:")
+        print(String(format: "  engine, sequential (from SQLite, sandboxed VM, states written): %9.0f events/s   peak %.0f MB", engineRate, engine.map(\.peakRSSMB).max()!))
+        print(String(format: "  baseline lua5.4 + lua-cjson over the JSONL                    : %9.0f events/s", baselineRate))
+        print(String(format: "  ratio engine / baseline: %.2f   (target: >= 3.0)", engineRate / baselineRate))
+        print("  engine result  : \(engine.last!.summary)")
+        print("  baseline result: \(baseline.last!.summary)")
+        print("  results equal  : \(engine.allSatisfy { $0.summary == baseline.last!.summary } ? "yes" : "NO")")
+    }
+}
+
+struct ChildEngineReplay: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_replay", shouldDisplay: false)
+    @Argument var db: String
+    @Argument var dir: String
+    func run() throws { Measure.report(try ReplayBenchmark.engine(db: db, dir: dir)) }
 }
 
 struct ChildEngineIngest: ParsableCommand {

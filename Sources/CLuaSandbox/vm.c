@@ -9,13 +9,53 @@ static avm *vm_of(lua_State *L) { return *(avm **)lua_getextraspace(L); }
 
 // --- limits -------------------------------------------------------------------
 
+static void *pool_get(apool *pool, size_t size) {
+    size_t c = (size + POOL_GRAIN - 1) / POOL_GRAIN;
+    void *block = pool->free_list[c];
+    if (block) {
+        pool->free_list[c] = *(void **)block;
+        return block;
+    }
+    size_t bytes = c * POOL_GRAIN;
+    if (pool->left < bytes) {
+        char *chunk = malloc(POOL_CHUNK);
+        if (!chunk) return NULL;
+        *(void **)chunk = pool->chunks;
+        pool->chunks = chunk;
+        pool->cursor = chunk + POOL_GRAIN;  // the first grain holds the link
+        pool->left = POOL_CHUNK - POOL_GRAIN;
+    }
+    block = pool->cursor;
+    pool->cursor += bytes;
+    pool->left -= bytes;
+    return block;
+}
+
+static void pool_put(apool *pool, void *block, size_t size) {
+    size_t c = (size + POOL_GRAIN - 1) / POOL_GRAIN;
+    *(void **)block = pool->free_list[c];
+    pool->free_list[c] = block;
+}
+
+static void pool_release(apool *pool) {
+    while (pool->chunks) {
+        void *next = *(void **)pool->chunks;
+        free(pool->chunks);
+        pool->chunks = next;
+    }
+}
+
+static void *raw_alloc(apool *pool, size_t size) { return size <= POOL_MAX ? pool_get(pool, size) : malloc(size); }
+static void raw_free(apool *pool, void *p, size_t size) { if (size <= POOL_MAX) pool_put(pool, p, size); else free(p); }
+
 /// Refuses growth past the cap, always allows frees and shrinks. When ptr is NULL,
-/// osize is a type tag, not a size.
+/// osize is a type tag, not a size. Lua always passes a block's true size, so small
+/// blocks can come from (and return to) the pool.
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     avm *vm = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        if (ptr) raw_free(&vm->pool, ptr, osize);
         vm->mem_used -= old;
         return NULL;
     }
@@ -23,7 +63,20 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         vm->mem_exceeded = 1;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (!ptr) {
+        p = raw_alloc(&vm->pool, nsize);
+    } else if (old <= POOL_MAX && nsize <= POOL_MAX && (old + POOL_GRAIN - 1) / POOL_GRAIN == (nsize + POOL_GRAIN - 1) / POOL_GRAIN) {
+        p = ptr;  // same size class
+    } else if (old > POOL_MAX && nsize > POOL_MAX) {
+        p = realloc(ptr, nsize);
+    } else {
+        p = raw_alloc(&vm->pool, nsize);
+        if (p) {
+            memcpy(p, ptr, old < nsize ? old : nsize);
+            raw_free(&vm->pool, ptr, old);
+        }
+    }
     if (!p) {
         if (nsize > old) vm->mem_exceeded = 1;
         return NULL;
@@ -135,6 +188,10 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     int status = lua_pcall(vm->L, 0, 0, 0);
     vm->loading = 0;
     if (status != LUA_OK) { avm_free(vm); return NULL; }
+    // Generational GC: each event leaves short-lived garbage (its tables) while the
+    // states held between checkpoints are long-lived; the incremental collector would
+    // re-mark all of them on every cycle.
+    lua_gc(vm->L, LUA_GCGEN, 0, 0);
     vm->mem_limit = memory_limit;
     return vm;
 }
@@ -142,6 +199,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
 void avm_free(avm *vm) {
     if (!vm) return;
     if (vm->L) lua_close(vm->L);
+    pool_release(&vm->pool);
     free(vm->glob);
     free(vm->pending.data);
     free(vm->out.data);

@@ -116,3 +116,25 @@ struct CommandLineTests {
         #expect(empty == "seq,id,stream,version,type,occurred_at,recorded_at,data,meta,hash\n")
     }
 }
+
+@Suite("audit init")
+struct InitTests {
+    @Test("init makes a workspace whose starter projection and query work on the example log, and changes nothing the second time")
+    func starter() throws {
+        let dir = TempDir()
+        #expect(try audit(["init"], in: dir.path).status == 0)
+        let projection = dir.path + "/projections/stream_activity.lua"
+        #expect(FileManager.default.fileExists(atPath: projection))
+        try "-- edited".write(toFile: projection, atomically: true, encoding: .utf8)
+        #expect(try audit(["init"], in: dir.path).status == 0)
+        #expect(try String(contentsOfFile: projection, encoding: .utf8) == "-- edited")
+        try FileManager.default.removeItem(atPath: dir.path + "/projections")
+        try FileManager.default.removeItem(atPath: dir.path + "/queries")
+        try audit(["init"], in: dir.path)
+        try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: dir.path)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        let top = try audit(["query", "busiest_streams", "--param", "limit=2", "--format", "csv"], in: dir.path)
+        #expect(top.status == 0, "\(top.stderr)")
+        #expect(top.stdout.split(separator: "\n").count == 3)
+    }
+}

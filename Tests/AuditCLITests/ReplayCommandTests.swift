@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+
+@Suite("Replay from the command line")
+struct ReplayCommandTests {
+    static let projection = """
+        return {
+          version = 1,
+          on = {
+            Placed = function(s, e) s.total = e.data.amount; s.n = 1 end,
+            Added  = function(s, e) s.total = (s.total or 0) + e.data.amount; s.n = (s.n or 0) + 1 end,
+          },
+          columns = { total = "integer" },
+        }
+        """
+
+    func workspace(events: Int) throws -> TempDir {
+        let dir = TempDir()
+        try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
+        try Self.projection.write(toFile: dir.path + "/projections/totals.lua", atomically: true, encoding: .utf8)
+        try audit(["init"], in: dir.path)
+        let lines = (0..<events).map { i in
+            #"{"stream":"o-\#(i % 2000)","type":"\#(i < 2000 ? "Placed" : "Added")","data":{"amount":\#(i % 97)}}"#
+        }
+        let file = dir.path + "/events.jsonl"
+        _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
+        #expect(try audit(["ingest", file], in: dir.path).status == 0)
+        return dir
+    }
+
+    func states(_ dir: TempDir) throws -> String {
+        let result = try audit(["state", "totals"], in: dir.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        return result.stdout
+    }
+
+    @Test("kill -9 during a replay, then replay again: the same states as an uninterrupted replay")
+    func killAndResume() throws {
+        let clean = try workspace(events: 200_000)
+        #expect(try audit(["replay"], in: clean.path).status == 0)
+        let expected = try states(clean)
+
+        let dir = try workspace(events: 200_000)
+        let replay = try RunningCommand(["replay", "--checkpoint-every", "5000", "--batch-size", "1000"], in: dir.path)
+        // Kill it once it has saved a checkpoint part-way.
+        let deadline = Date().addingTimeInterval(60)
+        var position = 0
+        while Date() < deadline, replay.process.isRunning {
+            let out = try? sqlite("SELECT position FROM projection_builds WHERE name = 'totals'", dir.path + "/audit.db")
+            position = Int(out?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            if position >= 20_000 { break }
+            usleep(10_000)
+        }
+        #expect(replay.process.isRunning, "the replay finished before it could be killed")
+        kill(replay.process.processIdentifier, SIGKILL)
+        _ = replay.wait()
+        #expect(position > 0 && position < 200_000)
+
+        let resumed = try audit(["replay"], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains(#""status":"rebuilt","position":200000"#))
+        #expect(try states(dir) == expected)
+    }
+
+    @Test("replay, projections, state and query end to end; a bad projection exits 65 and the others still run")
+    func endToEnd() throws {
+        let dir = try workspace(events: 3_000)
+        try "return { on = { Placed = function(s, e) error('nope') end } }"
+            .write(toFile: dir.path + "/projections/broken.lua", atomically: true, encoding: .utf8)
+        let replay = try audit(["replay"], in: dir.path)
+        #expect(replay.status == 65)
+        #expect(replay.stderr.contains("projection broken failed at seq 1") && replay.stderr.contains("broken.lua:1: nope"))
+        #expect(replay.stdout.contains(#"{"projection":"totals","status":"rebuilt","position":3000,"events":3000}"#))
+        let list = try audit(["projections", "--format", "csv"], in: dir.path).stdout
+        #expect(list.contains("totals,1,3000,0,ok"))
+        #expect(list.contains(#"broken,1,0,3000,"failed: projection broken failed at seq 1"#))
+        let one = try audit(["state", "totals", "o-7", "--format", "json"], in: dir.path)
+        #expect(one.stdout.contains(#"{"key":"o-7","state":{"n":2,"total":"#))
+        let missing = try audit(["state", "totals", "nobody"], in: dir.path)
+        #expect(missing.status == 65 && missing.stderr.contains(#"no state for key "nobody""#))
+        try FileManager.default.createDirectory(atPath: dir.path + "/queries", withIntermediateDirectories: true)
+        try "SELECT count(*) AS orders, sum(total) AS revenue FROM totals WHERE total >= :min"
+            .write(toFile: dir.path + "/queries/revenue.sql", atomically: true, encoding: .utf8)
+        let query = try audit(["query", "revenue", "--param", "min=0", "--format", "jsonl"], in: dir.path)
+        #expect(query.stdout.hasPrefix(#"{"orders":2000,"revenue":"#))
+        let bad = try audit(["query", "--sql", "SELECT nope FROM totals"], in: dir.path)
+        #expect(bad.status == 65 && bad.stderr.contains("no such column: nope"))
+        let write = try audit(["query", "--sql", "DELETE FROM events"], in: dir.path)
+        #expect(write.status == 65)
+        #expect(try audit(["verify"], in: dir.path).stdout.contains(#""events":3000"#))
+    }
+}
+
+/// Runs the sqlite3 tool and returns its output.
+func sqlite(_ sql: String, _ db: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    process.arguments = [db, sql]
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = Pipe()
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
