@@ -23,7 +23,7 @@ extension AuditCommand {
         @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: ArgumentHelp("Events read per batch.", valueName: "n")) var batchSize = 20_000
-        @Option(help: ArgumentHelp("Events between checkpoints.", valueName: "n")) var checkpointEvery = 200_000
+        @Option(help: ArgumentHelp("Events between checkpoints.", valueName: "n")) var checkpointEvery = 1_000_000
         @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
         @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
 

@@ -43,6 +43,7 @@ struct avm {
     int loading;             // while true, limits are generous (setup)
 
     int key_mode;
+    unsigned event_fields;
     int assume_absent;
     char *glob;
     int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_dirty, ref_env, ref_modules, ref_loaded;
@@ -62,7 +63,8 @@ void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char 
 
 /// Appends the canonical JSON of the value at `idx` to `out`; raises a Lua error on
 /// values that are not plain data (functions unless allow_functions, NaN, cycles…).
-void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *root);
+/// `key` names the state in error messages (with allow_functions: the whole root).
+void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *key);
 
 /// Opens the sandboxed libraries and globals; returns 0 or raises.
 int avm_open_sandbox(lua_State *L);

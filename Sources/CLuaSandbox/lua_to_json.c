@@ -117,6 +117,7 @@ typedef struct {
     size_t len;
     int is_int;
     lua_Integer i;
+    int value;  // stack index of the value (small tables), else 0
     char num[24];
 } jkey;
 
@@ -174,25 +175,45 @@ static void write_table(jwriter *w, int idx, int depth) {
         put(w, "]", 1);
         return;
     }
-    // The key array is a userdata so that an error raised below cannot leak it.
-    jkey *keys = lua_newuserdatauv(L, count ? count * sizeof(jkey) : 1, 0);
+    // Small tables (the usual state) keep their key/value pairs on the Lua stack and
+    // sort a C array of them: no allocation and no lookups. Larger ones keep the keys
+    // in a userdata (so an error raised below cannot leak it) and look values up.
+    enum { SMALL = 24 };
+    int small = count <= SMALL;
+    jkey small_keys[SMALL];
+    jkey *keys;
+    int base = lua_gettop(L);
+    if (small) {
+        keys = small_keys;
+        luaL_checkstack(L, (int)(2 * count + 4), "state table");
+    } else {
+        keys = lua_newuserdatauv(L, count * sizeof(jkey), 0);
+        base = lua_gettop(L);
+    }
     size_t k = 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        jkey *key = &keys[k++];
-        int t = lua_type(L, -1);
+        jkey *key = &keys[k];
+        int t = lua_type(L, -2);
         if (t == LUA_TSTRING) {
-            key->s = lua_tolstring(L, -1, &key->len);  // stays valid: the key is in the table
+            key->s = lua_tolstring(L, -2, &key->len);  // stays valid: the key is in the table
             key->is_int = 0;
-        } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+        } else if (t == LUA_TNUMBER && lua_isinteger(L, -2)) {
             key->is_int = 1;
-            key->i = lua_tointeger(L, -1);
+            key->i = lua_tointeger(L, -2);
             key->len = (size_t)snprintf(key->num, sizeof key->num, "%lld", (long long)key->i);
-            key->s = key->num;
         } else {
             wfail(w, "a table key of type %s (only string and integer keys can be stored)", lua_typename(L, t));
         }
+        if (small) {
+            // stack: …, key, value -> keep (key, value) and continue from a copy of key
+            lua_pushvalue(L, -2);
+            key->value = base + (int)(2 * k) + 2;
+        } else {
+            lua_pop(L, 1);
+            key->value = 0;
+        }
+        k++;
     }
     for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
     qsort(keys, count, sizeof(jkey), key_cmp);
@@ -207,15 +228,19 @@ static void write_table(jwriter *w, int idx, int depth) {
         put(w, ":", 1);
         size_t mark;
         path_push_key(w, &keys[i], &mark);
-        if (keys[i].is_int) lua_pushinteger(L, keys[i].i);
-        else lua_pushlstring(L, keys[i].s, keys[i].len);
-        lua_rawget(L, idx);
-        write_value(w, lua_gettop(L), depth + 1);
-        lua_pop(L, 1);
+        if (small) {
+            write_value(w, keys[i].value, depth + 1);
+        } else {
+            if (keys[i].is_int) lua_pushinteger(L, keys[i].i);
+            else lua_pushlstring(L, keys[i].s, keys[i].len);
+            lua_rawget(L, idx);
+            write_value(w, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+        }
         w->path->len = mark;
     }
     put(w, "}", 1);
-    lua_pop(L, 1);  // the key array
+    lua_settop(L, small ? base : base - 1);
 }
 
 static void write_value(jwriter *w, int idx, int depth) {
@@ -247,9 +272,16 @@ static void write_value(jwriter *w, int idx, int depth) {
     }
 }
 
-void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *root) {
+void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *key) {
     jwriter w = { vm, L, out, allow_functions, &vm->path };
+    // The path starts as `the state of key "K"` (or names the spec), for error messages.
     vm->path.len = 0;
-    abuf_put(&vm->path, root, strlen(root));
+    if (allow_functions) {
+        abuf_put(&vm->path, key, strlen(key));
+    } else {
+        abuf_put(&vm->path, "the state of key \"", 18);
+        abuf_put(&vm->path, key, strlen(key));
+        abuf_putc(&vm->path, '"');
+    }
     write_value(&w, lua_absindex(L, idx), 0);
 }

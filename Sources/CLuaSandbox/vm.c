@@ -178,6 +178,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->budget = instruction_budget;
     vm->loading = 1;
     vm->ref_spec = vm->ref_on = vm->ref_init = vm->ref_key = LUA_NOREF;
+    vm->event_fields = AVM_FIELD_ALL;
     vm->L = lua_newstate(limited_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
     *(avm **)lua_getextraspace(vm->L) = vm;
@@ -220,6 +221,7 @@ size_t avm_memory_limit(const avm *vm) { return vm->mem_limit; }
 size_t avm_resident(const avm *vm) { return vm->resident; }
 int avm_key_mode(const avm *vm) { return vm->key_mode; }
 void avm_assume_no_stored_states(avm *vm, int flag) { vm->assume_absent = flag; }
+void avm_set_event_fields(avm *vm, unsigned fields) { vm->event_fields = fields & AVM_FIELD_ALL; }
 
 const char *avm_pending_key(const avm *vm, size_t *len) {
     *len = vm->pending.len;
@@ -357,19 +359,26 @@ int avm_describe(avm *vm, const char **json, size_t *len) {
 #define SET_STRING(field, ptr, n) (lua_pushlstring(L, (ptr), (n)), lua_setfield(L, -2, field))
 #define SET_INT(field, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, field))
 
+/// Builds `e` with the fields the projection's code can read (see avm_set_event_fields):
+/// each field skipped saves a string or table allocation per event.
 static void push_event(avm *vm, lua_State *L, const avm_event *e) {
-    lua_createtable(L, 0, 9);
-    SET_INT("seq", e->seq);
-    SET_STRING("id", e->id, e->id_len);
-    SET_STRING("stream", e->stream, e->stream_len);
-    SET_INT("version", e->version);
-    SET_STRING("type", e->type, e->type_len);
-    SET_STRING("occurred_at", e->occurred_at, e->occurred_at_len);
-    SET_STRING("recorded_at", e->recorded_at, e->recorded_at_len);
-    avm_push_json(vm, L, e->data, e->data_len, "event data");
-    lua_setfield(L, -2, "data");
-    avm_push_json(vm, L, e->meta, e->meta_len, "event meta");
-    lua_setfield(L, -2, "meta");
+    unsigned f = vm->event_fields;
+    lua_createtable(L, 0, __builtin_popcount(f));
+    if (f & AVM_FIELD_SEQ) SET_INT("seq", e->seq);
+    if (f & AVM_FIELD_ID) SET_STRING("id", e->id, e->id_len);
+    if (f & AVM_FIELD_STREAM) SET_STRING("stream", e->stream, e->stream_len);
+    if (f & AVM_FIELD_VERSION) SET_INT("version", e->version);
+    if (f & AVM_FIELD_TYPE) SET_STRING("type", e->type, e->type_len);
+    if (f & AVM_FIELD_OCCURRED_AT) SET_STRING("occurred_at", e->occurred_at, e->occurred_at_len);
+    if (f & AVM_FIELD_RECORDED_AT) SET_STRING("recorded_at", e->recorded_at, e->recorded_at_len);
+    if (f & AVM_FIELD_DATA) {
+        avm_push_json(vm, L, e->data, e->data_len, "event data");
+        lua_setfield(L, -2, "data");
+    }
+    if (f & AVM_FIELD_META) {
+        avm_push_json(vm, L, e->meta, e->meta_len, "event meta");
+        lua_setfield(L, -2, "meta");
+    }
 }
 
 /// Pushes the initial state of the key at `key_idx`: init(key), or {}.
@@ -436,15 +445,11 @@ static int apply_protected(lua_State *L) {
     } else if (!lua_isnil(L, 8)) {
         return luaL_error(L, "a handler must change s in place or return a new state table, not a %s", luaL_typename(L, 8));
     }
+    // dirty[key] = the key's current state, so a flush needs no lookups.
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);
     lua_pushvalue(L, 5);
-    if (lua_rawget(L, -2) == LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, 5);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, -3);
-        vm->dirty++;
-    }
+    if (lua_istable(L, 8)) lua_pushvalue(L, 8); else lua_pushvalue(L, 7);
+    lua_rawset(L, -3);
     lua_pushinteger(L, AVM_OK);
     return 1;
 }
@@ -494,31 +499,65 @@ static void put_u32(avm *vm, lua_State *L, size_t n) {
     if (!abuf_put(&vm->out, &v, 4)) luaL_error(L, "out of memory");
 }
 
+typedef struct {
+    uint64_t prefix[2];  // the key's first 16 bytes, big-endian: most comparisons end here
+    const char *s;
+    size_t len;
+    int index;           // position in the array of states
+} fkey;
+
+static int fkey_cmp(const void *a, const void *b) {
+    const fkey *x = a, *y = b;
+    for (int i = 0; i < 2; i++) {
+        if (x->prefix[i] != y->prefix[i]) return x->prefix[i] < y->prefix[i] ? -1 : 1;
+    }
+    if (x->len <= 16 || y->len <= 16) return (x->len > y->len) - (x->len < y->len);
+    size_t n = (x->len < y->len ? x->len : y->len) - 16;
+    int c = memcmp(x->s + 16, y->s + 16, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static void set_prefix(fkey *k) {
+    unsigned char buf[16] = { 0 };
+    memcpy(buf, k->s, k->len < 16 ? k->len : 16);
+    for (int i = 0; i < 2; i++) {
+        uint64_t v = 0;
+        for (int j = 0; j < 8; j++) v = (v << 8) | buf[i * 8 + j];
+        k->prefix[i] = v;
+    }
+}
+
+/// Writes the changed states in key order: the read-model table's B-tree is keyed the
+/// same way, so the inserts that follow touch its pages in sequence.
 static int flush_protected(lua_State *L) {
     avm *vm = vm_of(L);
     vm->out.len = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);     // 1
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 2
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);     // 1: key -> state
     size_t count = 0;
     lua_pushnil(L);
+    while (lua_next(L, 1)) { lua_pop(L, 1); count++; }
+    lua_createtable(L, (int)count, 0);                     // 2: states by index
+    fkey *keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof(fkey), 0);  // 3
+    size_t k = 0;
+    lua_pushnil(L);
     while (lua_next(L, 1)) {
-        lua_pop(L, 1);
-        size_t klen;
-        const char *key = lua_tolstring(L, -1, &klen);
-        put_u32(vm, L, klen);
-        if (!abuf_put(&vm->out, key, klen)) return luaL_error(L, "out of memory");
+        lua_rawseti(L, 2, (lua_Integer)(k + 1));
+        keys[k].s = lua_tolstring(L, -1, &keys[k].len);  // alive: a key of the dirty table
+        keys[k].index = (int)(k + 1);
+        set_prefix(&keys[k]);
+        k++;
+    }
+    qsort(keys, count, sizeof(fkey), fkey_cmp);
+    for (size_t i = 0; i < count; i++) {
+        put_u32(vm, L, keys[i].len);
+        if (!abuf_put(&vm->out, keys[i].s, keys[i].len)) return luaL_error(L, "out of memory");
         size_t at = vm->out.len;
         put_u32(vm, L, 0);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, 2);
-        lua_pushfstring(L, "the state of key \"%s\"", key);
-        const char *root = lua_tostring(L, -1);
-        avm_write_json(vm, L, -2, &vm->out, 0, root);
-        lua_pop(L, 1);
+        lua_rawgeti(L, 2, keys[i].index);
+        avm_write_json(vm, L, -1, &vm->out, 0, keys[i].s);
         lua_pop(L, 1);
         uint32_t jlen = (uint32_t)(vm->out.len - at - 4);
         memcpy(vm->out.data + at, &jlen, 4);
-        count++;
     }
     luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_dirty);
     vm->ref_dirty = new_ref_table(L);
@@ -562,7 +601,7 @@ static int state_json_protected(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);
     lua_pushvalue(L, 1);
     if (lua_rawget(L, -2) == LUA_TNIL) { lua_pushinteger(L, AVM_SKIPPED); return 1; }
-    avm_write_json(vm, L, -1, &vm->out, 0, "the state");
+    avm_write_json(vm, L, -1, &vm->out, 0, lua_tostring(L, 1));
     lua_pushinteger(L, AVM_OK);
     return 1;
 }

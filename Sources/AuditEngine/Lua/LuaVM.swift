@@ -2,12 +2,14 @@ import CLuaSandbox
 
 /// Limits of one projection's VM.
 public struct LuaLimits: Sendable, Equatable {
-    /// Bytes the VM may hold: the script's data and the states kept in memory.
+    /// Bytes the VM may hold: the script's data and the states kept in memory between
+    /// checkpoints. Past half of it, states are written out and dropped after each
+    /// checkpoint (and read back when their key comes up again).
     public var memoryBytes: Int
     /// Lua instructions per event (key function, init and handler together).
     public var instructionsPerEvent: Int64
 
-    public static let `default` = LuaLimits(memoryBytes: 256 << 20, instructionsPerEvent: 1_000_000)
+    public static let `default` = LuaLimits(memoryBytes: 512 << 20, instructionsPerEvent: 1_000_000)
 
     public init(memoryBytes: Int, instructionsPerEvent: Int64) {
         self.memoryBytes = memoryBytes
@@ -76,6 +78,9 @@ final class LuaVM {
         try check(avm_describe(vm, &pointer, &length))
         return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
     }
+
+    /// Builds only these fields of each event (AVM_FIELD_* bits).
+    func setEventFields(_ fields: UInt32) { avm_set_event_fields(vm, fields) }
 
     var keyIsFunction: Bool { avm_key_mode(vm) == Int32(AVM_KEY_FUNCTION) }
 

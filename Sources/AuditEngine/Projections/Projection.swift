@@ -32,6 +32,8 @@ public struct Projection: Sendable {
 
     let source: String
     let modules: [Module]
+    /// The event fields the code can read (AVM_FIELD_* bits); see `EventFields`.
+    let eventFields: UInt32
 
     struct Module: Sendable {
         var name: String
@@ -50,6 +52,7 @@ public struct Projection: Sendable {
     /// A fresh sandboxed VM with this projection loaded.
     func makeVM(limits override: LuaLimits? = nil) throws -> LuaVM {
         let vm = try LuaVM(limits: override ?? limits)
+        vm.setEventFields(eventFields)
         do {
             for module in modules {
                 try vm.addModule(name: module.name, source: module.source, chunkName: module.file)
@@ -106,7 +109,8 @@ extension Projection {
         // Run the script once in a VM to read its spec.
         let probe = Projection(
             name: name, file: file, version: 0, codeHash: codeHash, streams: nil, key: .stream, handledTypes: [],
-            columns: [], limits: defaultLimits, source: source, modules: modules)
+            columns: [], limits: defaultLimits, source: source, modules: modules,
+            eventFields: EventFields.used(by: [source] + modules.map(\.source)))
         let vm = try probe.makeVM()
         let spec: JSONValue
         do {
@@ -172,7 +176,7 @@ extension Projection {
         self.init(
             name: probe.name, file: probe.file, version: version, codeHash: probe.codeHash,
             streams: spec["streams"]?.stringValue, key: key, handledTypes: handled, columns: columns, limits: limits,
-            source: probe.source, modules: probe.modules)
+            source: probe.source, modules: probe.modules, eventFields: probe.eventFields)
     }
 
     /// Loads every `*.lua` in `directory` (not in lib/), sorted by name. A file that

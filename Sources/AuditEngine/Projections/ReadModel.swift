@@ -21,7 +21,9 @@ struct ReadModelTarget: Sendable {
 
     var createSQL: String {
         let columnDefinitions = columns.map { "\(ReadModel.quote($0.name)) \($0.type.uppercased())" }
-        return "CREATE TABLE \(quotedTable) (" + (["key TEXT PRIMARY KEY", "state TEXT NOT NULL"] + columnDefinitions).joined(separator: ", ") + ")"
+        // WITHOUT ROWID: one B-tree keyed by key, instead of a rowid table and a key
+        // index; measured about half the cost per state written at a checkpoint.
+        return "CREATE TABLE \(quotedTable) (" + (["key TEXT PRIMARY KEY", "state TEXT NOT NULL"] + columnDefinitions).joined(separator: ", ") + ") WITHOUT ROWID"
     }
 }
 

@@ -7,8 +7,10 @@ public struct ReplayOptions: Sendable {
     public var rebuild = false
     /// Events read per read transaction.
     public var batchSize = 20_000
-    /// Events between checkpoints (states and position saved in one transaction).
-    public var checkpointEvery = 200_000
+    /// Events between checkpoints (states and position saved in one transaction). A
+    /// crash redoes at most this many events; each checkpoint writes every state changed
+    /// since the last, so fewer checkpoints write less.
+    public var checkpointEvery = 1_000_000
     /// Overrides every projection's own limits.
     public var limits: LuaLimits?
     /// Called after each batch with the pass's progress.

@@ -51,6 +51,14 @@ int avm_load(avm *vm, const char *src, size_t len, const char *chunkname);
 int avm_describe(avm *vm, const char **json, size_t *len);
 int avm_key_mode(const avm *vm);
 
+/// Which fields of `e` to build, as bits of AVM_FIELD_*; default all.
+enum {
+    AVM_FIELD_SEQ = 1, AVM_FIELD_ID = 2, AVM_FIELD_STREAM = 4, AVM_FIELD_VERSION = 8, AVM_FIELD_TYPE = 16,
+    AVM_FIELD_OCCURRED_AT = 32, AVM_FIELD_RECORDED_AT = 64, AVM_FIELD_DATA = 128, AVM_FIELD_META = 256,
+    AVM_FIELD_ALL = 511,
+};
+void avm_set_event_fields(avm *vm, unsigned fields);
+
 /// Folds one event. See the AVM_ codes.
 int avm_apply(avm *vm, const avm_event *event);
 /// The key whose state AVM_NEED_STATE asked for.
