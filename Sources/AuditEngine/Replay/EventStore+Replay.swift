@@ -76,58 +76,35 @@ extension EventStore {
     }
 
     /// One pass over seq (min position, end]: every run sees each event after its own
-    /// position, in seq order.
+    /// position, in seq order. A second thread reads the events ahead.
     private func pass(_ runs: [ProjectionRun], end: Int64, options: ReplayOptions) throws {
-        guard var from = runs.map(\.position).min() else { return }
-        let start = from
+        guard let from = runs.map(\.position).min(), from < end else { return }
         let types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
         let clock = ContinuousClock.now
         var eventsRead = 0
         var sinceCheckpoint = 0
-        let placeholders = types.map { _ in "?" }.joined(separator: ", ")
-        // `+type` keeps SQLite on the seq order of the primary key instead of the type index.
-        let sql = """
-            SELECT seq, id, stream, version, type, occurred_at, recorded_at, data, meta FROM events
-            WHERE seq > ? AND seq <= ? AND +type IN (\(placeholders)) ORDER BY seq LIMIT ?
-            """
-        while from < end {
+        let reader = EventBatchReader(pool: pool, from: from, end: end, types: types, batchSize: options.batchSize)
+        defer { reader.cancel() }
+        while let batch = reader.next() {
+            if let error = batch.error { throw StoreError.storage(error) }
             var active = runs.filter(\.isActive)
             if active.isEmpty { return }
-            var lastSeq = from
-            var rows = 0
-            if !types.isEmpty {
+            if batch.count > 0 {
+                // A snapshot for reloading evicted states: it sees every committed checkpoint.
                 try readTransaction { db in
-                    let statement = try db.makeStatement(sql: sql)
-                    let stmt = statement.sqliteStatement
-                    sqlite3_bind_int64(stmt, 1, from)
-                    sqlite3_bind_int64(stmt, 2, end)
-                    for (i, type) in types.enumerated() {
-                        sqlite3_bind_text(stmt, Int32(i + 3), type, -1, SQLITE_TRANSIENT_DESTRUCTOR)
-                    }
-                    sqlite3_bind_int64(stmt, Int32(types.count + 3), Int64(options.batchSize))
-                    var event = avm_event()
-                    while true {
-                        let rc = sqlite3_step(stmt)
-                        if rc == SQLITE_DONE { break }
-                        guard rc == SQLITE_ROW else {
-                            throw StoreError.storage("reading events failed: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                        }
-                        EventStore.fill(&event, from: stmt)
+                    batch.forEach { event in
                         for run in active where run.position < event.seq {
                             run.apply(&event, db: db)
                         }
                         if active.contains(where: { !$0.isActive }) { active = active.filter(\.isActive) }
-                        lastSeq = event.seq
-                        rows += 1
                     }
                 }
             }
-            let batchEnd = rows < options.batchSize ? end : lastSeq
-            for run in active where run.isActive { run.position = max(run.position, batchEnd) }
+            for run in active where run.isActive { run.position = max(run.position, batch.through) }
             try recordFailures(runs)
-            eventsRead += rows
-            sinceCheckpoint += rows
-            if sinceCheckpoint >= options.checkpointEvery || batchEnd >= end {
+            eventsRead += batch.count
+            sinceCheckpoint += batch.count
+            if sinceCheckpoint >= options.checkpointEvery || batch.through >= end {
                 let writers = runs.filter(\.isActive)
                 try writeTransaction { db in
                     for run in writers { try run.checkpoint(db) }
@@ -139,9 +116,8 @@ extension EventStore {
                 try recordFailures(writers)
                 sinceCheckpoint = 0
             }
-            from = batchEnd
             options.progress?(ReplayProgress(
-                position: from, start: start, end: end, eventsRead: eventsRead,
+                position: batch.through, start: from, end: end, eventsRead: eventsRead,
                 seconds: (ContinuousClock.now - clock).seconds))
         }
     }
@@ -158,22 +134,6 @@ extension EventStore {
         for run in failed { run.failureRecorded = true }
     }
 
-    /// Points `event` at the columns of the current row (valid until the next step).
-    private static func fill(_ event: inout avm_event, from stmt: OpaquePointer?) {
-        func text(_ column: Int32) -> (UnsafePointer<CChar>?, Int) {
-            let pointer = sqlite3_column_text(stmt, column)
-            return (UnsafeRawPointer(pointer)?.assumingMemoryBound(to: CChar.self), Int(sqlite3_column_bytes(stmt, column)))
-        }
-        event.seq = sqlite3_column_int64(stmt, 0)
-        (event.id, event.id_len) = text(1)
-        (event.stream, event.stream_len) = text(2)
-        event.version = sqlite3_column_int64(stmt, 3)
-        (event.type, event.type_len) = text(4)
-        (event.occurred_at, event.occurred_at_len) = text(5)
-        (event.recorded_at, event.recorded_at_len) = text(6)
-        (event.data, event.data_len) = text(7)
-        (event.meta, event.meta_len) = text(8)
-    }
 }
 
 extension Duration {

@@ -1,0 +1,124 @@
+import CLuaSandbox
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// A run of events copied out of SQLite, handed from the reader thread to the folder.
+struct EventBatch: Sendable {
+    /// Every text field of every row, each followed by a NUL.
+    var bytes: [UInt8] = []
+    var seqs: [Int64] = []
+    var versions: [Int64] = []
+    /// Per row, offset and length of id, stream, type, occurred_at, recorded_at, data, meta.
+    var fields: [Int32] = []
+    /// The last seq this batch covers (the end of the range when it is the last).
+    var through: Int64 = 0
+    var error: String?
+
+    var count: Int { seqs.count }
+
+    /// Calls `body` with each row as an `avm_event` pointing into this batch.
+    func forEach(_ body: (inout avm_event) throws -> Void) rethrows {
+        try bytes.withUnsafeBufferPointer { raw in
+            let base = UnsafeRawPointer(raw.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var event = avm_event()
+            for row in 0..<count {
+                let f = row * 14
+                func field(_ i: Int) -> (UnsafePointer<CChar>, Int) {
+                    (base + Int(fields[f + 2 * i]), Int(fields[f + 2 * i + 1]))
+                }
+                event.seq = seqs[row]
+                event.version = versions[row]
+                (event.id, event.id_len) = field(0)
+                (event.stream, event.stream_len) = field(1)
+                (event.type, event.type_len) = field(2)
+                (event.occurred_at, event.occurred_at_len) = field(3)
+                (event.recorded_at, event.recorded_at_len) = field(4)
+                (event.data, event.data_len) = field(5)
+                (event.meta, event.meta_len) = field(6)
+                try body(&event)
+            }
+        }
+    }
+}
+
+/// Reads the events of seq range (from, end] with the given types on its own thread,
+/// in batches, so that SQLite's work overlaps the Lua folding on the other core.
+final class EventBatchReader: Sendable {
+    let channel = BatchChannel<EventBatch>(capacity: 3)
+
+    init(pool: DatabasePool, from: Int64, end: Int64, types: [String], batchSize: Int) {
+        let channel = self.channel
+        let thread = Thread {
+            EventBatchReader.run(pool: pool, from: from, end: end, types: types, batchSize: batchSize, channel: channel)
+        }
+        thread.start()
+    }
+
+    /// The next batch, or nil after the last.
+    func next() -> EventBatch? { channel.receive() }
+
+    /// Stops the reader early.
+    func cancel() { channel.cancel() }
+
+    private static func run(pool: DatabasePool, from: Int64, end: Int64, types: [String], batchSize: Int, channel: BatchChannel<EventBatch>) {
+        defer { channel.close() }
+        guard !types.isEmpty else {
+            var empty = EventBatch()
+            empty.through = end
+            _ = channel.send(empty)
+            return
+        }
+        let placeholders = types.map { _ in "?" }.joined(separator: ", ")
+        // `+type` keeps SQLite on the seq order of the primary key instead of the type index.
+        let sql = """
+            SELECT seq, id, stream, version, type, occurred_at, recorded_at, data, meta FROM events
+            WHERE seq > ? AND seq <= ? AND +type IN (\(placeholders)) ORDER BY seq LIMIT ?
+            """
+        var position = from
+        while position < end {
+            var batch = EventBatch()
+            batch.seqs.reserveCapacity(batchSize)
+            batch.versions.reserveCapacity(batchSize)
+            batch.fields.reserveCapacity(batchSize * 14)
+            batch.bytes.reserveCapacity(batchSize * 192)
+            do {
+                try pool.read { db in
+                    let statement = try db.makeStatement(sql: sql)
+                    let stmt = statement.sqliteStatement
+                    sqlite3_bind_int64(stmt, 1, position)
+                    sqlite3_bind_int64(stmt, 2, end)
+                    for (i, type) in types.enumerated() {
+                        sqlite3_bind_text(stmt, Int32(i + 3), type, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                    }
+                    sqlite3_bind_int64(stmt, Int32(types.count + 3), Int64(batchSize))
+                    while true {
+                        let rc = sqlite3_step(stmt)
+                        if rc == SQLITE_DONE { break }
+                        guard rc == SQLITE_ROW else {
+                            throw StoreError.storage("reading events failed: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                        }
+                        batch.seqs.append(sqlite3_column_int64(stmt, 0))
+                        batch.versions.append(sqlite3_column_int64(stmt, 3))
+                        for column: Int32 in [1, 2, 4, 5, 6, 7, 8] {
+                            let length = Int(sqlite3_column_bytes(stmt, column))
+                            batch.fields.append(Int32(batch.bytes.count))
+                            batch.fields.append(Int32(length))
+                            if let text = sqlite3_column_text(stmt, column) {
+                                batch.bytes.append(contentsOf: UnsafeBufferPointer(start: text, count: length))
+                            }
+                            batch.bytes.append(0)
+                        }
+                    }
+                }
+            } catch {
+                batch.error = "\(error)"
+                _ = channel.send(batch)
+                return
+            }
+            batch.through = batch.count < batchSize ? end : batch.seqs.last!
+            position = batch.through
+            if !channel.send(batch) { return }
+        }
+    }
+}
