@@ -19,8 +19,14 @@ extension AuditCommand {
         @Argument(help: "A JSONL file, or - for standard input.")
         var file: String = "-"
 
+        @Sendable static func showProgress(_ p: IngestProgress) {
+            let rate = p.seconds > 0 ? Double(p.events) / p.seconds : 0
+            warnInPlace(String(format: "ingest: %ld events, %.0f events/s", p.events, rate))
+        }
+
         func run() throws {
-            let summary = try openStore(global).ingest(path: file)
+            let summary = try openStore(global).ingest(path: file, progress: stderrIsTerminal ? Self.showProgress : nil)
+            if stderrIsTerminal { ProgressLine.clear() }
             var out = Output()
             out.line(summary.json)
             out.flush()

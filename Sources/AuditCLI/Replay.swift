@@ -90,8 +90,12 @@ enum ProgressLine {
         let done = Double(p.position - p.start), total = Double(max(1, p.end - p.start))
         let rate = p.seconds > 0 ? Double(p.eventsRead) / p.seconds : 0
         let eta = rate > 0 && done < total ? String(format: ", ETA %.0f s", (total - done) / max(1, done) * p.seconds) : ""
-        let line = String(format: "\rreplay: seq %lld of %lld (%.0f%%), %.0f events/s%@\u{1B}[K", p.position, p.end, done / total * 100, rate, eta)
-        FileHandle.standardError.write(Data(line.utf8))
+        warnInPlace(String(format: "replay: seq %lld of %lld (%.0f%%), %.0f events/s%@", p.position, p.end, done / total * 100, rate, eta))
+    }
+
+    /// Rewrites the progress line in place.
+    static func show(_ text: String) {
+        FileHandle.standardError.write(Data("\r\(text)\u{1B}[K".utf8))
     }
 
     static func clear() {

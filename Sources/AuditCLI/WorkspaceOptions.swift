@@ -37,5 +37,8 @@ func warn(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
+/// Rewrites the one progress line on stderr.
+func warnInPlace(_ text: String) { ProgressLine.show(text) }
+
 /// Whether stderr is a terminal (progress is shown only then).
 var stderrIsTerminal: Bool { isatty(2) == 1 }

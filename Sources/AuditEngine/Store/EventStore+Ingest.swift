@@ -25,19 +25,26 @@ extension EventStore {
     ///   validation run on a second thread while this one writes.
     /// - Throws: `StoreError.ingestRejected` naming the lines; nothing was appended.
     @discardableResult
-    public func ingest(path: String) throws -> IngestSummary {
-        if path == "-" { return try ingest(fileDescriptor: FileHandle.standardInput.fileDescriptor, source: "<stdin>") }
+    public func ingest(path: String, progress: (@Sendable (IngestProgress) -> Void)? = nil) throws -> IngestSummary {
+        if path == "-" {
+            return try ingest(fileDescriptor: FileHandle.standardInput.fileDescriptor, source: "<stdin>", progress: progress)
+        }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             throw StoreError.storage("cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        return try ingest(fileDescriptor: fd, source: path)
+        return try ingest(fileDescriptor: fd, source: path, progress: progress)
     }
 
     /// Appends every JSONL event read from `fd` atomically (see `ingest(path:)`).
     /// `source` names the input in error messages.
-    public func ingest(fileDescriptor fd: Int32, source: String) throws -> IngestSummary {
+    /// `progress`, when given, is called about once a second while events are written.
+    public func ingest(
+        fileDescriptor fd: Int32, source: String, progress: (@Sendable (IngestProgress) -> Void)? = nil
+    ) throws -> IngestSummary {
+        let clock = ContinuousClock.now
+        var lastReport = clock
         let channel = BatchChannel<IngestBatch>(capacity: 8)
         let parser = Thread {
             IngestParser(fd: fd, channel: channel).run()
@@ -61,6 +68,12 @@ extension EventStore {
                     }
                     lineErrors += batch.errors
                     if !lineErrors.isEmpty { throw IngestAborted() }
+                    if let progress, ContinuousClock.now - lastReport >= .seconds(1) {
+                        lastReport = ContinuousClock.now
+                        progress(IngestProgress(
+                            events: writer.appendedCount + writer.duplicateCount,
+                            seconds: (ContinuousClock.now - clock).seconds))
+                    }
                 }
                 try writer.finish()
                 return IngestSummary(appended: writer.appendedCount, duplicates: writer.duplicateCount, lastSeq: writer.lastSeq)
@@ -86,6 +99,13 @@ extension EventStore {
 
 /// Thrown inside the ingest transaction to roll it back.
 private struct IngestAborted: Error {}
+
+/// Progress of an ingest.
+public struct IngestProgress: Sendable {
+    /// Events written (or found to be duplicates) so far.
+    public var events: Int
+    public var seconds: Double
+}
 
 /// A run of parsed lines handed from the parser thread to the writer.
 struct IngestBatch: Sendable {
