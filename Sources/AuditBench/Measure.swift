@@ -50,6 +50,13 @@ enum Measure {
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
+    /// One line per measured run.
+    static func printRun(_ run: Int, _ m: Measurement) {
+        let memory = m.peakRSSMB > 0 ? String(format: "  peak %5.0f MB", m.peakRSSMB) : ""
+        print("run \(run)  " + m.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+            + String(format: " %9.0f events/s  %6.2f s", m.eventsPerSecond, m.seconds) + memory)
+    }
+
     static func report(_ m: Measurement) {
         let json = try! JSONEncoder().encode(m)
         print(String(decoding: json, as: UTF8.self))

@@ -48,7 +48,7 @@ struct IngestCommand: ParsableCommand {
                 let db = "\(dir)/bench-\(name)-\(run).db"
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
                 let m = try Measure.child([name, file, db])
-                print("run \(run)  " + m.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %9.0f events/s  %6.2f s  peak %5.0f MB", m.eventsPerSecond, m.seconds, m.peakRSSMB))
+                Measure.printRun(run, m)
                 if list == 0 { bare.append(m) } else { engine.append(m) }
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
             }
@@ -82,10 +82,10 @@ struct ReplayCommand: ParsableCommand {
         for run in 1...workload.runs {
             let b = try ReplayBenchmark.runBaseline(file: file, dir: dir)
             baseline.append(b)
-            print("run \(run)  " + b.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %9.0f events/s  %6.2f s", b.eventsPerSecond, b.seconds))
+            Measure.printRun(run, b)
             let e = try Measure.child(["_replay", db, dir])
             engine.append(e)
-            print("run \(run)  " + e.name.padding(toLength: 20, withPad: " ", startingAt: 0) + String(format: " %9.0f events/s  %6.2f s  peak %5.0f MB", e.eventsPerSecond, e.seconds, e.peakRSSMB))
+            Measure.printRun(run, e)
         }
         let engineRate = Measure.median(engine.map(\.eventsPerSecond))
         let baselineRate = Measure.median(baseline.map(\.eventsPerSecond))

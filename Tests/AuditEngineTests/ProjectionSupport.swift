@@ -50,20 +50,8 @@ final class Workspace {
     }
 }
 
-/// The reference order projection (as in CONTRACT §3).
-let orderTotals = """
-    return {
-      version = 1,
-      streams = "order-*",
-      init = function() return { total = 0, status = "open" } end,
-      on = {
-        OrderPlaced    = function(s, e) s.customer = e.data.customer; s.total = e.data.amount end,
-        ItemAdded      = function(s, e) s.total = s.total + e.data.qty * e.data.price end,
-        OrderCancelled = function(s, e) s.status = "cancelled" end,
-      },
-      columns = { customer = "text", total = "integer", status = "text" },
-    }
-    """
+/// The reference order projection (as in CONTRACT §3), from the repository's examples.
+let orderTotals: String = try! String(contentsOfFile: repositoryRoot + "/projections/order_totals.lua", encoding: .utf8)
 
 /// A deterministic random order log of `count` events over `streams` orders.
 func orderLog(count: Int, streams: Int, seed: UInt64) -> [String] {
