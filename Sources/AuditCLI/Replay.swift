@@ -23,13 +23,13 @@ extension AuditCommand {
         @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: ArgumentHelp("Events read per batch.", valueName: "n")) var batchSize = 20_000
-        @Option(help: ArgumentHelp("Events between checkpoints.", valueName: "n")) var checkpointEvery = 1_000_000
+        @Option(help: ArgumentHelp("Events between checkpoints (default: every 30 s of work, and whenever a VM is half full).", valueName: "n")) var checkpointEvery: Int?
         @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
         @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
 
         func validate() throws {
             if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-            if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
+            if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
             if let memoryMb, memoryMb < 1 { throw ValidationError("--memory-mb must be at least 1") }
             if let instructions, instructions < 1 { throw ValidationError("--instructions must be at least 1") }
         }

@@ -45,6 +45,20 @@ struct ProjectionTests {
         #expect(try w.dump("order_totals") == expectedOrderTotals(log))
     }
 
+    @Test("many keys in a small VM: checkpoints are taken when memory fills, instead of failing the projection")
+    func memoryDrivenCheckpoints() throws {
+        let w = try Workspace()
+        w.projection("order_totals", orderTotals)
+        let log = orderLog(count: 8_000, streams: 6_000, seed: 6)
+        try w.ingest(log)
+        var options = ReplayOptions()
+        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000)
+        options.batchSize = 250
+        let outcome = try w.replay(["order_totals"], options)
+        #expect(outcome.first?.status == .rebuilt, "\(String(describing: outcome.first?.status))")
+        #expect(try w.dump("order_totals") == expectedOrderTotals(log))
+    }
+
     @Test("new events are picked up by the next replay, equal to a full rebuild")
     func incremental() throws {
         let w = try Workspace()

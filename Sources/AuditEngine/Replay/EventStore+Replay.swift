@@ -83,6 +83,7 @@ extension EventStore {
         let clock = ContinuousClock.now
         var eventsRead = 0
         var sinceCheckpoint = 0
+        var lastCheckpoint = ContinuousClock.now
         let reader = EventBatchReader(pool: pool, from: from, end: end, types: types, batchSize: options.batchSize)
         defer { reader.cancel() }
         while let batch = reader.next() {
@@ -104,7 +105,11 @@ extension EventStore {
             try recordFailures(runs)
             eventsRead += batch.count
             sinceCheckpoint += batch.count
-            if sinceCheckpoint >= options.checkpointEvery || batch.through >= end {
+            let due = batch.through >= end
+                || sinceCheckpoint >= (options.checkpointEvery ?? Int.max)
+                || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
+                || runs.contains { $0.isActive && $0.needsMemory }
+            if due {
                 let writers = runs.filter(\.isActive)
                 try writeTransaction { db in
                     for run in writers { try run.checkpoint(db) }
@@ -115,6 +120,7 @@ extension EventStore {
                 }
                 try recordFailures(writers)
                 sinceCheckpoint = 0
+                lastCheckpoint = ContinuousClock.now
             }
             options.progress?(ReplayProgress(
                 position: batch.through, start: from, end: end, eventsRead: eventsRead,

@@ -83,9 +83,13 @@ final class ProjectionRun {
         }
     }
 
+    /// Whether the VM holds more than half its memory limit: time to checkpoint and
+    /// let go of its states.
+    var needsMemory: Bool { vm.memoryUsed > vm.memoryLimit / 2 }
+
     /// After a committed checkpoint: let go of states when the VM holds more than half
     /// its memory limit, so memory stays bounded however many keys there are.
     func trimMemory() throws {
-        if vm.memoryUsed > vm.memoryLimit / 2 { try vm.evict() }
+        if needsMemory { try vm.evict() }
     }
 }

@@ -7,10 +7,15 @@ public struct ReplayOptions: Sendable {
     public var rebuild = false
     /// Events read per read transaction.
     public var batchSize = 20_000
-    /// Events between checkpoints (states and position saved in one transaction). A
-    /// crash redoes at most this many events; each checkpoint writes every state changed
-    /// since the last, so fewer checkpoints write less.
-    public var checkpointEvery = 1_000_000
+    /// Events between checkpoints (states and position saved in one transaction); nil:
+    /// no count, only `checkpointSeconds`. Each checkpoint writes every state changed
+    /// since the last, so fewer checkpoints write less; a crash redoes what came after
+    /// the last one.
+    public var checkpointEvery: Int?
+    /// Seconds of work between checkpoints. A checkpoint is also taken whenever a
+    /// projection's VM holds more than half its memory limit, so that its states can be
+    /// written out and dropped instead of running into the limit.
+    public var checkpointSeconds: Double = 30
     /// Overrides every projection's own limits.
     public var limits: LuaLimits?
     /// Called after each batch with the pass's progress.
