@@ -220,7 +220,12 @@ size_t avm_memory_used(const avm *vm) { return vm->mem_used; }
 size_t avm_memory_limit(const avm *vm) { return vm->mem_limit; }
 size_t avm_resident(const avm *vm) { return vm->resident; }
 int avm_key_mode(const avm *vm) { return vm->key_mode; }
-void avm_assume_no_stored_states(avm *vm, int flag) { vm->assume_absent = flag; }
+void avm_assume_no_stored_states(avm *vm, int flag) {
+    vm->assume_absent = flag;
+    // Nothing stored and nothing flushed yet: every state in memory will need writing,
+    // so the first flush can take them all without tracking each change.
+    vm->all_dirty = flag && vm->resident == 0;
+}
 void avm_set_event_fields(avm *vm, unsigned fields) { vm->event_fields = fields & AVM_FIELD_ALL; }
 
 const char *avm_pending_key(const avm *vm, size_t *len) {
@@ -446,10 +451,12 @@ static int apply_protected(lua_State *L) {
         return luaL_error(L, "a handler must change s in place or return a new state table, not a %s", luaL_typename(L, 8));
     }
     // dirty[key] = the key's current state, so a flush needs no lookups.
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);
-    lua_pushvalue(L, 5);
-    if (lua_istable(L, 8)) lua_pushvalue(L, 8); else lua_pushvalue(L, 7);
-    lua_rawset(L, -3);
+    if (!vm->all_dirty) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);
+        lua_pushvalue(L, 5);
+        if (lua_istable(L, 8)) lua_pushvalue(L, 8); else lua_pushvalue(L, 7);
+        lua_rawset(L, -3);
+    }
     lua_pushinteger(L, AVM_OK);
     return 1;
 }
@@ -532,7 +539,8 @@ static void set_prefix(fkey *k) {
 static int flush_protected(lua_State *L) {
     avm *vm = vm_of(L);
     vm->out.len = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);     // 1: key -> state
+    // 1: key -> state of everything to write
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->all_dirty ? vm->ref_states : vm->ref_dirty);
     size_t count = 0;
     lua_pushnil(L);
     while (lua_next(L, 1)) { lua_pop(L, 1); count++; }
@@ -562,6 +570,7 @@ static int flush_protected(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_dirty);
     vm->ref_dirty = new_ref_table(L);
     vm->dirty = 0;
+    vm->all_dirty = 0;  // from now on, track what changes
     lua_pushinteger(L, (lua_Integer)count);
     return 1;
 }
