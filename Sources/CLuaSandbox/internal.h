@@ -67,6 +67,22 @@ void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char 
 /// `key` names the state in error messages (with allow_functions: the whole root).
 void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *key);
 
+static inline avm *avm_of(lua_State *L) { return *(avm **)lua_getextraspace(L); }
+
+// limits.c
+void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void avm_budget_hook(lua_State *L, lua_Debug *ar);
+int avm_on_panic(lua_State *L);
+void avm_pool_release(apool *pool);
+
+// vm.c
+/// Arms the budget and clears the limit flags before a protected call.
+void avm_reset_budget(avm *vm);
+void avm_set_error(avm *vm, const char *msg);
+/// After a pcall: a failure or a limit the script caught becomes AVM_ERROR.
+int avm_finish_call(avm *vm, int status, int ok_result);
+int avm_new_ref_table(lua_State *L);
+
 /// Opens the sandboxed libraries and globals; returns 0 or raises.
 int avm_open_sandbox(lua_State *L);
 

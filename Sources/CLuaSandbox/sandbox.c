@@ -13,7 +13,6 @@
 #define REP_MAX_COUNT 10000000
 #define MOVE_MAX_COUNT 10000000
 
-static avm *vm_of(lua_State *L) { return *(avm **)lua_getextraspace(L); }
 
 static int safe_load(lua_State *L) {
     size_t len;
@@ -28,13 +27,13 @@ static int safe_load(lua_State *L) {
         return 2;  // nil, message, as load does
     }
     if (has_env) lua_pushvalue(L, 4);
-    else lua_rawgeti(L, LUA_REGISTRYINDEX, vm_of(L)->ref_env);
+    else lua_rawgeti(L, LUA_REGISTRYINDEX, avm_of(L)->ref_env);
     if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
     return 1;
 }
 
 static int safe_require(lua_State *L) {
-    avm *vm = vm_of(L);
+    avm *vm = avm_of(L);
     const char *name = luaL_checkstring(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_loaded);
     lua_getfield(L, -1, name);

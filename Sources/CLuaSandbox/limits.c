@@ -1,0 +1,105 @@
+// The VM's limits: a size-class pool under a memory cap, and the instruction budget.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+// --- limits -------------------------------------------------------------------
+
+static void *pool_get(apool *pool, size_t size) {
+    size_t c = (size + POOL_GRAIN - 1) / POOL_GRAIN;
+    void *block = pool->free_list[c];
+    if (block) {
+        pool->free_list[c] = *(void **)block;
+        return block;
+    }
+    size_t bytes = c * POOL_GRAIN;
+    if (pool->left < bytes) {
+        char *chunk = malloc(POOL_CHUNK);
+        if (!chunk) return NULL;
+        *(void **)chunk = pool->chunks;
+        pool->chunks = chunk;
+        pool->cursor = chunk + POOL_GRAIN;  // the first grain holds the link
+        pool->left = POOL_CHUNK - POOL_GRAIN;
+    }
+    block = pool->cursor;
+    pool->cursor += bytes;
+    pool->left -= bytes;
+    return block;
+}
+
+static void pool_put(apool *pool, void *block, size_t size) {
+    size_t c = (size + POOL_GRAIN - 1) / POOL_GRAIN;
+    *(void **)block = pool->free_list[c];
+    pool->free_list[c] = block;
+}
+
+void avm_pool_release(apool *pool) {
+    while (pool->chunks) {
+        void *next = *(void **)pool->chunks;
+        free(pool->chunks);
+        pool->chunks = next;
+    }
+}
+
+static void *raw_alloc(apool *pool, size_t size) { return size <= POOL_MAX ? pool_get(pool, size) : malloc(size); }
+static void raw_free(apool *pool, void *p, size_t size) { if (size <= POOL_MAX) pool_put(pool, p, size); else free(p); }
+
+/// Refuses growth past the cap, always allows frees and shrinks. When ptr is NULL,
+/// osize is a type tag, not a size. Lua always passes a block's true size, so small
+/// blocks can come from (and return to) the pool.
+void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    avm *vm = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        if (ptr) raw_free(&vm->pool, ptr, osize);
+        vm->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && vm->mem_used - old + nsize > vm->mem_limit) {
+        vm->mem_exceeded = 1;
+        return NULL;
+    }
+    void *p;
+    if (!ptr) {
+        p = raw_alloc(&vm->pool, nsize);
+    } else if (old <= POOL_MAX && nsize <= POOL_MAX && (old + POOL_GRAIN - 1) / POOL_GRAIN == (nsize + POOL_GRAIN - 1) / POOL_GRAIN) {
+        p = ptr;  // same size class
+    } else if (old > POOL_MAX && nsize > POOL_MAX) {
+        p = realloc(ptr, nsize);
+    } else {
+        p = raw_alloc(&vm->pool, nsize);
+        if (p) {
+            memcpy(p, ptr, old < nsize ? old : nsize);
+            raw_free(&vm->pool, ptr, old);
+        }
+    }
+    if (!p) {
+        if (nsize > old) vm->mem_exceeded = 1;
+        return NULL;
+    }
+    vm->mem_used = vm->mem_used - old + nsize;
+    return p;
+}
+
+/// Fires every AVM_HOOK_COUNT instructions. Once the budget is spent it fails every
+/// time it fires, so a script's pcall cannot swallow it and go on.
+void avm_budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    avm *vm = avm_of(L);
+    if (vm->loading) return;
+    if (--vm->budget_left <= 0) {
+        vm->budget_exceeded = 1;
+        // From now on fire on every instruction: a script that catches this error with
+        // pcall is stopped again at its very next instruction outside that pcall.
+        lua_sethook(L, avm_budget_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "instruction budget exceeded");
+    }
+}
+
+int avm_on_panic(lua_State *L) {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "audit: unprotected Lua error (a bug in the engine): %s\n", msg ? msg : "?");
+    abort();
+}
+
