@@ -59,6 +59,22 @@ struct ProjectionTests {
         #expect(try w.dump("order_totals") == expectedOrderTotals(log))
     }
 
+    @Test("a second replay on the same database while one runs is refused, naming the holder; the lock goes with its holder")
+    func oneReplayAtATime() throws {
+        let w = try Workspace()
+        w.projection("order_totals", orderTotals)
+        try w.ingest(orderLog(count: 100, streams: 10, seed: 7))
+        let held = try ReplayLock(databasePath: w.store.path)
+        #expect {
+            try w.replay(["order_totals"])
+        } throws: { error in
+            "\(error)".contains("another replay is running") && "\(error)".contains("pid \(getpid())")
+        }
+        withExtendedLifetime(held) {}
+        _ = consume held
+        #expect(try w.replay(["order_totals"]).first?.status == .rebuilt)
+    }
+
     @Test("new events are picked up by the next replay, equal to a full rebuild")
     func incremental() throws {
         let w = try Workspace()

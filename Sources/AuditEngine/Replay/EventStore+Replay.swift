@@ -8,11 +8,14 @@ extension EventStore {
     /// version changed, or with `rebuild` — rebuilt from seq 1 in a table beside the
     /// live one, which it replaces atomically once it has caught up.
     ///
-    /// All projections share one pass over the log. A projection that fails is marked
+    /// One replay runs at a time per database (another one fails at once, see
+    /// `ReplayLock`). All projections share one pass over the log. A projection that fails is marked
     /// failed and stops; the others go on. Killed at any moment, a replay resumes at the
     /// last checkpoint with no event applied twice or lost: states and position are
     /// saved in one transaction.
     public func replay(_ projections: [Projection], options: ReplayOptions = ReplayOptions()) throws -> [ReplayOutcome] {
+        let lock = try ReplayLock(databasePath: path)
+        defer { withExtendedLifetime(lock) {} }
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
         var wasBuild: Set<String> = []
