@@ -85,8 +85,9 @@ struct ReplayCommandTests {
         #expect(query.stdout.hasPrefix(#"{"orders":2000,"revenue":"#))
         let bad = try audit(["query", "--sql", "SELECT nope FROM totals"], in: dir.path)
         #expect(bad.status == 65 && bad.stderr.contains("no such column: nope"))
-        let write = try audit(["query", "--sql", "DELETE FROM events"], in: dir.path)
-        #expect(write.status == 65)
+        let write = try audit(["query", "--sql", "DELETE FROM totals"], in: dir.path)
+        #expect(write.status == 65 && write.stderr.contains("readonly"))
+        #expect(try audit(["query", "--sql", "SELECT count(*) AS n FROM totals", "--format", "csv"], in: dir.path).stdout == "n\n2000\n")
         #expect(try audit(["verify"], in: dir.path).stdout.contains(#""events":3000"#))
     }
 }
