@@ -53,11 +53,12 @@ enum ReplayBenchmark {
     }
 
     /// Child: rebuilds order_totals from seq 1 in `db` and prints the summary.
-    static func engine(db: String, dir: String) throws -> Measurement {
+    static func engine(db: String, dir: String, parallel: Int) throws -> Measurement {
         let store = try EventStore(path: db)
         let projection = try loadProjection(dir: dir)
         var options = ReplayOptions()
         options.rebuild = true
+        options.parallel = parallel
         var outcome: [ReplayOutcome] = []
         let seconds = try Measure.time { outcome = try store.replay([projection], options: options) }
         guard case .rebuilt = outcome.first?.status else { throw BenchError("replay did not finish: \(outcome)") }
@@ -66,7 +67,7 @@ enum ReplayBenchmark {
         try store.query(
             sql: "SELECT count(*), coalesce(sum(CASE WHEN status != 'cancelled' THEN total END), 0) FROM order_totals",
             header: { _ in }, row: { summary = #"{"orders":\#($0[0].text),"open_revenue":\#($0[1].text),"events":\#(events)}"# })
-        return Measurement(name: "engine replay", events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary)
+        return Measurement(name: parallel == 1 ? "engine sequential" : "engine --parallel \(parallel)", events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary)
     }
 
     /// Runs the baseline with lua5.4 and returns its measurement and printed summary.

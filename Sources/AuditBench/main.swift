@@ -78,25 +78,33 @@ struct ReplayCommand: ParsableCommand {
             let seconds = try Measure.time { try store.ingest(path: file) }
             print(String(format: "ingested the workload in %.1f s: %@", seconds, db))
         }
-        var engine: [Measurement] = [], baseline: [Measurement] = []
+        var engine: [Measurement] = [], parallel: [Measurement] = [], baseline: [Measurement] = []
         for run in 1...workload.runs {
             let b = try ReplayBenchmark.runBaseline(file: file, dir: dir)
             baseline.append(b)
             Measure.printRun(run, b)
-            let e = try Measure.child(["_replay", db, dir])
+            let e = try Measure.child(["_replay", db, dir, "1"])
             engine.append(e)
             Measure.printRun(run, e)
+            let p = try Measure.child(["_replay", db, dir, "2"])
+            parallel.append(p)
+            Measure.printRun(run, p)
         }
         let engineRate = Measure.median(engine.map(\.eventsPerSecond))
+        let parallelRate = Measure.median(parallel.map(\.eventsPerSecond))
         let baselineRate = Measure.median(baseline.map(\.eventsPerSecond))
         print("")
         print("replay of order_totals from seq 1, \(workload.events) events, medians of \(workload.runs) runs:")
         print(String(format: "  engine, sequential (from SQLite, sandboxed VM, states written): %9.0f events/s   peak %.0f MB", engineRate, engine.map(\.peakRSSMB).max()!))
+        print(String(format: "  engine, --parallel 2                                          : %9.0f events/s   peak %.0f MB", parallelRate, parallel.map(\.peakRSSMB).max()!))
         print(String(format: "  baseline lua5.4 + lua-cjson over the JSONL                    : %9.0f events/s", baselineRate))
-        print(String(format: "  ratio engine / baseline: %.2f   (target: >= 3.0)", engineRate / baselineRate))
+        print(String(format: "  sequential / baseline: %.2f   (target: >= 3.0)", engineRate / baselineRate))
+        print(String(format: "  parallel / sequential: %.2f   (target: >= 1.7)", parallelRate / engineRate))
+        print(String(format: "  parallel / baseline  : %.2f   (target: >= 6.0)", parallelRate / baselineRate))
         print("  engine result  : \(engine.last!.summary)")
         print("  baseline result: \(baseline.last!.summary)")
-        print("  results equal  : \(engine.allSatisfy { $0.summary == baseline.last!.summary } ? "yes" : "NO")")
+        let equal = (engine + parallel).allSatisfy { $0.summary == baseline.last!.summary }
+        print("  results equal  : \(equal ? "yes" : "NO")")
     }
 }
 
@@ -104,7 +112,8 @@ struct ChildEngineReplay: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "_replay", shouldDisplay: false)
     @Argument var db: String
     @Argument var dir: String
-    func run() throws { Measure.report(try ReplayBenchmark.engine(db: db, dir: dir)) }
+    @Argument var parallel: Int = 1
+    func run() throws { Measure.report(try ReplayBenchmark.engine(db: db, dir: dir, parallel: parallel)) }
 }
 
 struct ChildEngineIngest: ParsableCommand {

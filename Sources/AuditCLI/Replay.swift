@@ -21,6 +21,7 @@ extension AuditCommand {
 
         @Argument(help: "Projections to replay (default: all).") var names: [String] = []
         @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
+        @Option(help: ArgumentHelp("Workers for projections keyed by stream: their keys are split across this many VMs (default: the number of active cores).", valueName: "n")) var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: ArgumentHelp("Events read per batch.", valueName: "n")) var batchSize = 20_000
         @Option(help: ArgumentHelp("Events between checkpoints (default: every 30 s of work, and whenever a VM is half full).", valueName: "n")) var checkpointEvery: Int?
@@ -29,6 +30,7 @@ extension AuditCommand {
 
         func validate() throws {
             if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+            if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
             if let memoryMb, memoryMb < 1 { throw ValidationError("--memory-mb must be at least 1") }
             if let instructions, instructions < 1 { throw ValidationError("--instructions must be at least 1") }
@@ -41,6 +43,7 @@ extension AuditCommand {
             options.rebuild = rebuild
             options.toSeq = toSeq
             options.batchSize = batchSize
+            options.parallel = parallel
             options.checkpointEvery = checkpointEvery
             if memoryMb != nil || instructions != nil {
                 options.limits = LuaLimits(

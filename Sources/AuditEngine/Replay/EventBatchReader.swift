@@ -11,14 +11,17 @@ struct EventBatch: Sendable {
     var versions: [Int64] = []
     /// Per row, offset and length of id, stream, type, occurred_at, recorded_at, data, meta.
     var fields: [Int32] = []
+    /// Per row, a stable hash of the stream (FNV-1a), which picks its partition.
+    var streamHashes: [UInt64] = []
     /// The last seq this batch covers (the end of the range when it is the last).
     var through: Int64 = 0
     var error: String?
 
     var count: Int { seqs.count }
 
-    /// Calls `body` with each row as an `avm_event` pointing into this batch.
-    func forEach(_ body: (inout avm_event) throws -> Void) rethrows {
+    /// Calls `body` with each row's index and the row as an `avm_event` pointing into
+    /// this batch.
+    func forEach(_ body: (Int, inout avm_event) throws -> Void) rethrows {
         try bytes.withUnsafeBufferPointer { raw in
             let base = UnsafeRawPointer(raw.baseAddress!).assumingMemoryBound(to: CChar.self)
             var event = avm_event()
@@ -36,7 +39,7 @@ struct EventBatch: Sendable {
                 (event.recorded_at, event.recorded_at_len) = field(4)
                 (event.data, event.data_len) = field(5)
                 (event.meta, event.meta_len) = field(6)
-                try body(&event)
+                try body(row, &event)
             }
         }
     }
@@ -99,6 +102,13 @@ final class EventBatchReader: Sendable {
                             throw StoreError.storage("reading events failed: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
                         }
                         batch.seqs.append(sqlite3_column_int64(stmt, 0))
+                        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+                        if let stream = sqlite3_column_text(stmt, 2) {
+                            for byte in UnsafeBufferPointer(start: stream, count: Int(sqlite3_column_bytes(stmt, 2))) {
+                                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+                            }
+                        }
+                        batch.streamHashes.append(hash)
                         batch.versions.append(sqlite3_column_int64(stmt, 3))
                         for column: Int32 in [1, 2, 4, 5, 6, 7, 8] {
                             let length = Int(sqlite3_column_bytes(stmt, column))

@@ -24,7 +24,9 @@ extension EventStore {
                 let live = try ReadModel.record(db, name: projection.name, build: false)
                 if !options.rebuild, let live, live.codeHash == projection.codeHash, live.version == projection.version {
                     let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
-                    runs.append(try ProjectionRun(projection: projection, target: target, position: live.position, limits: options.limits))
+                    runs.append(try ProjectionRun(
+                        projection: projection, target: target, position: live.position, limits: options.limits,
+                        parallel: options.parallel))
                     continue
                 }
                 let target = ReadModelTarget(projection: projection.name, isBuild: true, columns: projection.columns)
@@ -37,7 +39,9 @@ extension EventStore {
                     try ReadModel.startBuild(db, projection: projection, target: target)
                 }
                 wasBuild.insert(projection.name)
-                runs.append(try ProjectionRun(projection: projection, target: target, position: position, limits: options.limits))
+                runs.append(try ProjectionRun(
+                    projection: projection, target: target, position: position, limits: options.limits,
+                    parallel: options.parallel))
             }
         }
 
@@ -94,13 +98,17 @@ extension EventStore {
             var active = runs.filter(\.isActive)
             if active.isEmpty { return }
             if batch.count > 0 {
-                // A snapshot for reloading evicted states: it sees every committed checkpoint.
-                try readTransaction { db in
-                    batch.forEach { event in
-                        for run in active where run.position < event.seq {
-                            run.apply(&event, db: db)
+                if active.contains(where: { $0.partitions.count > 1 }) {
+                    foldInParallel(batch, active)
+                } else {
+                    // A snapshot for reloading evicted states: it sees every committed checkpoint.
+                    try readTransaction { db in
+                        batch.forEach { _, event in
+                            for run in active where run.position < event.seq {
+                                run.partitions[0].apply(&event, projection: run.projection.name) { try run.storedState($0, db) }
+                            }
+                            if active.contains(where: { !$0.isActive }) { active = active.filter(\.isActive) }
                         }
-                        if active.contains(where: { !$0.isActive }) { active = active.filter(\.isActive) }
                     }
                 }
             }
@@ -131,6 +139,14 @@ extension EventStore {
         }
     }
 
+    /// Folds a batch with every partition of every run as its own task, concurrently:
+    /// each task sees the rows of its partition in seq order, and each VM is used by
+    /// one task only.
+    private func foldInParallel(_ batch: EventBatch, _ runs: [ProjectionRun]) {
+        let fold = ParallelFold(tasks: runs.flatMap { run in run.partitions.indices.map { (run, $0) } }, batch: batch, store: self)
+        DispatchQueue.concurrentPerform(iterations: fold.tasks.count) { fold.run(task: $0) }
+    }
+
     /// Saves the failure of every run that failed and has not been recorded yet.
     private func recordFailures(_ runs: [ProjectionRun]) throws {
         let failed = runs.filter { $0.failure != nil && !$0.failureRecorded }
@@ -147,4 +163,39 @@ extension EventStore {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// One batch's folding, shared by the concurrent tasks of `foldInParallel`.
+///
+/// `@unchecked Sendable` because the compiler cannot see the discipline that makes it
+/// safe: each task index owns one (run, partition) pair and mutates only that
+/// partition and its VM; the runs, the batch and the positions are only read while the
+/// tasks run; and `concurrentPerform` returns only after every task has finished,
+/// before anything else touches them.
+private final class ParallelFold: @unchecked Sendable {
+    let tasks: [(ProjectionRun, Int)]
+    let batch: EventBatch
+    let store: EventStore
+
+    init(tasks: [(ProjectionRun, Int)], batch: EventBatch, store: EventStore) {
+        self.tasks = tasks
+        self.batch = batch
+        self.store = store
+    }
+
+    func run(task index: Int) {
+        let (run, p) = tasks[index]
+        let partition = run.partitions[p]
+        let count = UInt64(run.partitions.count)
+        let lookup = { [store] (key: String) throws -> String? in
+            // A fresh snapshot: it sees every committed checkpoint.
+            try store.readTransaction { db in try run.storedState(key, db) }
+        }
+        batch.forEach { row, event in
+            guard partition.failure == nil, run.position < event.seq,
+                  count == 1 || batch.streamHashes[row] % count == UInt64(p)
+            else { return }
+            partition.apply(&event, projection: run.projection.name, lookup: lookup)
+        }
+    }
 }

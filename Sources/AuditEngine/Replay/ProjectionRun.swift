@@ -2,42 +2,25 @@ import CLuaSandbox
 import GRDB
 import GRDBSQLite
 
-/// One projection being replayed: its VM, where it writes, and how far it is.
-final class ProjectionRun {
-    let projection: Projection
-    let target: ReadModelTarget
+/// One VM folding the keys of one partition of a projection. Used by one thread at a
+/// time: the replay hands each partition to exactly one task per batch.
+final class Partition {
     let vm: LuaVM
-    var position: Int64
-    let startPosition: Int64
     var eventsApplied = 0
     var failure: ProjectionError?
-    var failureRecorded = false
-    /// The position of the last committed checkpoint.
-    private(set) var checkpointed: Int64
 
-    var isActive: Bool { failure == nil }
-
-    init(projection: Projection, target: ReadModelTarget, position: Int64, limits: LuaLimits?) throws {
-        self.projection = projection
-        self.target = target
-        self.position = position
-        startPosition = position
-        checkpointed = position
-        vm = try projection.makeVM(limits: limits)
-        // An empty table has no stored states: start every key from init without asking.
-        vm.assumeNoStoredStates(position == 0)
+    init(vm: LuaVM) {
+        self.vm = vm
     }
 
-    /// Folds one event; on failure records it and stops this projection.
-    func apply(_ event: inout avm_event, db: Database) {
+    /// Folds one event; on failure records it. `lookup` returns a key's stored state.
+    func apply(_ event: inout avm_event, projection: String, lookup: (String) throws -> String?) {
         do {
             switch try vm.apply(&event) {
             case .applied: eventsApplied += 1
             case .skipped: break
             case .needsState(let key):
-                let stored = try String.fetchOne(
-                    db.cachedStatement(sql: "SELECT state FROM \(target.quotedTable) WHERE key = ?"), arguments: [key])
-                try vm.provideState(key: key, json: stored)
+                try vm.provideState(key: key, json: lookup(key))
                 if case .applied = try vm.apply(&event) { eventsApplied += 1 }
             }
         } catch {
@@ -45,9 +28,54 @@ final class ProjectionRun {
             let stream = String(cString: event.stream)
             let id = String(decoding: UnsafeRawBufferPointer(start: event.id, count: event.id_len), as: UTF8.self)
             failure = ProjectionError(
-                projection: projection.name, seq: event.seq,
+                projection: projection, seq: event.seq,
                 message: "handler \"\(type)\" (event \(id), stream \"\(stream)\"): \(error)")
         }
+    }
+}
+
+/// One projection being replayed: its partitions' VMs, where it writes, how far it is.
+///
+/// A projection keyed by stream can be split into partitions by a stable hash of the
+/// stream, so that every key's events go to one VM, in seq order: the states are the
+/// same whatever the number of partitions. Other projections use one partition.
+final class ProjectionRun {
+    let projection: Projection
+    let target: ReadModelTarget
+    let partitions: [Partition]
+    var position: Int64
+    let startPosition: Int64
+    var failureRecorded = false
+    /// A failure found at a checkpoint (a state JSON cannot store).
+    private var checkpointFailure: ProjectionError?
+    /// The position of the last committed checkpoint.
+    private(set) var checkpointed: Int64
+
+    /// The first failure, by seq, of any partition.
+    var failure: ProjectionError? {
+        checkpointFailure ?? partitions.compactMap(\.failure).min { ($0.seq ?? 0) < ($1.seq ?? 0) }
+    }
+    var isActive: Bool { failure == nil }
+    var eventsApplied: Int { partitions.reduce(0) { $0 + $1.eventsApplied } }
+
+    init(projection: Projection, target: ReadModelTarget, position: Int64, limits: LuaLimits?, parallel: Int) throws {
+        self.projection = projection
+        self.target = target
+        self.position = position
+        startPosition = position
+        checkpointed = position
+        let count = projection.key == .stream ? max(1, parallel) : 1
+        partitions = try (0..<count).map { _ in
+            let vm = try projection.makeVM(limits: limits)
+            // An empty table has no stored states: start every key from init without asking.
+            vm.assumeNoStoredStates(position == 0)
+            return Partition(vm: vm)
+        }
+    }
+
+    /// Reads a key's stored state with `db`.
+    func storedState(_ key: String, _ db: Database) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM \(target.quotedTable) WHERE key = ?"), arguments: [key])
     }
 
     /// Writes every state changed since the last checkpoint and the position, inside
@@ -57,9 +85,9 @@ final class ProjectionRun {
         let statement = try db.makeStatement(sql: target.upsertSQL)
         let stmt = statement.sqliteStatement
         do {
-            try flush(into: stmt, db: db)
+            for partition in partitions { try flush(partition.vm, into: stmt, db: db) }
         } catch let error as LuaError {
-            failure = ProjectionError(
+            checkpointFailure = ProjectionError(
                 projection: projection.name,
                 message: "\(error.message) (changed by an event from seq \(checkpointed + 1) to \(position); find it with `audit replay --checkpoint-every 1`)")
             return
@@ -70,7 +98,7 @@ final class ProjectionRun {
     /// After the checkpoint's transaction committed.
     func checkpointCommitted() { checkpointed = position }
 
-    private func flush(into stmt: OpaquePointer?, db: Database) throws {
+    private func flush(_ vm: LuaVM, into stmt: OpaquePointer?, db: Database) throws {
         _ = try vm.flush { key, json in
             sqlite3_reset(stmt)
             sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
@@ -83,13 +111,15 @@ final class ProjectionRun {
         }
     }
 
-    /// Whether the VM holds more than half its memory limit: time to checkpoint and
-    /// let go of its states.
-    var needsMemory: Bool { vm.memoryUsed > vm.memoryLimit / 2 }
+    /// Whether a VM holds more than half its memory limit: time to checkpoint and let
+    /// go of its states.
+    var needsMemory: Bool { partitions.contains { $0.vm.memoryUsed > $0.vm.memoryLimit / 2 } }
 
-    /// After a committed checkpoint: let go of states when the VM holds more than half
-    /// its memory limit, so memory stays bounded however many keys there are.
+    /// After a committed checkpoint: let go of states in VMs past half their memory
+    /// limit, so memory stays bounded however many keys there are.
     func trimMemory() throws {
-        if needsMemory { try vm.evict() }
+        for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
+            try partition.vm.evict()
+        }
     }
 }

@@ -16,6 +16,10 @@ public struct ReplayOptions: Sendable {
     /// projection's VM holds more than half its memory limit, so that its states can be
     /// written out and dropped instead of running into the limit.
     public var checkpointSeconds: Double = 30
+    /// Workers for projections keyed by stream: their keys are split by a stable hash
+    /// of the stream across this many VMs, folding concurrently. The states are the same
+    /// for any number. Projections keyed by a function or "global" use one.
+    public var parallel = 1
     /// Overrides every projection's own limits.
     public var limits: LuaLimits?
     /// Called after each batch with the pass's progress.
