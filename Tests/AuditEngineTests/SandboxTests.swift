@@ -91,7 +91,9 @@ struct SandboxTests {
         #expect(error.description.contains(expected), "\(name): \(error)")
         #expect(error.description.contains("from seq 1 to 3"))
         #expect(outcomes[1].status == .rebuilt)
-        #expect(try w.store.projectionRecords().live["hostile"] == nil)
+        let records = try w.store.projectionRecords()
+        #expect(records.live["hostile"] == nil)
+        #expect(records.builds["hostile"]?.status == "failed" && records.builds["hostile"]?.error?.contains(expected) == true)
     }
 
     @Test("tostring of a table is stable (no address), and library functions still work")

@@ -116,29 +116,39 @@ final class LuaVM {
         }
     }
 
-    /// Calls `body(key, json)` for every state changed since the last flush.
-    func flush(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Int {
+    /// The states changed since the last flush, serialised as canonical JSON and
+    /// forgotten as changed. The records live in the VM until its next call.
+    struct FlushedStates {
+        fileprivate let records: UnsafeRawBufferPointer
+        let count: Int
+
+        /// Calls `body(key, json)` for each state, in key order.
+        func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+            var offset = 0
+            func u32() -> Int {
+                let value = records.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+                offset += 4
+                return Int(value)
+            }
+            for _ in 0..<count {
+                let keyLength = u32()
+                let key = UnsafeRawBufferPointer(rebasing: records[offset..<offset + keyLength])
+                offset += keyLength
+                let jsonLength = u32()
+                let json = UnsafeRawBufferPointer(rebasing: records[offset..<offset + jsonLength])
+                offset += jsonLength
+                try body(key, json)
+            }
+        }
+    }
+
+    /// Serialises every state changed since the last flush (see `FlushedStates`).
+    func flush() throws -> FlushedStates {
         var pointer: UnsafePointer<CChar>?
         var length = 0
         var count = 0
         try check(avm_flush(vm, &pointer, &length, &count))
-        let records = UnsafeRawBufferPointer(start: pointer, count: length)
-        var offset = 0
-        func u32() -> Int {
-            let value = records.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-            offset += 4
-            return Int(value)
-        }
-        for _ in 0..<count {
-            let keyLength = u32()
-            let key = UnsafeRawBufferPointer(rebasing: records[offset..<offset + keyLength])
-            offset += keyLength
-            let jsonLength = u32()
-            let json = UnsafeRawBufferPointer(rebasing: records[offset..<offset + jsonLength])
-            offset += jsonLength
-            try body(key, json)
-        }
-        return count
+        return FlushedStates(records: UnsafeRawBufferPointer(start: pointer, count: length), count: count)
     }
 
     /// Drops the states held in memory; call only after their flush was committed.

@@ -121,6 +121,9 @@ extension EventStore {
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
                 || runs.contains { $0.isActive && $0.needsMemory }
             if due {
+                // Serialise states outside the write lock (partitions concurrently),
+                // then write them all with the positions in one transaction.
+                for run in runs where run.isActive { run.serializeStates() }
                 let writers = runs.filter(\.isActive)
                 try writeTransaction { db in
                     for run in writers { try run.checkpoint(db) }
@@ -129,7 +132,7 @@ extension EventStore {
                     run.checkpointCommitted()
                     try run.trimMemory()
                 }
-                try recordFailures(writers)
+                try recordFailures(runs)
                 sinceCheckpoint = 0
                 lastCheckpoint = ContinuousClock.now
             }

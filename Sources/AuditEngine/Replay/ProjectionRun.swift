@@ -1,4 +1,5 @@
 import CLuaSandbox
+import Foundation
 import GRDB
 import GRDBSQLite
 
@@ -78,38 +79,58 @@ final class ProjectionRun {
         try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM \(target.quotedTable) WHERE key = ?"), arguments: [key])
     }
 
-    /// Writes every state changed since the last checkpoint and the position, inside
-    /// the caller's write transaction. A state that cannot be stored (a function, NaN,
-    /// a cycle) fails this projection before anything of it is written.
+    /// Serialises the states changed since the last checkpoint in every partition: the
+    /// part of a checkpoint that needs no database, so partitions do it concurrently. A
+    /// state that cannot be stored (a function, NaN, a cycle) fails this projection here,
+    /// before anything of it is written.
+    func serializeStates() {
+        let results = UnsafeMutableBufferPointer<Result<LuaVM.FlushedStates, LuaError>?>.allocate(capacity: partitions.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let slots = FlushSlots(partitions: partitions, results: results)
+        if partitions.count == 1 {
+            slots.flush(0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: partitions.count) { slots.flush($0) }
+        }
+        flushed = []
+        for result in results {
+            switch result {
+            case .success(let states)?: flushed.append(states)
+            case .failure(let error)?:
+                checkpointFailure = ProjectionError(
+                    projection: projection.name,
+                    message: "\(error.message) (changed by an event from seq \(checkpointed + 1) to \(position); find it with `audit replay --checkpoint-every 1`)")
+            case nil: break
+            }
+        }
+    }
+
+    private var flushed: [LuaVM.FlushedStates] = []
+
+    /// Writes the serialised states and the position, inside the caller's write
+    /// transaction. Call after `serializeStates`, and only when the run is active.
     func checkpoint(_ db: Database) throws {
         let statement = try db.makeStatement(sql: target.upsertSQL)
         let stmt = statement.sqliteStatement
-        do {
-            for partition in partitions { try flush(partition.vm, into: stmt, db: db) }
-        } catch let error as LuaError {
-            checkpointFailure = ProjectionError(
-                projection: projection.name,
-                message: "\(error.message) (changed by an event from seq \(checkpointed + 1) to \(position); find it with `audit replay --checkpoint-every 1`)")
-            return
+        for states in flushed {
+            try states.forEach { key, json in
+                sqlite3_reset(stmt)
+                sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
+                sqlite3_bind_text(stmt, 2, json.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(json.count), SQLITE_TRANSIENT_DESTRUCTOR)
+                let rc = sqlite3_step(stmt)
+                guard rc == SQLITE_DONE else {
+                    throw StoreError.storage(
+                        "cannot write the state of projection \(projection.name): SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                }
+            }
         }
+        flushed = []
         try ReadModel.savePosition(db, target: target, position: position)
     }
 
     /// After the checkpoint's transaction committed.
     func checkpointCommitted() { checkpointed = position }
-
-    private func flush(_ vm: LuaVM, into stmt: OpaquePointer?, db: Database) throws {
-        _ = try vm.flush { key, json in
-            sqlite3_reset(stmt)
-            sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
-            sqlite3_bind_text(stmt, 2, json.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(json.count), SQLITE_TRANSIENT_DESTRUCTOR)
-            let rc = sqlite3_step(stmt)
-            guard rc == SQLITE_DONE else {
-                throw StoreError.storage(
-                    "cannot write the state of projection \(projection.name): SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-            }
-        }
-    }
 
     /// Whether a VM holds more than half its memory limit: time to checkpoint and let
     /// go of its states.
@@ -120,6 +141,30 @@ final class ProjectionRun {
     func trimMemory() throws {
         for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
             try partition.vm.evict()
+        }
+    }
+}
+
+/// The partitions' flushes of one checkpoint, run concurrently.
+///
+/// `@unchecked Sendable`: task i touches only partition i's VM and result slot i, and
+/// `concurrentPerform` returns only after every task has finished.
+private final class FlushSlots: @unchecked Sendable {
+    let partitions: [Partition]
+    let results: UnsafeMutableBufferPointer<Result<LuaVM.FlushedStates, LuaError>?>
+
+    init(partitions: [Partition], results: UnsafeMutableBufferPointer<Result<LuaVM.FlushedStates, LuaError>?>) {
+        self.partitions = partitions
+        self.results = results
+    }
+
+    func flush(_ index: Int) {
+        do {
+            results[index] = .success(try partitions[index].vm.flush())
+        } catch let error as LuaError {
+            results[index] = .failure(error)
+        } catch {
+            results[index] = .failure(LuaError(message: "\(error)"))
         }
     }
 }
