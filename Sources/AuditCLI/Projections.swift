@@ -45,6 +45,37 @@ extension AuditCommand {
                 rows.append([.text(name), version, .integer(position), .integer(head - position), .text(status)])
             }
             try ResultWriter.write(columns: columns, rows: rows, format: format)
+            try warnAboutUnknownTypes(store)
+        }
+
+        /// A handler for a type the log has never seen is usually a typo: say so, with
+        /// the closest type that does occur.
+        private func warnAboutUnknownTypes(_ store: EventStore) throws {
+            let known = try store.eventTypes()
+            guard !known.isEmpty else { return }
+            let knownSet = Set(known)
+            for case .success(let projection) in try workspace.loadProjections() {
+                for type in projection.handledTypes where !knownSet.contains(type) {
+                    let closest = known.min { editDistance($0, type) < editDistance($1, type) }!
+                    let hint = editDistance(closest, type) <= max(2, type.count / 3) ? " (did you mean \"\(closest)\"?)" : ""
+                    warn("audit: warning: projection \(projection.name) handles \"\(type)\", which never occurs in the log\(hint)")
+                }
+            }
         }
     }
+}
+
+/// Levenshtein distance over characters.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in stride(from: 1, through: b.count, by: 1) {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
 }

@@ -62,6 +62,19 @@ struct ReplayCommandTests {
         #expect(try states(dir) == expected)
     }
 
+    @Test("projections warns about a handled type that never occurs in the log, suggesting the closest")
+    func unknownTypeWarning() throws {
+        let dir = try workspace(events: 2_010)  // both Placed and Added occur
+        try "return { on = { Plaecd = function(s, e) end, Added = function(s, e) end, Refunded = function(s, e) end } }"
+            .write(toFile: dir.path + "/projections/typo.lua", atomically: true, encoding: .utf8)
+        let result = try audit(["projections"], in: dir.path)
+        #expect(result.status == 0)
+        #expect(result.stderr.contains(#"projection typo handles "Plaecd", which never occurs in the log (did you mean "Placed"?)"#))
+        #expect(result.stderr.contains(#"projection typo handles "Refunded", which never occurs in the log"#))
+        #expect(!result.stderr.contains(#"handles "Added""#))
+        #expect(!result.stderr.contains("projection totals"))
+    }
+
     @Test("replay, projections, state and query end to end; a bad projection exits 65 and the others still run")
     func endToEnd() throws {
         let dir = try workspace(events: 3_000)

@@ -111,6 +111,12 @@ extension EventStore {
         }
     }
 
+    /// Every distinct event type in the log, sorted.
+    /// - Complexity: one pass over the type index.
+    public func eventTypes() throws -> [String] {
+        try readTransaction { db in try String.fetchAll(db, sql: "SELECT DISTINCT type FROM events ORDER BY type") }
+    }
+
     /// The catalog record of every projection: live ones and builds in progress.
     public func projectionRecords() throws -> (live: [String: ProjectionRecord], builds: [String: ProjectionRecord]) {
         try readTransaction { db in
