@@ -272,3 +272,41 @@ int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, 
     *len = vm->out.len;
     return r;
 }
+
+static int merge_protected(lua_State *L) {
+    avm *vm = avm_of(L);
+    const char *json = lua_touserdata(L, 2);
+    size_t json_len = (size_t)lua_tointeger(L, 3);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 4
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, 4) == LUA_TNIL) {                    // 5: the running state
+        lua_pop(L, 1);
+        push_initial(vm, L, 1);
+        vm->resident++;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_merge);
+    lua_pushvalue(L, 5);
+    avm_push_json(vm, L, json, json_len, "a partial state");
+    lua_call(L, 2, 1);                                     // 6: merged
+    if (!lua_istable(L, 6)) return luaL_error(L, "merge must return the combined state (a table), not a %s", luaL_typename(L, 6));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 6);
+    lua_rawset(L, 4);
+    if (!vm->all_dirty) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 6);
+        lua_rawset(L, -3);
+    }
+    return 0;
+}
+
+int avm_merge(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
+    lua_State *L = vm->L;
+    lua_pushcfunction(L, merge_protected);
+    lua_pushlstring(L, key, key_len);
+    lua_pushlightuserdata(L, (void *)json);
+    lua_pushinteger(L, (lua_Integer)json_len);
+    avm_reset_budget(vm);
+    return avm_finish_call(vm, lua_pcall(L, 3, 0, 0), AVM_OK);
+}

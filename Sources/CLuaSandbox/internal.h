@@ -47,6 +47,7 @@ struct avm {
     int assume_absent;
     int all_dirty;           // every state in memory is new since the last flush: no tracking
     char *glob;
+    int ref_merge;
     int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_dirty, ref_env, ref_modules, ref_loaded;
     size_t resident, dirty;
 

@@ -76,7 +76,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->mem_limit = (size_t)1 << 30;  // generous while the libraries open
     vm->budget = instruction_budget;
     vm->loading = 1;
-    vm->ref_spec = vm->ref_on = vm->ref_init = vm->ref_key = LUA_NOREF;
+    vm->ref_spec = vm->ref_on = vm->ref_init = vm->ref_key = vm->ref_merge = LUA_NOREF;
     vm->event_fields = AVM_FIELD_ALL;
     vm->L = lua_newstate(avm_limited_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
@@ -119,6 +119,7 @@ size_t avm_memory_used(const avm *vm) { return vm->mem_used; }
 size_t avm_memory_limit(const avm *vm) { return vm->mem_limit; }
 size_t avm_resident(const avm *vm) { return vm->resident; }
 int avm_key_mode(const avm *vm) { return vm->key_mode; }
+int avm_has_merge(const avm *vm) { return vm->ref_merge != LUA_NOREF; }
 void avm_assume_no_stored_states(avm *vm, int flag) {
     vm->assume_absent = flag;
     // Nothing stored and nothing flushed yet: every state in memory will need writing,
@@ -201,6 +202,7 @@ static int load_protected(lua_State *L) {
     vm->ref_on = luaL_ref(L, LUA_REGISTRYINDEX);
 
     vm->ref_init = ref_field(L, spec, "init", LUA_TFUNCTION, "a function(key) returning the initial state");
+    vm->ref_merge = ref_field(L, spec, "merge", LUA_TFUNCTION, "a function(a, b) combining two partial states");
     t = lua_getfield(L, spec, "key");
     if (t == LUA_TNIL || (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "stream") == 0)) vm->key_mode = AVM_KEY_STREAM;
     else if (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "global") == 0) vm->key_mode = AVM_KEY_GLOBAL;

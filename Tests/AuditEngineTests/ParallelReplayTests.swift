@@ -55,6 +55,75 @@ struct ParallelReplayTests {
         #expect(try states(log: log, parallel: 3, batch: 200, memory: 1 << 20) == sequential)
     }
 
+    static let mergingTotals = """
+        return {
+          key = "global",
+          init = function() return { events = 0, revenue = 0, biggest = 0, by_type = {} } end,
+          on = {
+            OrderPlaced = function(s, e)
+              s.events = s.events + 1; s.revenue = s.revenue + e.data.amount
+              if e.data.amount > s.biggest then s.biggest = e.data.amount end
+              s.by_type.placed = (s.by_type.placed or 0) + 1
+            end,
+            ItemAdded = function(s, e)
+              s.events = s.events + 1; s.revenue = s.revenue + e.data.qty * e.data.price
+              s.by_type.added = (s.by_type.added or 0) + 1
+            end,
+          },
+          merge = function(a, b)
+            local by_type = {}
+            for _, k in ipairs({ "placed", "added" }) do
+              local n = (a.by_type[k] or 0) + (b.by_type[k] or 0)
+              if n > 0 then by_type[k] = n end
+            end
+            return { events = a.events + b.events, revenue = a.revenue + b.revenue,
+                     biggest = math.max(a.biggest, b.biggest), by_type = by_type }
+          end,
+        }
+        """
+
+    func mergedState(log: [String], parallel: Int, batch: Int) throws -> [String] {
+        let w = try Workspace()
+        w.projection("merged", Self.mergingTotals)
+        var options = ReplayOptions()
+        options.parallel = parallel
+        options.batchSize = batch
+        let half = log.count / 3
+        try w.ingest(Array(log[..<half]))
+        try w.replay(["merged"], options)
+        try w.ingest(Array(log[half...]))
+        #expect(try w.replay(["merged"], options).first?.status == .updated)
+        return try w.dump("merged")
+    }
+
+    @Test(
+        "a global projection with merge folds seq ranges in parallel, with the same result as sequential",
+        arguments: [(2, 100), (3, 7), (8, 1_000)])
+    func mergeEquivalence(parallel: Int, batch: Int) throws {
+        for seed in UInt64(11)...14 {
+            let log = orderLog(count: 900, streams: 120, seed: seed)
+            let sequential = try mergedState(log: log, parallel: 1, batch: 1_000)
+            #expect(sequential.count == 1)
+            #expect(try mergedState(log: log, parallel: parallel, batch: batch) == sequential, "seed \(seed)")
+        }
+    }
+
+    @Test("merge is refused without key = global, and a failing merge stops the projection")
+    func mergeErrors() throws {
+        let w = try Workspace()
+        w.projection("keyed", "return { on = { T = function(s, e) end }, merge = function(a, b) return a end }")
+        #expect { try w.load("keyed") } throws: { "\($0)".contains("'merge' is used with key = \"global\" only") }
+        w.projection("broken", #"return { key = "global", on = { T = function(s, e) s.n = 1 end }, merge = function(a, b) error("no merge") end }"#)
+        try w.ingest((0..<50).map { _ in eventLine(stream: "k", type: "T") })
+        var options = ReplayOptions()
+        options.parallel = 2
+        guard case .failed(let error)? = try w.replay(["broken"], options).first?.status else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(error.description.contains("merge failed") && error.description.contains("no merge"))
+    }
+
     @Test("a failure in one partition stops the projection at its first failing seq; the others finish")
     func failureInAPartition() throws {
         let w = try Workspace()

@@ -151,6 +151,18 @@ final class LuaVM {
         return FlushedStates(records: UnsafeRawBufferPointer(start: pointer, count: length), count: count)
     }
 
+    var hasMerge: Bool { avm_has_merge(vm) != 0 }
+
+    /// state[key] = merge(state[key], partial), where partial is canonical JSON.
+    func merge(key: String, partial json: String) throws {
+        var key = key, json = json
+        try key.withUTF8 { k in
+            try json.withUTF8 { j in
+                try check(avm_merge(vm, k.baseAddress, k.count, j.baseAddress, j.count))
+            }
+        }
+    }
+
     /// Drops the states held in memory; call only after their flush was committed.
     func evict() throws { try check(avm_evict(vm)) }
 

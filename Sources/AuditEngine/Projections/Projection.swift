@@ -29,6 +29,8 @@ public struct Projection: Sendable {
     public let handledTypes: [String]
     public let columns: [Column]
     public let limits: LuaLimits
+    /// Whether it defines `merge(a, b)`, letting a global projection fold in parallel.
+    public let hasMerge: Bool
 
     let source: String
     let modules: [Module]
@@ -42,7 +44,7 @@ public struct Projection: Sendable {
     }
 
     /// The top-level fields a projection table may have.
-    static let knownFields: Set<String> = ["version", "streams", "key", "init", "on", "columns", "limits"]
+    static let knownFields: Set<String> = ["version", "streams", "key", "init", "on", "columns", "limits", "merge"]
     static let columnTypes: Set<String> = ["text", "integer", "real", "numeric"]
     /// Names the engine's own tables use.
     static let reservedNames: Set<String> = [
@@ -109,7 +111,7 @@ extension Projection {
         // Run the script once in a VM to read its spec.
         let probe = Projection(
             name: name, file: file, version: 0, codeHash: codeHash, streams: nil, key: .stream, handledTypes: [],
-            columns: [], limits: defaultLimits, source: source, modules: modules,
+            columns: [], limits: defaultLimits, hasMerge: false, source: source, modules: modules,
             eventFields: EventFields.used(by: [source] + modules.map(\.source)))
         let vm = try probe.makeVM()
         let spec: JSONValue
@@ -141,6 +143,11 @@ extension Projection {
         case .string("global")?: key = .global
         case .string("<function>")?: key = .function
         default: throw fail("'key' must be \"stream\", \"global\" or a function(e)")
+        }
+        let hasMerge = spec["merge"] == .string("<function>")
+        if spec["merge"] != nil, !hasMerge { throw fail("'merge' must be a function(a, b) returning the combined state") }
+        if hasMerge, key != .global {
+            throw fail("'merge' is used with key = \"global\" only (a keyed projection already folds in parallel by key)")
         }
         var handled: [String] = []
         if case .object(let handlers)? = spec["on"] { handled = handlers.map(\.key).sorted() }
@@ -176,7 +183,7 @@ extension Projection {
         self.init(
             name: probe.name, file: probe.file, version: version, codeHash: probe.codeHash,
             streams: spec["streams"]?.stringValue, key: key, handledTypes: handled, columns: columns, limits: limits,
-            source: probe.source, modules: probe.modules, eventFields: probe.eventFields)
+            hasMerge: hasMerge, source: probe.source, modules: probe.modules, eventFields: probe.eventFields)
     }
 
     /// Loads every `*.lua` in `directory` (not in lib/), sorted by name. A file that

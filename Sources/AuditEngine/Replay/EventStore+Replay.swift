@@ -99,7 +99,7 @@ extension EventStore {
             if active.isEmpty { return }
             if batch.count > 0 {
                 if active.contains(where: { $0.partitions.count > 1 }) {
-                    foldInParallel(batch, active)
+                    try foldInParallel(batch, active)
                 } else {
                     // A snapshot for reloading evicted states: it sees every committed checkpoint.
                     try readTransaction { db in
@@ -145,9 +145,11 @@ extension EventStore {
     /// Folds a batch with every partition of every run as its own task, concurrently:
     /// each task sees the rows of its partition in seq order, and each VM is used by
     /// one task only.
-    private func foldInParallel(_ batch: EventBatch, _ runs: [ProjectionRun]) {
+    private func foldInParallel(_ batch: EventBatch, _ runs: [ProjectionRun]) throws {
+        for run in runs { try run.resetPartials() }
         let fold = ParallelFold(tasks: runs.flatMap { run in run.partitions.indices.map { (run, $0) } }, batch: batch, store: self)
         DispatchQueue.concurrentPerform(iterations: fold.tasks.count) { fold.run(task: $0) }
+        for run in runs { run.mergePartials(store: self) }
     }
 
     /// Saves the failure of every run that failed and has not been recorded yet.
@@ -190,14 +192,19 @@ private final class ParallelFold: @unchecked Sendable {
         let (run, p) = tasks[index]
         let partition = run.partitions[p]
         let count = UInt64(run.partitions.count)
+        // Ranges: contiguous rows of the batch, in order, for a merging projection.
+        let rangeSize = (batch.count + Int(count) - 1) / Int(count)
         let lookup = { [store] (key: String) throws -> String? in
             // A fresh snapshot: it sees every committed checkpoint.
             try store.readTransaction { db in try run.storedState(key, db) }
         }
         batch.forEach { row, event in
-            guard partition.failure == nil, run.position < event.seq,
-                  count == 1 || batch.streamHashes[row] % count == UInt64(p)
-            else { return }
+            guard partition.failure == nil, run.position < event.seq else { return }
+            if run.mergesRanges {
+                guard row / rangeSize == p else { return }
+            } else if count > 1, batch.streamHashes[row] % count != UInt64(p) {
+                return
+            }
             partition.apply(&event, projection: run.projection.name, lookup: lookup)
         }
     }

@@ -57,6 +57,11 @@ final class ProjectionRun {
         checkpointFailure ?? partitions.compactMap(\.failure).min { ($0.seq ?? 0) < ($1.seq ?? 0) }
     }
     var isActive: Bool { failure == nil }
+    /// A global projection with `merge`: each partition folds a contiguous range of each
+    /// batch, and the partial states are merged in seq order into partition 0's.
+    let mergesRanges: Bool
+    /// The partitions whose states are written at checkpoints.
+    var statePartitions: ArraySlice<Partition> { mergesRanges ? partitions.prefix(1) : partitions[...] }
     var eventsApplied: Int { partitions.reduce(0) { $0 + $1.eventsApplied } }
 
     init(projection: Projection, target: ReadModelTarget, position: Int64, limits: LuaLimits?, parallel: Int) throws {
@@ -65,12 +70,41 @@ final class ProjectionRun {
         self.position = position
         startPosition = position
         checkpointed = position
-        let count = projection.key == .stream ? max(1, parallel) : 1
+        mergesRanges = projection.key == .global && projection.hasMerge && parallel > 1
+        let count = projection.key == .stream || mergesRanges ? max(1, parallel) : 1
         partitions = try (0..<count).map { _ in
             let vm = try projection.makeVM(limits: limits)
             // An empty table has no stored states: start every key from init without asking.
             vm.assumeNoStoredStates(position == 0)
             return Partition(vm: vm)
+        }
+    }
+
+    /// Before a batch: the partitions after the first start their range from init.
+    func resetPartials() throws {
+        guard mergesRanges else { return }
+        for partition in partitions.dropFirst() {
+            try partition.vm.evict()
+            partition.vm.assumeNoStoredStates(true)
+        }
+    }
+
+    /// After a batch: state = merge(merge(state, partial 1), partial 2) … in seq order.
+    func mergePartials(store: EventStore) {
+        guard mergesRanges, isActive else { return }
+        let first = partitions[0]
+        do {
+            if try first.vm.stateJSON(key: "global") == nil {
+                // Not in memory (resumed, or evicted): continue from the stored state.
+                let stored = try store.readTransaction { db in try storedState("global", db) }
+                try first.vm.provideState(key: "global", json: stored)
+            }
+            for partition in partitions.dropFirst() {
+                guard let partial = try partition.vm.stateJSON(key: "global") else { continue }
+                try first.vm.merge(key: "global", partial: partial)
+            }
+        } catch {
+            checkpointFailure = ProjectionError(projection: projection.name, message: "merge failed: \(error) (after seq \(position))")
         }
     }
 
@@ -84,14 +118,15 @@ final class ProjectionRun {
     /// state that cannot be stored (a function, NaN, a cycle) fails this projection here,
     /// before anything of it is written.
     func serializeStates() {
-        let results = UnsafeMutableBufferPointer<Result<LuaVM.FlushedStates, LuaError>?>.allocate(capacity: partitions.count)
+        let flushing = Array(statePartitions)
+        let results = UnsafeMutableBufferPointer<Result<LuaVM.FlushedStates, LuaError>?>.allocate(capacity: flushing.count)
         results.initialize(repeating: nil)
         defer { results.deallocate() }
-        let slots = FlushSlots(partitions: partitions, results: results)
-        if partitions.count == 1 {
+        let slots = FlushSlots(partitions: flushing, results: results)
+        if flushing.count == 1 {
             slots.flush(0)
         } else {
-            DispatchQueue.concurrentPerform(iterations: partitions.count) { slots.flush($0) }
+            DispatchQueue.concurrentPerform(iterations: flushing.count) { slots.flush($0) }
         }
         flushed = []
         for result in results {

@@ -72,6 +72,12 @@ void avm_assume_no_stored_states(avm *vm, int flag);
 /// [u32 key_len][key][u32 json_len][json] (native byte order), and forgets which were
 /// changed. Valid until the next call.
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
+/// Whether the projection defines merge(a, b).
+int avm_has_merge(const avm *vm);
+/// state[key] = merge(state[key], partial) where partial is canonical JSON (a state
+/// folded by another VM over the events that follow); marks the key changed.
+int avm_merge(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len);
+
 /// Drops every state held in memory (call right after a flush that was committed).
 int avm_evict(avm *vm);
 size_t avm_resident(const avm *vm);
