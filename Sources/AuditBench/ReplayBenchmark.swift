@@ -19,6 +19,32 @@ enum ReplayBenchmark {
         }
         """
 
+    /// Handles one of the three types: the others must cost almost nothing.
+    static let cancelledOnly = """
+        return {
+          version = 1,
+          streams = "order-*",
+          on = { OrderCancelled = function(s, e) s.cancelled = true end },
+          columns = { cancelled = "integer" },
+        }
+        """
+
+    /// A global projection with merge, folded in parallel ranges.
+    static let globalMerge = """
+        return {
+          version = 1,
+          key = "global",
+          init = function() return { orders = 0, revenue = 0 } end,
+          on = {
+            OrderPlaced = function(s, e) s.orders = s.orders + 1; s.revenue = s.revenue + e.data.amount end,
+            ItemAdded   = function(s, e) s.revenue = s.revenue + e.data.qty * e.data.price end,
+          },
+          merge = function(a, b) return { orders = a.orders + b.orders, revenue = a.revenue + b.revenue } end,
+        }
+        """
+
+    static let sources = ["order_totals": projection, "cancelled_only": cancelledOnly, "global_merge": globalMerge]
+
     /// shared/bench/baseline_order_totals.lua: what an analyst writes without an engine.
     static let baseline = """
         local cjson = require "cjson"
@@ -43,19 +69,19 @@ enum ReplayBenchmark {
         print(string.format('{"orders":%d,"open_revenue":%d,"events":%d}', n, revenue, events))
         """
 
-    /// Writes the projection into `dir/projections/` and returns it loaded.
-    static func loadProjection(dir: String) throws -> Projection {
+    /// Writes a benchmark projection into `dir/projections/` and returns it loaded.
+    static func loadProjection(_ name: String, dir: String) throws -> Projection {
         let folder = dir + "/projections"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let file = folder + "/order_totals.lua"
-        try projection.write(toFile: file, atomically: true, encoding: .utf8)
+        let file = folder + "/\(name).lua"
+        try sources[name]!.write(toFile: file, atomically: true, encoding: .utf8)
         return try Projection.load(file: file)
     }
 
     /// Child: rebuilds order_totals from seq 1 in `db` and prints the summary.
-    static func engine(db: String, dir: String, parallel: Int) throws -> Measurement {
+    static func engine(db: String, dir: String, parallel: Int, name: String = "order_totals") throws -> Measurement {
         let store = try EventStore(path: db)
-        let projection = try loadProjection(dir: dir)
+        let projection = try loadProjection(name, dir: dir)
         var options = ReplayOptions()
         options.rebuild = true
         options.parallel = parallel
@@ -64,6 +90,10 @@ enum ReplayBenchmark {
         guard case .rebuilt = outcome.first?.status else { throw BenchError("replay did not finish: \(outcome)") }
         var summary = ""
         let events = try store.head().seq
+        guard name == "order_totals" else {
+            let label = "\(name) " + (parallel == 1 ? "sequential" : "--parallel \(parallel)")
+            return Measurement(name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB())
+        }
         try store.query(
             sql: "SELECT count(*), coalesce(sum(CASE WHEN status != 'cancelled' THEN total END), 0) FROM order_totals",
             header: { _ in }, row: { summary = #"{"orders":\#($0[0].text),"open_revenue":\#($0[1].text),"events":\#(events)}"# })

@@ -105,6 +105,16 @@ struct ReplayCommand: ParsableCommand {
         print("  baseline result: \(baseline.last!.summary)")
         let equal = (engine + parallel).allSatisfy { $0.summary == baseline.last!.summary }
         print("  results equal  : \(equal ? "yes" : "NO")")
+        print("")
+        print("other projections over the same events, medians of \(workload.runs) runs:")
+        for name in ["cancelled_only", "global_merge"] {
+            for workers in [1, 2] {
+                let runs = try (1...workload.runs).map { _ in try Measure.child(["_replay", db, dir, String(workers), name]) }
+                let m = runs[0]
+                print("  " + m.name.padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + String(format: " %9.0f events/s   peak %.0f MB", Measure.median(runs.map(\.eventsPerSecond)), runs.map(\.peakRSSMB).max()!))
+            }
+        }
     }
 }
 
@@ -113,7 +123,8 @@ struct ChildEngineReplay: ParsableCommand {
     @Argument var db: String
     @Argument var dir: String
     @Argument var parallel: Int = 1
-    func run() throws { Measure.report(try ReplayBenchmark.engine(db: db, dir: dir, parallel: parallel)) }
+    @Argument var projection: String = "order_totals"
+    func run() throws { Measure.report(try ReplayBenchmark.engine(db: db, dir: dir, parallel: parallel, name: projection)) }
 }
 
 struct ChildEngineIngest: ParsableCommand {
