@@ -4,13 +4,16 @@ import AuditEngine
 struct ResultWriter {
     let columns: [String]
     let format: OutputFormat
+    /// Columns whose text is JSON, written as JSON (not as a string) in json/jsonl.
+    let rawJSONColumns: Set<String>
     private var output = Output()
     private var tabular: TabularWriter?
     private var count = 0
 
-    init(columns: [String], format: OutputFormat) {
+    init(columns: [String], format: OutputFormat, rawJSONColumns: Set<String> = []) {
         self.columns = columns
         self.format = format
+        self.rawJSONColumns = rawJSONColumns
         if format == .csv || format == .table { tabular = TabularWriter(columns: columns, format: format) }
         if format == .json { output.line("[") }
     }
@@ -20,7 +23,10 @@ struct ResultWriter {
             tabular!.row(values.map(\.text))
             return
         }
-        let object = "{" + zip(columns, values).map { json($0) + ":" + $1.json }.joined(separator: ",") + "}"
+        let object = "{" + zip(columns, values).map { column, value in
+            if rawJSONColumns.contains(column), case .text(let text) = value { return json(column) + ":" + text }
+            return json(column) + ":" + value.json
+        }.joined(separator: ",") + "}"
         output.line(format == .json ? (count == 0 ? object : "," + object) : object)
         count += 1
     }

@@ -66,6 +66,12 @@ static int apply_protected(lua_State *L) {
             return luaL_error(L, "the key function must return a string, an integer or nil, not a %s", luaL_typename(L, 5));
         }
     }
+    {
+        size_t n;
+        const char *k = lua_tolstring(L, 5, &n);
+        vm->last_key.len = 0;
+        if (!abuf_put(&vm->last_key, k, n)) return luaL_error(L, "out of memory");
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 6
     lua_pushvalue(L, 5);
     if (lua_rawget(L, 6) == LUA_TNIL) {                    // 7: state

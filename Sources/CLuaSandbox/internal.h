@@ -52,6 +52,8 @@ struct avm {
     size_t resident, dirty;
 
     abuf pending;            // key for AVM_NEED_STATE
+    abuf last_key;           // key of the last applied event (for explain)
+    int track_last_key;
     abuf out;                // flush / describe / state output
     abuf scratch;            // string decoding
     abuf path;               // where in a state an error is, for its message

@@ -102,6 +102,7 @@ void avm_free(avm *vm) {
     avm_pool_release(&vm->pool);
     free(vm->glob);
     free(vm->pending.data);
+    free(vm->last_key.data);
     free(vm->out.data);
     free(vm->scratch.data);
     free(vm->path.data);
@@ -127,6 +128,11 @@ void avm_assume_no_stored_states(avm *vm, int flag) {
     vm->all_dirty = flag && vm->resident == 0;
 }
 void avm_set_event_fields(avm *vm, unsigned fields) { vm->event_fields = fields & AVM_FIELD_ALL; }
+
+const char *avm_last_key(const avm *vm, size_t *len) {
+    *len = vm->last_key.len;
+    return vm->last_key.data ? vm->last_key.data : "";
+}
 
 const char *avm_pending_key(const avm *vm, size_t *len) {
     *len = vm->pending.len;

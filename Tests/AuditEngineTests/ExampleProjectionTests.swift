@@ -104,6 +104,26 @@ struct ExampleProjectionTests {
         #expect(decided == hours.count && decided > 1000)
     }
 
+    @Test("explain lists the events that built one key, ending in its stored state; as-of cuts it")
+    func explain() throws {
+        let (_, store) = try replayExamples()
+        let projection = try Projection.load(file: Self.projections + "/fine_balances.lua", libDirectory: Self.projections + "/lib")
+        var steps: [ExplainStep] = []
+        try store.explain(projection, key: "S45359") { steps.append($0) }
+        #expect(steps.map(\.event.type) == ["Create Fine", "Send Fine", "Add penalty", "Send for Credit Collection"])
+        var stored: String?
+        try store.forEachState(projection: "fine_balances", key: "S45359") { stored = $1 }
+        #expect(steps.last?.state == stored)
+        var early: [ExplainStep] = []
+        try store.explain(projection, key: "S45359", filter: EventFilter(asOf: try Timestamp(dateOrTime: "2000-05-01"))) { early.append($0) }
+        #expect(early.map(\.event.type) == ["Create Fine", "Send Fine"])
+        let yearly = try Projection.load(file: Self.projections + "/credit_collection_by_year.lua", libDirectory: Self.projections + "/lib")
+        var years: [ExplainStep] = []
+        try store.explain(yearly, key: "2002") { years.append($0) }
+        #expect(years.count == 5 && years.allSatisfy { $0.event.occurredAt.description.hasPrefix("2002") })
+        #expect(years.last?.state == #"{"fines":5,"year":2002}"#)
+    }
+
     @Test("the saved queries run over the example projections")
     func savedQueries() throws {
         let (_, store) = try replayExamples()

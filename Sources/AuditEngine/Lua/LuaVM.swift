@@ -102,6 +102,13 @@ final class LuaVM {
         }
     }
 
+    /// The key the last applied event went to.
+    var lastKey: String {
+        var length = 0
+        let pointer = avm_last_key(vm, &length)
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
     /// Supplies a key's stored state (canonical JSON), or nil to start from `init(key)`.
     func provideState(key: String, json: String?) throws {
         var key = key

@@ -61,6 +61,8 @@ void avm_set_event_fields(avm *vm, unsigned fields);
 
 /// Folds one event. See the AVM_ codes.
 int avm_apply(avm *vm, const avm_event *event);
+/// The key the last applied (or state-needing) event went to.
+const char *avm_last_key(const avm *vm, size_t *len);
 /// The key whose state AVM_NEED_STATE asked for.
 const char *avm_pending_key(const avm *vm, size_t *len);
 /// Supplies a key's stored state (canonical JSON), or NULL to start it from init(key).

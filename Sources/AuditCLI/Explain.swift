@@ -1,0 +1,42 @@
+import ArgumentParser
+import AuditEngine
+
+extension AuditCommand {
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the events that built one key's state, step by step, with the state after each.",
+            discussion: """
+                A fresh fold in its own VM: the projection's tables are not read or changed, so it
+                also shows what a changed script would compute. One line per event that changed
+                the key: {"seq":…,"occurred_at":…,"type":…,"id":…,"state":{…}}.
+                Examples:
+                  audit explain fine_balances S45359
+                  audit explain fine_balances S45359 --as-of 2001-12-31 --format table
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var time: TimeOptions
+        @Argument(help: "The projection.") var name: String
+        @Argument(help: "The key.") var key: String
+        @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+
+        func run() throws {
+            let store = try openStore(global)
+            let projection = try workspace.loadProjections([name])[0].get()
+            let filter = EventFilter(asOf: time.asOf, knownAt: time.knownAt)
+            let columns = ["seq", "occurred_at", "type", "id", "state"]
+            var writer = ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"])
+            var found = false
+            try store.explain(projection, key: key, filter: filter) { step in
+                found = true
+                writer.row([
+                    .integer(step.event.seq), .text(step.event.occurredAt.description), .text(step.event.type),
+                    .text(step.event.id), .text(step.state),
+                ])
+            }
+            writer.finish()
+            if !found { throw ProjectionError(projection: name, message: "no event changed the state of key \"\(key)\"") }
+        }
+    }
+}
