@@ -20,7 +20,8 @@ extension AuditCommand {
             let (live, builds) = try store.projectionRecords()
             let columns = ["name", "version", "position", "lag", "status"]
             var rows: [[SQLValue]] = []
-            for result in try workspace.loadProjections() {
+            let loaded = try workspace.loadProjections()
+            for result in loaded {
                 let name = projectionName(result)
                 let record = live[name]
                 let build = builds[name]
@@ -45,16 +46,16 @@ extension AuditCommand {
                 rows.append([.text(name), version, .integer(position), .integer(head - position), .text(status)])
             }
             try ResultWriter.write(columns: columns, rows: rows, format: format)
-            try warnAboutUnknownTypes(store)
+            try warnAboutUnknownTypes(store, loaded)
         }
 
         /// A handler for a type the log has never seen is usually a typo: say so, with
         /// the closest type that does occur.
-        private func warnAboutUnknownTypes(_ store: EventStore) throws {
+        private func warnAboutUnknownTypes(_ store: EventStore, _ loaded: [Result<Projection, ProjectionError>]) throws {
             let known = try store.eventTypes()
             guard !known.isEmpty else { return }
             let knownSet = Set(known)
-            for case .success(let projection) in try workspace.loadProjections() {
+            for case .success(let projection) in loaded {
                 for type in projection.handledTypes where !knownSet.contains(type) {
                     let closest = known.min { editDistance($0, type) < editDistance($1, type) }!
                     let hint = editDistance(closest, type) <= max(2, type.count / 3) ? " (did you mean \"\(closest)\"?)" : ""

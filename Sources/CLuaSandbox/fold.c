@@ -220,7 +220,6 @@ static int flush_protected(lua_State *L) {
     }
     luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_dirty);
     vm->ref_dirty = avm_new_ref_table(L);
-    vm->dirty = 0;
     vm->all_dirty = 0;  // from now on, track what changes
     lua_pushinteger(L, (lua_Integer)count);
     return 1;

@@ -7,6 +7,9 @@
 #include <lualib.h>
 #include "audit_lua.h"
 
+/// How a projection keys its states (the spec's `key`).
+enum { AVM_KEY_STREAM = 0, AVM_KEY_GLOBAL = 1, AVM_KEY_FUNCTION = 2 };
+
 /// A growable byte buffer outside Lua's allocator.
 typedef struct {
     char *data;
@@ -49,7 +52,7 @@ struct avm {
     char *glob;
     int ref_merge;
     int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_dirty, ref_env, ref_modules, ref_loaded;
-    size_t resident, dirty;
+    size_t resident;
 
     abuf pending;            // key for AVM_NEED_STATE
     abuf last_key;           // key of the last applied event (for explain)

@@ -110,16 +110,9 @@ void avm_free(avm *vm) {
     free(vm);
 }
 
-void avm_set_limits(avm *vm, size_t memory_limit, int64_t instruction_budget) {
-    vm->mem_limit = memory_limit;
-    vm->budget = instruction_budget;
-}
-
 const char *avm_error(const avm *vm) { return vm->error ? vm->error : ""; }
 size_t avm_memory_used(const avm *vm) { return vm->mem_used; }
 size_t avm_memory_limit(const avm *vm) { return vm->mem_limit; }
-size_t avm_resident(const avm *vm) { return vm->resident; }
-int avm_key_mode(const avm *vm) { return vm->key_mode; }
 int avm_has_merge(const avm *vm) { return vm->ref_merge != LUA_NOREF; }
 void avm_assume_no_stored_states(avm *vm, int flag) {
     vm->assume_absent = flag;

@@ -49,7 +49,6 @@ final class LuaVM {
 
     var memoryUsed: Int { avm_memory_used(vm) }
     var memoryLimit: Int { avm_memory_limit(vm) }
-    var residentStates: Int { avm_resident(vm) }
 
     private func check(_ status: Int32) throws {
         if status == AVM_ERROR { throw LuaError(message: String(cString: avm_error(vm))) }
@@ -81,8 +80,6 @@ final class LuaVM {
 
     /// Builds only these fields of each event (AVM_FIELD_* bits).
     func setEventFields(_ fields: UInt32) { avm_set_event_fields(vm, fields) }
-
-    var keyIsFunction: Bool { avm_key_mode(vm) == Int32(AVM_KEY_FUNCTION) }
 
     /// When true, a key not in memory has no stored state and starts from `init`.
     func assumeNoStoredStates(_ flag: Bool) { avm_assume_no_stored_states(vm, flag ? 1 : 0) }

@@ -18,8 +18,6 @@ enum {
     AVM_ERROR = -1,
 };
 
-enum { AVM_KEY_STREAM = 0, AVM_KEY_GLOBAL = 1, AVM_KEY_FUNCTION = 2 };
-
 /// One event, as pointers into the stored row (zero-copy). Strings need not be
 /// NUL-terminated except `stream`.
 typedef struct {
@@ -36,7 +34,6 @@ typedef struct {
 /// A new sandboxed VM. `memory_limit` in bytes; `instruction_budget` per event.
 avm *avm_new(size_t memory_limit, int64_t instruction_budget);
 void avm_free(avm *vm);
-void avm_set_limits(avm *vm, size_t memory_limit, int64_t instruction_budget);
 const char *avm_error(const avm *vm);
 size_t avm_memory_used(const avm *vm);
 size_t avm_memory_limit(const avm *vm);
@@ -49,7 +46,6 @@ int avm_load(avm *vm, const char *src, size_t len, const char *chunkname);
 
 /// The spec as canonical JSON, functions shown as "<function>". Valid until the next call.
 int avm_describe(avm *vm, const char **json, size_t *len);
-int avm_key_mode(const avm *vm);
 
 /// Which fields of `e` to build, as bits of AVM_FIELD_*; default all.
 enum {
@@ -82,7 +78,6 @@ int avm_merge(avm *vm, const char *key, size_t key_len, const char *json, size_t
 
 /// Drops every state held in memory (call right after a flush that was committed).
 int avm_evict(avm *vm);
-size_t avm_resident(const avm *vm);
 
 /// The canonical JSON of a key's state as it is in memory now (for tests and explain);
 /// AVM_SKIPPED when the key is not in memory.
