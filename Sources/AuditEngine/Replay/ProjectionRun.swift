@@ -51,6 +51,10 @@ final class ProjectionRun {
     private var checkpointFailure: ProjectionError?
     /// The position of the last committed checkpoint.
     private(set) var checkpointed: Int64
+    /// The largest times of the events folded up to `position`.
+    var times: FoldedTimes
+    /// When this run takes snapshots; nil: it takes none.
+    var snapshots: SnapshotSchedule?
 
     /// The first failure, by seq, of any partition.
     var failure: ProjectionError? {
@@ -64,10 +68,14 @@ final class ProjectionRun {
     var statePartitions: ArraySlice<Partition> { mergesRanges ? partitions.prefix(1) : partitions[...] }
     var eventsApplied: Int { partitions.reduce(0) { $0 + $1.eventsApplied } }
 
-    init(projection: Projection, target: ReadModelTarget, position: Int64, limits: LuaLimits?, parallel: Int) throws {
+    init(
+        projection: Projection, target: ReadModelTarget, position: Int64, times: FoldedTimes = FoldedTimes(),
+        limits: LuaLimits?, parallel: Int
+    ) throws {
         self.projection = projection
         self.target = target
         self.position = position
+        self.times = times
         startPosition = position
         checkpointed = position
         mergesRanges = projection.key == .global && projection.hasMerge && parallel > 1
@@ -90,13 +98,13 @@ final class ProjectionRun {
     }
 
     /// After a batch: state = merge(merge(state, partial 1), partial 2) … in seq order.
-    func mergePartials(store: EventStore) {
+    func mergePartials(states: some StateDatabase) {
         guard mergesRanges, isActive else { return }
         let first = partitions[0]
         do {
             if try first.vm.stateJSON(key: "global") == nil {
                 // Not in memory (resumed, or evicted): continue from the stored state.
-                let stored = try store.readTransaction { db in try storedState("global", db) }
+                let stored = try states.readStates { db in try storedState("global", db) }
                 try first.vm.provideState(key: "global", json: stored)
             }
             for partition in partitions.dropFirst() {
@@ -110,7 +118,7 @@ final class ProjectionRun {
 
     /// Reads a key's stored state with `db`.
     func storedState(_ key: String, _ db: Database) throws -> String? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM \(target.quotedTable) WHERE key = ?"), arguments: [key])
+        try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM main.\(target.quotedTable) WHERE key = ?"), arguments: [key])
     }
 
     /// Serialises the states changed since the last checkpoint in every partition: the
@@ -148,8 +156,12 @@ final class ProjectionRun {
     func checkpoint(_ db: Database) throws {
         let statement = try db.makeStatement(sql: target.upsertSQL)
         let stmt = statement.sqliteStatement
+        let collecting = snapshots?.changed != nil
         for states in flushed {
             try states.forEach { key, json in
+                if collecting {
+                    snapshots!.changed![String(decoding: key, as: UTF8.self)] = Array(json)
+                }
                 sqlite3_reset(stmt)
                 sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
                 sqlite3_bind_text(stmt, 2, json.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(json.count), SQLITE_TRANSIENT_DESTRUCTOR)
@@ -161,8 +173,18 @@ final class ProjectionRun {
             }
         }
         flushed = []
-        try ReadModel.savePosition(db, target: target, position: position)
+        try ReadModel.savePosition(db, target: target, position: position, times: times)
+        if var schedule = snapshots, schedule.isDue(at: position) {
+            try Snapshots.take(
+                db, chain: schedule.chain, table: target.table, seq: position, times: times, keep: schedule.policy.keep,
+                changed: schedule.changed)
+            schedule.taken(at: position)
+            snapshots = schedule
+        }
     }
+
+    /// Whether the next checkpoint is due for a snapshot.
+    var wantsSnapshot: Bool { snapshots?.isDue(at: position) ?? false }
 
     /// After the checkpoint's transaction committed.
     func checkpointCommitted() { checkpointed = position }
@@ -177,6 +199,38 @@ final class ProjectionRun {
         for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
             try partition.vm.evict()
         }
+    }
+}
+
+/// When a replaying projection takes its snapshots.
+struct SnapshotSchedule {
+    let chain: Int64
+    let policy: SnapshotPolicy
+    /// The seq of the chain's last snapshot.
+    var last: Int64
+    /// The states changed since `last`, gathered at checkpoints, when the replay has
+    /// seen every change since; nil when not (it resumed after `last`): the snapshot
+    /// then compares the table with the last one.
+    var changed: [String: [UInt8]]?
+    /// Take one at the next checkpoint whatever the policy (`audit snapshot`).
+    var force = false
+
+    init(chain: Int64, policy: SnapshotPolicy, last: Int64, position: Int64, force: Bool) {
+        self.chain = chain
+        self.policy = policy
+        self.last = last
+        self.force = force
+        changed = last == position && policy.every > 0 ? [:] : nil
+    }
+
+    func isDue(at position: Int64) -> Bool {
+        position > last && (force || (policy.every > 0 && position - last >= policy.every))
+    }
+
+    mutating func taken(at position: Int64) {
+        last = position
+        force = false
+        changed = policy.every > 0 ? [:] : nil
     }
 }
 
