@@ -55,6 +55,9 @@ final class ProjectionRun {
     var times: FoldedTimes
     /// When this run takes snapshots; nil: it takes none.
     var snapshots: SnapshotSchedule?
+    /// For a temporal question: the snapshot (in the attached store) the run starts
+    /// from without copying it; a key not in the run's table has its state there.
+    var base: SnapshotRecord?
 
     /// The first failure, by seq, of any partition.
     var failure: ProjectionError? {
@@ -83,7 +86,7 @@ final class ProjectionRun {
         partitions = try (0..<count).map { _ in
             let vm = try projection.makeVM(limits: limits)
             // An empty table has no stored states: start every key from init without asking.
-            vm.assumeNoStoredStates(position == 0)
+            vm.assumeNoStoredStates(position == 0)  // a run with a base starts past 0
             return Partition(vm: vm)
         }
     }
@@ -116,9 +119,18 @@ final class ProjectionRun {
         }
     }
 
-    /// Reads a key's stored state with `db`.
+    /// Reads a key's stored state with `db`: from the table, else from the base snapshot.
     func storedState(_ key: String, _ db: Database) throws -> String? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM main.\(target.quotedTable) WHERE key = ?"), arguments: [key])
+        if let state = try String.fetchOne(
+            db.cachedStatement(sql: "SELECT state FROM main.\(target.quotedTable) WHERE key = ?"), arguments: [key]) {
+            return state
+        }
+        guard let base else { return nil }
+        return try String.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT state FROM store.snapshot_states WHERE chain = ? AND key = ? AND seq <= ? ORDER BY seq DESC LIMIT 1
+                """),
+            arguments: [base.chain, key, base.seq])
     }
 
     /// Serialises the states changed since the last checkpoint in every partition: the

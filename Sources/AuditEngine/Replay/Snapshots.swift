@@ -24,6 +24,18 @@ public struct SnapshotRecord: Sendable, Equatable {
     let digest: String
 }
 
+extension EventStore {
+    /// Every stored snapshot, by projection then seq.
+    public func snapshots() throws -> [SnapshotRecord] {
+        try readTransaction { db in try Snapshots.listAll(db) }
+    }
+
+    /// Deletes every snapshot of `projection` (the next rebuild then starts from seq 1).
+    public func deleteSnapshots(of projection: String) throws {
+        try writeTransaction { db in try Snapshots.dropOtherChains(db, projection: projection, keeping: nil) }
+    }
+}
+
 /// Snapshots: writing them at checkpoints, thinning them, finding one that can be
 /// trusted for a question.
 ///
@@ -90,10 +102,26 @@ enum Snapshots {
             return nil  // already taken at this position
         }
         let quoted = ReadModel.quote(table)
+        var delta = DeltaDigest()
         if let changed {
             let insert = try db.makeStatement(sql: "INSERT INTO snapshot_states (chain, key, seq, state) VALUES (?, ?, ?, ?)")
+            let stmt = insert.sqliteStatement
+            sqlite3_bind_int64(stmt, 1, chain)
+            sqlite3_bind_int64(stmt, 3, seq)
             for (key, state) in changed {
-                try insert.execute(arguments: [chain, key, seq, String(decoding: state, as: UTF8.self)])
+                var key = key
+                try key.withUTF8 { k in
+                    try state.withUnsafeBytes { s in
+                        delta.add(key: UnsafeRawBufferPointer(k), state: s)
+                        sqlite3_bind_text(stmt, 2, k.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, Int32(k.count), SQLITE_TRANSIENT_DESTRUCTOR)
+                        sqlite3_bind_text(stmt, 4, s.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(s.count), SQLITE_TRANSIENT_DESTRUCTOR)
+                        let rc = sqlite3_step(stmt)
+                        sqlite3_reset(stmt)
+                        guard rc == SQLITE_DONE else {
+                            throw StoreError.storage("cannot write a snapshot: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
+                        }
+                    }
+                }
             }
         } else {
             try db.execute(
@@ -104,8 +132,8 @@ enum Snapshots {
                                           WHERE s.chain = ?1 AND s.key = t.key AND s.seq < ?2 ORDER BY s.seq DESC LIMIT 1)
                     """,
                 arguments: [chain, seq])
+            delta = try digest(db, chain: chain, seq: seq)
         }
-        let delta = try digest(db, chain: chain, seq: seq)
         let keys = try Int64.fetchOne(db, sql: "SELECT count(*) FROM \(quoted)") ?? 0
         let milliseconds = Int64((ContinuousClock.now - started).seconds * 1000)
         try db.execute(
@@ -248,9 +276,10 @@ enum Snapshots {
     }
 }
 
-/// An order-independent digest of a snapshot's rows: the sum, lane by lane, of a 128-bit
-/// FNV-1a hash of each (key, state). It detects damage (a changed, missing or extra
-/// row), not forgery: whoever can write the database can rewrite the digest too.
+/// An order-independent digest of a snapshot's rows: the sum, lane by lane, of a
+/// 128-bit hash of each (key, state), taken a word at a time. It detects damage (a
+/// changed, missing or extra row), not forgery: whoever can write the database can
+/// rewrite the digest too.
 struct DeltaDigest {
     var rows: Int64 = 0
     var bytes: Int64 = 0
@@ -258,17 +287,28 @@ struct DeltaDigest {
     private var high: UInt64 = 0
 
     mutating func add(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer) {
-        var a: UInt64 = 0xcbf2_9ce4_8422_2325
-        var b: UInt64 = 0x6c62_272e_07bb_0142
-        func feed(_ byte: UInt8) {
-            a = (a ^ UInt64(byte)) &* 0x100_0000_01b3
-            b = (b ^ UInt64(byte)) &* 0x100_0000_01b3 &+ 0x9e37_79b9
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(key.count)
+        var b: UInt64 = 0x6c62_272e_07bb_0142 ^ UInt64(state.count)
+        func feed(_ word: UInt64) {
+            a = (a ^ word) &* 0x9e37_79b9_7f4a_7c15
+            a ^= a >> 29
+            b = (b ^ word) &* 0xbf58_476d_1ce4_e5b9
+            b ^= b >> 31
         }
-        for byte in withUnsafeBytes(of: UInt32(key.count).littleEndian, Array.init) { feed(byte) }
-        for byte in key { feed(byte) }
-        for byte in state { feed(byte) }
-        low &+= a
-        high &+= b
+        func feed(_ bytes: UnsafeRawBufferPointer) {
+            var offset = 0
+            while offset + 8 <= bytes.count {
+                feed(bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+                offset += 8
+            }
+            var tail: UInt64 = 0x80
+            for byte in bytes[offset...] { tail = tail << 8 | UInt64(byte) }
+            feed(tail)
+        }
+        feed(key)
+        feed(state)
+        low &+= a &* 0x94d0_49bb_1331_11eb
+        high &+= b ^ (a >> 17)
         rows += 1
         bytes += Int64(key.count + state.count)
     }

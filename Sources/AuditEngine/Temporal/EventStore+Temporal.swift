@@ -17,16 +17,46 @@ extension EventStore {
         _ body: (String, String) throws -> Void
     ) throws {
         let states = try TemporaryStates(storePath: path)
-        try materialise([projection], at: time, key: key, into: states, options: options)
+        // The snapshot is not copied: the table gets only the keys the fold changes,
+        // and the output merges it with the snapshot's states, both in key order.
+        let base = try materialise([projection], at: time, key: key, into: states, copyBase: false, options: options).first!
         let table = ReadModel.quote(projection.name)
         try states.readStates { db in
-            let rows: RowCursor
-            if let key {
-                rows = try Row.fetchCursor(db, sql: "SELECT key, state FROM main.\(table) WHERE key = ?", arguments: [key])
-            } else {
-                rows = try Row.fetchCursor(db, sql: "SELECT key, state FROM main.\(table) ORDER BY key")
+            let keyCondition = key == nil ? "" : " AND key = :key"
+            let folded = try Row.fetchCursor(
+                db, sql: "SELECT key, state FROM main.\(table) WHERE 1\(keyCondition) ORDER BY key",
+                arguments: key.map { ["key": $0] } ?? [:])
+            guard let base else {
+                while let row = try folded.next() { try body(row[0], row[1]) }
+                return
             }
-            while let row = try rows.next() { try body(row[0], row[1]) }
+            var arguments: StatementArguments = ["chain": base.chain, "seq": base.seq]
+            if let key { arguments += ["key": key] }
+            let stored = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT key, state, max(seq) FROM store.snapshot_states WHERE chain = :chain AND seq <= :seq\(keyCondition)
+                    GROUP BY key ORDER BY key
+                    """,
+                arguments: arguments)
+            var next = try folded.next().map { ($0[0] as String, $0[1] as String) }
+            while let row = try stored.next() {
+                let storedKey: String = row[0]
+                while let (k, s) = next, k.utf8.lexicographicallyPrecedes(storedKey.utf8) {
+                    try body(k, s)
+                    next = try folded.next().map { ($0[0], $0[1]) }
+                }
+                if let (k, s) = next, k == storedKey {
+                    try body(k, s)
+                    next = try folded.next().map { ($0[0], $0[1]) }
+                } else {
+                    try body(storedKey, row[1])
+                }
+            }
+            while let (k, s) = next {
+                try body(k, s)
+                next = try folded.next().map { ($0[0], $0[1]) }
+            }
         }
     }
 
@@ -58,7 +88,7 @@ extension EventStore {
                 let region = try EventStore.prepare(db, sql: sql, source: source).databaseRegion
                 read = projections.filter { region.isModified(byEventsOfKind: .insert(tableName: $0.name)) }
             }
-            try materialise(read, at: time, into: states, end: end, created: true, options: options)
+            try materialise(read, at: time, into: states, end: end, created: true, copyBase: true, options: options)
             try states.readStates { db in
                 try db.execute(sql: "PRAGMA query_only = 1")
                 defer { try? db.execute(sql: "PRAGMA query_only = 0") }
@@ -86,13 +116,17 @@ extension EventStore {
         return "CREATE TEMP VIEW events AS SELECT * FROM store.events WHERE \(condition)"
     }
 
+    /// Folds `projections` as they were at `time` into tables of `states`, each from
+    /// its newest usable snapshot (returned), copied into the table when `copyBase`.
+    @discardableResult
     private func materialise(
         _ projections: [Projection], at time: TemporalSelection, key: String? = nil, into states: TemporaryStates,
-        end: Int64? = nil, created: Bool = false, options: TemporalOptions
-    ) throws {
-        guard !projections.isEmpty else { return }
+        end: Int64? = nil, created: Bool = false, copyBase: Bool, options: TemporalOptions
+    ) throws -> [SnapshotRecord?] {
+        guard !projections.isEmpty else { return [] }
         let end = try end ?? temporalEnd(time)
         var runs: [ProjectionRun] = []
+        var bases: [SnapshotRecord?] = []
         for projection in projections {
             let target = ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns)
             var base: SnapshotRecord?
@@ -105,11 +139,14 @@ extension EventStore {
             }
             try states.writeStates { db in
                 if !created { try db.execute(sql: target.createSQL) }
-                if let base { try Snapshots.restore(db, base, into: target, schema: "store", key: key) }
+                if let base, copyBase { try Snapshots.restore(db, base, into: target, schema: "store", key: key) }
             }
-            runs.append(try ProjectionRun(
+            let run = try ProjectionRun(
                 projection: projection, target: target, position: base?.seq ?? 0, limits: options.limits,
-                parallel: options.parallel))
+                parallel: options.parallel)
+            if !copyBase { run.base = base }
+            runs.append(run)
+            bases.append(base)
         }
         var replay = ReplayOptions()
         replay.parallel = options.parallel
@@ -119,5 +156,6 @@ extension EventStore {
         if let key, projections.count == 1, projections[0].key == .stream { selection.stream = key }
         try pass(runs, end: end, selection: selection, options: replay, states: states)
         if let failure = runs.compactMap(\.failure).first { throw failure }
+        return bases
     }
 }
