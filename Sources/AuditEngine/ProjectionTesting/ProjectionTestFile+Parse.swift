@@ -31,6 +31,9 @@ private struct Parser {
     var problems: [TestFileError.Problem] = []
     var current: ProjectionTestCase?
     var caseLines: [String: Int] = [:]
+    /// Problems found before the current case began: a case whose own lines have
+    /// problems is not also told it lacks an expectation.
+    var problemsBeforeCase = 0
 
     mutating func fail(_ line: Int, _ message: String) {
         problems.append(.init(line: line, message: message))
@@ -45,6 +48,7 @@ private struct Parser {
             if let earlier = caseLines[name] { fail(number, "a case named \"\(name)\" is already at line \(earlier)") }
             caseLines[name] = number
             current = ProjectionTestCase(name: name, line: number, events: [], expectations: [])
+            problemsBeforeCase = problems.count
             return
         }
         guard current != nil else {
@@ -123,7 +127,8 @@ private struct Parser {
     mutating func expectation(_ text: String, _ number: Int) {
         guard let (key, quoted, rest) = splitKey(text, number) else { return }
         let kind: ProjectionTestExpectation.Kind
-        if key == "error", !quoted, rest.isEmpty || rest.hasPrefix("\"") || rest.hasPrefix("at ") {
+        let stateForm = rest.hasPrefix("{") || rest.hasPrefix("[") || rest.hasPrefix("has ") || rest == "absent"
+        if key == "error", !quoted, !stateForm {
             guard let failure = failure(rest, number) else { return }
             kind = failure
         } else if rest == "absent" {
@@ -208,7 +213,7 @@ private struct Parser {
     mutating func endCase() {
         guard let done = current else { return }
         current = nil
-        if done.expectations.isEmpty {
+        if done.expectations.isEmpty, problems.count == problemsBeforeCase {
             fail(done.line, "case \"\(done.name)\" has no `expect` line: say what the state must be after its events")
         } else if done.expectedFailure != nil, done.expectations.count > 1 {
             fail(done.line, "case \"\(done.name)\" expects an error and states: a failed replay keeps no new state, so put them in separate cases")
