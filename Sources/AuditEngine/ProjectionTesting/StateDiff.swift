@@ -5,7 +5,8 @@
 /// as they are stored differently. Array positions are shown from 1, as Lua numbers them.
 enum StateDiff {
     /// Every difference, in key order. With `partial`, fields the expected object does
-    /// not list are not compared (at any depth of nested objects).
+    /// not list are not compared (at any depth of nested objects). An expected `null`
+    /// means the field is absent: Lua's nil, since a state never holds null.
     static func differences(expected: JSONValue, actual: JSONValue, path: String, partial: Bool) -> [String] {
         var out: [String] = []
         compare(expected, actual, path, partial, &out)
@@ -24,6 +25,7 @@ enum StateDiff {
                 let child = path + member(key)
                 switch (expectedByKey[key], actualByKey[key]) {
                 case (let x?, let y?): compare(x, y, child, partial, &out)
+                case (.null?, nil): break  // null: the field must be absent (a state never holds null)
                 case (let x?, nil): out.append("\(child): expected \(show(x)), got nothing")
                 case (nil, let y?): out.append("\(child): expected nothing, got \(show(y))")
                 case (nil, nil): break
