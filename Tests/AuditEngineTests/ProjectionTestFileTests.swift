@@ -51,6 +51,14 @@ struct ProjectionTestFileTests {
         #expect(ProjectionTestFile.projectionName(ofPath: "projections/fine_balances.payments.test") == "fine_balances")
     }
 
+    @Test("a file saved with CRLF line endings reads the same")
+    func crlf() throws {
+        let unix = try ProjectionTestFile.parse(Self.orders, path: "t.test")
+        let windows = try ProjectionTestFile.parse(Self.orders.replacingOccurrences(of: "\n", with: "\r\n"), path: "t.test")
+        #expect(windows.cases.map(\.name) == unix.cases.map(\.name))
+        #expect(windows.cases.map(\.expectations.count) == unix.cases.map(\.expectations.count))
+    }
+
     struct Malformed: CustomTestStringConvertible, Sendable {
         var text: String
         var problem: String

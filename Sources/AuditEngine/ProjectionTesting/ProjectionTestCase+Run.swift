@@ -19,14 +19,19 @@ extension ProjectionTestCase {
     /// cannot be stored, a column type mismatch), it is replayed again one event per
     /// checkpoint, so that the failure names the event.
     ///
+    /// Each replay uses a database in a new folder under `directory`, removed before
+    /// this returns.
+    ///
     /// - Throws: only when the temporary store cannot be used (disk, SQLite).
     public func run(_ projection: Projection, directory: String) throws -> ProjectionTestResult {
-        var outcome = try replay(projection, directory: directory, oneEventAtATime: false)
+        let scratch = directory + "/" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var outcome = try replay(projection, directory: scratch, oneEventAtATime: false)
         if case .failed(let error) = outcome.status, error.seq == nil {
-            let located = try replay(projection, directory: directory, oneEventAtATime: true)
+            let located = try replay(projection, directory: scratch, oneEventAtATime: true)
             if case .failed(let better) = located.status, better.seq != nil { outcome = located }
         }
-        return ProjectionTestResult(testCase: self, problems: try check(outcome, projection: projection, directory: directory))
+        return ProjectionTestResult(testCase: self, problems: try check(outcome, projection: projection))
     }
 
     private func replay(_ projection: Projection, directory: String, oneEventAtATime: Bool) throws -> (status: ReplayOutcome.Status, store: EventStore) {
@@ -56,7 +61,7 @@ extension ProjectionTestCase {
         return (outcomes.first?.status ?? .upToDate, store)
     }
 
-    private func check(_ outcome: (status: ReplayOutcome.Status, store: EventStore), projection: Projection, directory: String) throws -> [TestFileError.Problem] {
+    private func check(_ outcome: (status: ReplayOutcome.Status, store: EventStore), projection: Projection) throws -> [TestFileError.Problem] {
         var failure: ProjectionError?
         if case .failed(let error) = outcome.status { failure = error }
         if let expected = expectedFailure {

@@ -12,8 +12,8 @@ extension ProjectionTestFile {
     /// - Throws: `TestFileError` listing every bad line.
     public static func parse(_ text: String, path: String) throws(TestFileError) -> ProjectionTestFile {
         var parser = Parser()
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            parser.read(line: raw.trimmingCharacters(in: .whitespaces), number: index + 1)
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+            parser.read(line: raw.trimmingCharacters(in: .whitespacesAndNewlines), number: index + 1)
         }
         parser.endCase()
         if parser.cases.isEmpty, parser.problems.isEmpty {
@@ -67,7 +67,7 @@ private struct Parser {
     // MARK: events
 
     mutating func event(_ text: String, _ number: Int) {
-        if current!.expectations.contains(where: { _ in true }) {
+        if !current!.expectations.isEmpty {
             fail(number, "events come before the case's `expect` lines (expectations are checked after all its events)")
             return
         }
