@@ -7,13 +7,16 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the projections' tests: projections/NAME.test files (format: docs/testing.md).",
             discussion: """
-                Each case's events are appended to a new temporary store and the projection is
-                replayed into it by the engine's own replay; the states it stores are compared with
-                the case's `expect` lines. The database (--db) is not used.
-                Prints one line per case (PASS or FAIL, file:line, name), the differences under a
-                failed case, and a summary. Exits 0 when every case passes, 1 when a case fails,
-                65 when a test file cannot be read (FILE:LINE: reason on stderr) or a projection
-                does not load.
+                Each case's events go into a new temporary store, the engine's own
+                replay folds them, and the stored states are compared with the
+                case's `expect` lines. The database (--db) is not used.
+
+                One line per case (PASS or FAIL, file:line, name), the differences
+                under a failed case, then a summary. Exit codes: 0 every case passed,
+                1 a case failed, 64 an unknown NAME or one without tests, 65 a test
+                file that cannot be read (FILE:LINE: reason on stderr) or a
+                projection that does not load.
+
                 Examples:
                   audit test
                   audit test fine_balances order_totals
