@@ -33,6 +33,7 @@ let package = Package(
             dependencies: [
                 "AuditEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "audit", dependencies: ["AuditCLI"]),
@@ -41,6 +42,7 @@ let package = Package(
             dependencies: [
                 "AuditEngine",
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

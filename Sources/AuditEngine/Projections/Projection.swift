@@ -61,6 +61,7 @@ public struct Projection: Sendable {
         let vm = try LuaVM(limits: override ?? limits)
         vm.setEventFields(eventFields)
         do {
+            try vm.setColumns(columns.map { ($0.name, $0.type) })
             for module in modules {
                 try vm.addModule(name: module.name, source: module.source, chunkName: module.file)
             }

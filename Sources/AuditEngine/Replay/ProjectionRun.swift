@@ -8,6 +8,10 @@ import GRDBSQLite
 final class Partition {
     let vm: LuaVM
     var eventsApplied = 0
+    /// `eventsApplied` at the last committed checkpoint, and the seq of the last event
+    /// applied: when one event changed the states of a failed flush, it is the culprit.
+    var appliedAtCheckpoint = 0
+    var lastApplied: Int64 = 0
     var failure: ProjectionError?
 
     init(vm: LuaVM) {
@@ -18,11 +22,16 @@ final class Partition {
     func apply(_ event: inout avm_event, projection: String, lookup: (String) throws -> String?) {
         do {
             switch try vm.apply(&event) {
-            case .applied: eventsApplied += 1
+            case .applied:
+                eventsApplied += 1
+                lastApplied = event.seq
             case .skipped: break
             case .needsState(let key):
                 try vm.provideState(key: key, json: lookup(key))
-                if case .applied = try vm.apply(&event) { eventsApplied += 1 }
+                if case .applied = try vm.apply(&event) {
+                    eventsApplied += 1
+                    lastApplied = event.seq
+                }
             }
         } catch {
             let type = String(decoding: UnsafeRawBufferPointer(start: event.type, count: event.type_len), as: UTF8.self)
@@ -149,9 +158,11 @@ final class ProjectionRun {
             DispatchQueue.concurrentPerform(iterations: flushing.count) { slots.flush($0) }
         }
         flushed = []
-        for result in results {
+        for (index, result) in results.enumerated() {
             switch result {
             case .success(let states)?: flushed.append(states)
+            case .failure(let error)? where !mergesRanges && flushing[index].eventsApplied - flushing[index].appliedAtCheckpoint == 1:
+                checkpointFailure = ProjectionError(projection: projection.name, seq: flushing[index].lastApplied, message: error.message)
             case .failure(let error)?:
                 checkpointFailure = ProjectionError(
                     projection: projection.name,
@@ -199,7 +210,10 @@ final class ProjectionRun {
     var wantsSnapshot: Bool { snapshots?.isDue(at: position) ?? false }
 
     /// After the checkpoint's transaction committed.
-    func checkpointCommitted() { checkpointed = position }
+    func checkpointCommitted() {
+        checkpointed = position
+        for partition in partitions { partition.appliedAtCheckpoint = partition.eventsApplied }
+    }
 
     /// Whether a VM holds more than half its memory limit: time to checkpoint and let
     /// go of its states.
