@@ -108,7 +108,8 @@ enum Snapshots {
             let stmt = insert.sqliteStatement
             sqlite3_bind_int64(stmt, 1, chain)
             sqlite3_bind_int64(stmt, 3, seq)
-            for (key, state) in changed {
+            // In key order (bytewise, as SQLite compares): inserts walk the B-tree in order.
+            for (key, state) in changed.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
                 var key = key
                 try key.withUTF8 { k in
                     try state.withUnsafeBytes { s in
