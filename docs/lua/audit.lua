@@ -34,3 +34,5 @@
 ---@field on table<string, audit.Handler> handlers by event type; only these types are delivered
 ---@field columns? table<string, "text"|"integer"|"real"|"numeric"> SQL columns filled from the state
 ---@field limits? audit.Limits
+---@field snapshot_every? integer Seqs between the snapshots replay takes (default 100000; 0: none).
+---@field snapshot_keep? integer How many snapshots to keep, spread over the log (default 12).
