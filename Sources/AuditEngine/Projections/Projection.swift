@@ -48,7 +48,7 @@ public struct Projection: Sendable {
     static let columnTypes: Set<String> = ["text", "integer", "real", "numeric"]
     /// Names the engine's own tables use.
     static let reservedNames: Set<String> = [
-        "events", "projections", "projection_builds", "chain_head", "event_correlations", "grdb_migrations",
+        "events", "projections", "projection_builds", "chain_head", "event_correlations", "grdb_migrations", "export_runs",
     ]
 
     /// A fresh sandboxed VM with this projection loaded.
