@@ -41,7 +41,7 @@ struct DocsExamplesTests {
         return result
     }
 
-    @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md"])
+    @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md", "exports.md"])
     func guide(file: String) throws {
         let examples = try Self.examples(in: file)
         #expect(examples.count >= 3)
