@@ -109,7 +109,7 @@ struct ExportSchedulerTests {
         #expect(try scheduler.runDue().count == 1)
     }
 
-    @Test("a failed run is recorded in the log and not retried until the next slot")
+    @Test("a run that cannot start is recorded as failed for its slot, in the log too, and not retried until the next slot")
     func failedRun() throws {
         let dir = TempDir()
         let store = try exportStore(dir, count: 3)
@@ -123,12 +123,12 @@ struct ExportSchedulerTests {
         let outcome = try #require(try scheduler.runDue().first)
         guard case .failure(let error) = outcome.result else { Issue.record("a missing query ran"); return }
         #expect(error.message.contains("no such saved query"))
-        // No run row (it failed before starting), so it is due again: it is retried
-        // by --once each time until fixed, but the long-lived loop tries each slot once.
-        var reports = 0
-        let clock = FakeClock("2024-06-30T10:20:00Z")
-        try ExportScheduler(store: store, config: config, clock: clock).runForever(shouldStop: { clock.sleeps.count >= 1 }) { _ in reports += 1 }
-        #expect(reports == 1)
+        // Recorded for its slot, in the table and in the log, and not retried until the next slot.
+        let runs = try store.exportRuns(name: "report")
+        #expect(runs.map(\.status) == [.failed] && runs[0].scheduledFor == outcome.slot)
+        #expect(try store.events(EventFilter(stream: "audit-export-report", type: "ExportFailed")).count == 1)
+        #expect(try scheduler.runDue().isEmpty)
+        #expect(try scheduler.status()[0].lastStatus == "failed")
     }
 
     @Test("retention keeps the newest runs")

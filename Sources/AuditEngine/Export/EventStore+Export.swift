@@ -24,7 +24,7 @@ extension EventStore {
         }
         let (lock, holder) = try DatabaseLock.attempt(databasePath: path, name: "export-" + request.name)
         guard let lock else {
-            throw ExportError("export \(request.name) is already running on \(path)\(holder.isEmpty ? "" : " (\(holder))"); it was not started twice")
+            throw ExportError("export \(request.name) is already running on \(path)\(holder.isEmpty ? "" : " (\(holder))"); it was not started twice", isAlreadyRunning: true)
         }
         defer { withExtendedLifetime(lock) {} }
         try recoverExports(name: request.name)

@@ -137,10 +137,13 @@ public struct ExportResult: Sendable, Equatable {
 public struct ExportError: AuditFailure, Equatable {
     public var category: FailureCategory
     public var message: String
+    /// The export was not started because another run of it holds its lock.
+    public var isAlreadyRunning: Bool
 
-    public init(_ message: String, category: FailureCategory = .failure) {
+    public init(_ message: String, category: FailureCategory = .failure, isAlreadyRunning: Bool = false) {
         self.message = message
         self.category = category
+        self.isAlreadyRunning = isAlreadyRunning
     }
 
     public var description: String { message }

@@ -81,6 +81,27 @@ enum ExportRuns {
 }
 
 extension EventStore {
+    /// Records a scheduled run that failed before it could start (its query or key
+    /// could not be read, its selection was refused): a `failed` row for `slot`, so the
+    /// slot counts as attempted, and an `ExportFailed` event in the log.
+    public func recordExportFailure(name: String, slot: Timestamp, error: String) throws {
+        try writeTransaction { db in
+            let run = (try ExportRuns.lastCompleted(db, name: name)?.run ?? 0) + 1
+            let now = Timestamp.now().description
+            try db.execute(
+                sql: """
+                    INSERT INTO export_runs (name, run, status, incremental, selection, directory, partial, from_seq, to_seq,
+                                             scheduled_for, started_at, finished_at, error)
+                    VALUES (?, ?, 'failed', 0, '', '', '', 0, 0, ?, ?, ?, ?)
+                    """,
+                arguments: [name, run, slot.description, now, now, error])
+            guard db.changesCount > 0 else { return }
+            try appendExportEvent(db, name: name, type: "ExportFailed", data: [
+                JSONMember("run", .int(run)), JSONMember("error", .string(error)), JSONMember("scheduled_for", .string(slot.description)),
+            ])
+        }
+    }
+
     /// Every recorded attempt of the named export (all exports when nil), oldest first.
     public func exportRuns(name: String? = nil) throws -> [ExportRunRecord] {
         try readTransaction { db in

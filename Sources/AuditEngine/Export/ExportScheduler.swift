@@ -123,10 +123,16 @@ public final class ExportScheduler: Sendable {
             let result = try store.export(request)
             if let retention = export.retention { applyRetention(retention, export: export, keep: result.directory) }
             return ScheduledRunOutcome(name: export.name, slot: slot, result: .success(result))
-        } catch let error as ExportError {
-            return ScheduledRunOutcome(name: export.name, slot: slot, result: .failure(error))
         } catch {
-            return ScheduledRunOutcome(name: export.name, slot: slot, result: .failure(ExportError("\(error)", category: (error as? any AuditFailure)?.category ?? .failure)))
+            let failure = error as? ExportError
+                ?? ExportError("\(error)", category: (error as? any AuditFailure)?.category ?? .failure)
+            // A run that started has recorded its own failure; one that could not start
+            // is recorded here, so that the slot counts as attempted and the log has it.
+            // A run skipped because another holds the lock is not a failure of this slot.
+            if !failure.isAlreadyRunning, (try? lastRun(export.name))??.scheduledFor != slot {
+                try? store.recordExportFailure(name: export.name, slot: slot, error: failure.message)
+            }
+            return ScheduledRunOutcome(name: export.name, slot: slot, result: .failure(failure))
         }
     }
 
