@@ -61,6 +61,9 @@ struct IncrementalExportTests {
         #expect { try store.export(eventsExport("trail", dir.file("c"), selection: EventSelection(type: "Paid", toSeq: 2), incremental: true)) } throws: {
             ($0 as? ExportError)?.message.contains("takes no --from-seq") == true
         }
+        #expect { try store.export(eventsExport("trail", dir.file("e"), selection: EventSelection(type: "Paid"))) } throws: {
+            ($0 as? ExportError)?.message.contains("is incremental") == true
+        }
         let next = try store.export(eventsExport("trail", dir.file("d"), selection: EventSelection(type: "Paid"), incremental: true))
         #expect(next.manifest.run == 2 && next.manifest.selection.fromSeq == 4)
     }

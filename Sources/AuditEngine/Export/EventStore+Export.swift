@@ -162,6 +162,11 @@ private struct ExportJob {
                         from = previous.toSeq + 1
                     }
                 } else {
+                    if previous?.incremental == true {
+                        throw ExportError(
+                            "export \(request.name) is incremental (its run \(previous!.run) was); run it with --incremental, or give a one-shot export another --name",
+                            category: .invalidInput)
+                    }
                     from = max(1, s.fromSeq ?? 1)
                     if let toSeq = s.toSeq { to = min(to, toSeq) }
                     if let knownAt = s.knownAt { to = min(to, try EventFilter.lastSeq(knownAt: knownAt, db)) }
