@@ -73,7 +73,7 @@ extension AuditCommand {
                     columns: ["name", "schedule", "timezone", "last_slot", "last_status", "due", "next_slot", "last_directory"], format: format)
                 for s in try scheduler.status() {
                     writer.row([
-                        .text(s.name), .text(s.schedule.expression), .text(s.schedule.timeZone.identifier),
+                        .text(s.name), .text(s.schedule.expression), .text(s.schedule.timeZoneName),
                         s.lastSlot.map { .text($0.description) } ?? .null, s.lastStatus.map(SQLValue.text) ?? .null,
                         s.dueSlot.map { .text($0.description) } ?? .null, s.nextSlot.map { .text($0.description) } ?? .null,
                         s.lastDirectory.map(SQLValue.text) ?? .null,

@@ -38,7 +38,7 @@ struct ExportSchedulerTests {
         let config = try workspace(dir, Self.hourly + "\nretention = 3\nformat = \"csv\"\ntimezone = \"Europe/Berlin\"\n")
         let e = try #require(config.exports.first)
         #expect(e.name == "trail" && e.incremental && e.format == .csv && e.retention == .runs(3))
-        #expect(e.destination == dir.file("exports/trail") && e.schedule.timeZone.identifier == "Europe/Berlin")
+        #expect(e.destination == dir.file("exports/trail") && e.schedule.timeZoneName == "Europe/Berlin")
         let bad: [(String, String)] = [
             ("[exports.a]\nwhat = \"events\"\ndestination = \"x\"\nschedule = \"0 2 * *\"\n", "[exports.a]: schedule \"0 2 * *\": a schedule has 5 fields"),
             ("[exports.a]\nwhat = \"tables\"\ndestination = \"x\"\nschedule = \"@daily\"\n", "\"what\" must be \"events\" or \"query:NAME\""),

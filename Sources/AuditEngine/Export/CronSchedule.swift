@@ -19,6 +19,8 @@ import Foundation
 public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     public let expression: String
     public let timeZone: TimeZone
+    /// The zone's name as given ("UTC", "Europe/Berlin"; Foundation may report UTC as GMT).
+    public let timeZoneName: String
     let minutes: Set<Int>
     let hours: Set<Int>
     let daysOfMonth: Set<Int>
@@ -27,7 +29,7 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     let dayOfMonthRestricted: Bool
     let dayOfWeekRestricted: Bool
 
-    public var description: String { "\(expression) (\(timeZone.identifier))" }
+    public var description: String { "\(expression) (\(timeZoneName))" }
 
     /// - Throws: `CronError` naming the field and what is wrong with it.
     public init(_ expression: String, timeZone identifier: String = "UTC") throws {
@@ -53,6 +55,7 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         }
         self.expression = trimmed
         timeZone = zone
+        timeZoneName = identifier
         minutes = try parse(0, "minute", 0...59)
         hours = try parse(1, "hour", 0...23)
         daysOfMonth = try parse(2, "day-of-month", 1...31)
@@ -65,7 +68,7 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     }
 
     public static func == (a: CronSchedule, b: CronSchedule) -> Bool {
-        a.expression == b.expression && a.timeZone.identifier == b.timeZone.identifier
+        a.expression == b.expression && a.timeZoneName == b.timeZoneName
     }
 
     private struct CronFieldError: Error { var text: String }
