@@ -35,6 +35,7 @@ let package = Package(
             dependencies: [
                 "AuditEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "audit", dependencies: ["AuditCLI"]),
@@ -43,6 +44,7 @@ let package = Package(
             dependencies: [
                 "AuditEngine",
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

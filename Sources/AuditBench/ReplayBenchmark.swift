@@ -82,6 +82,8 @@ enum ReplayBenchmark {
     static func engine(db: String, dir: String, parallel: Int, name: String = "order_totals") throws -> Measurement {
         let store = try EventStore(path: db)
         let projection = try loadProjection(name, dir: dir)
+        // From seq 1, taking snapshots at the default policy as a user's replay does.
+        try store.deleteSnapshots(of: name)
         var options = ReplayOptions()
         options.rebuild = true
         options.parallel = parallel

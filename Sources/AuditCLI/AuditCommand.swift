@@ -1,6 +1,7 @@
 import ArgumentParser
 import AuditEngine
 import Foundation
+import Logging
 
 /// The `audit` command tree. Each subcommand lives in its own file and only parses
 /// arguments and calls the engine.
@@ -16,7 +17,7 @@ public struct AuditCommand: ParsableCommand {
         version: AuditVersion.current,
         subcommands: [
             Init.self, Append.self, Ingest.self, Events.self, Verify.self, Projections.self, Replay.self, State.self,
-            Query.self, Explain.self, Export.self, VerifyExport.self, Keygen.self, Schedule.self,
+            Query.self, Snapshot.self, Explain.self, Test.self, Export.self, VerifyExport.self, Keygen.self, Schedule.self,
         ]
     )
 
@@ -26,6 +27,7 @@ public struct AuditCommand: ParsableCommand {
 
     /// Runs the command line and exits with the contract's exit codes.
     public static func runAndExit() -> Never {
+        LoggingSystem.bootstrap { _ in StderrLogHandler() }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -100,4 +102,19 @@ struct Output {
 /// Opens the store named by the global options, or fails with what to do.
 func openStore(_ global: GlobalOptions, create: Bool = false) throws -> EventStore {
     try EventStore(path: global.databasePath, create: create)
+}
+
+/// Prints the engine's warnings on stderr as `audit: warning: …`.
+struct StderrLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .warning
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        FileHandle.standardError.write(Data("audit: \(event.level): \(event.message)\n".utf8))
+    }
 }

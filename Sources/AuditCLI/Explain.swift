@@ -24,19 +24,24 @@ extension AuditCommand {
         func run() throws {
             let store = try openStore(global)
             let projection = try workspace.loadProjections([name])[0].get()
-            let filter = EventFilter(asOf: time.asOf, knownAt: time.knownAt)
-            let columns = ["seq", "occurred_at", "type", "id", "state"]
-            var writer = ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"])
-            var found = false
-            try store.explain(projection, key: key, filter: filter) { step in
-                found = true
-                writer.row([
-                    .integer(step.event.seq), .text(step.event.occurredAt.description), .text(step.event.type),
-                    .text(step.event.id), .text(step.state),
-                ])
-            }
-            writer.finish()
-            if !found { throw ProjectionError(projection: name, message: "no event changed the state of key \"\(key)\"") }
+            try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
         }
     }
+}
+
+/// Prints the events that changed one key's state, with the state after each.
+func writeHistory(store: EventStore, projection: Projection, key: String, time: TimeOptions, format: OutputFormat) throws {
+    let filter = EventFilter(asOf: time.asOf, knownAt: time.knownAt)
+    let columns = ["seq", "occurred_at", "type", "id", "state"]
+    var writer = ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"])
+    var found = false
+    try store.explain(projection, key: key, filter: filter) { step in
+        found = true
+        writer.row([
+            .integer(step.event.seq), .text(step.event.occurredAt.description), .text(step.event.type),
+            .text(step.event.id), .text(step.state),
+        ])
+    }
+    writer.finish()
+    if !found { throw ProjectionError(projection: projection.name, message: "no event changed the state of key \"\(key)\"") }
 }

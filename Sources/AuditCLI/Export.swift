@@ -64,7 +64,7 @@ extension AuditCommand {
                 }
                 content = .query(QuerySelection(name: query, sql: sql, parameters: parseParameters(param), asOf: time.asOf, knownAt: time.knownAt))
             } else {
-                content = .events(EventSelection(
+                content = .events(EventExportSelection(
                     stream: stream, type: type, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt))
             }
             let keyFile = key ?? ProcessInfo.processInfo.environment["AUDIT_SIGNING_KEY"]

@@ -16,17 +16,21 @@ extension AuditCommand {
             let store = try openStore(global, create: true)
             let head = try store.head()
             warn("audit: \(existed ? "already initialised" : "created") \(store.path) (\(head.seq) events)")
-            try starter(folder: workspace.projections, file: "stream_activity.lua", text: StarterFiles.projection)
-            try starter(folder: workspace.queries, file: "busiest_streams.sql", text: StarterFiles.query)
+            try starter(folder: workspace.projections, files: [
+                ("stream_activity.lua", StarterFiles.projection), ("stream_activity.test", StarterFiles.test),
+            ])
+            try starter(folder: workspace.queries, files: [("busiest_streams.sql", StarterFiles.query)])
         }
 
-        /// Creates `folder` and, when the folder is new, its starter file.
-        private func starter(folder: String, file: String, text: String) throws {
+        /// Creates `folder` and, when the folder is new, its starter files.
+        private func starter(folder: String, files: [(name: String, text: String)]) throws {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) { return }
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try text.write(toFile: folder + "/" + file, atomically: true, encoding: .utf8)
-            warn("audit: created \(folder)/\(file)")
+            for file in files {
+                try file.text.write(toFile: folder + "/" + file.name, atomically: true, encoding: .utf8)
+                warn("audit: created \(folder)/\(file.name)")
+            }
         }
     }
 }
@@ -59,6 +63,26 @@ enum StarterFiles {
           },
           columns = { events = "integer", first_at = "text", last_at = "text", last_type = "text" },
         }
+
+        """
+
+    static let test = """
+        # Tests of stream_activity.lua: run them with `audit test`. Guide: docs/testing.md
+        # A case's events (JSON lines, as for `audit ingest`; data, ids and times may be
+        # left out) are replayed into an empty store, then each `expect` line is checked:
+        #   expect KEY {…}         the key's state, exactly
+        #   expect KEY has {…}     only these fields (null: the field must be absent)
+        #   expect KEY absent      no event reached the key
+        #   expect error at N "…"  the replay fails at the case's Nth event, with this text
+
+        case a stream's events are counted, with its first and last times
+        {"stream":"S1","type":"Create Fine","data":{"amount":31.3},"occurred_at":"2000-03-14T23:00:00Z"}
+        {"stream":"S1","type":"Payment","data":{"paymentAmount":31.3},"occurred_at":"2000-05-02T10:00:00Z"}
+        expect S1 {"events":2,"first_at":"2000-03-14T23:00:00.000Z","last_at":"2000-05-02T10:00:00.000Z","last_type":"Payment"}
+
+        case event types not listed in `on` are not delivered
+        {"stream":"S2","type":"Appeal to Judge"}
+        expect S2 absent
 
         """
 

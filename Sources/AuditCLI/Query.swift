@@ -13,6 +13,10 @@ extension AuditCommand {
                 Examples:
                   audit query open_orders
                   audit query --sql 'SELECT count(*) AS n FROM events WHERE type = :t' --param t=Payment
+                  audit query outstanding_fines --as-of 2005-12-31
+                With --as-of/--known-at, the projections the SQL reads are folded as they were then
+                (from their newest usable snapshots) into a temporary database, and `events` holds only
+                the selected events; the live tables are not touched.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -20,10 +24,15 @@ extension AuditCommand {
         @Argument(help: "A saved query's name (queries/NAME.sql).") var name: String?
         @Option(help: "Inline SQL instead of a saved query.") var sql: String?
         @Option(help: ArgumentHelp("A parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
+        @OptionGroup var time: TimeOptions
+        @Flag(help: "With a time: fold from seq 1 instead of the newest usable snapshots.") var noSnapshots = false
+        @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
+        var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
 
         func validate() throws {
             if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
+            if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
         }
 
@@ -44,11 +53,21 @@ extension AuditCommand {
                 parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
             var writer: ResultWriter?
-            try store.query(sql: text, parameters: parameters, source: source, header: { columns in
-                writer = ResultWriter(columns: columns, format: format)
-            }, row: { values in
-                writer!.row(values)
-            })
+            let header = { (columns: [String]) in writer = ResultWriter(columns: columns, format: format) }
+            let row = { (values: [SQLValue]) in writer!.row(values) }
+            if time.selection.isCurrent {
+                try store.query(sql: text, parameters: parameters, source: source, header: header, row: row)
+            } else {
+                // Only projections that load can be folded; one the SQL reads that does not is named by SQLite.
+                let loaded = try workspace.loadProjections()
+                for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
+                var options = TemporalOptions()
+                options.useSnapshots = !noSnapshots
+                options.parallel = parallel
+                try store.query(
+                    sql: text, parameters: parameters, source: source, at: time.selection,
+                    projections: loaded.compactMap { try? $0.get() }, options: options, header: header, row: row)
+            }
             writer?.finish()
         }
     }

@@ -22,6 +22,7 @@ extension AuditCommand {
         @Argument(help: "Projections to replay (default: all).") var names: [String] = []
         @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
         @Option(help: ArgumentHelp("Workers for projections keyed by stream: their keys are split across this many VMs (default: the number of active cores).", valueName: "n")) var parallel = ProcessInfo.processInfo.activeProcessorCount
+        @Flag(help: "Neither start rebuilds from snapshots nor take any.") var noSnapshots = false
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: ArgumentHelp("Events read per batch.", valueName: "n")) var batchSize = 20_000
         @Option(help: ArgumentHelp("Events between checkpoints (default: every 30 s of work, and whenever a VM is half full).", valueName: "n")) var checkpointEvery: Int?
@@ -45,6 +46,7 @@ extension AuditCommand {
             options.batchSize = batchSize
             options.parallel = parallel
             options.checkpointEvery = checkpointEvery
+            options.useSnapshots = !noSnapshots
             if memoryMb != nil || instructions != nil {
                 options.limits = LuaLimits(
                     memoryBytes: (memoryMb ?? LuaLimits.default.memoryBytes >> 20) << 20,

@@ -1,47 +1,99 @@
 import ArgumentParser
 import AuditEngine
+import Foundation
 
 extension AuditCommand {
     struct State: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show a projection's state: every key, or one.",
+            abstract: "Show a projection's state: every key, or one; now, or at a point in time.",
             discussion: """
                 With --format jsonl (the default), one line per key, {"key":…,"state":{…}}, keys sorted.
+                Without a time, it reads the projection's table (run `audit replay` first). With --as-of
+                and/or --known-at, it folds the selected events from the newest usable snapshot into a
+                temporary database, leaving the tables alone. --history lists how KEY's state changed.
                 Examples:
                   audit state order_totals
                   audit state fine_balances S45359 --format json
+                  audit state fine_balances --as-of 2005-12-31
+                  audit state fine_balances S45359 --history
                 """)
 
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var time: TimeOptions
         @Argument(help: "The projection.") var name: String
         @Argument(help: "Only this key.") var key: String?
+        @Flag(help: "List how KEY's state changed: the events that changed it, with the state after each (as `audit explain`).")
+        var history = false
+        @Flag(help: "With a time: fold from seq 1 instead of the newest usable snapshot.") var noSnapshots = false
+        @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
+        var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+
+        func validate() throws {
+            if history, key == nil { throw ValidationError("--history needs a KEY") }
+            if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
+        }
 
         func run() throws {
             let store = try openStore(global)
-            var found = false
-            switch format {
-            case .jsonl, .json:
-                var out = Output()
-                if format == .json { out.line("[") }
-                try store.forEachState(projection: name, key: key) { key, state in
-                    let line = #"{"key":\#(json(key)),"state":\#(state)}"#
-                    out.line(format == .json && found ? "," + line : line)
-                    found = true
-                }
-                if format == .json { out.line("]") }
-                out.flush()
-            case .csv, .table:
-                var writer = TabularWriter(columns: ["key", "state"], format: format)
-                try store.forEachState(projection: name, key: key) { key, state in
-                    writer.row([key, state])
-                    found = true
-                }
-                writer.finish()
+            if history, let key {
+                let projection = try workspace.loadProjections([name])[0].get()
+                return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
             }
+            var found = false
+            var writer = StateWriter(format: format)
+            let body: (String, String) throws -> Void = { key, state in
+                writer.row(key: key, state: state)
+                found = true
+            }
+            if time.selection.isCurrent {
+                try store.forEachState(projection: name, key: key, body)
+            } else {
+                let projection = try workspace.loadProjections([name])[0].get()
+                var options = TemporalOptions()
+                options.useSnapshots = !noSnapshots
+                options.parallel = parallel
+                try store.forEachState(projection, at: time.selection, key: key, options: options, body)
+            }
+            writer.finish()
             if let key, !found {
                 throw ProjectionError(projection: name, message: "no state for key \"\(key)\"")
             }
         }
+    }
+}
+
+/// Writes states as `audit state` prints them.
+struct StateWriter {
+    private let format: OutputFormat
+    private var out = Output()
+    private var table: TabularWriter?
+    private var rows = 0
+
+    init(format: OutputFormat) {
+        self.format = format
+        switch format {
+        case .jsonl: break
+        case .json: out.line("[")
+        case .csv, .table: table = TabularWriter(columns: ["key", "state"], format: format)
+        }
+    }
+
+    mutating func row(key: String, state: String) {
+        switch format {
+        case .jsonl, .json:
+            let line = #"{"key":\#(json(key)),"state":\#(state)}"#
+            out.line(format == .json && rows > 0 ? "," + line : line)
+        case .csv, .table:
+            table!.row([key, state])
+        }
+        rows += 1
+    }
+
+    mutating func finish() {
+        if format == .json { out.line("]") }
+        out.flush()
+        table?.finish()
     }
 }

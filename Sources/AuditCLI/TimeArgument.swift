@@ -17,3 +17,7 @@ struct TimeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Only events recorded at or before this time (system time: what the log held then).", valueName: "time"))
     var knownAt: Timestamp?
 }
+
+extension TimeOptions {
+    var selection: TemporalSelection { TemporalSelection(asOf: asOf, knownAt: knownAt) }
+}

@@ -35,6 +35,13 @@ typedef struct {
     void *chunks;  // linked through their first word, freed with the VM
 } apool;
 
+/// A declared column of the projection's table (AVM_COLUMN_* type).
+typedef struct {
+    char *name;
+    size_t len;
+    int type;
+} avm_column;
+
 struct avm {
     lua_State *L;
     apool pool;
@@ -60,6 +67,8 @@ struct avm {
     abuf out;                // flush / describe / state output
     abuf scratch;            // string decoding
     abuf path;               // where in a state an error is, for its message
+    avm_column *columns;     // declared columns, checked as states are written out
+    size_t ncolumns;
     char *error;
 };
 
@@ -80,6 +89,14 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
 void avm_pool_release(apool *pool);
+
+// columns.c
+void avm_free_columns(avm *vm);
+/// The declared column of this name, or NULL.
+const avm_column *avm_find_column(const avm *vm, const char *name, size_t len);
+const char *avm_column_type_name(int type);
+/// Whether the value at idx fits a column of this type.
+int avm_column_accepts(lua_State *L, int idx, int type);
 
 // vm.c
 /// Arms the budget and clears the limit flags before a protected call.

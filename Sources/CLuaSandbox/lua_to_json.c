@@ -131,6 +131,27 @@ static int key_cmp(const void *a, const void *b) {
 
 static void write_value(jwriter *w, int idx, int depth);
 
+/// A state's field does not fit its declared column: fail naming the key (the path so
+/// far), the column, its type and the value, whose JSON was just written from `at`.
+static void column_fail(jwriter *w, const avm_column *column, int idx, size_t at) {
+    lua_State *L = w->L;
+    abuf_putc(w->path, 0);
+    const char *kind;
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER: kind = lua_isinteger(L, idx) ? "an integer" : "a float"; break;
+    case LUA_TSTRING: kind = "a string"; break;
+    case LUA_TBOOLEAN: kind = "a boolean"; break;
+    case LUA_TTABLE: kind = "a table"; break;
+    default: kind = luaL_typename(L, idx);
+    }
+    size_t n = w->out->len - at;
+    int cut = n > 80;
+    lua_pushfstring(L, "column \"%s\" is declared %s, but %s has %s = %s%s (%s): make the value fit, or declare the column's type to match",
+                    column->name, avm_column_type_name(column->type), w->path->data, column->name,
+                    lua_pushlstring(L, w->out->data + at, cut ? 77 : n), cut ? "…" : "", kind);
+    lua_error(L);
+}
+
 static void path_push_key(jwriter *w, const jkey *k, size_t *mark) {
     *mark = w->path->len;
     if (k->is_int) {
@@ -226,18 +247,23 @@ static void write_table(jwriter *w, int idx, int depth) {
         if (i) put(w, ",", 1);
         put_string(w, keys[i].s, keys[i].len);
         put(w, ":", 1);
+        // A top-level field of a state named like a declared column must fit its type.
+        const avm_column *column = depth == 0 && w->vm->ncolumns && !w->allow_functions && !keys[i].is_int
+            ? avm_find_column(w->vm, keys[i].s, keys[i].len) : NULL;
         size_t mark;
         path_push_key(w, &keys[i], &mark);
-        if (small) {
-            write_value(w, keys[i].value, depth + 1);
-        } else {
+        int value = keys[i].value;
+        if (!small) {
             if (keys[i].is_int) lua_pushinteger(L, keys[i].i);
             else lua_pushlstring(L, keys[i].s, keys[i].len);
             lua_rawget(L, idx);
-            write_value(w, lua_gettop(L), depth + 1);
-            lua_pop(L, 1);
+            value = lua_gettop(L);
         }
+        size_t at = w->out->len;
+        write_value(w, value, depth + 1);
         w->path->len = mark;
+        if (column && !avm_column_accepts(L, value, column->type)) column_fail(w, column, value, at);
+        if (!small) lua_pop(L, 1);
     }
     put(w, "}", 1);
     lua_settop(L, small ? base : base - 1);

@@ -106,6 +106,7 @@ void avm_free(avm *vm) {
     free(vm->out.data);
     free(vm->scratch.data);
     free(vm->path.data);
+    avm_free_columns(vm);
     free(vm->error);
     free(vm);
 }

@@ -133,6 +133,8 @@ struct InitTests {
         try audit(["init"], in: dir.path)
         try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: dir.path)
         #expect(try audit(["replay"], in: dir.path).status == 0)
+        let tests = try audit(["test"], in: dir.path)
+        #expect(tests.status == 0 && tests.stdout.hasSuffix("2 cases in 1 file: 2 passed, 0 failed\n"), "\(tests.stdout)\(tests.stderr)")
         let top = try audit(["query", "busiest_streams", "--param", "limit=2", "--format", "csv"], in: dir.path)
         #expect(top.status == 0, "\(top.stderr)")
         #expect(top.stdout.split(separator: "\n").count == 3)

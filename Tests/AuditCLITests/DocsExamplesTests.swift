@@ -3,27 +3,49 @@ import Testing
 
 /// Every `sh` example in the docs runs, in order, against the real binary, so the docs
 /// cannot drift from what the commands do. A line expected to fail says so with a
-/// trailing `# exits N`.
+/// trailing `# exits N`. A `cd DIR` line changes the folder the following lines run in,
+/// and a block whose info string names a file (```lua file=projections/fines.lua) is
+/// written there before the lines after it run, so the files a guide shows are the
+/// ones its commands use. Other blocks (output, ```shell install steps that CI itself
+/// performs) are not run.
 @Suite("Documentation examples")
 struct DocsExamplesTests {
     struct Example: CustomStringConvertible {
         var line: String
         var expectedStatus: Int32
+        /// For a file block: its contents (`line` is its path).
+        var contents: String?
         var description: String { line }
     }
 
-    /// The shell commands of a Markdown file's ```sh blocks (continuation lines joined).
+    /// The shell commands of a Markdown file's ```sh blocks (continuation lines joined)
+    /// and its file blocks, in order.
     static func examples(in file: String) throws -> [Example] {
         let text = try String(contentsOfFile: repositoryRoot + "/docs/" + file, encoding: .utf8)
         var result: [Example] = []
         var inBlock = false
+        var inOtherBlock = false
+        var fileBlock: (path: String, lines: [String])?
         var pending = ""
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             let line = String(raw)
             if line.hasPrefix("```") {
-                inBlock = !inBlock && line == "```sh"
+                if let block = fileBlock {
+                    result.append(Example(line: block.path, expectedStatus: 0, contents: block.lines.joined(separator: "\n") + "\n"))
+                    fileBlock = nil
+                } else if inBlock || inOtherBlock {
+                    inBlock = false
+                    inOtherBlock = false
+                } else if line == "```sh" {
+                    inBlock = true
+                } else if let range = line.range(of: " file=") {
+                    fileBlock = (String(line[range.upperBound...]), [])
+                } else {
+                    inOtherBlock = true
+                }
                 continue
             }
+            if fileBlock != nil { fileBlock!.lines.append(line); continue }
             guard inBlock else { continue }
             if line.hasSuffix("\\") {
                 pending += line.dropLast() + " "
@@ -41,7 +63,7 @@ struct DocsExamplesTests {
         return result
     }
 
-    @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md", "exports.md"])
+    @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md", "testing.md", "getting-started.md", "exports.md"])
     func guide(file: String) throws {
         let examples = try Self.examples(in: file)
         #expect(examples.count >= 3)
@@ -50,11 +72,26 @@ struct DocsExamplesTests {
             try FileManager.default.createSymbolicLink(atPath: dir.path + "/" + name, withDestinationPath: repositoryRoot + "/" + name)
         }
         let bin = URL(fileURLWithPath: auditExecutable).deletingLastPathComponent().path
+        var folder = dir.path
         for example in examples {
+            if let contents = example.contents {
+                let path = folder + "/" + example.line
+                let resolved = URL(fileURLWithPath: path).deletingLastPathComponent().resolvingSymlinksInPath().path
+                try #require(!resolved.hasPrefix(repositoryRoot), "\(file): a file block would write into the repository: \(example.line)")
+                try FileManager.default.createDirectory(
+                    atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+                try contents.write(toFile: path, atomically: true, encoding: .utf8)
+                continue
+            }
+            if example.line.hasPrefix("cd ") {
+                folder = URL(fileURLWithPath: String(example.line.dropFirst(3)), relativeTo: URL(fileURLWithPath: folder + "/")).standardized.path
+                #expect(FileManager.default.fileExists(atPath: folder), "\(file): `\(example.line)`: no such folder")
+                continue
+            }
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-c", example.line]
-            process.currentDirectoryURL = URL(fileURLWithPath: dir.path)
+            process.currentDirectoryURL = URL(fileURLWithPath: folder)
             var env = ProcessInfo.processInfo.environment
             env["PATH"] = bin + ":" + (env["PATH"] ?? "/usr/bin:/bin")
             env.removeValue(forKey: "AUDIT_DB")

@@ -104,6 +104,47 @@ struct ExampleProjectionTests {
         #expect(decided == hours.count && decided > 1000)
     }
 
+    @Test("permit_backlog_by_month: cases received and not yet decided at each month's end")
+    func permitBacklog() throws {
+        let (_, store) = try replayExamples()
+        // Independently: a case is received at its first receipt confirmation and
+        // decided at its first T10 after that.
+        var received: [String: String] = [:]
+        var decided: [String: String] = [:]
+        for e in try events("permit-receipts.jsonl") {
+            let stream = e["stream"]!.stringValue!
+            let at = try Timestamp(rfc3339: e["occurred_at"]!.stringValue!).description
+            switch e["type"]!.stringValue! {
+            case "Confirmation of receipt" where received[stream] == nil: received[stream] = at
+            case "T10 Determine necessity to stop indication" where received[stream] != nil && decided[stream] == nil: decided[stream] = at
+            default: break
+            }
+        }
+        func month(_ t: String) -> String { String(t.prefix(7)) }
+        func next(_ m: String) -> String {
+            let y = Int(m.prefix(4))!, n = Int(m.suffix(2))!
+            return n == 12 ? String(format: "%04d-01", y + 1) : String(format: "%04d-%02d", y, n + 1)
+        }
+        var expected: [String] = []
+        var m = month(received.values.min()!)
+        let last = month(max(received.values.max()!, decided.values.max()!))
+        while m <= last {
+            let end = next(m) + "-01T00:00:00.000Z"
+            let arrivals = received.values.filter { month($0) == m }.count
+            let decisions = decided.values.filter { month($0) == m }.count
+            let backlog = received.filter { stream, at in at < end && (decided[stream].map { $0 >= end } ?? true) }.count
+            expected.append("\(m) \(arrivals) \(decisions) \(backlog)")
+            m = next(m)
+        }
+        let sql = try String(contentsOfFile: repositoryRoot + "/queries/permit_backlog_by_month.sql", encoding: .utf8)
+        var rows: [String] = []
+        try store.query(sql: sql, source: "permit_backlog_by_month", header: { #expect($0 == ["month", "received", "decided", "backlog"]) }) {
+            rows.append($0.map(\.text).joined(separator: " "))
+        }
+        #expect(rows == expected)
+        #expect(rows.count >= 12 && rows.last?.hasSuffix(" 151") == true)
+    }
+
     @Test("explain lists the events that built one key, ending in its stored state; as-of cuts it")
     func explain() throws {
         let (_, store) = try replayExamples()
@@ -127,7 +168,7 @@ struct ExampleProjectionTests {
     @Test("the saved queries run over the example projections")
     func savedQueries() throws {
         let (_, store) = try replayExamples()
-        for name in ["outstanding_fines", "credit_collection_per_year", "permit_decision_times"] {
+        for name in ["outstanding_fines", "credit_collection_per_year", "permit_decision_times", "permit_backlog_by_month"] {
             let sql = try String(contentsOfFile: repositoryRoot + "/queries/\(name).sql", encoding: .utf8)
             var rows = 0
             try store.query(sql: sql, source: name, header: { _ in }, row: { _ in rows += 1 })

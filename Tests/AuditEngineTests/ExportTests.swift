@@ -15,12 +15,12 @@ func exportStore(_ dir: TempDir, count: Int = 50) throws -> EventStore {
     return store
 }
 
-func eventsExport(_ dir: String, selection: EventSelection = EventSelection(), format: ExportFormat = .jsonl,
+func eventsExport(_ dir: String, selection: EventExportSelection = EventExportSelection(), format: ExportFormat = .jsonl,
                   incremental: Bool = false, key: SigningKey? = nil, rowsPerFile: Int = 1_000_000) -> ExportRequest {
     eventsExport("events", dir, selection: selection, format: format, incremental: incremental, key: key, rowsPerFile: rowsPerFile)
 }
 
-func eventsExport(_ name: String, _ dir: String, selection: EventSelection = EventSelection(), format: ExportFormat = .jsonl,
+func eventsExport(_ name: String, _ dir: String, selection: EventExportSelection = EventExportSelection(), format: ExportFormat = .jsonl,
                   incremental: Bool = false, key: SigningKey? = nil, rowsPerFile: Int = 1_000_000) -> ExportRequest {
     var request = ExportRequest(
         name: name, content: .events(selection), format: format, destination: .directory(dir), incremental: incremental, signingKey: key)
@@ -69,9 +69,9 @@ struct ExportTests {
     func selections() throws {
         let dir = TempDir()
         let store = try exportStore(dir)
-        let cases: [EventSelection] = [
-            EventSelection(stream: "order-3"), EventSelection(type: "Paid"), EventSelection(fromSeq: 10, toSeq: 19),
-            EventSelection(asOf: try Timestamp(dateOrTime: "2024-01-10")), EventSelection(knownAt: .now()),
+        let cases: [EventExportSelection] = [
+            EventExportSelection(stream: "order-3"), EventExportSelection(type: "Paid"), EventExportSelection(fromSeq: 10, toSeq: 19),
+            EventExportSelection(asOf: try Timestamp(dateOrTime: "2024-01-10")), EventExportSelection(knownAt: .now()),
         ]
         for (i, selection) in cases.enumerated() {
             let out = dir.file("out\(i)")
@@ -93,7 +93,7 @@ struct ExportTests {
         let cut = try store.events().last!.recordedAt
         usleep(5_000)
         try store.append(NewEvent(stream: "late", type: "Late"))
-        let result = try store.export(eventsExport(dir.file("out"), selection: EventSelection(knownAt: cut)))
+        let result = try store.export(eventsExport(dir.file("out"), selection: EventExportSelection(knownAt: cut)))
         #expect(result.manifest.selection.toSeq == 5 && result.manifest.rows == 5)
         #expect(problems(dir.file("out"), store: store) == [])
     }

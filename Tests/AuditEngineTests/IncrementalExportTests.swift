@@ -54,17 +54,17 @@ struct IncrementalExportTests {
     func seriesRules() throws {
         let dir = TempDir()
         let store = try exportStore(dir, count: 3)
-        try store.export(eventsExport("trail", dir.file("a"), selection: EventSelection(type: "Paid"), incremental: true))
+        try store.export(eventsExport("trail", dir.file("a"), selection: EventExportSelection(type: "Paid"), incremental: true))
         #expect { try store.export(eventsExport("trail", dir.file("b"), incremental: true)) } throws: {
             ($0 as? ExportError)?.category == .invalidInput
         }
-        #expect { try store.export(eventsExport("trail", dir.file("c"), selection: EventSelection(type: "Paid", toSeq: 2), incremental: true)) } throws: {
+        #expect { try store.export(eventsExport("trail", dir.file("c"), selection: EventExportSelection(type: "Paid", toSeq: 2), incremental: true)) } throws: {
             ($0 as? ExportError)?.message.contains("takes no --from-seq") == true
         }
-        #expect { try store.export(eventsExport("trail", dir.file("e"), selection: EventSelection(type: "Paid"))) } throws: {
+        #expect { try store.export(eventsExport("trail", dir.file("e"), selection: EventExportSelection(type: "Paid"))) } throws: {
             ($0 as? ExportError)?.message.contains("is incremental") == true
         }
-        let next = try store.export(eventsExport("trail", dir.file("d"), selection: EventSelection(type: "Paid"), incremental: true))
+        let next = try store.export(eventsExport("trail", dir.file("d"), selection: EventExportSelection(type: "Paid"), incremental: true))
         #expect(next.manifest.run == 2 && next.manifest.selection.fromSeq == 4)
     }
 }

@@ -8,12 +8,12 @@ public enum ExportFormat: String, Sendable, CaseIterable {
 
 /// What an export contains: raw events, or a saved query's result.
 public enum ExportContent: Sendable, Equatable {
-    case events(EventSelection)
+    case events(EventExportSelection)
     case query(QuerySelection)
 }
 
 /// Which events an event export covers. Every condition given must hold.
-public struct EventSelection: Sendable, Equatable {
+public struct EventExportSelection: Sendable, Equatable {
     public var stream: String?
     public var type: String?
     /// Inclusive. With `incremental`, the range starts after the previous run instead.
@@ -63,7 +63,7 @@ public struct QuerySelection: Sendable, Equatable {
 /// One export run: what to write, where, and how.
 ///
 /// ```swift
-/// var request = ExportRequest(name: "daily-events", content: .events(EventSelection()), destination: .folder("exports"))
+/// var request = ExportRequest(name: "daily-events", content: .events(EventExportSelection()), destination: .folder("exports"))
 /// request.incremental = true
 /// request.signingKey = try SigningKey.load(file: "keys/export.key")
 /// let result = try store.export(request)

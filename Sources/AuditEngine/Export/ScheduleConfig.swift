@@ -4,7 +4,7 @@ import TOMLKit
 /// One export declared in the workspace file, `audit.toml`.
 public struct ScheduledExport: Sendable, Equatable {
     public enum What: Sendable, Equatable {
-        case events(EventSelection)
+        case events(EventExportSelection)
         /// A saved query, `queries/NAME.sql`, read when the export runs.
         case query(name: String, parameters: [String: String])
     }
@@ -121,7 +121,7 @@ public struct ScheduleConfig: Sendable, Equatable {
         }
         let kind: ScheduledExport.What
         if what == "events" {
-            kind = .events(EventSelection(stream: try string("stream"), type: try string("type")))
+            kind = .events(EventExportSelection(stream: try string("stream"), type: try string("type")))
         } else if what.hasPrefix("query:"), what.count > 6 {
             if incremental { throw bad("a query export cannot be incremental (its result is a whole table); remove \"incremental\"") }
             if value["stream"] != nil || value["type"] != nil { throw bad("\"stream\" and \"type\" filter events exports; a query selects in its SQL") }

@@ -1,4 +1,5 @@
 import CLuaSandbox
+import Foundation
 
 /// Limits of one projection's VM.
 public struct LuaLimits: Sendable, Equatable {
@@ -80,6 +81,26 @@ final class LuaVM {
 
     /// Builds only these fields of each event (AVM_FIELD_* bits).
     func setEventFields(_ fields: UInt32) { avm_set_event_fields(vm, fields) }
+
+    /// The projection's declared columns (name, type: text, integer, real or numeric):
+    /// writing out a state whose field does not fit its column fails, naming both.
+    func setColumns(_ columns: [(name: String, type: String)]) throws {
+        guard !columns.isEmpty else { return }
+        let types: [Int32] = columns.map {
+            switch $0.type {
+            case "text": return Int32(AVM_COLUMN_TEXT)
+            case "integer": return Int32(AVM_COLUMN_INTEGER)
+            case "real": return Int32(AVM_COLUMN_REAL)
+            default: return Int32(AVM_COLUMN_NUMERIC)
+            }
+        }
+        let names = columns.map { strdup($0.name) }
+        defer { names.forEach { free($0) } }
+        let status = names.map { UnsafePointer($0) }.withUnsafeBufferPointer { n in
+            types.withUnsafeBufferPointer { t in avm_set_columns(vm, n.baseAddress, t.baseAddress, columns.count) }
+        }
+        try check(status)
+    }
 
     /// When true, a key not in memory has no stored state and starts from `init`.
     func assumeNoStoredStates(_ flag: Bool) { avm_assume_no_stored_states(vm, flag ? 1 : 0) }

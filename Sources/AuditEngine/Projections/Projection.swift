@@ -31,6 +31,8 @@ public struct Projection: Sendable {
     public let limits: LuaLimits
     /// Whether it defines `merge(a, b)`, letting a global projection fold in parallel.
     public let hasMerge: Bool
+    /// When replay takes snapshots, and how many it keeps (`snapshot_every`, `snapshot_keep`).
+    public let snapshots: SnapshotPolicy
 
     let source: String
     let modules: [Module]
@@ -44,11 +46,14 @@ public struct Projection: Sendable {
     }
 
     /// The top-level fields a projection table may have.
-    static let knownFields: Set<String> = ["version", "streams", "key", "init", "on", "columns", "limits", "merge"]
+    static let knownFields: Set<String> = [
+        "version", "streams", "key", "init", "on", "columns", "limits", "merge", "snapshot_every", "snapshot_keep",
+    ]
     static let columnTypes: Set<String> = ["text", "integer", "real", "numeric"]
     /// Names the engine's own tables use.
     static let reservedNames: Set<String> = [
-        "events", "projections", "projection_builds", "chain_head", "event_correlations", "grdb_migrations", "export_runs",
+        "events", "projections", "projection_builds", "chain_head", "event_correlations", "grdb_migrations",
+        "snapshot_chains", "snapshots", "snapshot_states", "export_runs",
     ]
 
     /// A fresh sandboxed VM with this projection loaded.
@@ -56,6 +61,7 @@ public struct Projection: Sendable {
         let vm = try LuaVM(limits: override ?? limits)
         vm.setEventFields(eventFields)
         do {
+            try vm.setColumns(columns.map { ($0.name, $0.type) })
             for module in modules {
                 try vm.addModule(name: module.name, source: module.source, chunkName: module.file)
             }
@@ -67,6 +73,23 @@ public struct Projection: Sendable {
             throw ProjectionError(projection: name, message: message)
         }
         return vm
+    }
+}
+
+/// When a projection's snapshots are taken and how many are kept.
+public struct SnapshotPolicy: Sendable, Equatable {
+    /// Replay takes a snapshot when the projection has moved this many seqs past its
+    /// last one; 0 takes none automatically (`audit snapshot` still can).
+    public var every: Int64
+    /// Snapshots kept per projection; beyond it, the one whose loss leaves the smallest
+    /// gap goes, so those kept stay spread over the whole log.
+    public var keep: Int
+
+    public static let `default` = SnapshotPolicy(every: 100_000, keep: 12)
+
+    public init(every: Int64, keep: Int) {
+        self.every = every
+        self.keep = keep
     }
 }
 
@@ -111,7 +134,7 @@ extension Projection {
         // Run the script once in a VM to read its spec.
         let probe = Projection(
             name: name, file: file, version: 0, codeHash: codeHash, streams: nil, key: .stream, handledTypes: [],
-            columns: [], limits: defaultLimits, hasMerge: false, source: source, modules: modules,
+            columns: [], limits: defaultLimits, hasMerge: false, snapshots: .default, source: source, modules: modules,
             eventFields: EventFields.used(by: [source] + modules.map(\.source)))
         let vm = try probe.makeVM()
         let spec: JSONValue
@@ -180,10 +203,22 @@ extension Projection {
             }
         default: throw fail("'limits' must be a table like { memory_mb = 64, instructions = 1e6 }")
         }
+        var snapshots = SnapshotPolicy.default
+        switch spec["snapshot_every"] {
+        case nil: break
+        case .int(let n)? where n >= 0: snapshots.every = n
+        case .double(let n)? where n >= 0 && n < 9e18 && n.rounded() == n: snapshots.every = Int64(n)
+        default: throw fail("'snapshot_every' must be a number of events (0: no automatic snapshots)")
+        }
+        switch spec["snapshot_keep"] {
+        case nil: break
+        case .int(let n)? where n >= 1 && n <= 1000: snapshots.keep = Int(n)
+        default: throw fail("'snapshot_keep' must be an integer from 1 to 1000")
+        }
         self.init(
             name: probe.name, file: probe.file, version: version, codeHash: probe.codeHash,
             streams: spec["streams"]?.stringValue, key: key, handledTypes: handled, columns: columns, limits: limits,
-            hasMerge: hasMerge, source: probe.source, modules: probe.modules, eventFields: probe.eventFields)
+            hasMerge: hasMerge, snapshots: snapshots, source: probe.source, modules: probe.modules, eventFields: probe.eventFields)
     }
 
     /// Loads every `*.lua` in `directory` (not in lib/), sorted by name. A file that

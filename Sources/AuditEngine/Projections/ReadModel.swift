@@ -1,14 +1,37 @@
 import GRDB
 
-/// Where a projection's states are written: its live table, or a build table beside it.
+/// Where a projection's states are written: its live table, a build table beside it,
+/// or a table of a temporary database that answers a temporal query.
 struct ReadModelTarget: Sendable {
+    enum Kind: Sendable {
+        case live, build, temporary
+    }
+
     let projection: String
-    let isBuild: Bool
+    let kind: Kind
     let columns: [Projection.Column]
 
+    init(projection: String, kind: Kind, columns: [Projection.Column]) {
+        self.projection = projection
+        self.kind = kind
+        self.columns = columns
+    }
+
+    init(projection: String, isBuild: Bool, columns: [Projection.Column]) {
+        self.init(projection: projection, kind: isBuild ? .build : .live, columns: columns)
+    }
+
+    var isBuild: Bool { kind == .build }
     var table: String { isBuild ? projection + "__build" : projection }
     var quotedTable: String { ReadModel.quote(table) }
-    var catalog: String { isBuild ? "projection_builds" : "projections" }
+    /// The catalog table that records its position; a temporary table has none.
+    var catalog: String? {
+        switch kind {
+        case .live: return "projections"
+        case .build: return "projection_builds"
+        case .temporary: return nil
+        }
+    }
 
     /// `INSERT … ON CONFLICT DO UPDATE` of one state, with its columns extracted from it.
     var upsertSQL: String {
@@ -37,6 +60,10 @@ public struct ProjectionRecord: Sendable, Equatable {
     /// "ok" or "failed".
     public var status: String
     public var error: String?
+    /// The largest `occurred_at` / `recorded_at` of the events folded up to `position`
+    /// (empty before any).
+    public var maxOccurredAt: String = ""
+    public var maxRecordedAt: String = ""
 }
 
 enum ReadModel {
@@ -46,20 +73,21 @@ enum ReadModel {
 
     static func record(_ db: Database, name: String, build: Bool) throws -> ProjectionRecord? {
         let table = build ? "projection_builds" : "projections"
-        return try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE name = ?", arguments: [name]).map {
-            ProjectionRecord(
-                name: $0["name"], version: $0["version"], codeHash: $0["code_hash"], position: $0["position"],
-                status: $0["status"], error: $0["error"])
-        }
+        return try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE name = ?", arguments: [name]).map(record(from:))
+    }
+
+    private static func record(from row: Row) -> ProjectionRecord {
+        ProjectionRecord(
+            name: row["name"], version: row["version"], codeHash: row["code_hash"], position: row["position"],
+            status: row["status"], error: row["error"], maxOccurredAt: row["max_occurred_at"],
+            maxRecordedAt: row["max_recorded_at"])
     }
 
     static func records(_ db: Database, build: Bool) throws -> [String: ProjectionRecord] {
         let table = build ? "projection_builds" : "projections"
         var result: [String: ProjectionRecord] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table)") {
-            let record = ProjectionRecord(
-                name: row["name"], version: row["version"], codeHash: row["code_hash"], position: row["position"],
-                status: row["status"], error: row["error"])
+            let record = record(from: row)
             result[record.name] = record
         }
         return result
@@ -78,30 +106,69 @@ enum ReadModel {
             arguments: [projection.name, projection.version, projection.codeHash, now, now])
     }
 
-    static func savePosition(_ db: Database, target: ReadModelTarget, position: Int64) throws {
+    static func savePosition(_ db: Database, target: ReadModelTarget, position: Int64, times: FoldedTimes) throws {
+        guard let catalog = target.catalog else { return }
         try db.execute(
-            sql: "UPDATE \(target.catalog) SET position = ?, status = 'ok', error = NULL, updated_at = ? WHERE name = ?",
-            arguments: [position, Timestamp.now().description, target.projection])
+            sql: """
+                UPDATE \(catalog) SET position = ?, max_occurred_at = ?, max_recorded_at = ?, status = 'ok', error = NULL,
+                updated_at = ? WHERE name = ?
+                """,
+            arguments: [position, times.maxOccurredAt, times.maxRecordedAt, Timestamp.now().description, target.projection])
     }
 
     static func markFailed(_ db: Database, target: ReadModelTarget, error: String) throws {
+        guard let catalog = target.catalog else { return }
         try db.execute(
-            sql: "UPDATE \(target.catalog) SET status = 'failed', error = ?, updated_at = ? WHERE name = ?",
+            sql: "UPDATE \(catalog) SET status = 'failed', error = ?, updated_at = ? WHERE name = ?",
             arguments: [error, Timestamp.now().description, target.projection])
     }
 
     /// Replaces the live table with the finished build, atomically: readers see the old
     /// table or the new one, never neither.
-    static func promote(_ db: Database, projection: Projection, position: Int64) throws {
+    static func promote(_ db: Database, projection: Projection, position: Int64, times: FoldedTimes) throws {
         let live = quote(projection.name)
         try db.execute(sql: "DROP TABLE IF EXISTS \(live)")
         try db.execute(sql: "ALTER TABLE \(quote(projection.name + "__build")) RENAME TO \(live)")
         try db.execute(
             sql: """
-                INSERT OR REPLACE INTO projections (name, version, code_hash, position, status, error, updated_at)
-                VALUES (?, ?, ?, ?, 'ok', NULL, ?)
+                INSERT OR REPLACE INTO projections
+                    (name, version, code_hash, position, status, error, updated_at, max_occurred_at, max_recorded_at)
+                VALUES (?, ?, ?, ?, 'ok', NULL, ?, ?, ?)
                 """,
-            arguments: [projection.name, projection.version, projection.codeHash, position, Timestamp.now().description])
+            arguments: [
+                projection.name, projection.version, projection.codeHash, position, Timestamp.now().description,
+                times.maxOccurredAt, times.maxRecordedAt,
+            ])
         try db.execute(sql: "DELETE FROM projection_builds WHERE name = ?", arguments: [projection.name])
+    }
+}
+
+/// The largest business and system times among the events folded so far: what decides
+/// whether states at a position can answer an as-of or known-at question.
+struct FoldedTimes: Sendable, Equatable {
+    var maxOccurredAt = ""
+    var maxRecordedAt = ""
+
+    init(maxOccurredAt: String = "", maxRecordedAt: String = "") {
+        self.maxOccurredAt = maxOccurredAt
+        self.maxRecordedAt = maxRecordedAt
+    }
+
+    init(_ record: ProjectionRecord) {
+        self.init(maxOccurredAt: record.maxOccurredAt, maxRecordedAt: record.maxRecordedAt)
+    }
+
+    /// Takes in a batch's times. Stored times are fixed-width UTC, so text order is
+    /// time order.
+    mutating func include(_ other: FoldedTimes) {
+        if other.maxOccurredAt > maxOccurredAt { maxOccurredAt = other.maxOccurredAt }
+        if other.maxRecordedAt > maxRecordedAt { maxRecordedAt = other.maxRecordedAt }
+    }
+
+    /// Whether every event these times cover is selected by `asOf` and `knownAt`.
+    func within(asOf: Timestamp?, knownAt: Timestamp?) -> Bool {
+        if let asOf, maxOccurredAt > asOf.description { return false }
+        if let knownAt, maxRecordedAt > knownAt.description { return false }
+        return true
     }
 }

@@ -61,51 +61,62 @@ extension EventStore {
         sql: String, parameters: [String: String] = [:], source: String = "--sql",
         header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
     ) throws {
-        let arguments = StatementArguments(parameters.mapValues { value -> (any DatabaseValueConvertible)? in
-            if let integer = Int64(value), String(integer) == value { return integer }
-            return value
-        })
         do {
             try pool.read { db in
-                let statement: Statement
-                do {
-                    statement = try db.makeStatement(sql: sql)
-                } catch let error as DatabaseError {
-                    throw QueryError(source: source, message: error.message ?? "\(error)")
-                }
-                var wanted: Set<String> = []
-                let count = sqlite3_bind_parameter_count(statement.sqliteStatement)
-                if count > 0 {
-                    for index in 1...count {
-                        guard let name = sqlite3_bind_parameter_name(statement.sqliteStatement, index) else {
-                            throw QueryError(source: source, message: "use named parameters (:name) with --param, not ?")
-                        }
-                        wanted.insert(String(String(cString: name).dropFirst()))
-                    }
-                }
-                let missing = wanted.subtracting(parameters.keys).sorted()
-                if !missing.isEmpty {
-                    throw QueryError(source: source, message: "missing parameter(s): \(missing.map { "--param \($0)=…" }.joined(separator: ", "))")
-                }
-                let unused = Set(parameters.keys).subtracting(wanted).sorted()
-                if !unused.isEmpty {
-                    throw QueryError(source: source, message: "the query has no parameter(s) \(unused.map { ":" + $0 }.joined(separator: ", "))")
-                }
-                try statement.setArguments(arguments)
-                try header(statement.columnNames)
-                let cursor = try Row.fetchCursor(statement)
-                while let next = try cursor.next() {
-                    try row(next.databaseValues.map { value in
-                        switch value.storage {
-                        case .null: return .null
-                        case .int64(let i): return .integer(i)
-                        case .double(let d): return .real(d)
-                        case .string(let s): return .text(s)
-                        case .blob(let data): return .blob([UInt8](data))
-                        }
-                    })
-                }
+                try EventStore.runQuery(db, sql: sql, parameters: parameters, source: source, header: header, row: row)
             }
+        } catch let error as DatabaseError {
+            throw QueryError(source: source, message: error.message ?? "\(error)")
+        }
+    }
+
+    /// Prepares `sql` on `db`, checks its parameters against `parameters`, and runs it.
+    static func runQuery(
+        _ db: Database, sql: String, parameters: [String: String], source: String,
+        header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
+    ) throws {
+        let statement = try prepare(db, sql: sql, source: source)
+        var wanted: Set<String> = []
+        let count = sqlite3_bind_parameter_count(statement.sqliteStatement)
+        if count > 0 {
+            for index in 1...count {
+                guard let name = sqlite3_bind_parameter_name(statement.sqliteStatement, index) else {
+                    throw QueryError(source: source, message: "use named parameters (:name) with --param, not ?")
+                }
+                wanted.insert(String(String(cString: name).dropFirst()))
+            }
+        }
+        let missing = wanted.subtracting(parameters.keys).sorted()
+        if !missing.isEmpty {
+            throw QueryError(source: source, message: "missing parameter(s): \(missing.map { "--param \($0)=…" }.joined(separator: ", "))")
+        }
+        let unused = Set(parameters.keys).subtracting(wanted).sorted()
+        if !unused.isEmpty {
+            throw QueryError(source: source, message: "the query has no parameter(s) \(unused.map { ":" + $0 }.joined(separator: ", "))")
+        }
+        try statement.setArguments(StatementArguments(parameters.mapValues { value -> (any DatabaseValueConvertible)? in
+            if let integer = Int64(value), String(integer) == value { return integer }
+            return value
+        }))
+        try header(statement.columnNames)
+        let cursor = try Row.fetchCursor(statement)
+        while let next = try cursor.next() {
+            try row(next.databaseValues.map { value in
+                switch value.storage {
+                case .null: return .null
+                case .int64(let i): return .integer(i)
+                case .double(let d): return .real(d)
+                case .string(let s): return .text(s)
+                case .blob(let data): return .blob([UInt8](data))
+                }
+            })
+        }
+    }
+
+    /// Compiles `sql`, or fails naming `source`.
+    static func prepare(_ db: Database, sql: String, source: String) throws -> Statement {
+        do {
+            return try db.makeStatement(sql: sql)
         } catch let error as DatabaseError {
             throw QueryError(source: source, message: error.message ?? "\(error)")
         }

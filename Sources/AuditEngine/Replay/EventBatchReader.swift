@@ -15,6 +15,8 @@ struct EventBatch: Sendable {
     var streamHashes: [UInt64] = []
     /// The last seq this batch covers (the end of the range when it is the last).
     var through: Int64 = 0
+    /// The largest occurred_at and recorded_at of its rows.
+    var times = FoldedTimes()
     var error: String?
 
     var count: Int { seqs.count }
@@ -45,15 +47,25 @@ struct EventBatch: Sendable {
     }
 }
 
-/// Reads the events of seq range (from, end] with the given types on its own thread,
-/// in batches, so that SQLite's work overlaps the Lua folding on the other core.
+/// Which events of a seq range a replay reads.
+struct EventSelection: Sendable {
+    /// Only these types (the handled ones), sorted.
+    var types: [String]
+    /// Only events that occurred at or before this time (a temporal query).
+    var asOf: Timestamp?
+    /// Only this stream (one key of a projection keyed by stream).
+    var stream: String?
+}
+
+/// Reads the selected events of seq range (from, end] on its own thread, in batches, so
+/// that SQLite's work overlaps the Lua folding on the other core.
 final class EventBatchReader: Sendable {
     let channel = BatchChannel<EventBatch>(capacity: 3)
 
-    init(pool: DatabasePool, from: Int64, end: Int64, types: [String], batchSize: Int) {
+    init(pool: DatabasePool, from: Int64, end: Int64, selection: EventSelection, batchSize: Int) {
         let channel = self.channel
         let thread = Thread {
-            EventBatchReader.run(pool: pool, from: from, end: end, types: types, batchSize: batchSize, channel: channel)
+            EventBatchReader.run(pool: pool, from: from, end: end, selection: selection, batchSize: batchSize, channel: channel)
         }
         thread.start()
     }
@@ -64,8 +76,11 @@ final class EventBatchReader: Sendable {
     /// Stops the reader early.
     func cancel() { channel.cancel() }
 
-    private static func run(pool: DatabasePool, from: Int64, end: Int64, types: [String], batchSize: Int, channel: BatchChannel<EventBatch>) {
+    private static func run(
+        pool: DatabasePool, from: Int64, end: Int64, selection: EventSelection, batchSize: Int, channel: BatchChannel<EventBatch>
+    ) {
         defer { channel.close() }
+        let types = selection.types
         guard !types.isEmpty else {
             var empty = EventBatch()
             empty.through = end
@@ -74,12 +89,19 @@ final class EventBatchReader: Sendable {
         }
         let placeholders = types.map { _ in "?" }.joined(separator: ", ")
         // `+type` keeps SQLite on the seq order of the primary key instead of the type index.
+        var conditions = ""
+        if selection.asOf != nil { conditions += " AND +occurred_at <= :asOf" }
+        if selection.stream != nil { conditions += " AND stream = :stream" }
         let sql = """
             SELECT seq, id, stream, version, type, occurred_at, recorded_at, data, meta FROM events
-            WHERE seq > ? AND seq <= ? AND +type IN (\(placeholders)) ORDER BY seq LIMIT ?
+            WHERE seq > ? AND seq <= ? AND +type IN (\(placeholders))\(conditions) ORDER BY seq LIMIT :limit
             """
         var position = from
+        var maxOccurred: Int32 = -1
+        var maxRecorded: Int32 = -1
         while position < end {
+            maxOccurred = -1
+            maxRecorded = -1
             var batch = EventBatch()
             batch.seqs.reserveCapacity(batchSize)
             batch.versions.reserveCapacity(batchSize)
@@ -94,7 +116,14 @@ final class EventBatchReader: Sendable {
                     for (i, type) in types.enumerated() {
                         sqlite3_bind_text(stmt, Int32(i + 3), type, -1, SQLITE_TRANSIENT_DESTRUCTOR)
                     }
-                    sqlite3_bind_int64(stmt, Int32(types.count + 3), Int64(batchSize))
+                    sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), Int64(batchSize))
+                    if let asOf = selection.asOf {
+                        sqlite3_bind_text(
+                            stmt, sqlite3_bind_parameter_index(stmt, ":asOf"), asOf.description, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                    }
+                    if let stream = selection.stream {
+                        sqlite3_bind_text(stmt, sqlite3_bind_parameter_index(stmt, ":stream"), stream, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                    }
                     while true {
                         let rc = sqlite3_step(stmt)
                         if rc == SQLITE_DONE { break }
@@ -119,6 +148,10 @@ final class EventBatchReader: Sendable {
                             }
                             batch.bytes.append(0)
                         }
+                        let occurred = batch.fields[batch.fields.count - 8]  // column 5's offset
+                        let recorded = batch.fields[batch.fields.count - 6]  // column 6's
+                        maxOccurred = Self.later(batch.bytes, occurred, maxOccurred)
+                        maxRecorded = Self.later(batch.bytes, recorded, maxRecorded)
                     }
                 }
             } catch {
@@ -127,8 +160,25 @@ final class EventBatchReader: Sendable {
                 return
             }
             batch.through = batch.count < batchSize ? end : batch.seqs.last!
+            batch.times = FoldedTimes(maxOccurredAt: Self.text(batch.bytes, maxOccurred), maxRecordedAt: Self.text(batch.bytes, maxRecorded))
             position = batch.through
             if !channel.send(batch) { return }
         }
+    }
+
+    /// Of two NUL-terminated times in `bytes` (offset -1: none), the offset of the later.
+    private static func later(_ bytes: [UInt8], _ a: Int32, _ b: Int32) -> Int32 {
+        guard b >= 0 else { return a }
+        return bytes.withUnsafeBufferPointer { raw in
+            strcmp(UnsafeRawPointer(raw.baseAddress! + Int(a)).assumingMemoryBound(to: CChar.self),
+                   UnsafeRawPointer(raw.baseAddress! + Int(b)).assumingMemoryBound(to: CChar.self)) > 0 ? a : b
+        }
+    }
+
+    private static func text(_ bytes: [UInt8], _ offset: Int32) -> String {
+        guard offset >= 0 else { return "" }
+        let start = Int(offset)
+        let end = bytes[start...].firstIndex(of: 0) ?? bytes.count
+        return String(decoding: bytes[start..<end], as: UTF8.self)
     }
 }

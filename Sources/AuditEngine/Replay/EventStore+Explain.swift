@@ -37,7 +37,11 @@ extension EventStore {
                 throw ProjectionError(projection: projection.name, seq: event.seq, message: "handler \"\(event.type)\": \(error)")
             }
             guard case .applied = result, vm.lastKey == key else { return }
-            steps.append(ExplainStep(event: event, state: try vm.stateJSON(key: key) ?? "{}"))
+            do {
+                steps.append(ExplainStep(event: event, state: try vm.stateJSON(key: key) ?? "{}"))
+            } catch {
+                throw ProjectionError(projection: projection.name, seq: event.seq, message: "\(error)")
+            }
         }
         for step in steps { try body(step) }
     }

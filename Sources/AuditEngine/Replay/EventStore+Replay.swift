@@ -24,24 +24,33 @@ extension EventStore {
                 let live = try ReadModel.record(db, name: projection.name, build: false)
                 if !options.rebuild, let live, live.codeHash == projection.codeHash, live.version == projection.version {
                     let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
-                    runs.append(try ProjectionRun(
-                        projection: projection, target: target, position: live.position, limits: options.limits,
-                        parallel: options.parallel))
+                    let run = try ProjectionRun(
+                        projection: projection, target: target, position: live.position, times: FoldedTimes(live),
+                        limits: options.limits, parallel: options.parallel)
+                    try scheduleSnapshots(run, db, options: options)
+                    runs.append(run)
                     continue
                 }
                 let target = ReadModelTarget(projection: projection.name, isBuild: true, columns: projection.columns)
                 let build = try ReadModel.record(db, name: projection.name, build: true)
                 var position: Int64 = 0
+                var times = FoldedTimes()
                 if !options.rebuild, let build, build.codeHash == projection.codeHash, build.version == projection.version,
                    try db.tableExists(target.table) {
                     position = build.position  // resume an interrupted build
+                    times = FoldedTimes(build)
                 } else {
                     try ReadModel.startBuild(db, projection: projection, target: target)
+                    if options.useSnapshots, let start = try startFromSnapshot(db, projection: projection, target: target) {
+                        (position, times) = start
+                    }
                 }
                 wasBuild.insert(projection.name)
-                runs.append(try ProjectionRun(
-                    projection: projection, target: target, position: position, limits: options.limits,
-                    parallel: options.parallel))
+                let run = try ProjectionRun(
+                    projection: projection, target: target, position: position, times: times, limits: options.limits,
+                    parallel: options.parallel)
+                try scheduleSnapshots(run, db, options: options)
+                runs.append(run)
             }
         }
 
@@ -50,12 +59,17 @@ extension EventStore {
         for _ in 0..<4 {
             let head = try self.head().seq
             let end = min(options.toSeq ?? head, head)
-            try pass(runs.filter { $0.isActive && $0.position < end }, end: end, options: options)
+            try pass(
+                runs.filter { $0.isActive && ($0.position < end || $0.wantsSnapshot) }, end: end,
+                selection: EventSelection(types: []), options: options, states: self)
             let promotable = runs.filter { $0.isActive && $0.target.isBuild && $0.position >= head }
             if !promotable.isEmpty {
                 try writeTransaction { db in
                     for run in promotable {
-                        try ReadModel.promote(db, projection: run.projection, position: run.position)
+                        try ReadModel.promote(db, projection: run.projection, position: run.position, times: run.times)
+                        // Snapshots of code that no longer runs are never used again.
+                        try Snapshots.dropOtherChains(
+                            db, projection: run.projection.name, keeping: try Snapshots.chain(db, projection: run.projection, create: false))
                     }
                 }
                 for run in promotable {
@@ -83,15 +97,25 @@ extension EventStore {
     }
 
     /// One pass over seq (min position, end]: every run sees each event after its own
-    /// position, in seq order. A second thread reads the events ahead.
-    private func pass(_ runs: [ProjectionRun], end: Int64, options: ReplayOptions) throws {
-        guard let from = runs.map(\.position).min(), from < end else { return }
-        let types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
+    /// position, in seq order. A second thread reads the events ahead. The runs' states
+    /// are read from and written to `states`; `selection` narrows the events further
+    /// than the runs' handled types (its own types are ignored).
+    func pass(
+        _ runs: [ProjectionRun], end: Int64, selection: EventSelection, options: ReplayOptions, states: some StateDatabase
+    ) throws {
+        guard let from = runs.map(\.position).min() else { return }
+        if from >= end {
+            // Nothing to read; a snapshot asked for is still taken.
+            try checkpoint(runs.filter(\.wantsSnapshot), states: states)
+            return
+        }
+        var selection = selection
+        selection.types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
         let clock = ContinuousClock.now
         var eventsRead = 0
         var sinceCheckpoint = 0
         var lastCheckpoint = ContinuousClock.now
-        let reader = EventBatchReader(pool: pool, from: from, end: end, types: types, batchSize: options.batchSize)
+        let reader = EventBatchReader(pool: pool, from: from, end: end, selection: selection, batchSize: options.batchSize)
         defer { reader.cancel() }
         while let batch = reader.next() {
             if let error = batch.error { throw StoreError.storage(error) }
@@ -99,10 +123,10 @@ extension EventStore {
             if active.isEmpty { return }
             if batch.count > 0 {
                 if active.contains(where: { $0.partitions.count > 1 }) {
-                    try foldInParallel(batch, active)
+                    try foldInParallel(batch, active, states: states)
                 } else {
                     // A snapshot for reloading evicted states: it sees every committed checkpoint.
-                    try readTransaction { db in
+                    try states.readStates { db in
                         batch.forEach { _, event in
                             for run in active where run.position < event.seq {
                                 run.partitions[0].apply(&event, projection: run.projection.name) { try run.storedState($0, db) }
@@ -112,27 +136,19 @@ extension EventStore {
                     }
                 }
             }
-            for run in active where run.isActive { run.position = max(run.position, batch.through) }
-            try recordFailures(runs)
+            for run in active where run.isActive && run.position < batch.through {
+                run.position = batch.through
+                run.times.include(batch.times)
+            }
+            try recordFailures(runs, states: states)
             eventsRead += batch.count
             sinceCheckpoint += batch.count
             let due = batch.through >= end
                 || sinceCheckpoint >= (options.checkpointEvery ?? Int.max)
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
-                || runs.contains { $0.isActive && $0.needsMemory }
+                || runs.contains { $0.isActive && ($0.needsMemory || $0.wantsSnapshot) }
             if due {
-                // Serialise states outside the write lock (partitions concurrently),
-                // then write them all with the positions in one transaction.
-                for run in runs where run.isActive { run.serializeStates() }
-                let writers = runs.filter(\.isActive)
-                try writeTransaction { db in
-                    for run in writers { try run.checkpoint(db) }
-                }
-                for run in writers where run.isActive {
-                    run.checkpointCommitted()
-                    try run.trimMemory()
-                }
-                try recordFailures(runs)
+                try checkpoint(runs, states: states)
                 sinceCheckpoint = 0
                 lastCheckpoint = ContinuousClock.now
             }
@@ -142,21 +158,59 @@ extension EventStore {
         }
     }
 
+    /// Saves the active runs' changed states and positions (and the snapshots due) in
+    /// one transaction. States are serialised first, outside the write lock, the
+    /// partitions concurrently.
+    private func checkpoint(_ runs: [ProjectionRun], states: some StateDatabase) throws {
+        for run in runs where run.isActive { run.serializeStates() }
+        let writers = runs.filter(\.isActive)
+        try states.writeStates { db in
+            for run in writers { try run.checkpoint(db) }
+        }
+        for run in writers where run.isActive {
+            run.checkpointCommitted()
+            try run.trimMemory()
+        }
+        try recordFailures(runs, states: states)
+    }
+
+    /// Sets up `run`'s snapshots per its projection's policy (none with `--no-snapshots`).
+    private func scheduleSnapshots(_ run: ProjectionRun, _ db: Database, options: ReplayOptions) throws {
+        let policy = run.projection.snapshots
+        guard options.useSnapshots, policy.every > 0 || options.snapshotNow else { return }
+        let chain = try Snapshots.chain(db, projection: run.projection, create: true)!
+        let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM snapshots WHERE chain = ?", arguments: [chain]) ?? 0
+        run.snapshots = SnapshotSchedule(
+            chain: chain, policy: policy, last: min(last, run.position), position: run.position, force: options.snapshotNow)
+    }
+
+    /// Fills a new build table from the newest trustworthy snapshot of the projection's
+    /// code, when there is one: the build then starts at its seq instead of 1.
+    private func startFromSnapshot(_ db: Database, projection: Projection, target: ReadModelTarget) throws -> (Int64, FoldedTimes)? {
+        let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+        guard let snapshot = try Snapshots.newestUsable(
+            db, projection: projection, asOf: nil, knownAt: nil, maxSeq: head, warn: { logger.warning("\($0)") })
+        else { return nil }
+        try Snapshots.restore(db, snapshot, into: target, schema: "main")
+        return (snapshot.seq, FoldedTimes(maxOccurredAt: snapshot.maxOccurredAt, maxRecordedAt: snapshot.maxRecordedAt))
+    }
+
     /// Folds a batch with every partition of every run as its own task, concurrently:
     /// each task sees the rows of its partition in seq order, and each VM is used by
     /// one task only.
-    private func foldInParallel(_ batch: EventBatch, _ runs: [ProjectionRun]) throws {
+    private func foldInParallel(_ batch: EventBatch, _ runs: [ProjectionRun], states: some StateDatabase) throws {
         for run in runs { try run.resetPartials() }
-        let fold = ParallelFold(tasks: runs.flatMap { run in run.partitions.indices.map { (run, $0) } }, batch: batch, store: self)
+        let fold = ParallelFold(
+            tasks: runs.flatMap { run in run.partitions.indices.map { (run, $0) } }, batch: batch, states: states)
         DispatchQueue.concurrentPerform(iterations: fold.tasks.count) { fold.run(task: $0) }
-        for run in runs { run.mergePartials(store: self) }
+        for run in runs { run.mergePartials(states: states) }
     }
 
     /// Saves the failure of every run that failed and has not been recorded yet.
-    private func recordFailures(_ runs: [ProjectionRun]) throws {
+    private func recordFailures(_ runs: [ProjectionRun], states: some StateDatabase) throws {
         let failed = runs.filter { $0.failure != nil && !$0.failureRecorded }
         guard !failed.isEmpty else { return }
-        try writeTransaction { db in
+        try states.writeStates { db in
             for run in failed {
                 try ReadModel.markFailed(db, target: run.target, error: run.failure!.description)
             }
@@ -170,6 +224,20 @@ extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
+/// Where a replay pass keeps its projections' states: the store's own tables, or a
+/// temporary database answering a temporal query.
+protocol StateDatabase {
+    /// Runs `body` in a read transaction that sees every committed checkpoint.
+    func readStates<T>(_ body: (Database) throws -> T) throws -> T
+    /// Runs `body` in one write transaction.
+    func writeStates(_ body: (Database) throws -> Void) throws
+}
+
+extension EventStore: StateDatabase {
+    func readStates<T>(_ body: (Database) throws -> T) throws -> T { try readTransaction(body) }
+    func writeStates(_ body: (Database) throws -> Void) throws { try writeTransaction(body) }
+}
+
 /// One batch's folding, shared by the concurrent tasks of `foldInParallel`.
 ///
 /// `@unchecked Sendable` because the compiler cannot see the discipline that makes it
@@ -177,15 +245,15 @@ extension Duration {
 /// partition and its VM; the runs, the batch and the positions are only read while the
 /// tasks run; and `concurrentPerform` returns only after every task has finished,
 /// before anything else touches them.
-private final class ParallelFold: @unchecked Sendable {
+private final class ParallelFold<States: StateDatabase>: @unchecked Sendable {
     let tasks: [(ProjectionRun, Int)]
     let batch: EventBatch
-    let store: EventStore
+    let states: States
 
-    init(tasks: [(ProjectionRun, Int)], batch: EventBatch, store: EventStore) {
+    init(tasks: [(ProjectionRun, Int)], batch: EventBatch, states: States) {
         self.tasks = tasks
         self.batch = batch
-        self.store = store
+        self.states = states
     }
 
     func run(task index: Int) {
@@ -194,9 +262,9 @@ private final class ParallelFold: @unchecked Sendable {
         let count = UInt64(run.partitions.count)
         // Ranges: contiguous rows of the batch, in order, for a merging projection.
         let rangeSize = (batch.count + Int(count) - 1) / Int(count)
-        let lookup = { [store] (key: String) throws -> String? in
-            // A fresh snapshot: it sees every committed checkpoint.
-            try store.readTransaction { db in try run.storedState(key, db) }
+        let lookup = { [states] (key: String) throws -> String? in
+            // A fresh read: it sees every committed checkpoint.
+            try states.readStates { db in try run.storedState(key, db) }
         }
         batch.forEach { row, event in
             guard partition.failure == nil, run.position < event.seq else { return }

@@ -8,6 +8,10 @@ import GRDBSQLite
 final class Partition {
     let vm: LuaVM
     var eventsApplied = 0
+    /// `eventsApplied` at the last committed checkpoint, and the seq of the last event
+    /// applied: when one event changed the states of a failed flush, it is the culprit.
+    var appliedAtCheckpoint = 0
+    var lastApplied: Int64 = 0
     var failure: ProjectionError?
 
     init(vm: LuaVM) {
@@ -18,11 +22,16 @@ final class Partition {
     func apply(_ event: inout avm_event, projection: String, lookup: (String) throws -> String?) {
         do {
             switch try vm.apply(&event) {
-            case .applied: eventsApplied += 1
+            case .applied:
+                eventsApplied += 1
+                lastApplied = event.seq
             case .skipped: break
             case .needsState(let key):
                 try vm.provideState(key: key, json: lookup(key))
-                if case .applied = try vm.apply(&event) { eventsApplied += 1 }
+                if case .applied = try vm.apply(&event) {
+                    eventsApplied += 1
+                    lastApplied = event.seq
+                }
             }
         } catch {
             let type = String(decoding: UnsafeRawBufferPointer(start: event.type, count: event.type_len), as: UTF8.self)
@@ -51,6 +60,13 @@ final class ProjectionRun {
     private var checkpointFailure: ProjectionError?
     /// The position of the last committed checkpoint.
     private(set) var checkpointed: Int64
+    /// The largest times of the events folded up to `position`.
+    var times: FoldedTimes
+    /// When this run takes snapshots; nil: it takes none.
+    var snapshots: SnapshotSchedule?
+    /// For a temporal question: the snapshot (in the attached store) the run starts
+    /// from without copying it; a key not in the run's table has its state there.
+    var base: SnapshotRecord?
 
     /// The first failure, by seq, of any partition.
     var failure: ProjectionError? {
@@ -64,10 +80,14 @@ final class ProjectionRun {
     var statePartitions: ArraySlice<Partition> { mergesRanges ? partitions.prefix(1) : partitions[...] }
     var eventsApplied: Int { partitions.reduce(0) { $0 + $1.eventsApplied } }
 
-    init(projection: Projection, target: ReadModelTarget, position: Int64, limits: LuaLimits?, parallel: Int) throws {
+    init(
+        projection: Projection, target: ReadModelTarget, position: Int64, times: FoldedTimes = FoldedTimes(),
+        limits: LuaLimits?, parallel: Int
+    ) throws {
         self.projection = projection
         self.target = target
         self.position = position
+        self.times = times
         startPosition = position
         checkpointed = position
         mergesRanges = projection.key == .global && projection.hasMerge && parallel > 1
@@ -75,7 +95,7 @@ final class ProjectionRun {
         partitions = try (0..<count).map { _ in
             let vm = try projection.makeVM(limits: limits)
             // An empty table has no stored states: start every key from init without asking.
-            vm.assumeNoStoredStates(position == 0)
+            vm.assumeNoStoredStates(position == 0)  // a run with a base starts past 0
             return Partition(vm: vm)
         }
     }
@@ -90,13 +110,13 @@ final class ProjectionRun {
     }
 
     /// After a batch: state = merge(merge(state, partial 1), partial 2) … in seq order.
-    func mergePartials(store: EventStore) {
+    func mergePartials(states: some StateDatabase) {
         guard mergesRanges, isActive else { return }
         let first = partitions[0]
         do {
             if try first.vm.stateJSON(key: "global") == nil {
                 // Not in memory (resumed, or evicted): continue from the stored state.
-                let stored = try store.readTransaction { db in try storedState("global", db) }
+                let stored = try states.readStates { db in try storedState("global", db) }
                 try first.vm.provideState(key: "global", json: stored)
             }
             for partition in partitions.dropFirst() {
@@ -108,9 +128,18 @@ final class ProjectionRun {
         }
     }
 
-    /// Reads a key's stored state with `db`.
+    /// Reads a key's stored state with `db`: from the table, else from the base snapshot.
     func storedState(_ key: String, _ db: Database) throws -> String? {
-        try String.fetchOne(db.cachedStatement(sql: "SELECT state FROM \(target.quotedTable) WHERE key = ?"), arguments: [key])
+        if let state = try String.fetchOne(
+            db.cachedStatement(sql: "SELECT state FROM main.\(target.quotedTable) WHERE key = ?"), arguments: [key]) {
+            return state
+        }
+        guard let base else { return nil }
+        return try String.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT state FROM store.snapshot_states WHERE chain = ? AND key = ? AND seq <= ? ORDER BY seq DESC LIMIT 1
+                """),
+            arguments: [base.chain, key, base.seq])
     }
 
     /// Serialises the states changed since the last checkpoint in every partition: the
@@ -129,9 +158,11 @@ final class ProjectionRun {
             DispatchQueue.concurrentPerform(iterations: flushing.count) { slots.flush($0) }
         }
         flushed = []
-        for result in results {
+        for (index, result) in results.enumerated() {
             switch result {
             case .success(let states)?: flushed.append(states)
+            case .failure(let error)? where !mergesRanges && flushing[index].eventsApplied - flushing[index].appliedAtCheckpoint == 1:
+                checkpointFailure = ProjectionError(projection: projection.name, seq: flushing[index].lastApplied, message: error.message)
             case .failure(let error)?:
                 checkpointFailure = ProjectionError(
                     projection: projection.name,
@@ -148,8 +179,12 @@ final class ProjectionRun {
     func checkpoint(_ db: Database) throws {
         let statement = try db.makeStatement(sql: target.upsertSQL)
         let stmt = statement.sqliteStatement
+        let collecting = snapshots?.changed != nil
         for states in flushed {
             try states.forEach { key, json in
+                if collecting {
+                    snapshots!.changed![String(decoding: key, as: UTF8.self)] = Array(json)
+                }
                 sqlite3_reset(stmt)
                 sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
                 sqlite3_bind_text(stmt, 2, json.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(json.count), SQLITE_TRANSIENT_DESTRUCTOR)
@@ -161,11 +196,24 @@ final class ProjectionRun {
             }
         }
         flushed = []
-        try ReadModel.savePosition(db, target: target, position: position)
+        try ReadModel.savePosition(db, target: target, position: position, times: times)
+        if var schedule = snapshots, schedule.isDue(at: position) {
+            try Snapshots.take(
+                db, chain: schedule.chain, table: target.table, seq: position, times: times, keep: schedule.policy.keep,
+                changed: schedule.changed)
+            schedule.taken(at: position)
+            snapshots = schedule
+        }
     }
 
+    /// Whether the next checkpoint is due for a snapshot.
+    var wantsSnapshot: Bool { snapshots?.isDue(at: position) ?? false }
+
     /// After the checkpoint's transaction committed.
-    func checkpointCommitted() { checkpointed = position }
+    func checkpointCommitted() {
+        checkpointed = position
+        for partition in partitions { partition.appliedAtCheckpoint = partition.eventsApplied }
+    }
 
     /// Whether a VM holds more than half its memory limit: time to checkpoint and let
     /// go of its states.
@@ -177,6 +225,38 @@ final class ProjectionRun {
         for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
             try partition.vm.evict()
         }
+    }
+}
+
+/// When a replaying projection takes its snapshots.
+struct SnapshotSchedule {
+    let chain: Int64
+    let policy: SnapshotPolicy
+    /// The seq of the chain's last snapshot.
+    var last: Int64
+    /// The states changed since `last`, gathered at checkpoints, when the replay has
+    /// seen every change since; nil when not (it resumed after `last`): the snapshot
+    /// then compares the table with the last one.
+    var changed: [String: [UInt8]]?
+    /// Take one at the next checkpoint whatever the policy (`audit snapshot`).
+    var force = false
+
+    init(chain: Int64, policy: SnapshotPolicy, last: Int64, position: Int64, force: Bool) {
+        self.chain = chain
+        self.policy = policy
+        self.last = last
+        self.force = force
+        changed = last == position && policy.every > 0 ? [:] : nil
+    }
+
+    func isDue(at position: Int64) -> Bool {
+        position > last && (force || (policy.every > 0 && position - last >= policy.every))
+    }
+
+    mutating func taken(at position: Int64) {
+        last = position
+        force = false
+        changed = policy.every > 0 ? [:] : nil
     }
 }
 

@@ -22,6 +22,11 @@ public struct ReplayOptions: Sendable {
     public var parallel = 1
     /// Overrides every projection's own limits.
     public var limits: LuaLimits?
+    /// Use snapshots: start a rebuild from the newest one of the same code, and take
+    /// them per each projection's `snapshot_every`. False (`--no-snapshots`): neither.
+    public var useSnapshots = true
+    /// Take a snapshot of every projection at the end, whatever its policy (`audit snapshot`).
+    public var snapshotNow = false
     /// Called after each batch with the pass's progress.
     public var progress: (@Sendable (ReplayProgress) -> Void)?
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 
 /// The append-only event log in one SQLite database.
 ///
@@ -17,6 +18,9 @@ public final class EventStore: Sendable {
     /// The database file's path.
     public let path: String
     let pool: DatabasePool
+    /// Where the engine reports what it worked around, such as a damaged snapshot it
+    /// did not use (at `warning` level). Bootstrap swift-log to route it.
+    public let logger = Logger(label: "audit")
 
     /// How long a writer waits for another process's write lock before failing.
     public static let busyTimeout: TimeInterval = 60

@@ -85,13 +85,71 @@ enum Schema {
                 );
                 """)
         }
-        // v4: export runs. Each attempt of a named export is a row: `started` while it
+        // v4: snapshots, and how far in time each projection's table reaches.
+        //
+        // A snapshot is a projection's state at a checkpoint seq, for one chain: one
+        // projection's code (name, version, code hash); code that differs never sees it.
+        // Snapshots are stored as deltas: `snapshot_states` holds a row for a key at a
+        // snapshot's seq only when the key changed since the chain's previous snapshot,
+        // so a key's state at snapshot S is its row with the largest seq <= S. Each
+        // snapshot row carries the digest of its delta, checked before use.
+        //
+        // max_occurred_at / max_recorded_at: the largest times of the events folded up
+        // to a position, which decide the as-of / known-at questions a snapshot (or the
+        // table) can answer.
+        migrator.registerMigration("v4-snapshots") { db in
+            try db.execute(sql: """
+                ALTER TABLE projections ADD COLUMN max_occurred_at TEXT NOT NULL DEFAULT '';
+                ALTER TABLE projections ADD COLUMN max_recorded_at TEXT NOT NULL DEFAULT '';
+                ALTER TABLE projection_builds ADD COLUMN max_occurred_at TEXT NOT NULL DEFAULT '';
+                ALTER TABLE projection_builds ADD COLUMN max_recorded_at TEXT NOT NULL DEFAULT '';
+                CREATE TABLE snapshot_chains (
+                    id         INTEGER PRIMARY KEY,
+                    projection TEXT    NOT NULL,
+                    version    INTEGER NOT NULL,
+                    code_hash  TEXT    NOT NULL,
+                    UNIQUE (projection, version, code_hash)
+                );
+                CREATE TABLE snapshots (
+                    chain           INTEGER NOT NULL REFERENCES snapshot_chains (id),
+                    seq             INTEGER NOT NULL,
+                    max_occurred_at TEXT    NOT NULL,
+                    max_recorded_at TEXT    NOT NULL,
+                    keys            INTEGER NOT NULL,
+                    delta_rows      INTEGER NOT NULL,
+                    delta_bytes     INTEGER NOT NULL,
+                    digest          TEXT    NOT NULL,
+                    created_at      TEXT    NOT NULL,
+                    milliseconds    INTEGER NOT NULL,
+                    PRIMARY KEY (chain, seq)
+                ) WITHOUT ROWID;
+                CREATE TABLE snapshot_states (
+                    chain INTEGER NOT NULL,
+                    key   TEXT    NOT NULL,
+                    seq   INTEGER NOT NULL,
+                    state TEXT    NOT NULL,
+                    PRIMARY KEY (chain, key, seq)
+                ) WITHOUT ROWID;
+                """)
+            // Tables replayed before this migration: their events' largest times are not
+            // known by type, so take them over the whole log up to the position (at
+            // worst a snapshot is used for fewer questions than it could answer).
+            for table in ["projections", "projection_builds"] {
+                try db.execute(sql: """
+                    UPDATE \(table) SET
+                        max_occurred_at = coalesce((SELECT max(occurred_at) FROM events WHERE seq <= position), ''),
+                        max_recorded_at = coalesce((SELECT recorded_at FROM events WHERE seq = position), '')
+                    """)
+            }
+        }
+
+        // v5: export runs. Each attempt of a named export is a row: `started` while it
         // writes, `pending` once its directory is complete but not yet renamed into
         // place, then `completed` or `failed`. An export's watermark is the `to_seq` of
         // its last completed run, so it advances only when an export has finished; a
         // crash leaves a `started`/`pending` row that the next run of that export
         // resolves (see `ExportRuns.recover`).
-        migrator.registerMigration("v4-export-runs") { db in
+        migrator.registerMigration("v5-export-runs") { db in
             try db.execute(sql: """
                 CREATE TABLE export_runs (
                     id              INTEGER PRIMARY KEY,

@@ -55,6 +55,12 @@ enum {
 };
 void avm_set_event_fields(avm *vm, unsigned fields);
 
+/// The projection's declared columns: as states are written out (avm_flush,
+/// avm_state_json), a top-level field named like a column must fit its type, or the
+/// write fails naming the key, column, type and value. Names are copied.
+enum { AVM_COLUMN_TEXT = 0, AVM_COLUMN_INTEGER = 1, AVM_COLUMN_REAL = 2, AVM_COLUMN_NUMERIC = 3 };
+int avm_set_columns(avm *vm, const char *const *names, const int *types, size_t count);
+
 /// Folds one event. See the AVM_ codes.
 int avm_apply(avm *vm, const avm_event *event);
 /// The key the last applied (or state-needing) event went to.

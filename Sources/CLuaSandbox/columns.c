@@ -1,0 +1,68 @@
+// The projection's declared SQL columns, and whether a state's value fits one.
+//
+// Checked while a state is written out as JSON at a checkpoint (lua_to_json.c), where
+// each top-level field is already at hand: no extra pass over the states, and nothing
+// per event.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+static void free_columns(avm *vm) {
+    for (size_t i = 0; i < vm->ncolumns; i++) free(vm->columns[i].name);
+    free(vm->columns);
+    vm->columns = NULL;
+    vm->ncolumns = 0;
+}
+
+int avm_set_columns(avm *vm, const char *const *names, const int *types, size_t count) {
+    free_columns(vm);
+    if (count == 0) return AVM_OK;
+    vm->columns = calloc(count, sizeof *vm->columns);
+    if (!vm->columns) { avm_set_error(vm, "out of memory"); return AVM_ERROR; }
+    for (size_t i = 0; i < count; i++) {
+        vm->columns[i].name = strdup(names[i]);
+        if (!vm->columns[i].name) { vm->ncolumns = i; free_columns(vm); avm_set_error(vm, "out of memory"); return AVM_ERROR; }
+        vm->columns[i].len = strlen(names[i]);
+        vm->columns[i].type = types[i];
+    }
+    vm->ncolumns = count;
+    return AVM_OK;
+}
+
+void avm_free_columns(avm *vm) { free_columns(vm); }
+
+const avm_column *avm_find_column(const avm *vm, const char *name, size_t len) {
+    for (size_t i = 0; i < vm->ncolumns; i++) {
+        const avm_column *c = &vm->columns[i];
+        if (c->len == len && memcmp(c->name, name, len) == 0) return c;
+    }
+    return NULL;
+}
+
+const char *avm_column_type_name(int type) {
+    switch (type) {
+    case AVM_COLUMN_TEXT: return "text";
+    case AVM_COLUMN_INTEGER: return "integer";
+    case AVM_COLUMN_REAL: return "real";
+    default: return "numeric";
+    }
+}
+
+/// text: a string. integer: an integer, a float with an integral value, or a boolean
+/// (stored 0/1). real: a number. numeric: a number or a boolean. Absent (nil) fits any.
+int avm_column_accepts(lua_State *L, int idx, int type) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: return 1;
+    case LUA_TSTRING: return type == AVM_COLUMN_TEXT;
+    case LUA_TBOOLEAN: return type == AVM_COLUMN_INTEGER || type == AVM_COLUMN_NUMERIC;
+    case LUA_TNUMBER:
+        if (type == AVM_COLUMN_TEXT) return 0;
+        if (type == AVM_COLUMN_INTEGER && !lua_isinteger(L, idx)) {
+            double d = (double)lua_tonumber(L, idx);
+            return d == floor(d) && fabs(d) < 9.2e18;
+        }
+        return 1;
+    default: return 0;
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@testable import AuditEngine
+
+/// A state field that does not fit its declared column fails the projection, naming
+/// the key, column, type and value, instead of storing junk in the SQL column.
+@Suite("Column types")
+struct ColumnTypeTests {
+    static func projection(column type: String, value: String) -> String {
+        """
+        return {
+          init = function() return { n = 0 } end,
+          on = { Set = function(s, e) s.n = s.n + 1; s.v = \(value) end },
+          columns = { v = "\(type)" },
+        }
+        """
+    }
+
+    func replay(type: String, value: String, events: Int = 1, _ options: ReplayOptions = ReplayOptions()) throws -> ReplayOutcome {
+        let w = try Workspace()
+        w.projection("p", Self.projection(column: type, value: value))
+        try w.ingest((0..<events).map { _ in eventLine(stream: "k1", type: "Set", data: "{}") })
+        return try w.replay(["p"], options)[0]
+    }
+
+    struct Fit: CustomTestStringConvertible, Sendable {
+        var type: String
+        var value: String
+        var testDescription: String { "\(type) takes \(value)" }
+    }
+
+    @Test("values that fit their column are stored", arguments: [
+        Fit(type: "text", value: #""abc""#), Fit(type: "integer", value: "7"), Fit(type: "integer", value: "30.0"),
+        Fit(type: "integer", value: "true"), Fit(type: "real", value: "2.5"), Fit(type: "real", value: "2"),
+        Fit(type: "numeric", value: "1.5"), Fit(type: "numeric", value: "false"), Fit(type: "text", value: "nil"),
+    ])
+    func fits(_ fit: Fit) throws {
+        let outcome = try replay(type: fit.type, value: fit.value)
+        #expect(outcome.status == .rebuilt, "\(outcome.status)")
+    }
+
+    @Test("values that do not fit fail the projection", arguments: [
+        Fit(type: "real", value: #""abc""#), Fit(type: "real", value: "{ 1, 2 }"), Fit(type: "integer", value: "2.5"),
+        Fit(type: "integer", value: #""7""#), Fit(type: "text", value: "42"), Fit(type: "text", value: "{ a = 1 }"),
+        Fit(type: "numeric", value: #""1.5""#), Fit(type: "real", value: "true"),
+    ])
+    func mismatches(_ fit: Fit) throws {
+        let outcome = try replay(type: fit.type, value: fit.value)
+        guard case .failed(let error) = outcome.status else {
+            Issue.record("expected a failure, got \(outcome.status)")
+            return
+        }
+        #expect(error.projection == "p")
+        #expect(error.message.contains(#"column "v" is declared \#(fit.type), but the state of key "k1" has v = "#), "\(error)")
+    }
+
+    @Test("the message names the value and its kind, and the seq when one event changed the state")
+    func message() throws {
+        let outcome = try replay(type: "real", value: #""abc""#)
+        guard case .failed(let error) = outcome.status else {
+            Issue.record("expected a failure, got \(outcome.status)")
+            return
+        }
+        #expect(error.seq == 1)
+        #expect(error.description == #"projection p failed at seq 1: column "v" is declared real, but the state of key "k1" has v = "abc" (a string): make the value fit, or declare the column's type to match"#)
+    }
+
+    @Test("over several events the message gives the range to look in; nothing of the failed checkpoint is stored")
+    func range() throws {
+        let w = try Workspace()
+        w.projection("p", Self.projection(column: "integer", value: "{ total = 1 }"))
+        try w.ingest((0..<3).map { _ in eventLine(stream: "k1", type: "Set", data: "{}") })
+        let outcome = try w.replay(["p"])[0]
+        guard case .failed(let error) = outcome.status else {
+            Issue.record("expected a failure, got \(outcome.status)")
+            return
+        }
+        #expect(error.seq == nil)
+        #expect(error.message.contains(#"has v = {"total":1} (a table)"#), "\(error)")
+        #expect(error.message.contains("from seq 1 to 3"), "\(error)")
+        #expect(throws: ProjectionError.self) { try w.dump("p") }
+    }
+
+    @Test("explain stops at the event whose state does not fit, naming its seq")
+    func explain() throws {
+        let w = try Workspace()
+        w.projection("p", Self.projection(column: "text", value: "s.n"))
+        try w.ingest([eventLine(stream: "k1", type: "Set", data: "{}")])
+        #expect {
+            try w.store.explain(try w.load("p"), key: "k1") { _ in }
+        } throws: { error in
+            (error as? ProjectionError)?.seq == 1 && "\(error)".contains(#"column "v" is declared text"#)
+        }
+    }
+}

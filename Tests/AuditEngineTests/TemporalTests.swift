@@ -1,0 +1,286 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import AuditEngine
+
+/// The oracle of CONTRACT §4: a temporal result equals a from-scratch replay of exactly
+/// the selected events, whatever snapshots or parallelism are used.
+@Suite("Snapshots and point-in-time questions")
+struct TemporalTests {
+    /// Projections of three key kinds, taking snapshots often.
+    static let projections = [
+        ("order_totals", orderTotals.replacingOccurrences(of: "return {", with: "return { snapshot_every = 37, snapshot_keep = 5,")),
+        ("by_customer", """
+            return { snapshot_every = 53, snapshot_keep = 3, key = function(e) return e.data.customer end,
+                     on = { OrderPlaced = function(s, e) s.orders = (s.orders or 0) + 1; s.last = e.occurred_at end } }
+            """),
+        ("totals", """
+            return { snapshot_every = 41, key = "global", init = function() return { events = 0, amount = 0 } end,
+                     on = { OrderPlaced = function(s, e) s.events = s.events + 1; s.amount = s.amount + e.data.amount end },
+                     merge = function(a, b) return { events = a.events + b.events, amount = a.amount + b.amount } end }
+            """),
+    ]
+    static let names = projections.map(\.0)
+
+    /// An order log whose events mostly occur in seq order, but about one in five
+    /// arrives late: it occurred up to a day before the events recorded just before it.
+    static func lateLog(count: Int, streams: Int, seed: UInt64) -> [String] {
+        var rng = seed &* 7919
+        func next() -> UInt64 {
+            rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return rng >> 33
+        }
+        let start = try! Timestamp(rfc3339: "2024-01-01T00:00:00Z").milliseconds
+        return orderLog(count: count, streams: streams, seed: seed).enumerated().map { i, line in
+            var minutes = Int64(i) * 10
+            if next() % 5 == 0 { minutes -= Int64(next() % 1440) }
+            let occurred = Timestamp(milliseconds: start + minutes * 60_000).description
+            return "{\"occurred_at\":\"\(occurred)\"," + line.dropFirst()
+        }
+    }
+
+    static func workspace() throws -> Workspace {
+        let w = try Workspace()
+        for (name, source) in projections { w.projection(name, source) }
+        return w
+    }
+
+    /// Ingests `log` in chunks a few milliseconds apart (so recorded_at varies),
+    /// replaying after some of them with small batches (so snapshots are taken).
+    static func built(_ log: [String], parallel: Int) throws -> Workspace {
+        let w = try workspace()
+        var options = ReplayOptions()
+        options.batchSize = 23
+        options.parallel = parallel
+        for (n, chunk) in stride(from: 0, to: log.count, by: 150).enumerated() {
+            try w.ingest(Array(log[chunk..<min(chunk + 150, log.count)]))
+            if n % 2 == 0 { try w.replay(names, options) }
+            usleep(3_000)
+        }
+        return w
+    }
+
+    /// A from-scratch replay of exactly the events `time` selects, in a fresh store.
+    static func oracle(_ w: Workspace, _ time: TemporalSelection) throws -> [String: [String]] {
+        var lines: [String] = []
+        try w.store.forEachEvent(EventFilter(asOf: time.asOf, knownAt: time.knownAt)) { e in
+            lines.append(#"{"id":"\#(e.id)","stream":"\#(e.stream)","type":"\#(e.type)","occurred_at":"\#(e.occurredAt)","data":\#(e.data)}"#)
+        }
+        let fresh = try workspace()
+        if !lines.isEmpty { try fresh.ingest(lines) }
+        var options = ReplayOptions()
+        options.useSnapshots = false
+        try fresh.replay(names, options)
+        return try Dictionary(uniqueKeysWithValues: names.map { ($0, try fresh.dump($0)) })
+    }
+
+    static func temporal(_ w: Workspace, _ name: String, _ time: TemporalSelection, snapshots: Bool, parallel: Int) throws -> [String] {
+        var options = TemporalOptions()
+        options.useSnapshots = snapshots
+        options.parallel = parallel
+        var lines: [String] = []
+        try w.store.forEachState(try w.load(name), at: time, options: options) { lines.append("\($0) \($1)") }
+        return lines
+    }
+
+    /// Random question times: business times around and inside the log, system times
+    /// between ingest chunks, both, and now.
+    static func questions(_ w: Workspace, seed: UInt64) throws -> [TemporalSelection] {
+        var recorded: [Timestamp] = []
+        var occurred: [Timestamp] = []
+        try w.store.forEachEvent { recorded.append($0.recordedAt); occurred.append($0.occurredAt) }
+        var rng = seed
+        func pick<T>(_ values: [T]) -> T {
+            rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return values[Int((rng >> 33) % UInt64(values.count))]
+        }
+        var result = [TemporalSelection(), TemporalSelection(asOf: Timestamp(milliseconds: occurred.min()!.milliseconds - 1))]
+        for _ in 0..<4 { result.append(TemporalSelection(asOf: pick(occurred))) }
+        for _ in 0..<2 { result.append(TemporalSelection(knownAt: pick(recorded))) }
+        for _ in 0..<2 { result.append(TemporalSelection(asOf: pick(occurred), knownAt: pick(recorded))) }
+        return result
+    }
+
+    @Test(
+        "a temporal result equals a from-scratch replay of exactly the selected events, with late events, with and without snapshots, sequential and parallel",
+        arguments: [UInt64(1), 2, 3])
+    func oracleProperty(seed: UInt64) throws {
+        let log = Self.lateLog(count: 700 + Int(seed) * 61, streams: 60 + Int(seed) * 13, seed: seed)
+        let w = try Self.built(log, parallel: Int(seed % 2) + 1)
+        let snapshots = try w.store.readTransaction { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM snapshots")! }
+        #expect(snapshots >= 6, "the test must exercise snapshots")
+        for time in try Self.questions(w, seed: seed) {
+            let expected = try Self.oracle(w, time)
+            for name in Self.names {
+                for (useSnapshots, parallel) in [(true, 1), (false, 1), (true, 3)] {
+                    let got = try Self.temporal(w, name, time, snapshots: useSnapshots, parallel: parallel)
+                    #expect(got == expected[name], "\(name) at \(time), snapshots \(useSnapshots), parallel \(parallel)")
+                }
+            }
+        }
+    }
+
+    @Test("a snapshot is used only when every event it holds is selected: late events make earlier ones unusable")
+    func usableCondition() throws {
+        let w = try Self.workspace()
+        w.projection("count", """
+            return { snapshot_every = 1, key = "global", on = { Tick = function(s, e) s.n = (s.n or 0) + 1 end } }
+            """)
+        // seq 1 occurs 10:00, seq 2 occurs 08:00 (late), seq 3 occurs 11:00.
+        try w.ingest([
+            #"{"stream":"a","type":"Tick","occurred_at":"2024-05-01T10:00:00Z","data":{}}"#,
+            #"{"stream":"a","type":"Tick","occurred_at":"2024-05-01T08:00:00Z","data":{}}"#,
+            #"{"stream":"a","type":"Tick","occurred_at":"2024-05-01T11:00:00Z","data":{}}"#,
+        ])
+        var options = ReplayOptions()
+        options.batchSize = 1
+        try w.replay(["count"], options)
+        let taken = try w.store.readTransaction { db in try Snapshots.listAll(db) }
+        #expect(taken.map(\.seq) == [1, 2, 3])
+        #expect(taken.map(\.maxOccurredAt) == ["2024-05-01T10:00:00.000Z", "2024-05-01T10:00:00.000Z", "2024-05-01T11:00:00.000Z"])
+        let projection = try w.load("count")
+        func usable(_ asOf: String) throws -> Int64? {
+            try w.store.readTransaction { db in
+                try Snapshots.newestUsable(
+                    db, projection: projection, asOf: try Timestamp(rfc3339: asOf), knownAt: nil, maxSeq: 3, warn: { _ in })?.seq
+            }
+        }
+        // As of 09:00 only seq 2 is selected: no snapshot holds it without seq 1.
+        #expect(try usable("2024-05-01T09:00:00Z") == nil)
+        #expect(try usable("2024-05-01T10:30:00Z") == 2)
+        #expect(try usable("2024-05-01T12:00:00Z") == 3)
+        var states: [String] = []
+        try w.store.forEachState(projection, at: TemporalSelection(asOf: try Timestamp(rfc3339: "2024-05-01T09:00:00Z"))) {
+            states.append($1)
+        }
+        #expect(states == [#"{"n":1}"#])
+    }
+
+    @Test("a damaged snapshot is passed over with a warning, and so is every later one; the answer stays right")
+    func damagedSnapshot() throws {
+        let log = Self.lateLog(count: 500, streams: 50, seed: 9)
+        let w = try Self.built(log, parallel: 1)
+        let time = TemporalSelection()
+        let expected = try Self.temporal(w, "order_totals", time, snapshots: false, parallel: 1)
+        let projection = try w.load("order_totals")
+        let chain = try w.store.readTransaction { db in try Snapshots.chain(db, projection: projection, create: false)! }
+        let seqs = try w.store.readTransaction { db in try Snapshots.list(db, chain: chain).map(\.seq) }
+        #expect(seqs.count >= 3)
+        // Edit one state of the second snapshot behind the engine's back.
+        try w.store.pool.writeWithoutTransaction { db in
+            try db.execute(
+                sql: """
+                    UPDATE snapshot_states SET state = '{"total":999999}'
+                    WHERE chain = ?2 AND seq = ?1 AND key = (SELECT min(key) FROM snapshot_states WHERE chain = ?2 AND seq = ?1)
+                    """,
+                arguments: [seqs[1], chain])
+        }
+        var warnings: [String] = []
+        let usable = try w.store.readTransaction { db in
+            try Snapshots.newestUsable(db, projection: projection, asOf: nil, knownAt: nil, maxSeq: .max, warn: { warnings.append($0) })
+        }
+        #expect(usable?.seq == seqs[0])
+        #expect(warnings.count == 1 && warnings[0].contains("seq \(seqs[1])"), "\(warnings)")
+        #expect(try Self.temporal(w, "order_totals", time, snapshots: true, parallel: 1) == expected)
+        // A deleted row is found the same way.
+        try w.store.pool.writeWithoutTransaction { db in
+            try db.execute(
+                sql: """
+                    DELETE FROM snapshot_states
+                    WHERE chain = ?2 AND seq = ?1 AND key = (SELECT min(key) FROM snapshot_states WHERE chain = ?2 AND seq = ?1)
+                    """,
+                arguments: [seqs[0], chain])
+        }
+        let none = try w.store.readTransaction { db in
+            try Snapshots.newestUsable(db, projection: projection, asOf: nil, knownAt: nil, maxSeq: .max, warn: { _ in })
+        }
+        #expect(none == nil)
+        #expect(try Self.temporal(w, "order_totals", time, snapshots: true, parallel: 1) == expected)
+    }
+
+    @Test("retention keeps at most snapshot_keep, spread over the log, and thinning loses no state")
+    func retention() throws {
+        let log = Self.lateLog(count: 900, streams: 70, seed: 4)
+        let w = try Self.built(log, parallel: 1)
+        let all = try w.store.readTransaction { db in try Snapshots.listAll(db) }
+        let byProjection = Dictionary(grouping: all, by: \.projection)
+        #expect(byProjection["order_totals"]!.count == 5)
+        #expect(byProjection["by_customer"]!.count == 3)
+        #expect(byProjection["totals"]!.count <= SnapshotPolicy.default.keep)
+        let seqs = byProjection["order_totals"]!.map(\.seq)
+        #expect(seqs.first! < 100, "the oldest is kept: \(seqs)")
+        // Each kept snapshot still gives exactly the replay up to its seq.
+        for snapshot in byProjection["order_totals"]! {
+            let fresh = try Self.workspace()
+            var lines: [String] = []
+            try w.store.forEachEvent(EventFilter(toSeq: snapshot.seq)) { e in
+                lines.append(#"{"id":"\#(e.id)","stream":"\#(e.stream)","type":"\#(e.type)","data":\#(e.data)}"#)
+            }
+            try fresh.ingest(lines)
+            try fresh.replay(["order_totals"])
+            let restored = try w.store.readTransaction { db -> [String] in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT key, state, max(seq) FROM snapshot_states WHERE chain = ? AND seq <= ? GROUP BY key ORDER BY key",
+                    arguments: [snapshot.chain, snapshot.seq]
+                ).map { "\($0[0] as String) \($0[1] as String)" }
+            }
+            #expect(restored == (try fresh.dump("order_totals")), "snapshot at \(snapshot.seq)")
+        }
+    }
+
+    @Test("a rebuild of unchanged code starts from the newest snapshot; changed code never uses the old ones")
+    func rebuildFromSnapshot() throws {
+        let log = Self.lateLog(count: 600, streams: 50, seed: 5)
+        let w = try Self.built(log, parallel: 1)
+        try w.replay(["order_totals"])
+        let before = try w.dump("order_totals")
+        var options = ReplayOptions()
+        options.rebuild = true
+        let outcome = try w.replay(["order_totals"], options)[0]
+        #expect(outcome.status == .rebuilt)
+        #expect(outcome.eventsApplied < 37, "started from a snapshot: \(outcome.eventsApplied) events")
+        #expect(try w.dump("order_totals") == before)
+
+        // New code: a new chain, built from seq 1; the old chain is dropped when it is promoted.
+        w.projection("order_totals", Self.projections[0].1 + "\n-- changed")
+        let changed = try w.replay(["order_totals"])[0]
+        #expect(changed.status == .rebuilt)
+        #expect(changed.eventsApplied == 600)
+        #expect(try w.dump("order_totals") == before)
+        let chains = try w.store.readTransaction { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM snapshot_chains WHERE projection = 'order_totals'")!
+        }
+        #expect(chains == 1)
+    }
+
+    @Test("a temporal query folds only the projections its SQL reads, and sees only the selected events")
+    func temporalQuery() throws {
+        let w = try Self.workspace()
+        w.projection("broken", "return { on = { OrderPlaced = function(s, e) error('never folded') end } }")
+        let log = Self.lateLog(count: 300, streams: 30, seed: 6)
+        try w.ingest(log)
+        let asOf = try Timestamp(rfc3339: "2024-01-01T20:00:00Z")
+        let projections = try (Self.names + ["broken"]).map { try w.load($0) }
+        var rows: [[SQLValue]] = []
+        try w.store.query(
+            sql: "SELECT (SELECT count(*) FROM order_totals) AS orders, (SELECT count(*) FROM events) AS events",
+            at: TemporalSelection(asOf: asOf), projections: projections, header: { _ in }, row: { rows.append($0) })
+        var expectedEvents = 0
+        try w.store.forEachEvent(EventFilter(asOf: asOf)) { _ in expectedEvents += 1 }
+        let expectedOrders = try Self.oracle(w, TemporalSelection(asOf: asOf))["order_totals"]!.count
+        #expect(rows == [[.integer(Int64(expectedOrders)), .integer(Int64(expectedEvents))]])
+        // Reading the broken projection folds it, and its failure is the error.
+        #expect(throws: ProjectionError.self) {
+            try w.store.query(
+                sql: "SELECT count(*) FROM broken", at: TemporalSelection(asOf: asOf), projections: projections,
+                header: { _ in }, row: { _ in })
+        }
+        // Nothing was written to the store: no tables, no catalog rows.
+        let tables = try w.store.readTransaction { db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE name IN ('order_totals', 'broken')")
+        }
+        #expect(tables.isEmpty)
+    }
+}
