@@ -62,7 +62,15 @@ extension AuditCommand {
                 guard let sql = try? String(contentsOfFile: source, encoding: .utf8) else {
                     throw QueryError(source: source, message: "no such saved query (queries are files NAME.sql in \(workspace.queries)/)")
                 }
-                content = .query(QuerySelection(name: query, sql: sql, parameters: parseParameters(param), asOf: time.asOf, knownAt: time.knownAt))
+                // At a past time the projections the SQL reads are folded from their code.
+                var projections: [Projection] = []
+                if time.asOf != nil || time.knownAt != nil {
+                    let loaded = try workspace.loadProjections()
+                    for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
+                    projections = loaded.compactMap { try? $0.get() }
+                }
+                content = .query(QuerySelection(
+                    name: query, sql: sql, parameters: parseParameters(param), asOf: time.asOf, knownAt: time.knownAt, projections: projections))
             } else {
                 content = .events(EventExportSelection(
                     stream: stream, type: type, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt))

@@ -107,7 +107,7 @@ struct ExportTests {
         #expect(try store.exportRuns().isEmpty)
     }
 
-    @Test("a query export records the query's hash and each projection's version, code hash and position")
+    @Test("a query export records the query's hash and each projection's version, code hash and position, now or at a past time")
     func queryExport() throws {
         let dir = TempDir()
         let store = try exportStore(dir)
@@ -123,11 +123,22 @@ struct ExportTests {
         #expect(m.query?.projections == [ExportManifest.ProjectionUse(name: "totals", version: 3, codeHash: projection.codeHash, position: 50)])
         #expect(try String(contentsOfFile: dir.file("q/query.sql"), encoding: .utf8) == sql)
         #expect(problems(dir.file("q"), store: store) == [])
-        // A time option is refused clearly until temporal queries exist.
+        // At a past time, the projections are folded as they were: the same rows as a
+        // temporal query, and the manifest names the projection's code and the last seq.
+        let cut = try store.events(EventFilter(fromSeq: 20, toSeq: 20))[0].occurredAt
         let timed = ExportRequest(
-            name: "timed", content: .query(QuerySelection(name: "totals", sql: sql, asOf: .now())), destination: .directory(dir.file("t")))
-        #expect { try store.export(timed) } throws: { ($0 as? ExportError)?.message.contains("not supported for query exports yet") == true }
-        #expect(!FileManager.default.fileExists(atPath: dir.file("t")))
+            name: "timed", content: .query(QuerySelection(name: "totals", sql: sql, asOf: cut, projections: [projection])),
+            format: .csv, destination: .directory(dir.file("t")))
+        let tm = try store.export(timed).manifest
+        var expected: [String] = []
+        try store.query(sql: sql, at: TemporalSelection(asOf: cut), projections: [projection], header: { _ in }, row: { values in
+            expected.append(CSVText.record(values.map(\.text)))
+        })
+        let written = try String(contentsOfFile: dir.file("t/result-000001.csv"), encoding: .utf8).split(separator: "\n").dropFirst().map(String.init)
+        #expect(written == expected && tm.rows == Int64(expected.count) && tm.selection.asOf == cut)
+        #expect(tm.query?.projections.map(\.codeHash) == [projection.codeHash])
+        #expect(tm.query?.projections.first?.position == tm.selection.toSeq)
+        #expect(problems(dir.file("t"), store: store) == [])
     }
 
     func writeProjection(_ dir: TempDir, name: String, _ source: String) throws -> Projection {

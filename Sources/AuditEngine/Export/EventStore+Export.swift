@@ -54,6 +54,8 @@ private struct ExportJob {
         var head: [UInt8]
         var before: [UInt8]
         var previous: ExportRunRecord?
+        /// The head when captured (`toSeq` may end before it).
+        var headSeq: Int64
     }
 
     var selectionIdentity: String {
@@ -171,7 +173,8 @@ private struct ExportJob {
                     if let toSeq = s.toSeq { to = min(to, toSeq) }
                     if let knownAt = s.knownAt { to = min(to, try EventFilter.lastSeq(knownAt: knownAt, db)) }
                 }
-            case .query:
+            case .query(let q):
+                if let knownAt = q.knownAt { to = min(to, try EventFilter.lastSeq(knownAt: knownAt, db)) }
                 if request.incremental {
                     throw ExportError(
                         "export \(request.name): a query's result is a whole table, not a range of events, so it cannot be incremental; export it whole on each run",
@@ -183,7 +186,9 @@ private struct ExportJob {
                 return [UInt8](try Data.fetchOne(db, sql: "SELECT hash FROM events WHERE seq = ?", arguments: [seq]) ?? Data())
             }
             let last = max(to, from - 1)
-            return Capture(fromSeq: from, toSeq: to, head: try hash(at: last), before: try hash(at: min(from - 1, last)), previous: previous)
+            return Capture(
+                fromSeq: from, toSeq: to, head: try hash(at: last), before: try hash(at: min(from - 1, last)), previous: previous,
+                headSeq: head)
         }
     }
 
@@ -234,13 +239,14 @@ private struct ExportJob {
     private func writeQuery(_ q: QuerySelection, into partial: String, capture: Capture) throws -> ([ExportManifest.File], ExportManifest.Query) {
         let tables = ExportJobIdentifiers.identifiers(in: q.sql)
         for _ in 0..<5 {
-            let before = try usedProjections(tables)
+            let before = try usedProjections(tables, q, capture: capture)
             try? FileManager.default.removeItem(atPath: partial)
             try makeDirectory(partial)
             var columns: [String] = []
             var writer: ExportFileWriter?
             try store.runExportQuery(
-                sql: q.sql, parameters: q.parameters, asOf: q.asOf, knownAt: q.knownAt, source: "queries/\(q.name).sql",
+                sql: q.sql, parameters: q.parameters, asOf: q.asOf, knownAt: q.knownAt, projections: q.projections,
+                source: "queries/\(q.name).sql",
                 header: { names in
                     columns = names
                     writer = ExportFileWriter(
@@ -253,8 +259,8 @@ private struct ExportJob {
             guard let writer else { throw ExportError("queries/\(q.name).sql: the query returned no columns", category: .invalidInput) }
             try writer.finish()
             try writer.write(name: "query.sql", contents: q.sql)
-            let after = try usedProjections(tables)
-            if before == after, try store.head().seq == capture.toSeq {
+            let after = try usedProjections(tables, q, capture: capture)
+            if before == after, try store.head().seq == capture.headSeq {
                 let info = ExportManifest.Query(
                     name: q.name, sqlSHA256: Hex.encode(Array(SHA256.hash(data: Array(q.sql.utf8)))), parameters: q.parameters,
                     projections: after)
@@ -264,7 +270,14 @@ private struct ExportJob {
         throw ExportError("export \(request.name): the projections or the log kept changing while the query ran (5 tries); run it again when replays and appends are quieter")
     }
 
-    private func usedProjections(_ identifiers: Set<String>) throws -> [ExportManifest.ProjectionUse] {
+    /// The projections the query reads: with a time option, the workspace's, folded up
+    /// to the export's last seq; else the live tables, at their positions.
+    private func usedProjections(_ identifiers: Set<String>, _ q: QuerySelection, capture: Capture) throws -> [ExportManifest.ProjectionUse] {
+        if q.asOf != nil || q.knownAt != nil {
+            return q.projections.filter { identifiers.contains($0.name.lowercased()) }.sorted { $0.name < $1.name }.map {
+                ExportManifest.ProjectionUse(name: $0.name, version: $0.version, codeHash: $0.codeHash, position: capture.toSeq)
+            }
+        }
         let live = try store.projectionRecords().live
         return live.values.filter { identifiers.contains($0.name.lowercased()) }.sorted { $0.name < $1.name }.map {
             ExportManifest.ProjectionUse(name: $0.name, version: $0.version, codeHash: $0.codeHash, position: $0.position)

@@ -152,6 +152,10 @@ struct ExportContents {
 
     private mutating func compareQuery(with store: EventStore, problems: inout [String]) throws -> Bool {
         guard let query = manifest.query else { return false }
+        if manifest.selection.asOf != nil || manifest.selection.knownAt != nil {
+            notes.append("a query at a past time is recomputed by folding the projections' code, which verify-export does not have, so the result was not recomputed (the chain head was checked)")
+            return false
+        }
         let live = try store.projectionRecords().live
         for used in query.projections {
             guard let now = live[used.name] else {
@@ -172,8 +176,7 @@ struct ExportContents {
         var expected: [String] = []
         var columns: [String] = []
         try store.runExportQuery(
-            sql: sql, parameters: query.parameters, asOf: manifest.selection.asOf, knownAt: manifest.selection.knownAt,
-            source: "query.sql", header: { columns = $0 }, row: { expected.append(ExportRows.result(columns: columns, values: $0, format: manifest.format)) })
+            sql: sql, parameters: query.parameters, asOf: nil, knownAt: nil, projections: [], source: "query.sql", header: { columns = $0 }, row: { expected.append(ExportRows.result(columns: columns, values: $0, format: manifest.format)) })
         compareRows(expected: expected, problems: &problems)
         return true
     }

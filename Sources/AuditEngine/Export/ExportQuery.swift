@@ -1,22 +1,22 @@
-/// How a query export runs its SQL: the one place to change when temporal queries land.
+/// How a query export runs its SQL: the one place that decides how.
 extension EventStore {
     /// Runs a saved query for an export, calling `header` with the column names and
     /// then `row` with each row.
     ///
     /// Without a time option it is `query(sql:parameters:source:header:row:)` over the
-    /// projections' current tables. `asOf`/`knownAt` need temporal queries over
-    /// projections, which this build does not have yet: they are refused, rather than
-    /// silently exporting today's state under a past date.
+    /// projections' live tables. With `asOf`/`knownAt` it is the temporal
+    /// `query(sql:parameters:source:at:projections:…)`: the projections the SQL reads are
+    /// folded as they were at that time, from snapshots where possible.
     func runExportQuery(
-        sql: String, parameters: [String: String], asOf: Timestamp?, knownAt: Timestamp?, source: String,
-        header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
+        sql: String, parameters: [String: String], asOf: Timestamp?, knownAt: Timestamp?, projections: [Projection],
+        source: String, header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
     ) throws {
-        if asOf != nil || knownAt != nil {
-            throw ExportError(
-                "\(source): --as-of and --known-at are not supported for query exports yet (this build has no temporal queries over projections); export the raw events with --as-of/--known-at, or export the query without a time",
-                category: .invalidInput)
+        let time = TemporalSelection(asOf: asOf, knownAt: knownAt)
+        if time.isCurrent {
+            try query(sql: sql, parameters: parameters, source: source, header: header, row: row)
+        } else {
+            try query(sql: sql, parameters: parameters, source: source, at: time, projections: projections, header: header, row: row)
         }
-        try query(sql: sql, parameters: parameters, source: source, header: header, row: row)
     }
 }
 

@@ -7,7 +7,7 @@ public enum ExportFormat: String, Sendable, CaseIterable {
 }
 
 /// What an export contains: raw events, or a saved query's result.
-public enum ExportContent: Sendable, Equatable {
+public enum ExportContent: Sendable {
     case events(EventExportSelection)
     case query(QuerySelection)
 }
@@ -43,20 +43,27 @@ public struct EventExportSelection: Sendable, Equatable {
 }
 
 /// A saved query to export.
-public struct QuerySelection: Sendable, Equatable {
+public struct QuerySelection: Sendable {
     /// The saved query's name (`queries/NAME.sql`).
     public var name: String
     public var sql: String
     public var parameters: [String: String]
     public var asOf: Timestamp?
     public var knownAt: Timestamp?
+    /// The workspace's projections: with `asOf`/`knownAt`, those the SQL reads are
+    /// folded as they were at that time (the live tables are not used).
+    public var projections: [Projection]
 
-    public init(name: String, sql: String, parameters: [String: String] = [:], asOf: Timestamp? = nil, knownAt: Timestamp? = nil) {
+    public init(
+        name: String, sql: String, parameters: [String: String] = [:], asOf: Timestamp? = nil, knownAt: Timestamp? = nil,
+        projections: [Projection] = []
+    ) {
         self.name = name
         self.sql = sql
         self.parameters = parameters
         self.asOf = asOf
         self.knownAt = knownAt
+        self.projections = projections
     }
 }
 
