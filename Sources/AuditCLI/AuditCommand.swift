@@ -17,7 +17,7 @@ public struct AuditCommand: ParsableCommand {
         version: AuditVersion.current,
         subcommands: [
             Init.self, Append.self, Ingest.self, Events.self, Verify.self, Projections.self, Replay.self, State.self,
-            Query.self, Snapshot.self, Explain.self, Test.self,
+            Query.self, Snapshot.self, Explain.self, Test.self, Export.self, VerifyExport.self, Keygen.self, Schedule.self,
         ]
     )
 
@@ -68,7 +68,7 @@ public enum ExitCodes {
 
 /// The engine's version, printed by `audit --version` and written into exports.
 public enum AuditVersion {
-    public static let current = "0.1.0"
+    public static let current = EngineVersion.current
 }
 
 /// Where command output goes: stdout carries only results, so it can be piped.

@@ -1,3 +1,4 @@
+import AuditEngine
 import ArgumentParser
 
 /// The result formats of CONTRACT §2.
@@ -81,11 +82,9 @@ struct TabularWriter {
 }
 
 enum CSV {
-    /// One RFC 4180 field: quoted when it holds a comma, quote, CR or LF.
+    /// One RFC 4180 field: quoted when it holds a comma, quote, CR or LF (the engine's
+    /// rule, so that exports and command output agree).
     static func field(_ text: String) -> String {
-        if text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return text
+        CSVText.field(text)
     }
 }

@@ -63,7 +63,11 @@ struct DocsExamplesTests {
         return result
     }
 
+<<<<<<< HEAD
     @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md", "testing.md", "getting-started.md", "time.md"])
+=======
+    @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md", "testing.md", "getting-started.md", "exports.md"])
+>>>>>>> exports
     func guide(file: String) throws {
         let examples = try Self.examples(in: file)
         #expect(examples.count >= 3)

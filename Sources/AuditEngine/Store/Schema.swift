@@ -142,6 +142,37 @@ enum Schema {
                     """)
             }
         }
+
+        // v5: export runs. Each attempt of a named export is a row: `started` while it
+        // writes, `pending` once its directory is complete but not yet renamed into
+        // place, then `completed` or `failed`. An export's watermark is the `to_seq` of
+        // its last completed run, so it advances only when an export has finished; a
+        // crash leaves a `started`/`pending` row that the next run of that export
+        // resolves (see `ExportRuns.recover`).
+        migrator.registerMigration("v5-export-runs") { db in
+            try db.execute(sql: """
+                CREATE TABLE export_runs (
+                    id              INTEGER PRIMARY KEY,
+                    name            TEXT    NOT NULL,
+                    run             INTEGER NOT NULL,
+                    status          TEXT    NOT NULL,
+                    incremental     INTEGER NOT NULL,
+                    selection       TEXT    NOT NULL,
+                    directory       TEXT    NOT NULL,
+                    partial         TEXT    NOT NULL,
+                    from_seq        INTEGER NOT NULL,
+                    to_seq          INTEGER NOT NULL,
+                    rows            INTEGER,
+                    manifest_sha256 TEXT,
+                    scheduled_for   TEXT,
+                    started_at      TEXT    NOT NULL,
+                    finished_at     TEXT,
+                    error           TEXT
+                );
+                CREATE INDEX export_runs_by_name ON export_runs (name, id);
+                CREATE UNIQUE INDEX export_runs_completed ON export_runs (name, run) WHERE status = 'completed';
+                """)
+        }
         return migrator
     }()
 
