@@ -63,11 +63,9 @@ struct DocsExamplesTests {
         return result
     }
 
-<<<<<<< HEAD
-    @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md", "testing.md", "getting-started.md", "time.md"])
-=======
-    @Test("the examples of each guide run as documented", arguments: ["cli.md", "projections.md", "events.md", "testing.md", "getting-started.md", "exports.md"])
->>>>>>> exports
+    @Test(
+        "the examples of each guide run as documented",
+        arguments: ["cli.md", "projections.md", "events.md", "testing.md", "getting-started.md", "time.md", "exports.md"])
     func guide(file: String) throws {
         let examples = try Self.examples(in: file)
         #expect(examples.count >= 3)
