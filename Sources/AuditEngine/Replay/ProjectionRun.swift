@@ -37,9 +37,13 @@ final class Partition {
             let type = String(decoding: UnsafeRawBufferPointer(start: event.type, count: event.type_len), as: UTF8.self)
             let stream = String(cString: event.stream)
             let id = String(decoding: UnsafeRawBufferPointer(start: event.id, count: event.id_len), as: UTF8.self)
+            // The event's data is what the handler was given: show it (shortened), so
+            // the value that broke it can be seen without looking the event up.
+            var data = String(decoding: UnsafeRawBufferPointer(start: event.data, count: event.data_len), as: UTF8.self)
+            if data.count > 300 { data = String(data.prefix(300)) + "…" }
             failure = ProjectionError(
                 projection: projection, seq: event.seq,
-                message: "handler \"\(type)\" (event \(id), stream \"\(stream)\"): \(error)")
+                message: "handler \"\(type)\" (event \(id), stream \"\(stream)\"): \(error); the event's data: \(data)")
         }
     }
 }
