@@ -14,12 +14,7 @@ struct AsOfCommand: ParsableCommand {
     func run() throws {
         let dir = try workload.directory()
         let file = try workload.workloadFile(in: dir)
-        let db = "\(dir)/asof-\(workload.events)-\(workload.seed).db"
-        if !FileManager.default.fileExists(atPath: db) {
-            let store = try EventStore(path: db, create: true)
-            let seconds = try Measure.time { try store.ingest(path: file) }
-            print(String(format: "ingested the workload in %.1f s: %@", seconds, db))
-        }
+        let db = try workload.database("asof", in: dir, from: file)
         // A replay from seq 1 that takes snapshots at the default policy.
         let replay = try Measure.child(["_replay", db, dir, "1"])
         Measure.printRun(0, replay)

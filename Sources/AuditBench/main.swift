@@ -31,6 +31,17 @@ struct WorkloadOptions: ParsableArguments {
         }
         return path
     }
+
+    /// A database in `dir` holding the workload `file`, ingested once and kept for later runs.
+    func database(_ prefix: String, in dir: String, from file: String) throws -> String {
+        let db = "\(dir)/\(prefix)-\(events)-\(seed).db"
+        if !FileManager.default.fileExists(atPath: db) {
+            let store = try EventStore(path: db, create: true)
+            let seconds = try Measure.time { try store.ingest(path: file) }
+            print(String(format: "ingested the workload in %.1f s: %@", seconds, db))
+        }
+        return db
+    }
 }
 
 struct IngestCommand: ParsableCommand {
@@ -72,12 +83,7 @@ struct ReplayCommand: ParsableCommand {
     func run() throws {
         let dir = try workload.directory()
         let file = try workload.workloadFile(in: dir)
-        let db = "\(dir)/replay-\(workload.events)-\(workload.seed).db"
-        if !FileManager.default.fileExists(atPath: db) {
-            let store = try EventStore(path: db, create: true)
-            let seconds = try Measure.time { try store.ingest(path: file) }
-            print(String(format: "ingested the workload in %.1f s: %@", seconds, db))
-        }
+        let db = try workload.database("replay", in: dir, from: file)
         var engine: [Measurement] = [], parallel: [Measurement] = [], baseline: [Measurement] = []
         for run in 1...workload.runs {
             let b = try ReplayBenchmark.runBaseline(file: file, dir: dir)
