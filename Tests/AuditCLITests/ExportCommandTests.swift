@@ -13,18 +13,6 @@ struct ExportCommandTests {
         return dir
     }
 
-    func sqlite(_ sql: String, _ db: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        process.arguments = [db, sql]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test("kill -9 during an export: no complete-looking directory, the watermark does not move, the next run covers the same events")
     func killDuringExport() throws {
         let dir = try workspace(events: 3000)

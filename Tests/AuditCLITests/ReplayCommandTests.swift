@@ -47,7 +47,7 @@ struct ReplayCommandTests {
         var position = 0
         while Date() < deadline, replay.process.isRunning {
             let out = try? sqlite("SELECT position FROM projection_builds WHERE name = 'totals'", dir.path + "/audit.db")
-            position = Int(out?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            position = Int(out ?? "") ?? 0
             if position >= 20_000 { break }
             usleep(10_000)
         }
@@ -105,7 +105,7 @@ struct ReplayCommandTests {
     }
 }
 
-/// Runs the sqlite3 tool and returns its output.
+/// Runs the sqlite3 tool and returns its output, without surrounding whitespace.
 func sqlite(_ sql: String, _ db: String) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
@@ -116,5 +116,5 @@ func sqlite(_ sql: String, _ db: String) throws -> String {
     try process.run()
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
