@@ -39,24 +39,22 @@ extension EventStore {
                     GROUP BY key ORDER BY key
                     """,
                 arguments: arguments)
+            // Folded keys win over the snapshot's; keys compare bytewise, as SQLite orders them.
             var next = try folded.next().map { ($0[0] as String, $0[1] as String) }
+            func emitFolded() throws {
+                try body(next!.0, next!.1)
+                next = try folded.next().map { ($0[0], $0[1]) }
+            }
             while let row = try stored.next() {
                 let storedKey: String = row[0]
-                while let (k, s) = next, k.utf8.lexicographicallyPrecedes(storedKey.utf8) {
-                    try body(k, s)
-                    next = try folded.next().map { ($0[0], $0[1]) }
-                }
-                if let (k, s) = next, k == storedKey {
-                    try body(k, s)
-                    next = try folded.next().map { ($0[0], $0[1]) }
+                while let (k, _) = next, k.utf8.lexicographicallyPrecedes(storedKey.utf8) { try emitFolded() }
+                if let (k, _) = next, k == storedKey {
+                    try emitFolded()
                 } else {
                     try body(storedKey, row[1])
                 }
             }
-            while let (k, s) = next {
-                try body(k, s)
-                next = try folded.next().map { ($0[0], $0[1]) }
-            }
+            while next != nil { try emitFolded() }
         }
     }
 
