@@ -144,7 +144,7 @@ final class LuaVM {
     /// The states changed since the last flush, serialised as canonical JSON and
     /// forgotten as changed. The records live in the VM until its next call.
     struct FlushedStates {
-        fileprivate let records: UnsafeRawBufferPointer
+        let records: UnsafeRawBufferPointer
         let count: Int
 
         /// Calls `body(key, json)` for each state, in key order.

@@ -165,7 +165,7 @@ extension EventStore {
         for run in runs where run.isActive { run.serializeStates() }
         let writers = runs.filter(\.isActive)
         try states.writeStates { db in
-            for run in writers { try run.checkpoint(db) }
+            for run in writers { try run.checkpoint(db, warn: { logger.warning("\($0)") }) }
         }
         for run in writers where run.isActive {
             run.checkpointCommitted()
@@ -179,9 +179,11 @@ extension EventStore {
         let policy = run.projection.snapshots
         guard options.useSnapshots, policy.every > 0 || options.snapshotNow else { return }
         let chain = try Snapshots.chain(db, projection: run.projection, create: true)!
-        let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM snapshots WHERE chain = ?", arguments: [chain]) ?? 0
+        let taken = try Int64.fetchAll(db, sql: "SELECT seq FROM snapshots WHERE chain = ? ORDER BY seq", arguments: [chain])
+        let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
         run.snapshots = SnapshotSchedule(
-            chain: chain, policy: policy, last: min(last, run.position), position: run.position, force: options.snapshotNow)
+            chain: chain, policy: policy, taken: taken, position: run.position, head: min(options.toSeq ?? head, head),
+            force: options.snapshotNow)
     }
 
     /// Fills a new build table from the newest trustworthy snapshot of the projection's
@@ -191,8 +193,8 @@ extension EventStore {
         guard let snapshot = try Snapshots.newestUsable(
             db, projection: projection, asOf: nil, knownAt: nil, maxSeq: head, warn: { logger.warning("\($0)") })
         else { return nil }
-        try Snapshots.restore(db, snapshot, into: target, schema: "main")
-        return (snapshot.seq, FoldedTimes(maxOccurredAt: snapshot.maxOccurredAt, maxRecordedAt: snapshot.maxRecordedAt))
+        try SnapshotStates.restore(db, snapshot, into: target, schema: "main")
+        return (snapshot.seq, FoldedTimes(maxOccurredAt: snapshot.record.maxOccurredAt, maxRecordedAt: snapshot.record.maxRecordedAt))
     }
 
     /// Folds a batch with every partition of every run as its own task, concurrently:

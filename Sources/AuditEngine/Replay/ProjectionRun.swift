@@ -70,7 +70,7 @@ final class ProjectionRun {
     var snapshots: SnapshotSchedule?
     /// For a temporal question: the snapshot (in the attached store) the run starts
     /// from without copying it; a key not in the run's table has its state there.
-    var base: SnapshotRecord?
+    var base: SnapshotView?
 
     /// The first failure, by seq, of any partition.
     var failure: ProjectionError? {
@@ -139,11 +139,7 @@ final class ProjectionRun {
             return state
         }
         guard let base else { return nil }
-        return try String.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT state FROM store.snapshot_states WHERE chain = ? AND key = ? AND seq <= ? ORDER BY seq DESC LIMIT 1
-                """),
-            arguments: [base.chain, key, base.seq])
+        return try SnapshotStates.state(db, base, schema: "store", key: key)
     }
 
     /// Serialises the states changed since the last checkpoint in every partition: the
@@ -180,15 +176,17 @@ final class ProjectionRun {
 
     /// Writes the serialised states and the position, inside the caller's write
     /// transaction. Call after `serializeStates`, and only when the run is active.
-    func checkpoint(_ db: Database) throws {
+    func checkpoint(_ db: Database, warn: (String) -> Void) throws {
         let statement = try db.makeStatement(sql: target.upsertSQL)
         let stmt = statement.sqliteStatement
-        let collecting = snapshots?.changed != nil
+        if let changed = snapshots?.changed {
+            // Kept until the next snapshot; past a bound the snapshot compares the table
+            // with the last one instead.
+            let runs = changed + flushed.map(StateRun.init)
+            snapshots!.changed = runs.reduce(0) { $0 + $1.byteCount } <= 256 << 20 ? runs : nil
+        }
         for states in flushed {
             try states.forEach { key, json in
-                if collecting {
-                    snapshots!.changed![String(decoding: key, as: UTF8.self)] = Array(json)
-                }
                 sqlite3_reset(stmt)
                 sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
                 sqlite3_bind_text(stmt, 2, json.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(json.count), SQLITE_TRANSIENT_DESTRUCTOR)
@@ -204,7 +202,7 @@ final class ProjectionRun {
         if var schedule = snapshots, schedule.isDue(at: position) {
             try Snapshots.take(
                 db, chain: schedule.chain, table: target.table, seq: position, times: times, keep: schedule.policy.keep,
-                changed: schedule.changed)
+                changed: schedule.changed, warn: warn)
             schedule.taken(at: position)
             snapshots = schedule
         }
@@ -229,38 +227,6 @@ final class ProjectionRun {
         for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
             try partition.vm.evict()
         }
-    }
-}
-
-/// When a replaying projection takes its snapshots.
-struct SnapshotSchedule {
-    let chain: Int64
-    let policy: SnapshotPolicy
-    /// The seq of the chain's last snapshot.
-    var last: Int64
-    /// The states changed since `last`, gathered at checkpoints, when the replay has
-    /// seen every change since; nil when not (it resumed after `last`): the snapshot
-    /// then compares the table with the last one.
-    var changed: [String: [UInt8]]?
-    /// Take one at the next checkpoint whatever the policy (`audit snapshot`).
-    var force = false
-
-    init(chain: Int64, policy: SnapshotPolicy, last: Int64, position: Int64, force: Bool) {
-        self.chain = chain
-        self.policy = policy
-        self.last = last
-        self.force = force
-        changed = last == position && policy.every > 0 ? [:] : nil
-    }
-
-    func isDue(at position: Int64) -> Bool {
-        position > last && (force || (policy.every > 0 && position - last >= policy.every))
-    }
-
-    mutating func taken(at position: Int64) {
-        last = position
-        force = false
-        changed = policy.every > 0 ? [:] : nil
     }
 }
 

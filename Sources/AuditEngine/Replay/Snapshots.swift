@@ -87,15 +87,15 @@ enum Snapshots {
     }
 
     /// Takes a snapshot of `table` at `seq`, inside the caller's write transaction, then
-    /// thins the chain to `keep`.
+    /// thins the chain to `keep`. Its rows are appended after the chain's others.
     ///
     /// - Parameter changed: the states changed since the chain's last snapshot, when the
-    ///   caller knows them (a replay that saw every event since); nil compares every
-    ///   state of the table with the last snapshot instead.
+    ///   caller knows them (a replay that saw every event since): runs in key order,
+    ///   oldest first. Nil compares every state of the table with the last snapshot.
     @discardableResult
     static func take(
         _ db: Database, chain: Int64, table: String, seq: Int64, times: FoldedTimes, keep: Int,
-        changed: [String: [UInt8]]?
+        changed: [StateRun]?, warn: (String) -> Void
     ) throws -> SnapshotRecord? {
         let started = ContinuousClock.now
         if try Int64.fetchOne(db, sql: "SELECT 1 FROM snapshots WHERE chain = ? AND seq = ?", arguments: [chain, seq]) != nil {
@@ -103,37 +103,32 @@ enum Snapshots {
         }
         let quoted = ReadModel.quote(table)
         var delta = DeltaDigest()
+        let insert = try db.makeStatement(sql: "INSERT INTO snapshot_states (chain, seq, key, state) VALUES (?, ?, ?, ?)")
+        sqlite3_bind_int64(insert.sqliteStatement, 1, chain)
+        sqlite3_bind_int64(insert.sqliteStatement, 2, seq)
+        func write(_ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer) throws {
+            delta.add(key: key, state: state)
+            sqlite3_reset(insert.sqliteStatement)
+            insert.bindText(3, key)
+            insert.bindText(4, state)
+            _ = try insert.stepRow("cannot write a snapshot")
+        }
         if let changed {
-            let insert = try db.makeStatement(sql: "INSERT INTO snapshot_states (chain, key, seq, state) VALUES (?, ?, ?, ?)")
-            let stmt = insert.sqliteStatement
-            sqlite3_bind_int64(stmt, 1, chain)
-            sqlite3_bind_int64(stmt, 3, seq)
-            // In key order (bytewise, as SQLite compares): inserts walk the B-tree in order.
-            for (key, state) in changed.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-                var key = key
-                try key.withUTF8 { k in
-                    try state.withUnsafeBytes { s in
-                        delta.add(key: UnsafeRawBufferPointer(k), state: s)
-                        sqlite3_bind_text(stmt, 2, k.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }, Int32(k.count), SQLITE_TRANSIENT_DESTRUCTOR)
-                        sqlite3_bind_text(stmt, 4, s.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(s.count), SQLITE_TRANSIENT_DESTRUCTOR)
-                        let rc = sqlite3_step(stmt)
-                        sqlite3_reset(stmt)
-                        guard rc == SQLITE_DONE else {
-                            throw StoreError.storage("cannot write a snapshot: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                        }
-                    }
-                }
-            }
+            try SortedStates.merge(changed.map { $0.cursor() }, write)
         } else {
-            try db.execute(
-                sql: """
-                    INSERT INTO snapshot_states (chain, key, seq, state)
-                    SELECT ?1, t.key, ?2, t.state FROM \(quoted) t
-                    WHERE t.state IS NOT (SELECT s.state FROM snapshot_states s
-                                          WHERE s.chain = ?1 AND s.key = t.key AND s.seq < ?2 ORDER BY s.seq DESC LIMIT 1)
-                    """,
-                arguments: [chain, seq])
-            delta = try digest(db, chain: chain, seq: seq)
+            // Every state of the table that differs from the last snapshot's, by a
+            // merge of the two in key order.
+            let previous = try list(db, chain: chain).last.map { try view(db, chain: chain, at: $0) }
+            let last = try previous.map { try SnapshotStates.cursor(db, $0, schema: "main") }
+            let rows = try db.makeStatement(sql: "SELECT key, state FROM \(quoted) ORDER BY key")
+            while try rows.stepRow("cannot read \(table) for a snapshot") {
+                let key = rows.textColumn(0), state = rows.textColumn(1)
+                while let k = last?.key, SortedStates.compare(k, key) < 0 { try last!.advance() }
+                if let last, let k = last.key, SortedStates.compare(k, key) == 0, SortedStates.compare(last.state, state) == 0 {
+                    continue
+                }
+                try write(key, state)
+            }
         }
         let keys = try Int64.fetchOne(db, sql: "SELECT count(*) FROM \(quoted)") ?? 0
         let milliseconds = Int64((ContinuousClock.now - started).seconds * 1000)
@@ -147,57 +142,73 @@ enum Snapshots {
                 chain, seq, times.maxOccurredAt, times.maxRecordedAt, keys, delta.rows, delta.bytes, delta.hex,
                 Timestamp.now().description, milliseconds,
             ])
-        try thin(db, chain: chain, keep: keep)
+        try thin(db, chain: chain, keep: keep, warn: warn)
         return try list(db, chain: chain).first { $0.seq == seq }
     }
 
-    /// Drops snapshots beyond `keep`, each time the one (never the last, and the first
-    /// only when one is kept) whose loss leaves the smallest gap in seq, so the kept ones stay spread over the
-    /// log. Its rows that a later snapshot still needs move into the next snapshot.
-    static func thin(_ db: Database, chain: Int64, keep: Int) throws {
-        var seqs = try Int64.fetchAll(db, sql: "SELECT seq FROM snapshots WHERE chain = ? ORDER BY seq", arguments: [chain])
-        while seqs.count > max(keep, 1) {
-            var drop = 0  // with two left and one to keep: the older goes
-            if seqs.count > 2 {
-                drop = 1
-                for i in 1..<(seqs.count - 1) where seqs[i + 1] - seqs[i - 1] < seqs[drop + 1] - seqs[drop - 1] {
-                    drop = i
-                }
+    /// The snapshot with the deltas it is merged from.
+    static func view(_ db: Database, chain: Int64, at snapshot: SnapshotRecord) throws -> SnapshotView {
+        let seqs = try Int64.fetchAll(
+            db, sql: "SELECT seq FROM snapshots WHERE chain = ? AND seq <= ? ORDER BY seq", arguments: [chain, snapshot.seq])
+        return SnapshotView(record: snapshot, segments: seqs)
+    }
+
+    /// Which of the snapshots at `planned` seqs (ascending, after every taken one) are
+    /// still kept once all are taken and thinned to `keep`: a long catch-up takes only
+    /// those, instead of writing snapshots that thinning deletes before it ends.
+    static func survivors(taken: [Int64], planned: [Int64], keep: Int) -> Set<Int64> {
+        var seqs = taken
+        for seq in planned {
+            seqs.append(seq)
+            while seqs.count > max(keep, 1) { seqs.remove(at: dropIndex(seqs)) }
+        }
+        return Set(seqs).intersection(planned)
+    }
+
+    /// The snapshot thinning drops next: never the last, and the first only when two
+    /// are left; otherwise the one whose loss leaves the smallest gap in seq, so that
+    /// the kept ones stay spread over the log.
+    private static func dropIndex(_ seqs: [Int64]) -> Int {
+        guard seqs.count > 2 else { return 0 }
+        var drop = 1
+        for i in 1..<(seqs.count - 1) where seqs[i + 1] - seqs[i - 1] < seqs[drop + 1] - seqs[drop - 1] {
+            drop = i
+        }
+        return drop
+    }
+
+    /// Drops snapshots beyond `keep` (see `dropIndex`). The dropped one's rows that the
+    /// next snapshot does not replace move into it. A dropped snapshot whose rows do not
+    /// match its digest is not merged on: it and every later snapshot of the chain are
+    /// deleted instead (the next replay takes them again).
+    static func thin(_ db: Database, chain: Int64, keep: Int, warn: (String) -> Void) throws {
+        var all = try list(db, chain: chain)
+        while all.count > max(keep, 1) {
+            let drop = dropIndex(all.map(\.seq))
+            let (dropped, next) = (all[drop], all[drop + 1])
+            guard try digest(db, chain: chain, seq: dropped.seq).matches(dropped) else {
+                warn("snapshot of \(dropped.projection) at seq \(dropped.seq) is damaged (its rows do not match its digest); deleting it and the later ones")
+                try db.execute(sql: "DELETE FROM snapshot_states WHERE chain = ? AND seq >= ?", arguments: [chain, dropped.seq])
+                try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq >= ?", arguments: [chain, dropped.seq])
+                return
             }
-            let (dropped, next) = (seqs[drop], seqs[drop + 1])
             try db.execute(
                 sql: """
                     DELETE FROM snapshot_states WHERE chain = ?1 AND seq = ?2
                     AND key IN (SELECT key FROM snapshot_states WHERE chain = ?1 AND seq = ?3)
                     """,
-                arguments: [chain, dropped, next])
+                arguments: [chain, dropped.seq, next.seq])
+            // The digest is a sum over rows: the next one's grows by the rows moved in.
+            var merged = try digest(db, chain: chain, seq: dropped.seq)
+            merged.add(DeltaDigest(next))
             try db.execute(
-                sql: "UPDATE snapshot_states SET seq = ?3 WHERE chain = ?1 AND seq = ?2", arguments: [chain, dropped, next])
-            let delta = try digest(db, chain: chain, seq: next)
+                sql: "UPDATE snapshot_states SET seq = ?3 WHERE chain = ?1 AND seq = ?2", arguments: [chain, dropped.seq, next.seq])
             try db.execute(
                 sql: "UPDATE snapshots SET delta_rows = ?, delta_bytes = ?, digest = ? WHERE chain = ? AND seq = ?",
-                arguments: [delta.rows, delta.bytes, delta.hex, chain, next])
-            try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq = ?", arguments: [chain, dropped])
-            seqs.remove(at: drop)
+                arguments: [merged.rows, merged.bytes, merged.hex, chain, next.seq])
+            try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq = ?", arguments: [chain, dropped.seq])
+            all.remove(at: drop)
         }
-    }
-
-    /// Fills `target`'s table (empty, or holding only keys the snapshot need not
-    /// provide) with the states at `snapshot`, read from the snapshot tables of `schema`.
-    static func restore(
-        _ db: Database, _ snapshot: SnapshotRecord, into target: ReadModelTarget, schema: String, key: String? = nil
-    ) throws {
-        let names = ["key", "state"] + target.columns.map { ReadModel.quote($0.name) }
-        let values = ["key", "state"] + target.columns.map { "json_extract(state, '$.\($0.name)')" }
-        // SQLite gives the bare column `state` from the row where max(seq) is found.
-        try db.execute(
-            sql: """
-                INSERT OR IGNORE INTO \(target.quotedTable) (\(names.joined(separator: ", ")))
-                SELECT \(values.joined(separator: ", ")) FROM (
-                    SELECT key, state, max(seq) FROM \(schema).snapshot_states
-                    WHERE chain = ? AND seq <= ?\(key == nil ? "" : " AND key = ?") GROUP BY key)
-                """,
-            arguments: key.map { [snapshot.chain, snapshot.seq, $0] } ?? [snapshot.chain, snapshot.seq])
     }
 
     /// Drops every chain of `projection` but `keeping` (snapshots of code that is gone).
@@ -218,7 +229,7 @@ enum Snapshots {
     static func newestUsable(
         _ db: Database, projection: Projection, asOf: Timestamp?, knownAt: Timestamp?, maxSeq: Int64,
         warn: (String) -> Void
-    ) throws -> SnapshotRecord? {
+    ) throws -> SnapshotView? {
         guard let chain = try chain(db, projection: projection, create: false) else { return nil }
         let all = try list(db, chain: chain)
         var limit = maxSeq
@@ -226,7 +237,9 @@ enum Snapshots {
             guard FoldedTimes(maxOccurredAt: candidate.maxOccurredAt, maxRecordedAt: candidate.maxRecordedAt)
                 .within(asOf: asOf, knownAt: knownAt)
             else { continue }
-            guard let bad = try firstDamaged(db, chain: chain, snapshots: all, upTo: candidate.seq) else { return candidate }
+            guard let bad = try firstDamaged(db, chain: chain, snapshots: all, upTo: candidate.seq) else {
+                return SnapshotView(record: candidate, segments: all.map(\.seq).filter { $0 <= candidate.seq })
+            }
             warn("snapshot of \(projection.name) at seq \(bad) is damaged (its rows do not match its digest); not using it or later ones")
             limit = bad - 1
         }
@@ -237,25 +250,23 @@ enum Snapshots {
     /// recorded of them, or nil when all match.
     static func firstDamaged(_ db: Database, chain: Int64, snapshots: [SnapshotRecord], upTo: Int64) throws -> Int64? {
         var found: [Int64: DeltaDigest] = [:]
-        let statement = try db.makeStatement(sql: "SELECT seq, key, state FROM snapshot_states WHERE chain = ? AND seq <= ?")
-        try statement.setArguments([chain, upTo])
-        let stmt = statement.sqliteStatement
-        while true {
-            let rc = sqlite3_step(stmt)
-            if rc == SQLITE_DONE { break }
-            guard rc == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection))) }
-            let seq = sqlite3_column_int64(stmt, 0)
-            found[seq, default: DeltaDigest()].add(
-                key: UnsafeRawBufferPointer(start: sqlite3_column_text(stmt, 1), count: Int(sqlite3_column_bytes(stmt, 1))),
-                state: UnsafeRawBufferPointer(start: sqlite3_column_text(stmt, 2), count: Int(sqlite3_column_bytes(stmt, 2))))
-        }
-        sqlite3_reset(stmt)
-        let recorded = snapshots.filter { $0.seq <= upTo }
-        for snapshot in recorded {
-            let delta = found.removeValue(forKey: snapshot.seq) ?? DeltaDigest()
-            if delta.rows != snapshot.deltaRows || delta.bytes != snapshot.deltaBytes || delta.hex != snapshot.digest {
-                return snapshot.seq
+        // One contiguous range of the table, in (seq, key) order.
+        let rows = try db.makeStatement(sql: "SELECT seq, key, state FROM snapshot_states WHERE chain = ? AND seq <= ? ORDER BY seq, key")
+        try rows.setArguments([chain, upTo])
+        var seq: Int64 = -1
+        var delta = DeltaDigest()
+        while try rows.stepRow("cannot read the snapshots") {
+            let rowSeq = sqlite3_column_int64(rows.sqliteStatement, 0)
+            if rowSeq != seq {
+                if seq >= 0 { found[seq] = delta }
+                (seq, delta) = (rowSeq, DeltaDigest())
             }
+            delta.add(key: rows.textColumn(1), state: rows.textColumn(2))
+        }
+        if seq >= 0 { found[seq] = delta }
+        let recorded = snapshots.filter { $0.seq <= upTo }
+        for snapshot in recorded where !(found.removeValue(forKey: snapshot.seq) ?? DeltaDigest()).matches(snapshot) {
+            return snapshot.seq
         }
         // Rows at a seq no snapshot stands for: the first snapshot after them is wrong.
         if let stray = found.keys.min() {
@@ -266,13 +277,9 @@ enum Snapshots {
 
     private static func digest(_ db: Database, chain: Int64, seq: Int64) throws -> DeltaDigest {
         var delta = DeltaDigest()
-        let rows = try Row.fetchCursor(
-            db, sql: "SELECT key, state FROM snapshot_states WHERE chain = ? AND seq = ?", arguments: [chain, seq])
-        while let row = try rows.next() {
-            let key: String = row[0], state: String = row[1]
-            var k = key, s = state
-            k.withUTF8 { kb in s.withUTF8 { sb in delta.add(key: UnsafeRawBufferPointer(kb), state: UnsafeRawBufferPointer(sb)) } }
-        }
+        let rows = try db.makeStatement(sql: "SELECT key, state FROM snapshot_states WHERE chain = ? AND seq = ?")
+        try rows.setArguments([chain, seq])
+        while try rows.stepRow("cannot read the snapshots") { delta.add(key: rows.textColumn(0), state: rows.textColumn(1)) }
         return delta
     }
 }
@@ -315,4 +322,30 @@ struct DeltaDigest {
     }
 
     var hex: String { String(format: "%016llx%016llx", high, low) }
+
+    init() {}
+
+    /// The digest a snapshot recorded of its rows.
+    init(_ snapshot: SnapshotRecord) {
+        rows = snapshot.deltaRows
+        bytes = snapshot.deltaBytes
+        let hex = Array(snapshot.digest.utf8)
+        if hex.count == 32 {
+            high = UInt64(String(decoding: hex[0..<16], as: UTF8.self), radix: 16) ?? 0
+            low = UInt64(String(decoding: hex[16..<32], as: UTF8.self), radix: 16) ?? 0
+        }
+    }
+
+    /// The digest of both sets of rows.
+    mutating func add(_ other: DeltaDigest) {
+        rows += other.rows
+        bytes += other.bytes
+        low &+= other.low
+        high &+= other.high
+    }
+
+    /// Whether these rows are the ones `snapshot` recorded.
+    func matches(_ snapshot: SnapshotRecord) -> Bool {
+        rows == snapshot.deltaRows && bytes == snapshot.deltaBytes && hex == snapshot.digest
+    }
 }

@@ -173,6 +173,30 @@ enum Schema {
                 CREATE UNIQUE INDEX export_runs_completed ON export_runs (name, run) WHERE status = 'completed';
                 """)
         }
+
+        // v6: snapshot rows ordered by (chain, seq, key) instead of (chain, key, seq).
+        //
+        // Keyed by key first, every new delta landed on pages all over the table, so
+        // taking one rewrote most of the table (measured: from 0.16 s to 1.1 s per
+        // snapshot as a 2M-event replay went on). Keyed by seq first, a delta is
+        // written as one run of new pages, and checking the snapshots up to S reads
+        // one contiguous range. States at S are then merged over the chain's deltas
+        // (`SnapshotStates`).
+        migrator.registerMigration("v6-snapshot-rows-by-seq") { db in
+            try db.execute(sql: """
+                CREATE TABLE snapshot_states_by_seq (
+                    chain INTEGER NOT NULL,
+                    seq   INTEGER NOT NULL,
+                    key   TEXT    NOT NULL,
+                    state TEXT    NOT NULL,
+                    PRIMARY KEY (chain, seq, key)
+                ) WITHOUT ROWID;
+                INSERT INTO snapshot_states_by_seq (chain, seq, key, state)
+                    SELECT chain, seq, key, state FROM snapshot_states ORDER BY chain, seq, key;
+                DROP TABLE snapshot_states;
+                ALTER TABLE snapshot_states_by_seq RENAME TO snapshot_states;
+                """)
+        }
         return migrator
     }()
 

@@ -30,29 +30,22 @@ extension EventStore {
                 while let row = try folded.next() { try body(row[0], row[1]) }
                 return
             }
-            var arguments: StatementArguments = ["chain": base.chain, "seq": base.seq]
-            if let key { arguments += ["key": key] }
-            let stored = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT key, state, max(seq) FROM store.snapshot_states WHERE chain = :chain AND seq <= :seq\(keyCondition)
-                    GROUP BY key ORDER BY key
-                    """,
-                arguments: arguments)
+            let stored = try SnapshotStates.cursor(db, base, schema: "store", key: key)
             // Folded keys win over the snapshot's; keys compare bytewise, as SQLite orders them.
             var next = try folded.next().map { ($0[0] as String, $0[1] as String) }
             func emitFolded() throws {
                 try body(next!.0, next!.1)
                 next = try folded.next().map { ($0[0], $0[1]) }
             }
-            while let row = try stored.next() {
-                let storedKey: String = row[0]
+            while let storedKeyBytes = stored.key {
+                let storedKey = String(decoding: storedKeyBytes, as: UTF8.self)
                 while let (k, _) = next, k.utf8.lexicographicallyPrecedes(storedKey.utf8) { try emitFolded() }
                 if let (k, _) = next, k == storedKey {
                     try emitFolded()
                 } else {
-                    try body(storedKey, row[1])
+                    try body(storedKey, String(decoding: stored.state, as: UTF8.self))
                 }
+                try stored.advance()
             }
             while next != nil { try emitFolded() }
         }
@@ -120,14 +113,14 @@ extension EventStore {
     private func materialise(
         _ projections: [Projection], at time: TemporalSelection, key: String? = nil, into states: TemporaryStates,
         end: Int64? = nil, created: Bool = false, copyBase: Bool, options: TemporalOptions
-    ) throws -> [SnapshotRecord?] {
+    ) throws -> [SnapshotView?] {
         guard !projections.isEmpty else { return [] }
         let end = try end ?? temporalEnd(time)
         var runs: [ProjectionRun] = []
-        var bases: [SnapshotRecord?] = []
+        var bases: [SnapshotView?] = []
         for projection in projections {
             let target = ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns)
-            var base: SnapshotRecord?
+            var base: SnapshotView?
             if options.useSnapshots {
                 base = try readTransaction { db in
                     try Snapshots.newestUsable(
@@ -137,7 +130,7 @@ extension EventStore {
             }
             try states.writeStates { db in
                 if !created { try db.execute(sql: target.createSQL) }
-                if let base, copyBase { try Snapshots.restore(db, base, into: target, schema: "store", key: key) }
+                if let base, copyBase { try SnapshotStates.restore(db, base, into: target, schema: "store", key: key) }
             }
             let run = try ProjectionRun(
                 projection: projection, target: target, position: base?.seq ?? 0, limits: options.limits,

@@ -1,0 +1,54 @@
+/// When a replaying projection takes its snapshots.
+///
+/// Every `policy.every` seqs after the chain's last snapshot; but on a long catch-up
+/// (a rebuild from seq 1, say) only at the points that retention would still keep
+/// when the catch-up ends: the others would be written and thinned away within the
+/// same replay.
+struct SnapshotSchedule {
+    let chain: Int64
+    let policy: SnapshotPolicy
+    /// The seq of the chain's last snapshot.
+    private(set) var last: Int64
+    /// The states changed since `last`, gathered at checkpoints (runs in key order,
+    /// oldest first), when the replay has seen every change since; nil when not (it
+    /// resumed after `last`): the snapshot then compares the table with the last one.
+    var changed: [StateRun]?
+    /// Take one at the next checkpoint whatever the policy (`audit snapshot`).
+    private var force = false
+    /// The catch-up's planned snapshots, ascending: each is taken at the first
+    /// checkpoint at or after it. Once they are taken, `policy.every` applies again.
+    private var plan: [Int64]
+
+    /// - Parameters:
+    ///   - taken: the seqs of the chain's snapshots.
+    ///   - position: where the replay starts; `head`: where it is expected to end.
+    init(chain: Int64, policy: SnapshotPolicy, taken: [Int64], position: Int64, head: Int64, force: Bool) {
+        self.chain = chain
+        self.policy = policy
+        last = min(taken.last ?? 0, position)
+        self.force = force
+        changed = last == position && policy.every > 0 ? [] : nil
+        plan = []
+        // Planned only when there are a few points to spare, and not too many to simulate.
+        if policy.every > 0, head - last >= 2 * policy.every, (head - last) / policy.every <= 10_000 {
+            let points = Array(stride(from: last + policy.every, through: head, by: Int(policy.every)))
+            let kept = Snapshots.survivors(taken: taken.filter { $0 <= last }, planned: points, keep: policy.keep)
+            plan = points.filter(kept.contains)
+        }
+    }
+
+    func isDue(at position: Int64) -> Bool {
+        guard position > last else { return false }
+        if force { return true }
+        guard policy.every > 0 else { return false }
+        if let next = plan.first { return position >= next }
+        return position - last >= policy.every
+    }
+
+    mutating func taken(at position: Int64) {
+        last = position
+        force = false
+        changed = policy.every > 0 ? [] : nil
+        plan.removeAll { $0 <= position }
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+
+/// A source of (key, state) pairs in ascending bytewise key order (as SQLite orders
+/// text), each key at most once. The buffers stay valid until the next `advance`.
+protocol StateCursor: AnyObject {
+    /// The current key; nil when the cursor is exhausted.
+    var key: UnsafeRawBufferPointer? { get }
+    var state: UnsafeRawBufferPointer { get }
+    func advance() throws
+}
+
+/// Serialised states in key order, copied out of a VM's flush (`LuaVM.FlushedStates`
+/// lives only until the VM's next call): the changes of one checkpoint, kept until
+/// the next snapshot.
+final class StateRun {
+    private let records: UnsafeMutableRawBufferPointer
+    let count: Int
+
+    init(_ flushed: LuaVM.FlushedStates) {
+        records = UnsafeMutableRawBufferPointer.allocate(byteCount: max(flushed.records.count, 1), alignment: 8)
+        if !flushed.records.isEmpty { records.copyMemory(from: flushed.records) }
+        count = flushed.count
+    }
+
+    deinit { records.deallocate() }
+
+    var byteCount: Int { records.count }
+
+    func cursor() -> some StateCursor { Cursor(self) }
+
+    private final class Cursor: StateCursor {
+        private let run: StateRun  // keeps the records alive
+        private var offset = 0
+        private var left: Int
+        private(set) var key: UnsafeRawBufferPointer?
+        private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
+
+        init(_ run: StateRun) {
+            self.run = run
+            left = run.count
+            advance()
+        }
+
+        func advance() {
+            guard left > 0 else {
+                key = nil
+                return
+            }
+            left -= 1
+            let bytes = UnsafeRawBufferPointer(run.records)
+            func u32() -> Int {
+                let value = bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+                offset += 4
+                return Int(value)
+            }
+            let keyLength = u32()
+            key = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + keyLength])
+            offset += keyLength
+            let stateLength = u32()
+            state = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + stateLength])
+            offset += stateLength
+        }
+    }
+}
+
+enum SortedStates {
+    /// Bytewise order, shorter first on a common prefix: SQLite's order for text.
+    static func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        if n > 0 {
+            let c = memcmp(a.baseAddress!, b.baseAddress!, n)
+            if c != 0 { return Int(c) }
+        }
+        return a.count - b.count
+    }
+
+    /// Calls `body` once per key of all `cursors`, in key order, with the state of the
+    /// last cursor (by index) that holds the key: list them oldest first.
+    static func merge(_ cursors: [any StateCursor], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+        let merged = MergedStates(cursors)
+        while let key = merged.key {
+            try body(key, merged.state)
+            try merged.advance()
+        }
+    }
+}
+
+/// Several cursors merged into one: each key once, with the state of the last cursor
+/// (by index) that holds it.
+final class MergedStates: StateCursor {
+    private var live: [any StateCursor]
+    /// The cursors at the current key; the last one's state is the current state.
+    private var holders: [Int] = []
+    private(set) var key: UnsafeRawBufferPointer?
+    private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
+
+    init(_ cursors: [any StateCursor]) {
+        live = cursors.filter { $0.key != nil }
+        holders.reserveCapacity(live.count)
+        findSmallest()
+    }
+
+    func advance() throws {
+        // Only now: `key` points into one of the holders' buffers.
+        var exhausted = false
+        for index in holders {
+            try live[index].advance()
+            exhausted = exhausted || live[index].key == nil
+        }
+        if exhausted { live.removeAll { $0.key == nil } }
+        findSmallest()
+    }
+
+    /// Few cursors (a chain's deltas, a projection's partitions): a linear scan of the
+    /// heads beats a heap.
+    private func findSmallest() {
+        holders.removeAll(keepingCapacity: true)
+        guard !live.isEmpty else {
+            key = nil
+            return
+        }
+        holders.append(0)
+        var smallest = live[0].key!
+        for i in 1..<live.count {
+            let c = SortedStates.compare(live[i].key!, smallest)
+            if c < 0 {
+                smallest = live[i].key!
+                holders.removeAll(keepingCapacity: true)
+                holders.append(i)
+            } else if c == 0 {
+                holders.append(i)
+            }
+        }
+        key = smallest
+        state = live[holders.last!].state
+    }
+}
