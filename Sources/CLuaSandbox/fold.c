@@ -33,6 +33,7 @@ static void push_event(avm *vm, lua_State *L, const avm_event *e) {
 
 /// Pushes the initial state of the key at `key_idx`: init(key), or {}.
 static void push_initial(avm *vm, lua_State *L, int key_idx) {
+    vm->created++;
     if (vm->ref_init == LUA_NOREF) {
         lua_newtable(L);
         return;

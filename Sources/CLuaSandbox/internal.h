@@ -60,6 +60,7 @@ struct avm {
     int ref_merge;
     int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_dirty, ref_env, ref_modules, ref_loaded;
     size_t resident;
+    size_t created;          // keys started from init (new keys) since the VM was made
 
     abuf pending;            // key for AVM_NEED_STATE
     abuf last_key;           // key of the last applied event (for explain)

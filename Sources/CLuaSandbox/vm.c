@@ -113,6 +113,7 @@ void avm_free(avm *vm) {
 
 const char *avm_error(const avm *vm) { return vm->error ? vm->error : ""; }
 size_t avm_memory_used(const avm *vm) { return vm->mem_used; }
+size_t avm_keys_created(const avm *vm) { return vm->created; }
 size_t avm_memory_limit(const avm *vm) { return vm->mem_limit; }
 int avm_has_merge(const avm *vm) { return vm->ref_merge != LUA_NOREF; }
 void avm_assume_no_stored_states(avm *vm, int flag) {

@@ -62,6 +62,55 @@ struct ReplayCommandTests {
         #expect(try states(dir) == expected)
     }
 
+    @Test("kill -9 while snapshots are taken between checkpoints: the resumed replay's snapshots answer as-of questions exactly")
+    func killWithSnapshotsAhead() throws {
+        let dir = TempDir()
+        try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
+        try Self.projection.replacingOccurrences(of: "version = 1,", with: "version = 1, snapshot_every = 3000,")
+            .write(toFile: dir.path + "/projections/totals.lua", atomically: true, encoding: .utf8)
+        try audit(["init"], in: dir.path)
+        let count = 80_000
+        let lines = (0..<count).map { i in
+            let time = String(format: "2024-01-01T%02d:%02d:%02dZ", i / 3600, i / 60 % 60, i % 60)
+            return #"{"stream":"o-\#(i % 2000)","type":"\#(i < 2000 ? "Placed" : "Added")","occurred_at":"\#(time)","data":{"amount":\#(i % 97)}}"#
+        }
+        let file = dir.path + "/events.jsonl"
+        _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
+        #expect(try audit(["ingest", file], in: dir.path).status == 0)
+
+        // Checkpoints every 20,000 events, snapshots every 3,000: kill it when snapshots
+        // exist past the last checkpoint.
+        let replay = try RunningCommand(["replay", "--checkpoint-every", "20000", "--batch-size", "500"], in: dir.path)
+        let deadline = Date().addingTimeInterval(60)
+        var ahead = false
+        while Date() < deadline, replay.process.isRunning {
+            let out = try? sqlite(
+                "SELECT (SELECT max(seq) FROM snapshots) > position AND position > 0 FROM projection_builds WHERE name = 'totals'",
+                dir.path + "/audit.db")
+            if out == "1" { ahead = true; break }
+            usleep(2_000)
+        }
+        #expect(replay.process.isRunning, "the replay finished before it could be killed")
+        kill(replay.process.processIdentifier, SIGKILL)
+        _ = replay.wait()
+        #expect(ahead, "no snapshot was taken past a checkpoint before the kill")
+
+        let resumed = try audit(["replay"], in: dir.path)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains(#""status":"rebuilt","position":\#(count)"#))
+        let seqs = try sqlite("SELECT group_concat(seq) FROM snapshots", dir.path + "/audit.db")
+        #expect(seqs.split(separator: ",").count >= 5, "\(seqs)")
+        // Each answer from a snapshot equals the one folded from seq 1.
+        for i in [2_999, 3_000, 17_777, 30_001, 55_555, 79_999] {
+            let time = String(format: "2024-01-01T%02d:%02d:%02dZ", i / 3600, i / 60 % 60, i % 60)
+            let fast = try audit(["state", "totals", "--as-of", time], in: dir.path)
+            let slow = try audit(["state", "totals", "--as-of", time, "--no-snapshots"], in: dir.path)
+            #expect(fast.status == 0 && slow.status == 0, "\(fast.stderr)\(slow.stderr)")
+            #expect(fast.stdout == slow.stdout, "as of \(time)")
+            #expect(!fast.stderr.contains("damaged"), "\(fast.stderr)")
+        }
+    }
+
     @Test("projections warns about a handled type that never occurs in the log, suggesting the closest")
     func unknownTypeWarning() throws {
         let dir = try workspace(events: 2_010)  // both Placed and Added occur

@@ -49,6 +49,8 @@ final class LuaVM {
     deinit { avm_free(vm) }
 
     var memoryUsed: Int { avm_memory_used(vm) }
+    /// Keys this VM started from init: keys new to the projection.
+    var keysCreated: Int { avm_keys_created(vm) }
     var memoryLimit: Int { avm_memory_limit(vm) }
 
     private func check(_ status: Int32) throws {

@@ -106,7 +106,7 @@ extension EventStore {
         guard let from = runs.map(\.position).min() else { return }
         if from >= end {
             // Nothing to read; a snapshot asked for is still taken.
-            try checkpoint(runs.filter(\.wantsSnapshot), states: states)
+            try checkpoint(runs.filter(\.wantsSnapshot), full: true, states: states)
             return
         }
         var selection = selection
@@ -146,11 +146,13 @@ extension EventStore {
             let due = batch.through >= end
                 || sinceCheckpoint >= (options.checkpointEvery ?? Int.max)
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
-                || runs.contains { $0.isActive && ($0.needsMemory || $0.wantsSnapshot) }
+                || runs.contains { $0.isActive && $0.needsMemory }
             if due {
-                try checkpoint(runs, states: states)
+                try checkpoint(runs, full: true, states: states)
                 sinceCheckpoint = 0
                 lastCheckpoint = ContinuousClock.now
+            } else if runs.contains(where: { $0.isActive && $0.wantsSnapshot }) {
+                try checkpoint(runs.filter(\.wantsSnapshot), full: false, states: states)
             }
             options.progress?(ReplayProgress(
                 position: batch.through, start: from, end: end, eventsRead: eventsRead,
@@ -159,13 +161,14 @@ extension EventStore {
     }
 
     /// Saves the active runs' changed states and positions (and the snapshots due) in
-    /// one transaction. States are serialised first, outside the write lock, the
-    /// partitions concurrently.
-    private func checkpoint(_ runs: [ProjectionRun], states: some StateDatabase) throws {
+    /// one transaction; with `full` false, only the snapshots due (see
+    /// `ProjectionRun.checkpoint`). States are serialised first, outside the write
+    /// lock, the partitions concurrently.
+    private func checkpoint(_ runs: [ProjectionRun], full: Bool, states: some StateDatabase) throws {
         for run in runs where run.isActive { run.serializeStates() }
         let writers = runs.filter(\.isActive)
         try states.writeStates { db in
-            for run in writers { try run.checkpoint(db, warn: { logger.warning("\($0)") }) }
+            for run in writers { try run.checkpoint(db, full: full, warn: { logger.warning("\($0)") }) }
         }
         for run in writers where run.isActive {
             run.checkpointCommitted()
@@ -179,11 +182,16 @@ extension EventStore {
         let policy = run.projection.snapshots
         guard options.useSnapshots, policy.every > 0 || options.snapshotNow else { return }
         let chain = try Snapshots.chain(db, projection: run.projection, create: true)!
+        // Snapshots past the table's position were taken between checkpoints by a replay
+        // that did not finish: this one takes them again, on what it has seen.
+        try db.execute(sql: "DELETE FROM snapshot_states WHERE chain = ? AND seq > ?", arguments: [chain, run.position])
+        try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq > ?", arguments: [chain, run.position])
         let taken = try Int64.fetchAll(db, sql: "SELECT seq FROM snapshots WHERE chain = ? ORDER BY seq", arguments: [chain])
         let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+        let keys = try Int64.fetchOne(db, sql: "SELECT count(*) FROM \(run.target.quotedTable)") ?? 0
         run.snapshots = SnapshotSchedule(
             chain: chain, policy: policy, taken: taken, position: run.position, head: min(options.toSeq ?? head, head),
-            force: options.snapshotNow)
+            keys: keys, force: options.snapshotNow)
     }
 
     /// Fills a new build table from the newest trustworthy snapshot of the projection's

@@ -173,36 +173,48 @@ final class ProjectionRun {
     }
 
     private var flushed: [LuaVM.FlushedStates] = []
+    /// States serialised at snapshots taken between checkpoints, oldest first: in the
+    /// snapshots already, in the table at the next checkpoint.
+    private var unwritten: [StateRun] = []
+    /// `unwritten` once the transaction in progress commits.
+    private var unwrittenAfterCommit: [StateRun] = []
 
-    /// Writes the serialised states and the position, inside the caller's write
-    /// transaction. Call after `serializeStates`, and only when the run is active.
-    func checkpoint(_ db: Database, warn: (String) -> Void) throws {
-        let statement = try db.makeStatement(sql: target.upsertSQL)
-        let stmt = statement.sqliteStatement
+    /// Writes the serialised states inside the caller's write transaction: to the table
+    /// with the position (a checkpoint), and to a snapshot when one is due. With `full`
+    /// false (only a snapshot is due), the table is left for the next checkpoint when
+    /// the snapshot knows what changed: the snapshot then costs only its own rows.
+    /// Call after `serializeStates`, and only when the run is active.
+    func checkpoint(_ db: Database, full: Bool, warn: (String) -> Void) throws {
+        let runs = flushed.map(StateRun.init)
+        flushed = []
         if let changed = snapshots?.changed {
             // Kept until the next snapshot; past a bound the snapshot compares the table
             // with the last one instead.
-            let runs = changed + flushed.map(StateRun.init)
-            snapshots!.changed = runs.reduce(0) { $0 + $1.byteCount } <= 256 << 20 ? runs : nil
+            let kept = changed + runs
+            snapshots!.changed = kept.reduce(0) { $0 + $1.byteCount } <= 256 << 20 ? kept : nil
         }
-        for states in flushed {
-            try states.forEach { key, json in
-                sqlite3_reset(stmt)
-                sqlite3_bind_text(stmt, 1, key.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(key.count), SQLITE_TRANSIENT_DESTRUCTOR)
-                sqlite3_bind_text(stmt, 2, json.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(json.count), SQLITE_TRANSIENT_DESTRUCTOR)
-                let rc = sqlite3_step(stmt)
-                guard rc == SQLITE_DONE else {
-                    throw StoreError.storage(
-                        "cannot write the state of projection \(projection.name): SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                }
+        let snapshotDue = snapshots?.isDue(at: position) ?? false
+        let writesTable = full || !snapshotDue || snapshots?.changed == nil
+        if writesTable {
+            let upsert = try db.makeStatement(sql: target.upsertSQL)
+            try SortedStates.merge((unwritten + runs).map { $0.cursor() }) { key, json in
+                sqlite3_reset(upsert.sqliteStatement)
+                upsert.bindText(1, key)
+                upsert.bindText(2, json)
+                _ = try upsert.stepRow("cannot write the state of projection \(projection.name)")
             }
+            try ReadModel.savePosition(db, target: target, position: position, times: times)
+            unwrittenAfterCommit = []
+        } else {
+            unwrittenAfterCommit = unwritten + runs
         }
-        flushed = []
-        try ReadModel.savePosition(db, target: target, position: position, times: times)
-        if var schedule = snapshots, schedule.isDue(at: position) {
+        if snapshotDue, var schedule = snapshots {
+            // Without the table at this position, its keys are counted: states are never
+            // removed, so they are the table's at the start plus the keys new since.
+            let keys = writesTable ? nil : schedule.keysAtStart + Int64(statePartitions.reduce(0) { $0 + $1.vm.keysCreated })
             try Snapshots.take(
                 db, chain: schedule.chain, table: target.table, seq: position, times: times, keep: schedule.policy.keep,
-                changed: schedule.changed, warn: warn)
+                changed: schedule.changed, keys: keys, warn: warn)
             schedule.taken(at: position)
             snapshots = schedule
         }
@@ -214,6 +226,7 @@ final class ProjectionRun {
     /// After the checkpoint's transaction committed.
     func checkpointCommitted() {
         checkpointed = position
+        unwritten = unwrittenAfterCommit
         for partition in partitions { partition.appliedAtCheckpoint = partition.eventsApplied }
     }
 
@@ -224,6 +237,7 @@ final class ProjectionRun {
     /// After a committed checkpoint: let go of states in VMs past half their memory
     /// limit, so memory stays bounded however many keys there are.
     func trimMemory() throws {
+        guard unwritten.isEmpty else { return }  // the VMs hold states the table lacks
         for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
             try partition.vm.evict()
         }

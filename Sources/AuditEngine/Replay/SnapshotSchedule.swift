@@ -13,6 +13,8 @@ struct SnapshotSchedule {
     /// oldest first), when the replay has seen every change since; nil when not (it
     /// resumed after `last`): the snapshot then compares the table with the last one.
     var changed: [StateRun]?
+    /// Keys in the table when the replay started.
+    let keysAtStart: Int64
     /// Take one at the next checkpoint whatever the policy (`audit snapshot`).
     private var force = false
     /// The catch-up's planned snapshots, ascending: each is taken at the first
@@ -22,8 +24,9 @@ struct SnapshotSchedule {
     /// - Parameters:
     ///   - taken: the seqs of the chain's snapshots.
     ///   - position: where the replay starts; `head`: where it is expected to end.
-    init(chain: Int64, policy: SnapshotPolicy, taken: [Int64], position: Int64, head: Int64, force: Bool) {
+    init(chain: Int64, policy: SnapshotPolicy, taken: [Int64], position: Int64, head: Int64, keys: Int64, force: Bool) {
         self.chain = chain
+        keysAtStart = keys
         self.policy = policy
         last = min(taken.last ?? 0, position)
         self.force = force

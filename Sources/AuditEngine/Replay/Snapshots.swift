@@ -92,10 +92,12 @@ enum Snapshots {
     /// - Parameter changed: the states changed since the chain's last snapshot, when the
     ///   caller knows them (a replay that saw every event since): runs in key order,
     ///   oldest first. Nil compares every state of the table with the last snapshot.
+    /// - Parameter keys: the number of keys at `seq`, when the table is not at `seq`
+    ///   (only with `changed`); nil counts the table's.
     @discardableResult
     static func take(
         _ db: Database, chain: Int64, table: String, seq: Int64, times: FoldedTimes, keep: Int,
-        changed: [StateRun]?, warn: (String) -> Void
+        changed: [StateRun]?, keys: Int64? = nil, warn: (String) -> Void
     ) throws -> SnapshotRecord? {
         let started = ContinuousClock.now
         if try Int64.fetchOne(db, sql: "SELECT 1 FROM snapshots WHERE chain = ? AND seq = ?", arguments: [chain, seq]) != nil {
@@ -130,7 +132,7 @@ enum Snapshots {
                 try write(key, state)
             }
         }
-        let keys = try Int64.fetchOne(db, sql: "SELECT count(*) FROM \(quoted)") ?? 0
+        let keys = try keys ?? Int64.fetchOne(db, sql: "SELECT count(*) FROM \(quoted)") ?? 0
         let milliseconds = Int64((ContinuousClock.now - started).seconds * 1000)
         try db.execute(
             sql: """

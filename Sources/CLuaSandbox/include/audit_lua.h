@@ -36,6 +36,8 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget);
 void avm_free(avm *vm);
 const char *avm_error(const avm *vm);
 size_t avm_memory_used(const avm *vm);
+/// Keys whose state this VM started from init (keys new to the projection), ever.
+size_t avm_keys_created(const avm *vm);
 size_t avm_memory_limit(const avm *vm);
 
 /// Makes `require(name)` load this source (from projections/lib/).
