@@ -79,7 +79,7 @@ enum ReplayBenchmark {
     }
 
     /// Child: rebuilds order_totals from seq 1 in `db` and prints the summary.
-    static func engine(db: String, dir: String, parallel: Int, name: String = "order_totals") throws -> Measurement {
+    static func engine(db: String, dir: String, parallel: Int, name: String = "order_totals", snapshots: Bool = true) throws -> Measurement {
         let store = try EventStore(path: db)
         let projection = try loadProjection(name, dir: dir)
         // From seq 1, taking snapshots at the default policy as a user's replay does.
@@ -87,6 +87,7 @@ enum ReplayBenchmark {
         var options = ReplayOptions()
         options.rebuild = true
         options.parallel = parallel
+        options.useSnapshots = snapshots
         var outcome: [ReplayOutcome] = []
         let seconds = try Measure.time { outcome = try store.replay([projection], options: options) }
         guard case .rebuilt = outcome.first?.status else { throw BenchError("replay did not finish: \(outcome)") }
@@ -99,7 +100,8 @@ enum ReplayBenchmark {
         try store.query(
             sql: "SELECT count(*), coalesce(sum(CASE WHEN status != 'cancelled' THEN total END), 0) FROM order_totals",
             header: { _ in }, row: { summary = #"{"orders":\#($0[0].text),"open_revenue":\#($0[1].text),"events":\#(events)}"# })
-        return Measurement(name: parallel == 1 ? "engine sequential" : "engine --parallel \(parallel)", events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary)
+        let label = (parallel == 1 ? "engine sequential" : "engine --parallel \(parallel)") + (snapshots ? "" : " --no-snapshots")
+        return Measurement(name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary)
     }
 
     /// Runs the baseline with lua5.4 and returns its measurement and printed summary.

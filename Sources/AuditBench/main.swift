@@ -84,7 +84,7 @@ struct ReplayCommand: ParsableCommand {
         let dir = try workload.directory()
         let file = try workload.workloadFile(in: dir)
         let db = try workload.database("replay", in: dir, from: file)
-        var engine: [Measurement] = [], parallel: [Measurement] = [], baseline: [Measurement] = []
+        var engine: [Measurement] = [], parallel: [Measurement] = [], baseline: [Measurement] = [], bare: [Measurement] = []
         for run in 1...workload.runs {
             let b = try ReplayBenchmark.runBaseline(file: file, dir: dir)
             baseline.append(b)
@@ -95,6 +95,9 @@ struct ReplayCommand: ParsableCommand {
             let p = try Measure.child(["_replay", db, dir, "2"])
             parallel.append(p)
             Measure.printRun(run, p)
+            let n = try Measure.child(["_replay", db, dir, "1", "order_totals", "--no-snapshots"])
+            bare.append(n)
+            Measure.printRun(run, n)
         }
         let engineRate = Measure.median(engine.map(\.eventsPerSecond))
         let parallelRate = Measure.median(parallel.map(\.eventsPerSecond))
@@ -103,13 +106,16 @@ struct ReplayCommand: ParsableCommand {
         print("replay of order_totals from seq 1, \(workload.events) events, medians of \(workload.runs) runs:")
         print(String(format: "  engine, sequential (from SQLite, sandboxed VM, states written): %9.0f events/s   peak %.0f MB", engineRate, engine.map(\.peakRSSMB).max()!))
         print(String(format: "  engine, --parallel 2                                          : %9.0f events/s   peak %.0f MB", parallelRate, parallel.map(\.peakRSSMB).max()!))
+        let bareRate = Measure.median(bare.map(\.eventsPerSecond))
+        print(String(format: "  engine, sequential, --no-snapshots                            : %9.0f events/s   peak %.0f MB", bareRate, bare.map(\.peakRSSMB).max()!))
         print(String(format: "  baseline lua5.4 + lua-cjson over the JSONL                    : %9.0f events/s", baselineRate))
         print(String(format: "  sequential / baseline: %.2f   (target: >= 3.0)", engineRate / baselineRate))
         print(String(format: "  parallel / sequential: %.2f   (target: >= 1.7)", parallelRate / engineRate))
         print(String(format: "  parallel / baseline  : %.2f   (target: >= 6.0)", parallelRate / baselineRate))
+        print(String(format: "  snapshots' cost: sequential with them / without: %.2f of the speed", engineRate / bareRate))
         print("  engine result  : \(engine.last!.summary)")
         print("  baseline result: \(baseline.last!.summary)")
-        let equal = (engine + parallel).allSatisfy { $0.summary == baseline.last!.summary }
+        let equal = (engine + parallel + bare).allSatisfy { $0.summary == baseline.last!.summary }
         print("  results equal  : \(equal ? "yes" : "NO")")
         print("")
         print("other projections over the same events, medians of \(workload.runs) runs:")
@@ -130,7 +136,10 @@ struct ChildEngineReplay: ParsableCommand {
     @Argument var dir: String
     @Argument var parallel: Int = 1
     @Argument var projection: String = "order_totals"
-    func run() throws { Measure.report(try ReplayBenchmark.engine(db: db, dir: dir, parallel: parallel, name: projection)) }
+    @Flag(name: .customLong("no-snapshots")) var noSnapshots = false
+    func run() throws {
+        Measure.report(try ReplayBenchmark.engine(db: db, dir: dir, parallel: parallel, name: projection, snapshots: !noSnapshots))
+    }
 }
 
 struct ChildEngineIngest: ParsableCommand {

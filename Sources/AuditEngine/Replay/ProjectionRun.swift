@@ -194,7 +194,9 @@ final class ProjectionRun {
             snapshots!.changed = kept.reduce(0) { $0 + $1.byteCount } <= 256 << 20 ? kept : nil
         }
         let snapshotDue = snapshots?.isDue(at: position) ?? false
-        let writesTable = full || !snapshotDue || snapshots?.changed == nil
+        // Memory held for the table stays bounded whatever the checkpoint cadence.
+        let holding = (unwritten + runs).reduce(0) { $0 + $1.byteCount }
+        let writesTable = full || !snapshotDue || snapshots?.changed == nil || holding > 128 << 20
         if writesTable {
             let upsert = try db.makeStatement(sql: target.upsertSQL)
             try SortedStates.merge((unwritten + runs).map { $0.cursor() }) { key, json in
