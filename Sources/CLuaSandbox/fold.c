@@ -141,14 +141,19 @@ static int provide_protected(lua_State *L) {
     return 0;
 }
 
-int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
+/// Calls `fn(key, json pointer, json length)` protected, under the budget.
+static int call_with_key_json(avm *vm, lua_CFunction fn, const char *key, size_t key_len, const char *json, size_t json_len) {
     lua_State *L = vm->L;
-    lua_pushcfunction(L, provide_protected);
+    lua_pushcfunction(L, fn);
     lua_pushlstring(L, key, key_len);
     lua_pushlightuserdata(L, (void *)json);
     lua_pushinteger(L, (lua_Integer)json_len);
     avm_reset_budget(vm);
     return avm_finish_call(vm, lua_pcall(L, 3, 0, 0), AVM_OK);
+}
+
+int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
+    return call_with_key_json(vm, provide_protected, key, key_len, json, json_len);
 }
 
 // --- writing states out -------------------------------------------------------
@@ -308,11 +313,5 @@ static int merge_protected(lua_State *L) {
 }
 
 int avm_merge(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
-    lua_State *L = vm->L;
-    lua_pushcfunction(L, merge_protected);
-    lua_pushlstring(L, key, key_len);
-    lua_pushlightuserdata(L, (void *)json);
-    lua_pushinteger(L, (lua_Integer)json_len);
-    avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 3, 0, 0), AVM_OK);
+    return call_with_key_json(vm, merge_protected, key, key_len, json, json_len);
 }

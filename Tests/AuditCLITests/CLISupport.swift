@@ -68,3 +68,17 @@ final class TempDir {
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
+
+/// Runs the sqlite3 tool and returns its output, without surrounding whitespace.
+func sqlite(_ sql: String, _ db: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+    process.arguments = [db, sql]
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = Pipe()
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}

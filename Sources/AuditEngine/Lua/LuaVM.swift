@@ -144,29 +144,12 @@ final class LuaVM {
     }
 
     /// The states changed since the last flush, serialised as canonical JSON and
-    /// forgotten as changed. The records live in the VM until its next call.
+    /// forgotten as changed, in key order: per state a UInt32 key length, the key, a
+    /// UInt32 JSON length, the JSON (read by `StateRun`). The records live in the VM
+    /// until its next call.
     struct FlushedStates {
         let records: UnsafeRawBufferPointer
         let count: Int
-
-        /// Calls `body(key, json)` for each state, in key order.
-        func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
-            var offset = 0
-            func u32() -> Int {
-                let value = records.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-                offset += 4
-                return Int(value)
-            }
-            for _ in 0..<count {
-                let keyLength = u32()
-                let key = UnsafeRawBufferPointer(rebasing: records[offset..<offset + keyLength])
-                offset += keyLength
-                let jsonLength = u32()
-                let json = UnsafeRawBufferPointer(rebasing: records[offset..<offset + jsonLength])
-                offset += jsonLength
-                try body(key, json)
-            }
-        }
     }
 
     /// Serialises every state changed since the last flush (see `FlushedStates`).

@@ -33,13 +33,20 @@ struct ReadModelTarget: Sendable {
         }
     }
 
-    /// `INSERT … ON CONFLICT DO UPDATE` of one state, with its columns extracted from it.
+    /// `INSERT … ON CONFLICT DO UPDATE` of one state (?1 key, ?2 JSON), with its columns
+    /// extracted from it.
     var upsertSQL: String {
+        let updates = ["state = excluded.state"] + columns.map { "\(ReadModel.quote($0.name)) = excluded.\(ReadModel.quote($0.name))" }
+        return insertSQL(verb: "INSERT") + " ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
+    }
+
+    /// The same for a key the table does not hold yet; a key it holds keeps its state.
+    var insertIfAbsentSQL: String { insertSQL(verb: "INSERT OR IGNORE") }
+
+    private func insertSQL(verb: String) -> String {
         let names = ["key", "state"] + columns.map { ReadModel.quote($0.name) }
         let values = ["?1", "?2"] + columns.map { "json_extract(?2, '$.\($0.name)')" }
-        let updates = ["state = excluded.state"] + columns.map { "\(ReadModel.quote($0.name)) = excluded.\(ReadModel.quote($0.name))" }
-        return "INSERT INTO \(quotedTable) (\(names.joined(separator: ", "))) VALUES (\(values.joined(separator: ", "))) "
-            + "ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
+        return "\(verb) INTO \(quotedTable) (\(names.joined(separator: ", "))) VALUES (\(values.joined(separator: ", ")))"
     }
 
     var createSQL: String {

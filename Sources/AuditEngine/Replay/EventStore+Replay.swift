@@ -188,9 +188,12 @@ extension EventStore {
         try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq > ?", arguments: [chain, run.position])
         let taken = try Int64.fetchAll(db, sql: "SELECT seq FROM snapshots WHERE chain = ? ORDER BY seq", arguments: [chain])
         let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
-        let keys = try Int64.fetchOne(db, sql: "SELECT count(*) FROM \(run.target.quotedTable)") ?? 0
+        let end = min(options.toSeq ?? head, head)
+        // Counting the table scans it: only when this replay may take a snapshot.
+        let expectsSnapshot = policy.every > 0 && end - (taken.last ?? 0) >= policy.every
+        let keys = expectsSnapshot ? try Int64.fetchOne(db, sql: "SELECT count(*) FROM \(run.target.quotedTable)") ?? 0 : nil
         run.snapshots = SnapshotSchedule(
-            chain: chain, policy: policy, taken: taken, position: run.position, head: min(options.toSeq ?? head, head),
+            chain: chain, policy: policy, taken: taken, position: run.position, head: end,
             keys: keys, force: options.snapshotNow)
     }
 

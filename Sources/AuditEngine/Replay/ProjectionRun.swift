@@ -196,7 +196,8 @@ final class ProjectionRun {
         let snapshotDue = snapshots?.isDue(at: position) ?? false
         // Memory held for the table stays bounded whatever the checkpoint cadence.
         let holding = (unwritten + runs).reduce(0) { $0 + $1.byteCount }
-        let writesTable = full || !snapshotDue || snapshots?.changed == nil || holding > 128 << 20
+        let writesTable = full || !snapshotDue || snapshots?.changed == nil || snapshots?.keysAtStart == nil
+            || holding > 128 << 20
         if writesTable {
             let upsert = try db.makeStatement(sql: target.upsertSQL)
             try SortedStates.merge((unwritten + runs).map { $0.cursor() }) { key, json in
@@ -213,7 +214,7 @@ final class ProjectionRun {
         if snapshotDue, var schedule = snapshots {
             // Without the table at this position, its keys are counted: states are never
             // removed, so they are the table's at the start plus the keys new since.
-            let keys = writesTable ? nil : schedule.keysAtStart + Int64(statePartitions.reduce(0) { $0 + $1.vm.keysCreated })
+            let keys = writesTable ? nil : schedule.keysAtStart.map { $0 + Int64(statePartitions.reduce(0) { $0 + $1.vm.keysCreated }) }
             try Snapshots.take(
                 db, chain: schedule.chain, table: target.table, seq: position, times: times, keep: schedule.policy.keep,
                 changed: schedule.changed, keys: keys, warn: warn)

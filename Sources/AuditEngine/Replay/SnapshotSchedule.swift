@@ -13,8 +13,9 @@ struct SnapshotSchedule {
     /// oldest first), when the replay has seen every change since; nil when not (it
     /// resumed after `last`): the snapshot then compares the table with the last one.
     var changed: [StateRun]?
-    /// Keys in the table when the replay started.
-    let keysAtStart: Int64
+    /// Keys in the table when the replay started; counted only when a snapshot is
+    /// expected (nil: a snapshot is taken with a checkpoint, which counts the table).
+    let keysAtStart: Int64?
     /// Take one at the next checkpoint whatever the policy (`audit snapshot`).
     private var force = false
     /// The catch-up's planned snapshots, ascending: each is taken at the first
@@ -22,20 +23,20 @@ struct SnapshotSchedule {
     private var plan: [Int64]
 
     /// - Parameters:
-    ///   - taken: the seqs of the chain's snapshots.
+    ///   - taken: the seqs of the chain's snapshots, none past `position`.
     ///   - position: where the replay starts; `head`: where it is expected to end.
-    init(chain: Int64, policy: SnapshotPolicy, taken: [Int64], position: Int64, head: Int64, keys: Int64, force: Bool) {
+    init(chain: Int64, policy: SnapshotPolicy, taken: [Int64], position: Int64, head: Int64, keys: Int64?, force: Bool) {
         self.chain = chain
         keysAtStart = keys
         self.policy = policy
-        last = min(taken.last ?? 0, position)
+        last = taken.last ?? 0
         self.force = force
         changed = last == position && policy.every > 0 ? [] : nil
         plan = []
         // Planned only when there are a few points to spare, and not too many to simulate.
         if policy.every > 0, head - last >= 2 * policy.every, (head - last) / policy.every <= 10_000 {
             let points = Array(stride(from: last + policy.every, through: head, by: Int(policy.every)))
-            let kept = Snapshots.survivors(taken: taken.filter { $0 <= last }, planned: points, keep: policy.keep)
+            let kept = Snapshots.survivors(taken: taken, planned: points, keep: policy.keep)
             plan = points.filter(kept.contains)
         }
     }

@@ -120,16 +120,16 @@ enum Snapshots {
         } else {
             // Every state of the table that differs from the last snapshot's, by a
             // merge of the two in key order.
-            let previous = try list(db, chain: chain).last.map { try view(db, chain: chain, at: $0) }
-            let last = try previous.map { try SnapshotStates.cursor(db, $0, schema: "main") }
-            let rows = try db.makeStatement(sql: "SELECT key, state FROM \(quoted) ORDER BY key")
-            while try rows.stepRow("cannot read \(table) for a snapshot") {
-                let key = rows.textColumn(0), state = rows.textColumn(1)
+            let all = try list(db, chain: chain)
+            let last = try all.last.map {
+                MergedStates(try SnapshotStates.deltas(db, SnapshotView(record: $0, segments: all.map(\.seq)), schema: "main"))
+            }
+            let rows = try StatementCursor(db.makeStatement(sql: "SELECT key, state FROM \(quoted) ORDER BY key"), reading: table)
+            while let key = rows.key {
                 while let k = last?.key, SortedStates.compare(k, key) < 0 { try last!.advance() }
-                if let last, let k = last.key, SortedStates.compare(k, key) == 0, SortedStates.compare(last.state, state) == 0 {
-                    continue
-                }
-                try write(key, state)
+                let unchanged = last?.key.map { SortedStates.compare($0, key) == 0 && SortedStates.compare(last!.state, rows.state) == 0 }
+                if unchanged != true { try write(key, rows.state) }
+                try rows.advance()
             }
         }
         let keys = try keys ?? Int64.fetchOne(db, sql: "SELECT count(*) FROM \(quoted)") ?? 0
@@ -146,13 +146,6 @@ enum Snapshots {
             ])
         try thin(db, chain: chain, keep: keep, warn: warn)
         return try list(db, chain: chain).first { $0.seq == seq }
-    }
-
-    /// The snapshot with the deltas it is merged from.
-    static func view(_ db: Database, chain: Int64, at snapshot: SnapshotRecord) throws -> SnapshotView {
-        let seqs = try Int64.fetchAll(
-            db, sql: "SELECT seq FROM snapshots WHERE chain = ? AND seq <= ? ORDER BY seq", arguments: [chain, snapshot.seq])
-        return SnapshotView(record: snapshot, segments: seqs)
     }
 
     /// Which of the snapshots at `planned` seqs (ascending, after every taken one) are

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 /// A source of (key, state) pairs in ascending bytewise key order (as SQLite orders
 /// text), each key at most once. The buffers stay valid until the next `advance`.
@@ -59,6 +60,30 @@ final class StateRun {
             let stateLength = u32()
             state = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + stateLength])
             offset += stateLength
+        }
+    }
+}
+
+/// The rows of a statement that selects (key, state) ordered by key.
+final class StatementCursor: StateCursor {
+    private let statement: Statement
+    private let reading: String
+    private(set) var key: UnsafeRawBufferPointer?
+    private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
+
+    /// - Parameter reading: what the rows are, for an error message.
+    init(_ statement: Statement, reading: String) throws {
+        self.statement = statement
+        self.reading = reading
+        try advance()
+    }
+
+    func advance() throws {
+        if try statement.stepRow("cannot read \(reading)") {
+            key = statement.textColumn(0)
+            state = statement.textColumn(1)
+        } else {
+            key = nil
         }
     }
 }

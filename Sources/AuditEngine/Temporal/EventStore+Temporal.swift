@@ -22,32 +22,15 @@ extension EventStore {
         let base = try materialise([projection], at: time, key: key, into: states, copyBase: false, options: options).first!
         let table = ReadModel.quote(projection.name)
         try states.readStates { db in
-            let keyCondition = key == nil ? "" : " AND key = :key"
-            let folded = try Row.fetchCursor(
-                db, sql: "SELECT key, state FROM main.\(table) WHERE 1\(keyCondition) ORDER BY key",
-                arguments: key.map { ["key": $0] } ?? [:])
-            guard let base else {
-                while let row = try folded.next() { try body(row[0], row[1]) }
-                return
+            let folded = try db.makeStatement(
+                sql: "SELECT key, state FROM main.\(table)\(key == nil ? "" : " WHERE key = ?") ORDER BY key")
+            try folded.setArguments(key.map { [$0] } ?? [])
+            // Folded keys win over the snapshot's: the last cursor holding a key gives its state.
+            var cursors = try base.map { try SnapshotStates.deltas(db, $0, schema: "store", key: key) } ?? []
+            cursors.append(try StatementCursor(folded, reading: "the folded states of \(projection.name)"))
+            try SortedStates.merge(cursors) { key, state in
+                try body(String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self))
             }
-            let stored = try SnapshotStates.cursor(db, base, schema: "store", key: key)
-            // Folded keys win over the snapshot's; keys compare bytewise, as SQLite orders them.
-            var next = try folded.next().map { ($0[0] as String, $0[1] as String) }
-            func emitFolded() throws {
-                try body(next!.0, next!.1)
-                next = try folded.next().map { ($0[0], $0[1]) }
-            }
-            while let storedKeyBytes = stored.key {
-                let storedKey = String(decoding: storedKeyBytes, as: UTF8.self)
-                while let (k, _) = next, k.utf8.lexicographicallyPrecedes(storedKey.utf8) { try emitFolded() }
-                if let (k, _) = next, k == storedKey {
-                    try emitFolded()
-                } else {
-                    try body(storedKey, String(decoding: stored.state, as: UTF8.self))
-                }
-                try stored.advance()
-            }
-            while next != nil { try emitFolded() }
         }
     }
 
