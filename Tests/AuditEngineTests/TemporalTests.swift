@@ -165,16 +165,12 @@ struct TemporalTests {
         let expected = try Self.temporal(w, "order_totals", time, snapshots: false, parallel: 1)
         let projection = try w.load("order_totals")
         let chain = try w.store.readTransaction { db in try Snapshots.chain(db, projection: projection, create: false)! }
-        let seqs = try w.store.readTransaction { db in try Snapshots.list(db, chain: chain).map(\.seq) }
+        let snapshots = try w.store.readTransaction { db in try Snapshots.list(db, chain: chain) }
+        let seqs = snapshots.map(\.seq)
         #expect(seqs.count >= 3)
         // Edit one state of the second snapshot behind the engine's back.
-        try w.store.pool.writeWithoutTransaction { db in
-            try db.execute(
-                sql: """
-                    UPDATE snapshot_states SET state = '{"total":999999}'
-                    WHERE chain = ?2 AND seq = ?1 AND key = (SELECT min(key) FROM snapshot_states WHERE chain = ?2 AND seq = ?1)
-                    """,
-                arguments: [seqs[1], chain])
+        try Self.rewriteFirstChunk(w, chain: chain, delta: snapshots[1].delta) { records in
+            [(records[0].key, #"{"total":999999}"#)] + records.dropFirst()
         }
         var warnings: [String] = []
         let usable = try w.store.readTransaction { db in
@@ -183,20 +179,52 @@ struct TemporalTests {
         #expect(usable?.seq == seqs[0])
         #expect(warnings.count == 1 && warnings[0].contains("seq \(seqs[1])"), "\(warnings)")
         #expect(try Self.temporal(w, "order_totals", time, snapshots: true, parallel: 1) == expected)
-        // A deleted row is found the same way.
-        try w.store.pool.writeWithoutTransaction { db in
-            try db.execute(
-                sql: """
-                    DELETE FROM snapshot_states
-                    WHERE chain = ?2 AND seq = ?1 AND key = (SELECT min(key) FROM snapshot_states WHERE chain = ?2 AND seq = ?1)
-                    """,
-                arguments: [seqs[0], chain])
-        }
+        // A deleted state is found the same way, and so is a chunk that does not parse.
+        try Self.rewriteFirstChunk(w, chain: chain, delta: snapshots[0].delta) { Array($0.dropFirst()) }
         let none = try w.store.readTransaction { db in
             try Snapshots.newestUsable(db, projection: projection, asOf: nil, knownAt: nil, maxSeq: .max, warn: { _ in })
         }
         #expect(none == nil)
         #expect(try Self.temporal(w, "order_totals", time, snapshots: true, parallel: 1) == expected)
+        try w.store.pool.writeWithoutTransaction { db in
+            try db.execute(
+                sql: "UPDATE snapshot_chunks SET records = substr(records, 1, length(records) - 3) WHERE chain = ? AND delta = ?",
+                arguments: [chain, snapshots[0].delta])
+        }
+        var malformed: [String] = []
+        let unusable = try w.store.readTransaction { db in
+            try Snapshots.newestUsable(db, projection: projection, asOf: nil, knownAt: nil, maxSeq: .max, warn: { malformed.append($0) })
+        }
+        #expect(unusable == nil && malformed.first?.contains("seq \(seqs[0])") == true, "\(malformed)")
+        #expect(try Self.temporal(w, "order_totals", time, snapshots: true, parallel: 1) == expected)
+    }
+
+    /// Rewrites the first chunk of a snapshot delta with `edit` applied to its records.
+    static func rewriteFirstChunk(
+        _ w: Workspace, chain: Int64, delta: Int64, _ edit: ([(key: String, state: String)]) -> [(key: String, state: String)]
+    ) throws {
+        try w.store.pool.writeWithoutTransaction { db in
+            let row = try #require(try Row.fetchOne(
+                db, sql: "SELECT first_key, records, count FROM snapshot_chunks WHERE chain = ? AND delta = ? ORDER BY first_key LIMIT 1",
+                arguments: [chain, delta]))
+            let blob: Data = row["records"]
+            var records: [(key: String, state: String)] = []
+            try blob.withUnsafeBytes { bytes in
+                var reader = StateRecords(bytes, count: row["count"])
+                while let (key, state) = try reader.next() {
+                    records.append((String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self)))
+                }
+            }
+            var out: [UInt8] = []
+            for record in edit(records) {
+                Array(record.key.utf8).withUnsafeBytes { key in
+                    Array(record.state.utf8).withUnsafeBytes { StateRecords.append(key, $0, to: &out) }
+                }
+            }
+            try db.execute(
+                sql: "UPDATE snapshot_chunks SET records = ?, count = ? WHERE chain = ? AND delta = ? AND first_key = ?",
+                arguments: [Data(out), edit(records).count, chain, delta, row["first_key"] as String])
+        }
     }
 
     @Test("retention keeps at most snapshot_keep, spread over the log, and thinning loses no state")
@@ -220,11 +248,12 @@ struct TemporalTests {
             try fresh.ingest(lines)
             try fresh.replay(["order_totals"])
             let restored = try w.store.readTransaction { db -> [String] in
-                try Row.fetchAll(
-                    db,
-                    sql: "SELECT key, state, max(seq) FROM snapshot_states WHERE chain = ? AND seq <= ? GROUP BY key ORDER BY key",
-                    arguments: [snapshot.chain, snapshot.seq]
-                ).map { "\($0[0] as String) \($0[1] as String)" }
+                let deltas = byProjection["order_totals"]!.filter { $0.seq <= snapshot.seq }.map(\.delta)
+                var lines: [String] = []
+                try SortedStates.merge(SnapshotStates.deltas(db, SnapshotView(record: snapshot, segments: deltas), schema: "main")) {
+                    lines.append("\(String(decoding: $0, as: UTF8.self)) \(String(decoding: $1, as: UTF8.self))")
+                }
+                return lines
             }
             #expect(restored == (try fresh.dump("order_totals")), "snapshot at \(snapshot.seq)")
         }

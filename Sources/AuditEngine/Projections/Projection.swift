@@ -53,7 +53,7 @@ public struct Projection: Sendable {
     /// Names the engine's own tables use.
     static let reservedNames: Set<String> = [
         "events", "projections", "projection_builds", "chain_head", "event_correlations", "grdb_migrations",
-        "snapshot_chains", "snapshots", "snapshot_states", "export_runs",
+        "snapshot_chains", "snapshots", "snapshot_chunks", "export_runs",
     ]
 
     /// A fresh sandboxed VM with this projection loaded.

@@ -184,7 +184,7 @@ extension EventStore {
         let chain = try Snapshots.chain(db, projection: run.projection, create: true)!
         // Snapshots past the table's position were taken between checkpoints by a replay
         // that did not finish: this one takes them again, on what it has seen.
-        try db.execute(sql: "DELETE FROM snapshot_states WHERE chain = ? AND seq > ?", arguments: [chain, run.position])
+        try SnapshotChunks.deleteDeltas(db, chain: chain, fromSeq: run.position + 1)
         try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq > ?", arguments: [chain, run.position])
         let taken = try Int64.fetchAll(db, sql: "SELECT seq FROM snapshots WHERE chain = ? ORDER BY seq", arguments: [chain])
         let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0

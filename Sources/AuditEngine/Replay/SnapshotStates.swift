@@ -4,8 +4,8 @@ import GRDBSQLite
 /// A usable snapshot, with the deltas its states are merged from.
 struct SnapshotView: Sendable {
     let record: SnapshotRecord
-    /// The seqs of the chain's snapshots up to `record.seq`, oldest first: a key's
-    /// state at `record.seq` is its row in the last of them that has one.
+    /// The deltas of the chain's snapshots up to `record.seq`, oldest first: a key's
+    /// state at `record.seq` is the one in the last of them that holds the key.
     let segments: [Int64]
     var chain: Int64 { record.chain }
     var seq: Int64 { record.seq }
@@ -14,24 +14,17 @@ struct SnapshotView: Sendable {
 /// Reading a snapshot's states: merged over its deltas in key order, one key at a
 /// time, or copied into a table.
 enum SnapshotStates {
-    /// The snapshot's deltas (or only their rows of `key`), oldest first, each in key
+    /// The snapshot's deltas (or only their states of `key`), oldest first, each in key
     /// order: merged (`SortedStates`), they give the states at the snapshot.
     static func deltas(_ db: Database, _ view: SnapshotView, schema: String, key: String? = nil) throws -> [any StateCursor] {
-        try view.segments.map { seq in
-            let rows = try db.makeStatement(sql: """
-                SELECT key, state FROM \(schema).snapshot_states WHERE chain = ? AND seq = ?\(key == nil ? "" : " AND key = ?") ORDER BY key
-                """)
-            try rows.setArguments(key.map { [view.chain, seq, $0] } ?? [view.chain, seq])
-            return try StatementCursor(rows, reading: "the snapshot rows of chain \(view.chain) at seq \(seq)")
-        }
+        try view.segments.map { try ChunkCursor(db, schema: schema, chain: view.chain, delta: $0, key: key) }
     }
 
     /// One key's state at the snapshot, or nil when it has none: the newest delta
     /// holding the key is found first.
     static func state(_ db: Database, _ view: SnapshotView, schema: String, key: String) throws -> String? {
-        let statement = try db.cachedStatement(sql: "SELECT state FROM \(schema).snapshot_states WHERE chain = ? AND seq = ? AND key = ?")
-        for seq in view.segments.reversed() {
-            if let state = try String.fetchOne(statement, arguments: [view.chain, seq, key]) { return state }
+        for delta in view.segments.reversed() {
+            if let state = try SnapshotChunks.state(db, schema: schema, chain: view.chain, delta: delta, key: key) { return state }
         }
         return nil
     }

@@ -21,6 +21,8 @@ public struct SnapshotRecord: Sendable, Equatable {
     /// How long taking it took.
     public var milliseconds: Int64
     let chain: Int64
+    /// Which chunks (`snapshot_chunks.delta`) hold its delta.
+    let delta: Int64
     let digest: String
 }
 
@@ -41,9 +43,10 @@ extension EventStore {
 ///
 /// A chain is one projection's code (name, version, code hash): a snapshot is only ever
 /// used by the code that made it. Snapshots are deltas: a snapshot at seq S stores the
-/// keys that changed since the chain's previous snapshot, and a key's state at S is
-/// its row with the largest seq <= S. Each snapshot records a digest of its rows, and
-/// every row of the chain up to S is checked against them before the snapshot is used.
+/// states of the keys that changed since the chain's previous snapshot (in chunks, see
+/// `SnapshotChunks`), and a key's state at S is the one in the newest delta up to S
+/// that holds it. Each snapshot records a digest of its delta, and every delta of the
+/// chain up to S is checked against its digest before the snapshot is used.
 enum Snapshots {
     /// The chain of `projection`'s current code, created when `create`.
     static func chain(_ db: Database, projection: Projection, create: Bool) throws -> Int64? {
@@ -83,11 +86,11 @@ enum Snapshots {
             projection: row["projection"], version: row["version"], codeHash: row["code_hash"], seq: row["seq"],
             maxOccurredAt: row["max_occurred_at"], maxRecordedAt: row["max_recorded_at"], keys: row["keys"],
             deltaRows: row["delta_rows"], deltaBytes: row["delta_bytes"], createdAt: row["created_at"],
-            milliseconds: row["milliseconds"], chain: row["chain"], digest: row["digest"])
+            milliseconds: row["milliseconds"], chain: row["chain"], delta: row["delta"], digest: row["digest"])
     }
 
     /// Takes a snapshot of `table` at `seq`, inside the caller's write transaction, then
-    /// thins the chain to `keep`. Its rows are appended after the chain's others.
+    /// thins the chain to `keep`. Its delta is written as new chunks.
     ///
     /// - Parameter changed: the states changed since the chain's last snapshot, when the
     ///   caller knows them (a replay that saw every event since): runs in key order,
@@ -104,17 +107,9 @@ enum Snapshots {
             return nil  // already taken at this position
         }
         let quoted = ReadModel.quote(table)
-        var delta = DeltaDigest()
-        let insert = try db.makeStatement(sql: "INSERT INTO snapshot_states (chain, seq, key, state) VALUES (?, ?, ?, ?)")
-        sqlite3_bind_int64(insert.sqliteStatement, 1, chain)
-        sqlite3_bind_int64(insert.sqliteStatement, 2, seq)
-        func write(_ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer) throws {
-            delta.add(key: key, state: state)
-            sqlite3_reset(insert.sqliteStatement)
-            insert.bindText(3, key)
-            insert.bindText(4, state)
-            _ = try insert.stepRow("cannot write a snapshot")
-        }
+        let deltaID = try SnapshotChunks.newDelta(db, chain: chain)
+        let writer = try ChunkWriter(db, chain: chain, delta: deltaID)
+        func write(_ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer) throws { try writer.add(key, state) }
         if let changed {
             try SortedStates.merge(changed.map { $0.cursor() }, write)
         } else {
@@ -122,7 +117,7 @@ enum Snapshots {
             // merge of the two in key order.
             let all = try list(db, chain: chain)
             let last = try all.last.map {
-                MergedStates(try SnapshotStates.deltas(db, SnapshotView(record: $0, segments: all.map(\.seq)), schema: "main"))
+                MergedStates(try SnapshotStates.deltas(db, SnapshotView(record: $0, segments: all.map(\.delta)), schema: "main"))
             }
             let rows = try StatementCursor(db.makeStatement(sql: "SELECT key, state FROM \(quoted) ORDER BY key"), reading: table)
             while let key = rows.key {
@@ -132,17 +127,18 @@ enum Snapshots {
                 try rows.advance()
             }
         }
+        let delta = try writer.finish()
         let keys = try keys ?? Int64.fetchOne(db, sql: "SELECT count(*) FROM \(quoted)") ?? 0
         let milliseconds = Int64((ContinuousClock.now - started).seconds * 1000)
         try db.execute(
             sql: """
                 INSERT INTO snapshots (chain, seq, max_occurred_at, max_recorded_at, keys, delta_rows, delta_bytes, digest,
-                                       created_at, milliseconds)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       created_at, milliseconds, delta)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 chain, seq, times.maxOccurredAt, times.maxRecordedAt, keys, delta.rows, delta.bytes, delta.hex,
-                Timestamp.now().description, milliseconds,
+                Timestamp.now().description, milliseconds, deltaID,
             ])
         try thin(db, chain: chain, keep: keep, warn: warn)
         return try list(db, chain: chain).first { $0.seq == seq }
@@ -172,37 +168,55 @@ enum Snapshots {
         return drop
     }
 
-    /// Drops snapshots beyond `keep` (see `dropIndex`). The dropped one's rows that the
-    /// next snapshot does not replace move into it. A dropped snapshot whose rows do not
-    /// match its digest is not merged on: it and every later snapshot of the chain are
-    /// deleted instead (the next replay takes them again).
+    /// Drops snapshots beyond `keep` (see `dropIndex`). The dropped one's states that
+    /// the next snapshot does not replace move into it: the two deltas are merged into
+    /// new chunks. A dropped snapshot whose delta does not match its digest is not
+    /// merged on: it and every later snapshot of the chain are deleted instead (the next
+    /// replay takes them again).
     static func thin(_ db: Database, chain: Int64, keep: Int, warn: (String) -> Void) throws {
         var all = try list(db, chain: chain)
         while all.count > max(keep, 1) {
             let drop = dropIndex(all.map(\.seq))
             let (dropped, next) = (all[drop], all[drop + 1])
-            guard try digest(db, chain: chain, seq: dropped.seq).matches(dropped) else {
-                warn("snapshot of \(dropped.projection) at seq \(dropped.seq) is damaged (its rows do not match its digest); deleting it and the later ones")
-                try db.execute(sql: "DELETE FROM snapshot_states WHERE chain = ? AND seq >= ?", arguments: [chain, dropped.seq])
+            let merged = try SnapshotChunks.newDelta(db, chain: chain)
+            var droppedDigest = DeltaDigest()
+            // The next one's digest grows by the states moved into it (the digest is a sum).
+            var mergedDigest = DeltaDigest(next)
+            do {
+                let writer = try ChunkWriter(db, chain: chain, delta: merged)
+                let older = try ChunkCursor(db, schema: "main", chain: chain, delta: dropped.delta)
+                let newer = try ChunkCursor(db, schema: "main", chain: chain, delta: next.delta)
+                while older.key != nil || newer.key != nil {
+                    let order = older.key.map { old in newer.key.map { SortedStates.compare(old, $0) } ?? -1 } ?? 1
+                    if order <= 0 { droppedDigest.add(key: older.key!, state: older.state) }
+                    if order < 0 {
+                        mergedDigest.add(key: older.key!, state: older.state)
+                        try writer.add(older.key!, older.state)
+                        try older.advance()
+                    } else {
+                        try writer.add(newer.key!, newer.state)
+                        try newer.advance()
+                        if order == 0 { try older.advance() }
+                    }
+                }
+                _ = try writer.finish()
+            } catch is DamagedChunk {
+                droppedDigest = DeltaDigest()  // cannot match: handled below
+            }
+            guard droppedDigest.matches(dropped) else {
+                warn("snapshot of \(dropped.projection) at seq \(dropped.seq) is damaged (its states do not match its digest); deleting it and the later ones")
+                try SnapshotChunks.deleteDelta(db, chain: chain, delta: merged)
+                try SnapshotChunks.deleteDeltas(db, chain: chain, fromSeq: dropped.seq)
                 try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq >= ?", arguments: [chain, dropped.seq])
                 return
             }
+            try SnapshotChunks.deleteDelta(db, chain: chain, delta: dropped.delta)
+            try SnapshotChunks.deleteDelta(db, chain: chain, delta: next.delta)
             try db.execute(
-                sql: """
-                    DELETE FROM snapshot_states WHERE chain = ?1 AND seq = ?2
-                    AND key IN (SELECT key FROM snapshot_states WHERE chain = ?1 AND seq = ?3)
-                    """,
-                arguments: [chain, dropped.seq, next.seq])
-            // The digest is a sum over rows: the next one's grows by the rows moved in.
-            var merged = try digest(db, chain: chain, seq: dropped.seq)
-            merged.add(DeltaDigest(next))
-            try db.execute(
-                sql: "UPDATE snapshot_states SET seq = ?3 WHERE chain = ?1 AND seq = ?2", arguments: [chain, dropped.seq, next.seq])
-            try db.execute(
-                sql: "UPDATE snapshots SET delta_rows = ?, delta_bytes = ?, digest = ? WHERE chain = ? AND seq = ?",
-                arguments: [merged.rows, merged.bytes, merged.hex, chain, next.seq])
+                sql: "UPDATE snapshots SET delta = ?, delta_rows = ?, delta_bytes = ?, digest = ? WHERE chain = ? AND seq = ?",
+                arguments: [merged, mergedDigest.rows, mergedDigest.bytes, mergedDigest.hex, chain, next.seq])
             try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq = ?", arguments: [chain, dropped.seq])
-            all.remove(at: drop)
+            all = try list(db, chain: chain)
         }
     }
 
@@ -211,7 +225,7 @@ enum Snapshots {
         let others = try Int64.fetchAll(
             db, sql: "SELECT id FROM snapshot_chains WHERE projection = ? AND id IS NOT ?", arguments: [projection, keeping])
         for chain in others {
-            try db.execute(sql: "DELETE FROM snapshot_states WHERE chain = ?", arguments: [chain])
+            try db.execute(sql: "DELETE FROM snapshot_chunks WHERE chain = ?", arguments: [chain])
             try db.execute(sql: "DELETE FROM snapshots WHERE chain = ?", arguments: [chain])
             try db.execute(sql: "DELETE FROM snapshot_chains WHERE id = ?", arguments: [chain])
         }
@@ -219,7 +233,7 @@ enum Snapshots {
 
     /// The newest snapshot of `projection`'s current code that covers only events the
     /// question selects (see `FoldedTimes.within`) and reaches no further than `maxSeq`,
-    /// and whose rows check out. Snapshots that fail the check are reported to `warn`
+    /// and whose deltas check out. Snapshots that fail the check are reported to `warn`
     /// and passed over, with every later one (they build on it).
     static func newestUsable(
         _ db: Database, projection: Projection, asOf: Timestamp?, knownAt: Timestamp?, maxSeq: Int64,
@@ -233,55 +247,37 @@ enum Snapshots {
                 .within(asOf: asOf, knownAt: knownAt)
             else { continue }
             guard let bad = try firstDamaged(db, chain: chain, snapshots: all, upTo: candidate.seq) else {
-                return SnapshotView(record: candidate, segments: all.map(\.seq).filter { $0 <= candidate.seq })
+                return SnapshotView(record: candidate, segments: all.filter { $0.seq <= candidate.seq }.map(\.delta))
             }
-            warn("snapshot of \(projection.name) at seq \(bad) is damaged (its rows do not match its digest); not using it or later ones")
+            warn("snapshot of \(projection.name) at seq \(bad) is damaged (its states do not match its digest); not using it or later ones")
             limit = bad - 1
         }
         return nil
     }
 
-    /// The seq of the first snapshot up to `upTo` whose rows do not match what was
-    /// recorded of them, or nil when all match.
+    /// The seq of the first snapshot up to `upTo` whose delta does not match its
+    /// digest (or does not parse), or nil when all match.
     static func firstDamaged(_ db: Database, chain: Int64, snapshots: [SnapshotRecord], upTo: Int64) throws -> Int64? {
-        var found: [Int64: DeltaDigest] = [:]
-        // One contiguous range of the table, in (seq, key) order.
-        let rows = try db.makeStatement(sql: "SELECT seq, key, state FROM snapshot_states WHERE chain = ? AND seq <= ? ORDER BY seq, key")
-        try rows.setArguments([chain, upTo])
-        var seq: Int64 = -1
-        var delta = DeltaDigest()
-        while try rows.stepRow("cannot read the snapshots") {
-            let rowSeq = sqlite3_column_int64(rows.sqliteStatement, 0)
-            if rowSeq != seq {
-                if seq >= 0 { found[seq] = delta }
-                (seq, delta) = (rowSeq, DeltaDigest())
+        for snapshot in snapshots where snapshot.seq <= upTo {
+            var digest = DeltaDigest()
+            do {
+                let records = try ChunkCursor(db, schema: "main", chain: chain, delta: snapshot.delta)
+                while let key = records.key {
+                    digest.add(key: key, state: records.state)
+                    try records.advance()
+                }
+            } catch is DamagedChunk {
+                return snapshot.seq
             }
-            delta.add(key: rows.textColumn(1), state: rows.textColumn(2))
-        }
-        if seq >= 0 { found[seq] = delta }
-        let recorded = snapshots.filter { $0.seq <= upTo }
-        for snapshot in recorded where !(found.removeValue(forKey: snapshot.seq) ?? DeltaDigest()).matches(snapshot) {
-            return snapshot.seq
-        }
-        // Rows at a seq no snapshot stands for: the first snapshot after them is wrong.
-        if let stray = found.keys.min() {
-            return recorded.first { $0.seq > stray }?.seq ?? stray
+            if !digest.matches(snapshot) { return snapshot.seq }
         }
         return nil
     }
-
-    private static func digest(_ db: Database, chain: Int64, seq: Int64) throws -> DeltaDigest {
-        var delta = DeltaDigest()
-        let rows = try db.makeStatement(sql: "SELECT key, state FROM snapshot_states WHERE chain = ? AND seq = ?")
-        try rows.setArguments([chain, seq])
-        while try rows.stepRow("cannot read the snapshots") { delta.add(key: rows.textColumn(0), state: rows.textColumn(1)) }
-        return delta
-    }
 }
 
-/// An order-independent digest of a snapshot's rows: the sum, lane by lane, of a
+/// An order-independent digest of a snapshot's delta: the sum, lane by lane, of a
 /// 128-bit hash of each (key, state), taken a word at a time. It detects damage (a
-/// changed, missing or extra row), not forgery: whoever can write the database can
+/// changed, missing or extra state), not forgery: whoever can write the database can
 /// rewrite the digest too.
 struct DeltaDigest {
     var rows: Int64 = 0
@@ -320,7 +316,7 @@ struct DeltaDigest {
 
     init() {}
 
-    /// The digest a snapshot recorded of its rows.
+    /// The digest a snapshot recorded of its delta.
     init(_ snapshot: SnapshotRecord) {
         rows = snapshot.deltaRows
         bytes = snapshot.deltaBytes
@@ -331,15 +327,7 @@ struct DeltaDigest {
         }
     }
 
-    /// The digest of both sets of rows.
-    mutating func add(_ other: DeltaDigest) {
-        rows += other.rows
-        bytes += other.bytes
-        low &+= other.low
-        high &+= other.high
-    }
-
-    /// Whether these rows are the ones `snapshot` recorded.
+    /// Whether these states are the ones `snapshot` recorded.
     func matches(_ snapshot: SnapshotRecord) -> Bool {
         rows == snapshot.deltaRows && bytes == snapshot.deltaBytes && hex == snapshot.digest
     }

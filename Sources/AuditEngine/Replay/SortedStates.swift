@@ -31,35 +31,68 @@ final class StateRun {
 
     private final class Cursor: StateCursor {
         private let run: StateRun  // keeps the records alive
-        private var offset = 0
-        private var left: Int
+        private var records: StateRecords
         private(set) var key: UnsafeRawBufferPointer?
         private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
 
         init(_ run: StateRun) {
             self.run = run
-            left = run.count
+            records = StateRecords(UnsafeRawBufferPointer(run.records), count: run.count)
             advance()
         }
 
         func advance() {
-            guard left > 0 else {
+            // The VM wrote these records itself: they are well formed.
+            if let (key, state) = try? records.next() {
+                (self.key, self.state) = (key, state)
+            } else {
                 key = nil
-                return
             }
-            left -= 1
-            let bytes = UnsafeRawBufferPointer(run.records)
-            func u32() -> Int {
-                let value = bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-                offset += 4
-                return Int(value)
-            }
-            let keyLength = u32()
-            key = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + keyLength])
-            offset += keyLength
-            let stateLength = u32()
-            state = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + stateLength])
-            offset += stateLength
+        }
+    }
+}
+
+/// Serialised states: `count` records [u32 key length][key][u32 state length][state],
+/// lengths little-endian, as a VM's flush writes them and a snapshot chunk stores
+/// them. Read defensively: a chunk comes from the database and may be damaged.
+struct StateRecords {
+    private let bytes: UnsafeRawBufferPointer
+    private var offset = 0
+    private(set) var left: Int
+
+    init(_ bytes: UnsafeRawBufferPointer, count: Int) {
+        self.bytes = bytes
+        left = count
+    }
+
+    struct Malformed: Error {}
+
+    /// The next record, or nil after the last.
+    /// - Throws: `Malformed` when a length runs past the end, or bytes are left over.
+    mutating func next() throws(Malformed) -> (key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer)? {
+        guard left > 0 else {
+            if offset != bytes.count { throw Malformed() }
+            return nil
+        }
+        left -= 1
+        let key = try field()
+        return (key, try field())
+    }
+
+    private mutating func field() throws(Malformed) -> UnsafeRawBufferPointer {
+        guard bytes.count - offset >= 4 else { throw Malformed() }
+        let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        offset += 4
+        guard bytes.count - offset >= length else { throw Malformed() }
+        defer { offset += length }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
+    }
+
+    /// Appends one record to `buffer`.
+    static func append(_ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
+        for field in [key, state] {
+            withUnsafeBytes(of: UInt32(field.count).littleEndian) { buffer.append(contentsOf: $0) }
+            buffer.append(contentsOf: field)
         }
     }
 }
