@@ -67,12 +67,21 @@ struct ChildAsOf: ParsableCommand {
         options.parallel = ProcessInfo.processInfo.activeProcessorCount
         var hasher = SHA256()
         var keys = 0
+        var lines: [UInt8] = []
+        lines.reserveCapacity(1 << 17)
         let seconds = try Measure.time {
             // As `audit state --format jsonl` prints it, hashed instead of written.
-            try store.forEachState(projection, at: TemporalSelection(asOf: try Timestamp(rfc3339: asOf)), options: options) { key, state in
-                hasher.update(data: Data(#"{"key":"\#(key)","state":\#(state)}"#.utf8))
+            let time = TemporalSelection(asOf: try Timestamp(rfc3339: asOf))
+            try store.forEachStateBytes(projection, at: time, options: options) { key, state in
+                StateLine.append(key: key, state: state, to: &lines)
+                lines.append(0x0A)
+                if lines.count >= 1 << 16 {
+                    hasher.update(data: lines)
+                    lines.removeAll(keepingCapacity: true)
+                }
                 keys += 1
             }
+            hasher.update(data: lines)
         }
         let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
         Measure.report(Measurement(

@@ -85,6 +85,13 @@ struct Output {
         if buffer.count >= 1 << 16 { flush() }
     }
 
+    /// Appends a line that `write` puts into the buffer.
+    mutating func line(_ write: (inout [UInt8]) -> Void) {
+        write(&buffer)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
     mutating func flush() {
         guard !buffer.isEmpty else { return }
         buffer.withUnsafeBytes { raw in

@@ -43,18 +43,20 @@ extension AuditCommand {
             }
             var found = false
             var writer = StateWriter(format: format)
-            let body: (String, String) throws -> Void = { key, state in
-                writer.row(key: key, state: state)
-                found = true
-            }
             if time.selection.isCurrent {
-                try store.forEachState(projection: name, key: key, body)
+                try store.forEachState(projection: name, key: key) { key, state in
+                    writer.row(key: key, state: state)
+                    found = true
+                }
             } else {
                 let projection = try workspace.loadProjections([name])[0].get()
                 var options = TemporalOptions()
                 options.useSnapshots = !noSnapshots
                 options.parallel = parallel
-                try store.forEachState(projection, at: time.selection, key: key, options: options, body)
+                try store.forEachStateBytes(projection, at: time.selection, key: key, options: options) { key, state in
+                    writer.row(key: key, state: state)
+                    found = true
+                }
             }
             writer.finish()
             if let key, !found {
@@ -81,12 +83,21 @@ struct StateWriter {
     }
 
     mutating func row(key: String, state: String) {
+        var key = key, state = state
+        key.withUTF8 { key in state.withUTF8 { row(key: UnsafeRawBufferPointer(key), state: UnsafeRawBufferPointer($0)) } }
+    }
+
+    /// One state, from its bytes (valid during the call).
+    mutating func row(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer) {
         switch format {
         case .jsonl, .json:
-            let line = #"{"key":\#(json(key)),"state":\#(state)}"#
-            out.line(format == .json && rows > 0 ? "," + line : line)
+            let comma = format == .json && rows > 0
+            out.line { buffer in
+                if comma { buffer.append(UInt8(ascii: ",")) }
+                StateLine.append(key: key, state: state, to: &buffer)
+            }
         case .csv, .table:
-            table!.row([key, state])
+            table!.row([String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self)])
         }
         rows += 1
     }

@@ -111,6 +111,22 @@ struct ReplayCommandTests {
         }
     }
 
+    @Test("state --as-of prints what state prints for the same states, in every format, keys escaped")
+    func asOfFormats() throws {
+        let dir = try workspace(events: 10)
+        try #"return { key = function(e) return e.stream .. ' "q\\' end, on = { Placed = function(s, e) s.n = e.data.amount end } }"#
+            .write(toFile: dir.path + "/projections/odd.lua", atomically: true, encoding: .utf8)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        for format in ["jsonl", "json", "csv", "table"] {
+            let now = try audit(["state", "odd", "--format", format], in: dir.path)
+            let then = try audit(["state", "odd", "--as-of", "2999-12-31", "--format", format], in: dir.path)
+            #expect(now.status == 0 && then.status == 0, "\(now.stderr)\(then.stderr)")
+            #expect(then.stdout == now.stdout, "\(format)")
+        }
+        let lines = try audit(["state", "odd", "--as-of", "2999-12-31"], in: dir.path).stdout.split(separator: "\n")
+        #expect(lines.count == 10 && lines[0] == #"{"key":"o-0 \"q\\","state":{"n":0}}"#, "\(lines)")
+    }
+
     @Test("projections warns about a handled type that never occurs in the log, suggesting the closest")
     func unknownTypeWarning() throws {
         let dir = try workspace(events: 2_010)  // both Placed and Added occur

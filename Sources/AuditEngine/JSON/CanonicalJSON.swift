@@ -59,8 +59,13 @@ public enum CanonicalJSON {
 
     /// Appends `s` as a JSON string literal.
     public static func writeString(_ s: String, into out: inout [UInt8]) {
+        writeString(utf8: s.utf8, into: &out)
+    }
+
+    /// Appends the UTF-8 text `bytes` as a JSON string literal.
+    public static func writeString(utf8 bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
+        for byte in bytes {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
             case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])

@@ -123,11 +123,21 @@ final class StatementCursor: StateCursor {
 
 enum SortedStates {
     /// Bytewise order, shorter first on a common prefix: SQLite's order for text.
+    /// Eight bytes at a time: keys are short and often share a long prefix.
+    @inline(__always)
     static func compare(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
         let n = min(a.count, b.count)
-        if n > 0 {
-            let c = memcmp(a.baseAddress!, b.baseAddress!, n)
-            if c != 0 { return Int(c) }
+        var i = 0
+        while i + 8 <= n {
+            let x = UInt64(bigEndian: a.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let y = UInt64(bigEndian: b.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            if x != y { return x < y ? -1 : 1 }
+            i += 8
+        }
+        while i < n {
+            let x = a[i], y = b[i]
+            if x != y { return x < y ? -1 : 1 }
+            i += 1
         }
         return a.count - b.count
     }
@@ -147,6 +157,8 @@ enum SortedStates {
 /// (by index) that holds it.
 final class MergedStates: StateCursor {
     private var live: [any StateCursor]
+    /// `live[i].key`, kept here so that finding the smallest reads one plain array.
+    private var heads: [UnsafeRawBufferPointer]
     /// The cursors at the current key; the last one's state is the current state.
     private var holders: [Int] = []
     private(set) var key: UnsafeRawBufferPointer?
@@ -154,6 +166,7 @@ final class MergedStates: StateCursor {
 
     init(_ cursors: [any StateCursor]) {
         live = cursors.filter { $0.key != nil }
+        heads = live.map { $0.key! }
         holders.reserveCapacity(live.count)
         findSmallest()
     }
@@ -163,9 +176,13 @@ final class MergedStates: StateCursor {
         var exhausted = false
         for index in holders {
             try live[index].advance()
-            exhausted = exhausted || live[index].key == nil
+            if let key = live[index].key { heads[index] = key } else { exhausted = true }
         }
-        if exhausted { live.removeAll { $0.key == nil } }
+        if exhausted {
+            let keep = live.indices.filter { live[$0].key != nil }
+            live = keep.map { live[$0] }
+            heads = keep.map { heads[$0] }
+        }
         findSmallest()
     }
 
@@ -173,23 +190,25 @@ final class MergedStates: StateCursor {
     /// heads beats a heap.
     private func findSmallest() {
         holders.removeAll(keepingCapacity: true)
-        guard !live.isEmpty else {
+        guard !heads.isEmpty else {
             key = nil
             return
         }
-        holders.append(0)
-        var smallest = live[0].key!
-        for i in 1..<live.count {
-            let c = SortedStates.compare(live[i].key!, smallest)
-            if c < 0 {
-                smallest = live[i].key!
-                holders.removeAll(keepingCapacity: true)
-                holders.append(i)
-            } else if c == 0 {
-                holders.append(i)
+        heads.withUnsafeBufferPointer { heads in
+            holders.append(0)
+            var smallest = heads[0]
+            for i in 1..<heads.count {
+                let c = SortedStates.compare(heads[i], smallest)
+                if c < 0 {
+                    smallest = heads[i]
+                    holders.removeAll(keepingCapacity: true)
+                    holders.append(i)
+                } else if c == 0 {
+                    holders.append(i)
+                }
             }
+            key = smallest
         }
-        key = smallest
         state = live[holders.last!].state
     }
 }

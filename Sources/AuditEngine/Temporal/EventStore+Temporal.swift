@@ -16,6 +16,18 @@ extension EventStore {
         _ projection: Projection, at time: TemporalSelection, key: String? = nil, options: TemporalOptions = TemporalOptions(),
         _ body: (String, String) throws -> Void
     ) throws {
+        try forEachStateBytes(projection, at: time, key: key, options: options) { key, state in
+            try body(String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self))
+        }
+    }
+
+    /// As `forEachState(_:at:key:options:_:)`, with each key and state as UTF-8 bytes
+    /// (the state canonical JSON) that are valid only during the call: no String is
+    /// made per state, for a caller that copies the bytes out (`audit state` does).
+    public func forEachStateBytes(
+        _ projection: Projection, at time: TemporalSelection, key: String? = nil, options: TemporalOptions = TemporalOptions(),
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let states = try TemporaryStates(storePath: path)
         // The snapshot is not copied: the table gets only the keys the fold changes,
         // and the output merges it with the snapshot's states, both in key order.
@@ -28,9 +40,7 @@ extension EventStore {
             // Folded keys win over the snapshot's: the last cursor holding a key gives its state.
             var cursors = try base.map { try SnapshotStates.deltas(db, $0, schema: "store", key: key) } ?? []
             cursors.append(try StatementCursor(folded, reading: "the folded states of \(projection.name)"))
-            try SortedStates.merge(cursors) { key, state in
-                try body(String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self))
-            }
+            try SortedStates.merge(cursors, body)
         }
     }
 
