@@ -158,9 +158,16 @@ int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json
 
 // --- writing states out -------------------------------------------------------
 
+/// A record length, little-endian on every machine (snapshot chunks store records as
+/// they are written here, and a database file may move between machines).
+static void le32(unsigned char *p, size_t n) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(n >> (8 * i));
+}
+
 static void put_u32(avm *vm, lua_State *L, size_t n) {
-    uint32_t v = (uint32_t)n;
-    if (!abuf_put(&vm->out, &v, 4)) luaL_error(L, "out of memory");
+    unsigned char v[4];
+    le32(v, n);
+    if (!abuf_put(&vm->out, v, 4)) luaL_error(L, "out of memory");
 }
 
 typedef struct {
@@ -221,8 +228,7 @@ static int flush_protected(lua_State *L) {
         lua_rawgeti(L, 2, keys[i].index);
         avm_write_json(vm, L, -1, &vm->out, 0, keys[i].s);
         lua_pop(L, 1);
-        uint32_t jlen = (uint32_t)(vm->out.len - at - 4);
-        memcpy(vm->out.data + at, &jlen, 4);
+        le32((unsigned char *)vm->out.data + at, vm->out.len - at - 4);
     }
     luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_dirty);
     vm->ref_dirty = avm_new_ref_table(L);

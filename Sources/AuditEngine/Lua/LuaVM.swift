@@ -145,8 +145,8 @@ final class LuaVM {
 
     /// The states changed since the last flush, serialised as canonical JSON and
     /// forgotten as changed, in key order: per state a UInt32 key length, the key, a
-    /// UInt32 JSON length, the JSON (read by `StateRun`). The records live in the VM
-    /// until its next call.
+    /// UInt32 JSON length, the JSON, lengths little-endian (read by `StateRecords`). The
+    /// records live in the VM until its next call.
     struct FlushedStates {
         let records: UnsafeRawBufferPointer
         let count: Int

@@ -75,7 +75,7 @@ int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json
 void avm_assume_no_stored_states(avm *vm, int flag);
 
 /// Serialises every state changed since the last flush as canonical JSON records
-/// [u32 key_len][key][u32 json_len][json] (native byte order), and forgets which were
+/// [u32 key_len][key][u32 json_len][json] (lengths little-endian), and forgets which were
 /// changed. Valid until the next call.
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
 /// Whether the projection defines merge(a, b).
