@@ -199,6 +199,42 @@ struct TemporalTests {
         #expect(try Self.temporal(w, "order_totals", time, snapshots: true, parallel: 1) == expected)
     }
 
+    @Test("a question keeps reading the snapshot it chose while a replay thins or drops that snapshot")
+    func snapshotChangedUnderAQuestion() throws {
+        let w = try Self.built(Self.lateLog(count: 500, streams: 50, seed: 4), parallel: 1)
+        let projection = try w.load("order_totals")
+        let states = try TemporaryStates(storePath: w.store.path)
+        func read(_ view: SnapshotView) throws -> [String] {
+            try states.readStates { db in
+                var lines: [String] = []
+                try SortedStates.merge(try SnapshotStates.deltas(db, view, schema: "store")) { key, state in
+                    lines.append(String(decoding: key, as: UTF8.self) + " " + String(decoding: state, as: UTF8.self))
+                }
+                return lines
+            }
+        }
+        let view = try #require(try states.readStates { db in
+            try Snapshots.newestUsable(db, schema: "store", projection: projection, asOf: nil, knownAt: nil, maxSeq: .max, warn: { _ in })
+        })
+        let before = try read(view)
+        #expect(before.count > 40)
+        // Another connection thins the chain down to one snapshot, merging and deleting
+        // the very deltas the view names, then drops the chain altogether.
+        try w.store.writeTransaction { db in try Snapshots.thin(db, chain: view.chain, keep: 1, warn: { _ in }) }
+        #expect(try w.store.snapshots().filter { $0.projection == "order_totals" }.count == 1)
+        #expect(try read(view) == before)
+        #expect(try states.readStates { db in try SnapshotStates.state(db, view, schema: "store", key: String(before[7].split(separator: " ")[0])) }
+            == String(before[7].split(separator: " ", maxSplits: 1)[1]))
+        try w.store.deleteSnapshots(of: "order_totals")
+        #expect(try w.store.snapshots().filter { $0.projection == "order_totals" }.isEmpty)
+        #expect(try read(view) == before)
+        // A question that starts now sees no snapshot.
+        let later = try TemporaryStates(storePath: w.store.path)
+        #expect(try later.readStates { db in
+            try Snapshots.newestUsable(db, schema: "store", projection: projection, asOf: nil, knownAt: nil, maxSeq: .max, warn: { _ in })
+        } == nil)
+    }
+
     /// Rewrites the first chunk of a snapshot delta with `edit` applied to its records.
     static func rewriteFirstChunk(
         _ w: Workspace, chain: Int64, delta: Int64, _ edit: ([(key: String, state: String)]) -> [(key: String, state: String)]

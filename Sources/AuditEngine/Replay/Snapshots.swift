@@ -48,10 +48,10 @@ extension EventStore {
 /// that holds it. Each snapshot records a digest of its delta, and every delta of the
 /// chain up to S is checked against its digest before the snapshot is used.
 enum Snapshots {
-    /// The chain of `projection`'s current code, created when `create`.
-    static func chain(_ db: Database, projection: Projection, create: Bool) throws -> Int64? {
+    /// The chain of `projection`'s current code, created when `create` (in `main`).
+    static func chain(_ db: Database, schema: String = "main", projection: Projection, create: Bool) throws -> Int64? {
         let arguments: StatementArguments = [projection.name, projection.version, projection.codeHash]
-        let find = "SELECT id FROM snapshot_chains WHERE projection = ? AND version = ? AND code_hash = ?"
+        let find = "SELECT id FROM \(schema).snapshot_chains WHERE projection = ? AND version = ? AND code_hash = ?"
         if let id = try Int64.fetchOne(db, sql: find, arguments: arguments) { return id }
         guard create else { return nil }
         try db.execute(sql: "INSERT INTO snapshot_chains (projection, version, code_hash) VALUES (?, ?, ?)", arguments: arguments)
@@ -59,11 +59,12 @@ enum Snapshots {
     }
 
     /// The chain's snapshots, oldest first.
-    static func list(_ db: Database, chain: Int64) throws -> [SnapshotRecord] {
+    static func list(_ db: Database, schema: String = "main", chain: Int64) throws -> [SnapshotRecord] {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT s.*, c.projection, c.version, c.code_hash FROM snapshots s JOIN snapshot_chains c ON c.id = s.chain
+                SELECT s.*, c.projection, c.version, c.code_hash
+                FROM \(schema).snapshots s JOIN \(schema).snapshot_chains c ON c.id = s.chain
                 WHERE s.chain = ? ORDER BY s.seq
                 """,
             arguments: [chain]
@@ -235,18 +236,22 @@ enum Snapshots {
     /// question selects (see `FoldedTimes.within`) and reaches no further than `maxSeq`,
     /// and whose deltas check out. Snapshots that fail the check are reported to `warn`
     /// and passed over, with every later one (they build on it).
+    ///
+    /// The view is only valid in the read transaction that found it: a replay may thin
+    /// the chain (merging and deleting deltas) once that transaction ends. Read its
+    /// states in the same transaction (`TemporaryStates` holds one for a whole question).
     static func newestUsable(
-        _ db: Database, projection: Projection, asOf: Timestamp?, knownAt: Timestamp?, maxSeq: Int64,
-        warn: (String) -> Void
+        _ db: Database, schema: String = "main", projection: Projection, asOf: Timestamp?, knownAt: Timestamp?,
+        maxSeq: Int64, warn: (String) -> Void
     ) throws -> SnapshotView? {
-        guard let chain = try chain(db, projection: projection, create: false) else { return nil }
-        let all = try list(db, chain: chain)
+        guard let chain = try chain(db, schema: schema, projection: projection, create: false) else { return nil }
+        let all = try list(db, schema: schema, chain: chain)
         var limit = maxSeq
         for candidate in all.reversed() where candidate.seq <= limit {
             guard FoldedTimes(maxOccurredAt: candidate.maxOccurredAt, maxRecordedAt: candidate.maxRecordedAt)
                 .within(asOf: asOf, knownAt: knownAt)
             else { continue }
-            guard let bad = try firstDamaged(db, chain: chain, snapshots: all, upTo: candidate.seq) else {
+            guard let bad = try firstDamaged(db, schema: schema, chain: chain, snapshots: all, upTo: candidate.seq) else {
                 return SnapshotView(record: candidate, segments: all.filter { $0.seq <= candidate.seq }.map(\.delta))
             }
             warn("snapshot of \(projection.name) at seq \(bad) is damaged (its states do not match its digest); not using it or later ones")
@@ -257,11 +262,13 @@ enum Snapshots {
 
     /// The seq of the first snapshot up to `upTo` whose delta does not match its
     /// digest (or does not parse), or nil when all match.
-    static func firstDamaged(_ db: Database, chain: Int64, snapshots: [SnapshotRecord], upTo: Int64) throws -> Int64? {
+    static func firstDamaged(
+        _ db: Database, schema: String = "main", chain: Int64, snapshots: [SnapshotRecord], upTo: Int64
+    ) throws -> Int64? {
         for snapshot in snapshots where snapshot.seq <= upTo {
             var digest = DeltaDigest()
             do {
-                let records = try ChunkCursor(db, schema: "main", chain: chain, delta: snapshot.delta)
+                let records = try ChunkCursor(db, schema: schema, chain: chain, delta: snapshot.delta)
                 while let key = records.key {
                     digest.add(key: key, state: records.state)
                     try records.advance()

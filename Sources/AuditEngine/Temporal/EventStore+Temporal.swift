@@ -115,9 +115,10 @@ extension EventStore {
             let target = ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns)
             var base: SnapshotView?
             if options.useSnapshots {
-                base = try readTransaction { db in
+                // Through `states`' transaction, which all later reads of the snapshot share.
+                base = try states.readStates { db in
                     try Snapshots.newestUsable(
-                        db, projection: projection, asOf: time.asOf, knownAt: time.knownAt, maxSeq: end,
+                        db, schema: "store", projection: projection, asOf: time.asOf, knownAt: time.knownAt, maxSeq: end,
                         warn: { logger.warning("\($0)") })
                 }
             }

@@ -4,6 +4,13 @@ import GRDB
 /// A private database file that holds projections' states as they were at a point in
 /// time, with the store attached (read-only use) as schema `store`. Nothing in it
 /// touches the store's own tables; the file is deleted when this is released.
+///
+/// The connection holds one transaction from start to end, so every read of the store
+/// through it (the snapshots chosen, their chunks, the states restored or looked up
+/// during the fold) sees the store as it was at the first read: a replay that thins or
+/// drops snapshots meanwhile cannot pull a chosen snapshot's deltas from under the
+/// question. `writeStates` is a savepoint in it; nothing is ever committed (the
+/// file is scratch).
 final class TemporaryStates: StateDatabase {
     let queue: DatabaseQueue
     private let directory: URL
@@ -13,6 +20,7 @@ final class TemporaryStates: StateDatabase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = Configuration()
         config.busyMode = .timeout(EventStore.busyTimeout)
+        config.allowsUnsafeTransactions = true  // the one transaction spans every access (see above)
         config.prepareDatabase { db in
             // A scratch file: durability is worth nothing here.
             try db.execute(sql: "PRAGMA journal_mode = OFF")
@@ -22,6 +30,10 @@ final class TemporaryStates: StateDatabase {
         queue = try DatabaseQueue(path: directory.appendingPathComponent("states.db").path, configuration: config)
         try queue.inDatabase { db in
             try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [storePath])
+            try db.beginTransaction(.deferred)
+            // A deferred transaction takes its read snapshot of a database at the first
+            // read of it: now, before anything is chosen.
+            _ = try Int64.fetchOne(db, sql: "SELECT count(*) FROM store.sqlite_master")
         }
     }
 
@@ -34,9 +46,11 @@ final class TemporaryStates: StateDatabase {
     }
 
     func writeStates(_ body: (Database) throws -> Void) throws {
-        try queue.inTransaction { db in
-            try body(db)
-            return .commit
+        try queue.inDatabase { db in
+            try db.inSavepoint {
+                try body(db)
+                return .commit
+            }
         }
     }
 }
