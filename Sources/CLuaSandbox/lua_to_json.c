@@ -36,8 +36,29 @@ static void wfail(jwriter *w, const char *fmt, const char *detail) {
     lua_error(w->L);
 }
 
-static void put(jwriter *w, const char *p, size_t n) {
-    if (!abuf_put(w->out, p, n)) luaL_error(w->L, "out of memory writing JSON");
+static inline void put(jwriter *w, const char *p, size_t n) {
+    abuf *out = w->out;
+    if (out->len + n <= out->cap) {
+        memcpy(out->data + out->len, p, n);
+        out->len += n;
+    } else if (!abuf_put(out, p, n)) {
+        luaL_error(w->L, "out of memory writing JSON");
+    }
+}
+
+/// Decimal digits of v into the end of buf (at least 21 bytes); returns the start.
+static char *format_integer(long long v, char *end) {
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char *p = end;
+    do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
+    if (v < 0) *--p = '-';
+    return p;
+}
+
+static void put_integer(jwriter *w, long long v) {
+    char tmp[24];
+    char *start = format_integer(v, tmp + sizeof tmp);
+    put(w, start, (size_t)(tmp + sizeof tmp - start));
 }
 
 static int valid_utf8(const unsigned char *s, size_t n) {
@@ -64,7 +85,23 @@ static int valid_utf8(const unsigned char *s, size_t n) {
 }
 
 static void put_string(jwriter *w, const char *s, size_t n) {
-    if (!valid_utf8((const unsigned char *)s, n)) wfail(w, "a string is not valid UTF-8%s", "");
+    // Most strings are plain printable ASCII: copied in one go, no validation needed.
+    size_t plain = 0;
+    while (plain < n) {
+        unsigned char c = (unsigned char)s[plain];
+        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+        plain++;
+    }
+    if (plain == n) {
+        abuf *out = w->out;
+        if (out->len + n + 2 > out->cap && !abuf_reserve(out, n + 2)) luaL_error(w->L, "out of memory writing JSON");
+        out->data[out->len] = '"';
+        memcpy(out->data + out->len + 1, s, n);
+        out->data[out->len + 1 + n] = '"';
+        out->len += n + 2;
+        return;
+    }
+    if (!valid_utf8((const unsigned char *)s + plain, n - plain)) wfail(w, "a string is not valid UTF-8%s", "");
     static const char hex[] = "0123456789abcdef";
     put(w, "\"", 1);
     size_t run = 0;
@@ -124,7 +161,8 @@ typedef struct {
 static int key_cmp(const void *a, const void *b) {
     const jkey *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->s, y->s, n);
+    // An integer key's text is in the jkey itself, wherever sorting has moved it.
+    int c = memcmp(x->is_int ? x->num : x->s, y->is_int ? y->num : y->s, n);
     if (c) return c;
     return (x->len > y->len) - (x->len < y->len);
 }
@@ -222,7 +260,9 @@ static void write_table(jwriter *w, int idx, int depth) {
         } else if (t == LUA_TNUMBER && lua_isinteger(L, -2)) {
             key->is_int = 1;
             key->i = lua_tointeger(L, -2);
-            key->len = (size_t)snprintf(key->num, sizeof key->num, "%lld", (long long)key->i);
+            char *start = format_integer((long long)key->i, key->num + sizeof key->num);
+            key->len = (size_t)(key->num + sizeof key->num - start);
+            memmove(key->num, start, key->len);
         } else {
             wfail(w, "a table key of type %s (only string and integer keys can be stored)", lua_typename(L, t));
         }
@@ -237,8 +277,18 @@ static void write_table(jwriter *w, int idx, int depth) {
         k++;
     }
     for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
-    qsort(keys, count, sizeof(jkey), key_cmp);
-    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;  // qsort moved them
+    if (small) {
+        // A handful of keys: insertion sort beats qsort's calls through a pointer.
+        for (size_t i = 1; i < count; i++) {
+            jkey moving = keys[i];
+            size_t j = i;
+            while (j > 0 && key_cmp(&keys[j - 1], &moving) > 0) { keys[j] = keys[j - 1]; j--; }
+            keys[j] = moving;
+        }
+    } else {
+        qsort(keys, count, sizeof(jkey), key_cmp);
+    }
+    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;  // sorting moved them
     put(w, "{", 1);
     for (size_t i = 0; i < count; i++) {
         if (i > 0 && key_cmp(&keys[i - 1], &keys[i]) == 0) {
@@ -276,9 +326,7 @@ static void write_value(jwriter *w, int idx, int depth) {
     case LUA_TBOOLEAN: if (lua_toboolean(L, idx)) put(w, "true", 4); else put(w, "false", 5); break;
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
-            char tmp[32];
-            int n = snprintf(tmp, sizeof tmp, "%lld", (long long)lua_tointeger(L, idx));
-            put(w, tmp, (size_t)n);
+            put_integer(w, (long long)lua_tointeger(L, idx));
         } else {
             put_float(w, (double)lua_tonumber(L, idx));
         }

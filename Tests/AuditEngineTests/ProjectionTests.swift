@@ -97,13 +97,21 @@ struct ProjectionTests {
               on = { T = function(s, e)
                 s.z = 1; s.a = 1.0; s.m = { b = { 3, 2, 1 }, a = true }; s.big = 2^53; s.txt = "é\\n\\"q\\""
                 s.half = 0.5; s.neg = -0.0; s.tiny = 1e-7; s.list = { "x", { y = 1 } }; s[7] = "seven"
+                s.ints = { [10] = -42, [2] = math.mininteger, [-3] = math.maxinteger, ["k\\1\\"y"] = "ctl\\1" }
+                local wide = {}
+                for i = 30, 1, -1 do wide[i * 3] = i end
+                wide.w = 0
+                s.wide = wide
               end },
             }
             """)
         try w.ingest([eventLine(stream: "k", type: "T", data: "{}")])
         try w.replay(["shapes"])
         #expect(try w.state("shapes", "k")
-            == #"{"7":"seven","a":1.0,"big":9007199254740992.0,"half":0.5,"list":["x",{"y":1}],"m":{"a":true,"b":[3,2,1]},"neg":-0.0,"tiny":1e-07,"txt":"é\n\"q\"","z":1}"#)
+            == #"{"7":"seven","a":1.0,"big":9007199254740992.0,"half":0.5,"#
+            + #""ints":{"-3":9223372036854775807,"10":-42,"2":-9223372036854775808,"k\u0001\"y":"ctl\u0001"},"#
+            + #""list":["x",{"y":1}],"m":{"a":true,"b":[3,2,1]},"neg":-0.0,"tiny":1e-07,"txt":"é\n\"q\"","#
+            + #""wide":{"12":4,"15":5,"18":6,"21":7,"24":8,"27":9,"3":1,"30":10,"33":11,"36":12,"39":13,"42":14,"45":15,"48":16,"51":17,"54":18,"57":19,"6":2,"60":20,"63":21,"66":22,"69":23,"72":24,"75":25,"78":26,"81":27,"84":28,"87":29,"9":3,"90":30,"w":0},"z":1}"#)
     }
 
     @Test("event fields reach handlers: integers as integers, floats as floats, null as nil")
