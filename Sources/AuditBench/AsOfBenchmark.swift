@@ -43,10 +43,11 @@ struct AsOfCommand: ParsableCommand {
         let taking = snapshots.map { Double($0.milliseconds) }
         print("snapshots at the default policy (every \(SnapshotPolicy.default.every) seqs, keep \(SnapshotPolicy.default.keep)), taken by the replay above:")
         print("  kept: \(snapshots.count), at seqs \(snapshots.map(\.seq).map(String.init).joined(separator: ", "))")
-        print(String(format: "  stored: %.1f MB over %d rows (the first holds every key, the others only keys changed since)",
+        print(String(format: "  stored: %.1f MB, %d states (the first holds every key, the others only keys changed since)",
                      Double(snapshots.map(\.deltaBytes).reduce(0, +)) / 1e6, snapshots.map(\.deltaRows).reduce(0, +)))
         if !taking.isEmpty {
-            print(String(format: "  time to take one: median %.0f ms, max %.0f ms", Measure.median(taking), taking.max()!))
+            print(String(format: "  time to take one: median %.0f ms, max %.0f ms (writing its delta; the replay serialised its states anyway, for the table)",
+                         Measure.median(taking), taking.max()!))
         }
         print(String(format: "  replay from seq 1 with them: %.2f s", replay.seconds))
     }
