@@ -51,14 +51,21 @@ static int apply_protected(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);        // 2
     lua_pushlstring(L, e->type, e->type_len);
     if (lua_rawget(L, 2) != LUA_TFUNCTION) { lua_pushinteger(L, AVM_SKIPPED); return 1; }  // 3: handler
+    // The key's bytes; a Lua string only when the key function made one (5). A key known
+    // before the event is built has its entry in the key map fetched meanwhile.
+    const char *key = "global";
+    size_t key_len = 6;
+    uint32_t hash = 0;
+    if (vm->key_mode == AVM_KEY_STREAM) {
+        key = e->stream;
+        key_len = e->stream_len;
+    }
+    if (vm->key_mode != AVM_KEY_FUNCTION) {
+        hash = states_hash(vm, key, key_len);
+        keymap_prefetch(&vm->keys, hash);
+    }
     push_event(vm, L, e);                                  // 4
-    // The key's bytes; a Lua string only when the key function made one (5).
-    const char *key;
-    size_t key_len;
-    switch (vm->key_mode) {
-    case AVM_KEY_STREAM: key = e->stream; key_len = e->stream_len; break;
-    case AVM_KEY_GLOBAL: key = "global"; key_len = 6; break;
-    default:
+    if (vm->key_mode == AVM_KEY_FUNCTION) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_key);
         lua_pushvalue(L, 4);
         lua_call(L, 1, 1);
@@ -70,11 +77,11 @@ static int apply_protected(lua_State *L) {
             return luaL_error(L, "the key function must return a string, an integer or nil, not a %s", luaL_typename(L, 5));
         }
         key = lua_tolstring(L, 5, &key_len);
+        hash = states_hash(vm, key, key_len);
     }
     vm->last_key.len = 0;
     if (!abuf_put(&vm->last_key, key, key_len)) return luaL_error(L, "out of memory");
-    uint32_t hash;
-    long slot = states_find(vm, key, key_len, &hash);
+    long slot = states_find(vm, key, key_len, hash);
     if (states_push(vm, L, slot) == LUA_TNIL) {
         lua_pop(L, 1);
         if (!vm->assume_absent) {
@@ -119,8 +126,8 @@ static int provide_protected(lua_State *L) {
     const char *key = lua_tolstring(L, 1, &key_len);
     size_t json_len = (size_t)lua_tointeger(L, 3);
     const char *json = lua_touserdata(L, 2);
-    uint32_t hash;
-    long slot = states_find(vm, key, key_len, &hash);
+    uint32_t hash = states_hash(vm, key, key_len);
+    long slot = states_find(vm, key, key_len, hash);
     if (json) {
         avm_push_json(vm, L, json, json_len, "stored state");
         if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
@@ -264,8 +271,7 @@ static int state_json_protected(lua_State *L) {
     vm->out.len = 0;
     size_t key_len;
     const char *key = lua_tolstring(L, 1, &key_len);
-    uint32_t hash;
-    if (states_push(vm, L, states_find(vm, key, key_len, &hash)) == LUA_TNIL) { lua_pushinteger(L, AVM_SKIPPED); return 1; }
+    if (states_push(vm, L, states_find(vm, key, key_len, states_hash(vm, key, key_len))) == LUA_TNIL) { lua_pushinteger(L, AVM_SKIPPED); return 1; }
     avm_write_json(vm, L, -1, &vm->out, 0, key);
     lua_pushinteger(L, AVM_OK);
     return 1;
@@ -290,8 +296,8 @@ static int merge_protected(lua_State *L) {
     const char *key = lua_tolstring(L, 1, &key_len);
     const char *json = lua_touserdata(L, 2);
     size_t json_len = (size_t)lua_tointeger(L, 3);
-    uint32_t hash;
-    long slot = states_find(vm, key, key_len, &hash);
+    uint32_t hash = states_hash(vm, key, key_len);
+    long slot = states_find(vm, key, key_len, hash);
     if (states_push(vm, L, slot) == LUA_TNIL) {           // 4: the running state
         lua_pop(L, 1);
         push_initial(vm, L, key, key_len);

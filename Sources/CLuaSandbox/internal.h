@@ -44,9 +44,15 @@ typedef struct {
     unsigned flags;      // KEY_* (used by states.c)
 } kslot;
 
+#define KEY_HEAD 20
+
+/// A keymap's table entry: a key of up to KEY_HEAD bytes is compared without leaving it
+/// (one cache line holds two), so a lookup costs one miss, which a prefetch can hide.
 typedef struct {
     uint32_t hash;
     uint32_t slot;       // slot + 1; 0: empty
+    uint32_t len;        // the key's length; UINT32_MAX: see its slot
+    char head[KEY_HEAD]; // the key's first bytes
 } kentry;
 
 /// Key bytes -> slot 0, 1, 2… in order of insertion (keymap.c). Its memory comes from
@@ -127,6 +133,9 @@ void avm_pool_release(apool *pool);
 // keymap.c
 void keymap_seed(keymap *m);
 uint32_t keymap_hash(const keymap *m, const void *key, size_t len);
+static inline void keymap_prefetch(const keymap *m, uint32_t hash) {
+    if (m->table) __builtin_prefetch(&m->table[hash & m->mask]);
+}
 /// The key's slot, or -1.
 long keymap_find(const keymap *m, const void *key, size_t len, uint32_t hash);
 /// Adds a key not in the map; its slot, or -1 when memory is short.
@@ -135,8 +144,9 @@ void keymap_clear(avm *vm, keymap *m);
 static inline const char *keymap_key(const keymap *m, size_t slot) { return m->bytes + m->slots[slot].off; }
 
 // states.c (all may raise, so only inside a protected call)
-/// The key's slot in vm->keys, or -1; sets *hash for states_set.
-long states_find(avm *vm, const char *key, size_t len, uint32_t *hash);
+static inline uint32_t states_hash(avm *vm, const char *key, size_t len) { return keymap_hash(&vm->keys, key, len); }
+/// The key's slot in vm->keys, or -1; hash is states_hash of the key.
+long states_find(avm *vm, const char *key, size_t len, uint32_t hash);
 /// Pushes the state in memory of the slot (nil when none, or slot -1); returns its type.
 int states_push(avm *vm, lua_State *L, long slot);
 /// Pops the value on top into the key's state in memory, adding the key when slot is -1;

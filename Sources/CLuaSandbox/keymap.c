@@ -65,20 +65,23 @@ static void *vm_realloc(avm *vm, void *p, size_t old, size_t size) {
 
 long keymap_find(const keymap *m, const void *key, size_t len, uint32_t hash) {
     if (!m->table) return -1;
+    uint32_t short_len = len < UINT32_MAX ? (uint32_t)len : UINT32_MAX;
+    size_t head = len < KEY_HEAD ? len : KEY_HEAD;
     for (uint32_t i = hash & m->mask;; i = (i + 1) & m->mask) {
         const kentry *e = &m->table[i];
         if (e->slot == 0) return -1;
-        if (e->hash != hash) continue;
+        if (e->hash != hash || e->len != short_len || memcmp(e->head, key, head) != 0) continue;
+        if (len <= KEY_HEAD) return (long)e->slot - 1;
         const kslot *s = &m->slots[e->slot - 1];
-        if (s->len == len && memcmp(m->bytes + s->off, key, len) == 0) return (long)e->slot - 1;
+        if (s->len == len && memcmp(m->bytes + s->off + KEY_HEAD, (const char *)key + KEY_HEAD, len - KEY_HEAD) == 0)
+            return (long)e->slot - 1;
     }
 }
 
-static void place(keymap *m, uint32_t hash, uint32_t slot1) {
-    uint32_t i = hash & m->mask;
+static void place(keymap *m, const kentry *entry) {
+    uint32_t i = entry->hash & m->mask;
     while (m->table[i].slot) i = (i + 1) & m->mask;
-    m->table[i].hash = hash;
-    m->table[i].slot = slot1;
+    m->table[i] = *entry;
 }
 
 /// Keeps the table at most half full: probes stay short.
@@ -94,7 +97,7 @@ static int grow_table(avm *vm, keymap *m) {
     m->table = t;
     m->mask = (uint32_t)(ncap - 1);
     for (size_t i = 0; i < cap; i++) {
-        if (old[i].slot) place(m, old[i].hash, old[i].slot);
+        if (old[i].slot) place(m, &old[i]);
     }
     vm_realloc(vm, old, cap * sizeof *old, 0);
     return 1;
@@ -125,7 +128,9 @@ long keymap_insert(avm *vm, keymap *m, const void *key, size_t len, uint32_t has
     memcpy(m->bytes + s->off, key, len);
     m->bytes[s->off + len] = 0;
     m->bytes_len += len + 1;
-    place(m, hash, (uint32_t)m->count + 1);
+    kentry e = { .hash = hash, .slot = (uint32_t)m->count + 1, .len = len < UINT32_MAX ? (uint32_t)len : UINT32_MAX };
+    memcpy(e.head, key, len < KEY_HEAD ? len : KEY_HEAD);
+    place(m, &e);
     return (long)m->count++;
 }
 

@@ -8,10 +8,7 @@
 #include <string.h>
 #include "internal.h"
 
-long states_find(avm *vm, const char *key, size_t len, uint32_t *hash) {
-    *hash = keymap_hash(&vm->keys, key, len);
-    return keymap_find(&vm->keys, key, len, *hash);
-}
+long states_find(avm *vm, const char *key, size_t len, uint32_t hash) { return keymap_find(&vm->keys, key, len, hash); }
 
 int states_push(avm *vm, lua_State *L, long slot) {
     if (slot < 0) { lua_pushnil(L); return LUA_TNIL; }

@@ -203,6 +203,10 @@ struct FoldStatesTests {
             Array("0123456789abcdef".utf8), Array("0123456789abcde".utf8), Array("0123456789abcdef0".utf8),
             Array("0123456789abcdef\u{0}".utf8), Array("0123456789abcdeg".utf8),
         ]),
+        ("twenty-byte boundaries", [
+            "0123456789abcdefghij", "0123456789abcdefghi", "0123456789abcdefghijk", "0123456789abcdefghijl",
+            "0123456789abcdefghik", "0123456789abcdefghijk0123456789",
+        ].map { Array($0.utf8) }),
     ]
 
     @Test("records come out in bytewise key order, keys byte for byte", arguments: orderCases)
