@@ -31,15 +31,15 @@ static void push_event(avm *vm, lua_State *L, const avm_event *e) {
     }
 }
 
-/// Pushes the initial state of the key at `key_idx`: init(key), or {}.
-static void push_initial(avm *vm, lua_State *L, int key_idx) {
+/// Pushes the initial state of the key: init(key), or {}.
+static void push_initial(avm *vm, lua_State *L, const char *key, size_t len) {
     vm->created++;
     if (vm->ref_init == LUA_NOREF) {
         lua_newtable(L);
         return;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_init);
-    lua_pushvalue(L, key_idx);
+    lua_pushlstring(L, key, len);
     lua_call(L, 1, 1);
     if (!lua_istable(L, -1)) luaL_error(L, "init must return a table, not a %s", luaL_typename(L, -1));
 }
@@ -51,11 +51,21 @@ static int apply_protected(lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);        // 2
     lua_pushlstring(L, e->type, e->type_len);
     if (lua_rawget(L, 2) != LUA_TFUNCTION) { lua_pushinteger(L, AVM_SKIPPED); return 1; }  // 3: handler
+    // The key's bytes; a Lua string only when the key function made one (5). A key known
+    // before the event is built has its entry in the key map fetched meanwhile.
+    const char *key = "global";
+    size_t key_len = 6;
+    uint32_t hash = 0;
+    if (vm->key_mode == AVM_KEY_STREAM) {
+        key = e->stream;
+        key_len = e->stream_len;
+    }
+    if (vm->key_mode != AVM_KEY_FUNCTION) {
+        hash = states_hash(vm, key, key_len);
+        keymap_prefetch(&vm->keys, hash);
+    }
     push_event(vm, L, e);                                  // 4
-    switch (vm->key_mode) {                                // 5: key
-    case AVM_KEY_STREAM: lua_pushlstring(L, e->stream, e->stream_len); break;
-    case AVM_KEY_GLOBAL: lua_pushliteral(L, "global"); break;
-    default:
+    if (vm->key_mode == AVM_KEY_FUNCTION) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_key);
         lua_pushvalue(L, 4);
         lua_call(L, 1, 1);
@@ -66,49 +76,36 @@ static int apply_protected(lua_State *L) {
         } else if (lua_type(L, 5) != LUA_TSTRING) {
             return luaL_error(L, "the key function must return a string, an integer or nil, not a %s", luaL_typename(L, 5));
         }
+        key = lua_tolstring(L, 5, &key_len);
+        hash = states_hash(vm, key, key_len);
     }
-    {
-        size_t n;
-        const char *k = lua_tolstring(L, 5, &n);
-        vm->last_key.len = 0;
-        if (!abuf_put(&vm->last_key, k, n)) return luaL_error(L, "out of memory");
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 6
-    lua_pushvalue(L, 5);
-    if (lua_rawget(L, 6) == LUA_TNIL) {                    // 7: state
+    vm->last_key.len = 0;
+    if (!abuf_put(&vm->last_key, key, key_len)) return luaL_error(L, "out of memory");
+    long slot = states_find(vm, key, key_len, hash);
+    if (states_push(vm, L, slot) == LUA_TNIL) {
         lua_pop(L, 1);
         if (!vm->assume_absent) {
-            size_t n;
-            const char *k = lua_tolstring(L, 5, &n);
             vm->pending.len = 0;
-            if (!abuf_put(&vm->pending, k, n)) return luaL_error(L, "out of memory");
+            if (!abuf_put(&vm->pending, key, key_len)) return luaL_error(L, "out of memory");
             lua_pushinteger(L, AVM_NEED_STATE);
             return 1;
         }
-        push_initial(vm, L, 5);
-        lua_pushvalue(L, 5);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, 6);
+        push_initial(vm, L, key, key_len);
+        lua_pushvalue(L, -1);
+        slot = states_set(vm, L, slot, key, key_len, hash);
         vm->resident++;
     }
+    int state = lua_gettop(L);
     lua_pushvalue(L, 3);
-    lua_pushvalue(L, 7);
+    lua_pushvalue(L, state);
     lua_pushvalue(L, 4);
-    lua_call(L, 2, 1);                                     // 8: handler result
-    if (lua_istable(L, 8)) {
-        lua_pushvalue(L, 5);
-        lua_pushvalue(L, 8);
-        lua_rawset(L, 6);
-    } else if (!lua_isnil(L, 8)) {
-        return luaL_error(L, "a handler must change s in place or return a new state table, not a %s", luaL_typename(L, 8));
+    lua_call(L, 2, 1);
+    if (lua_istable(L, -1)) {
+        states_set(vm, L, slot, key, key_len, hash);
+    } else if (!lua_isnil(L, -1)) {
+        return luaL_error(L, "a handler must change s in place or return a new state table, not a %s", luaL_typename(L, -1));
     }
-    // dirty[key] = the key's current state, so a flush needs no lookups.
-    if (!vm->all_dirty) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);
-        lua_pushvalue(L, 5);
-        if (lua_istable(L, 8)) lua_pushvalue(L, 8); else lua_pushvalue(L, 7);
-        lua_rawset(L, -3);
-    }
+    if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
     lua_pushinteger(L, AVM_OK);
     return 1;
 }
@@ -125,18 +122,20 @@ int avm_apply(avm *vm, const avm_event *event) {
 
 static int provide_protected(lua_State *L) {
     avm *vm = avm_of(L);
+    size_t key_len;
+    const char *key = lua_tolstring(L, 1, &key_len);
     size_t json_len = (size_t)lua_tointeger(L, 3);
     const char *json = lua_touserdata(L, 2);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 4
+    uint32_t hash = states_hash(vm, key, key_len);
+    long slot = states_find(vm, key, key_len, hash);
     if (json) {
         avm_push_json(vm, L, json, json_len, "stored state");
         if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
     } else {
-        push_initial(vm, L, 1);
+        push_initial(vm, L, key, key_len);
     }
-    lua_pushvalue(L, 1);
-    lua_insert(L, -2);
-    lua_rawset(L, 4);
+    if (slot >= 0) states_keep_for_flush(vm, L, slot);
+    states_set(vm, L, slot, key, key_len, hash);
     vm->resident++;
     return 0;
 }
@@ -174,7 +173,8 @@ typedef struct {
     uint64_t prefix[2];  // the key's first 16 bytes, big-endian: most comparisons end here
     const char *s;
     size_t len;
-    int index;           // position in the array of states
+    uint32_t slot;
+    int kept;            // the state to write is the one kept for the flush
 } fkey;
 
 static int fkey_cmp(const void *a, const void *b) {
@@ -203,21 +203,25 @@ static void set_prefix(fkey *k) {
 static int flush_protected(lua_State *L) {
     avm *vm = avm_of(L);
     vm->out.len = 0;
-    // 1: key -> state of everything to write
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->all_dirty ? vm->ref_states : vm->ref_dirty);
+    size_t candidates = vm->all_dirty ? vm->keys.count : vm->ndirty;
+    fkey *keys = lua_newuserdatauv(L, (candidates ? candidates : 1) * sizeof(fkey), 0);  // 1
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 2
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_kept);      // 3
     size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 1)) { lua_pop(L, 1); count++; }
-    lua_createtable(L, (int)count, 0);                     // 2: states by index
-    fkey *keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof(fkey), 0);  // 3
-    size_t k = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 1)) {
-        lua_rawseti(L, 2, (lua_Integer)(k + 1));
-        keys[k].s = lua_tolstring(L, -1, &keys[k].len);  // alive: a key of the dirty table
-        keys[k].index = (int)(k + 1);
-        set_prefix(&keys[k]);
-        k++;
+    for (size_t i = 0; i < candidates; i++) {
+        uint32_t slot = vm->all_dirty ? (uint32_t)i : vm->dirty[i];
+        fkey *k = &keys[count];
+        k->kept = !vm->all_dirty && (vm->keys.slots[slot].flags & KEY_KEPT);
+        // With all_dirty, every state in memory; a key whose state could not be stored
+        // has none.
+        int t = lua_rawgeti(L, k->kept ? 3 : 2, (lua_Integer)slot + 1);
+        lua_pop(L, 1);
+        if (t == LUA_TNIL) continue;
+        k->s = keymap_key(&vm->keys, slot);
+        k->len = vm->keys.slots[slot].len;
+        k->slot = slot;
+        set_prefix(k);
+        count++;
     }
     qsort(keys, count, sizeof(fkey), fkey_cmp);
     for (size_t i = 0; i < count; i++) {
@@ -225,13 +229,12 @@ static int flush_protected(lua_State *L) {
         if (!abuf_put(&vm->out, keys[i].s, keys[i].len)) return luaL_error(L, "out of memory");
         size_t at = vm->out.len;
         put_u32(vm, L, 0);
-        lua_rawgeti(L, 2, keys[i].index);
+        lua_rawgeti(L, keys[i].kept ? 3 : 2, (lua_Integer)keys[i].slot + 1);
         avm_write_json(vm, L, -1, &vm->out, 0, keys[i].s);
         lua_pop(L, 1);
         le32((unsigned char *)vm->out.data + at, vm->out.len - at - 4);
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_dirty);
-    vm->ref_dirty = avm_new_ref_table(L);
+    states_flushed(vm, L);
     vm->all_dirty = 0;  // from now on, track what changes
     lua_pushinteger(L, (lua_Integer)count);
     return 1;
@@ -250,10 +253,7 @@ int avm_flush(avm *vm, const char **records, size_t *len, size_t *count) {
 }
 
 static int evict_protected(lua_State *L) {
-    avm *vm = avm_of(L);
-    luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_states);
-    vm->ref_states = avm_new_ref_table(L);
-    vm->resident = 0;
+    states_evict(avm_of(L), L);
     return 0;
 }
 
@@ -269,10 +269,10 @@ int avm_evict(avm *vm) {
 static int state_json_protected(lua_State *L) {
     avm *vm = avm_of(L);
     vm->out.len = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);
-    lua_pushvalue(L, 1);
-    if (lua_rawget(L, -2) == LUA_TNIL) { lua_pushinteger(L, AVM_SKIPPED); return 1; }
-    avm_write_json(vm, L, -1, &vm->out, 0, lua_tostring(L, 1));
+    size_t key_len;
+    const char *key = lua_tolstring(L, 1, &key_len);
+    if (states_push(vm, L, states_find(vm, key, key_len, states_hash(vm, key, key_len))) == LUA_TNIL) { lua_pushinteger(L, AVM_SKIPPED); return 1; }
+    avm_write_json(vm, L, -1, &vm->out, 0, key);
     lua_pushinteger(L, AVM_OK);
     return 1;
 }
@@ -292,29 +292,24 @@ int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, 
 
 static int merge_protected(lua_State *L) {
     avm *vm = avm_of(L);
+    size_t key_len;
+    const char *key = lua_tolstring(L, 1, &key_len);
     const char *json = lua_touserdata(L, 2);
     size_t json_len = (size_t)lua_tointeger(L, 3);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 4
-    lua_pushvalue(L, 1);
-    if (lua_rawget(L, 4) == LUA_TNIL) {                    // 5: the running state
+    uint32_t hash = states_hash(vm, key, key_len);
+    long slot = states_find(vm, key, key_len, hash);
+    if (states_push(vm, L, slot) == LUA_TNIL) {           // 4: the running state
         lua_pop(L, 1);
-        push_initial(vm, L, 1);
+        push_initial(vm, L, key, key_len);
         vm->resident++;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_merge);
-    lua_pushvalue(L, 5);
+    lua_pushvalue(L, 4);
     avm_push_json(vm, L, json, json_len, "a partial state");
-    lua_call(L, 2, 1);                                     // 6: merged
-    if (!lua_istable(L, 6)) return luaL_error(L, "merge must return the combined state (a table), not a %s", luaL_typename(L, 6));
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 6);
-    lua_rawset(L, 4);
-    if (!vm->all_dirty) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_dirty);
-        lua_pushvalue(L, 1);
-        lua_pushvalue(L, 6);
-        lua_rawset(L, -3);
-    }
+    lua_call(L, 2, 1);                                     // 5: merged
+    if (!lua_istable(L, 5)) return luaL_error(L, "merge must return the combined state (a table), not a %s", luaL_typename(L, 5));
+    slot = states_set(vm, L, slot, key, key_len, hash);
+    if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
     return 0;
 }
 

@@ -35,6 +35,38 @@ typedef struct {
     void *chunks;  // linked through their first word, freed with the VM
 } apool;
 
+/// Flags of a key's slot in vm->keys.
+enum { KEY_DIRTY = 1, KEY_KEPT = 2 };
+
+/// A key's entry in a keymap: where its bytes are, and the states' bookkeeping.
+typedef struct {
+    size_t off, len;     // bytes in keymap.bytes, NUL-terminated
+    unsigned flags;      // KEY_* (used by states.c)
+} kslot;
+
+#define KEY_HEAD 20
+
+/// A keymap's table entry: a key of up to KEY_HEAD bytes is compared without leaving it
+/// (one cache line holds two), so a lookup costs one miss, which a prefetch can hide.
+typedef struct {
+    uint32_t hash;
+    uint32_t slot;       // slot + 1; 0: empty
+    uint32_t len;        // the key's length; UINT32_MAX: see its slot
+    char head[KEY_HEAD]; // the key's first bytes
+} kentry;
+
+/// Key bytes -> slot 0, 1, 2… in order of insertion (keymap.c). Its memory comes from
+/// the VM's allocator, so it counts toward the memory limit.
+typedef struct {
+    kentry *table;       // open addressing, linear probing, at most half full
+    uint32_t mask;
+    kslot *slots;
+    size_t count, slot_cap;
+    char *bytes;
+    size_t bytes_len, bytes_cap;
+    uint64_t seed[2];
+} keymap;
+
 /// A declared column of the projection's table (AVM_COLUMN_* type).
 typedef struct {
     char *name;
@@ -57,8 +89,15 @@ struct avm {
     int assume_absent;
     int all_dirty;           // every state in memory is new since the last flush: no tracking
     char *glob;
+    size_t glob_prefix;      // with glob_is_prefix: the glob is this many plain bytes then '*'
+    int glob_is_prefix;
     int ref_merge;
-    int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_dirty, ref_env, ref_modules, ref_loaded;
+    int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_env, ref_modules, ref_loaded;
+    keymap keys;             // key -> slot; the state of slot i is ref_states[i + 1]
+    uint32_t *dirty;         // slots changed since the last flush (unless all_dirty)
+    size_t ndirty, dirty_cap;
+    int ref_kept;            // slot + 1 -> the state a flush writes when it is not the one in memory
+    size_t nkept;
     size_t resident;
     size_t created;          // keys started from init (new keys) since the VM was made
 
@@ -90,6 +129,38 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
 void avm_pool_release(apool *pool);
+
+// keymap.c
+void keymap_seed(keymap *m);
+uint32_t keymap_hash(const keymap *m, const void *key, size_t len);
+static inline void keymap_prefetch(const keymap *m, uint32_t hash) {
+    if (m->table) __builtin_prefetch(&m->table[hash & m->mask]);
+}
+/// The key's slot, or -1.
+long keymap_find(const keymap *m, const void *key, size_t len, uint32_t hash);
+/// Adds a key not in the map; its slot, or -1 when memory is short.
+long keymap_insert(avm *vm, keymap *m, const void *key, size_t len, uint32_t hash);
+void keymap_clear(avm *vm, keymap *m);
+static inline const char *keymap_key(const keymap *m, size_t slot) { return m->bytes + m->slots[slot].off; }
+
+// states.c (all may raise, so only inside a protected call)
+static inline uint32_t states_hash(avm *vm, const char *key, size_t len) { return keymap_hash(&vm->keys, key, len); }
+/// The key's slot in vm->keys, or -1; hash is states_hash of the key.
+long states_find(avm *vm, const char *key, size_t len, uint32_t hash);
+/// Pushes the state in memory of the slot (nil when none, or slot -1); returns its type.
+int states_push(avm *vm, lua_State *L, long slot);
+/// Pops the value on top into the key's state in memory, adding the key when slot is -1;
+/// returns the slot.
+long states_set(avm *vm, lua_State *L, long slot, const char *key, size_t len, uint32_t hash);
+/// The slot's state in memory is to be written at the next flush.
+void states_mark_dirty(avm *vm, lua_State *L, long slot);
+/// Before replacing a changed state in memory without changing it: the next flush still
+/// writes the state as it was changed.
+void states_keep_for_flush(avm *vm, lua_State *L, long slot);
+/// After a flush: nothing is changed.
+void states_flushed(avm *vm, lua_State *L);
+/// Drops every state in memory; changes not flushed yet are still written.
+void states_evict(avm *vm, lua_State *L);
 
 // columns.c
 void avm_free_columns(avm *vm);

@@ -10,7 +10,11 @@ static void *pool_get(apool *pool, size_t size) {
     size_t c = (size + POOL_GRAIN - 1) / POOL_GRAIN;
     void *block = pool->free_list[c];
     if (block) {
-        pool->free_list[c] = *(void **)block;
+        void *next = *(void **)block;
+        pool->free_list[c] = next;
+        // Blocks freed by a GC sweep go cold before they are reused: without this, the
+        // read of the next link above misses the cache on most pops (measured).
+        if (next) __builtin_prefetch(next, 1);
         return block;
     }
     size_t bytes = c * POOL_GRAIN;

@@ -59,7 +59,7 @@ static int setup_protected(lua_State *L) {
     vm->ref_modules = avm_new_ref_table(L);
     vm->ref_loaded = avm_new_ref_table(L);
     vm->ref_states = avm_new_ref_table(L);
-    vm->ref_dirty = avm_new_ref_table(L);
+    vm->ref_kept = avm_new_ref_table(L);
     // The projection's environment: reads fall through to the globals.
     lua_newtable(L);
     lua_newtable(L);
@@ -78,6 +78,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->loading = 1;
     vm->ref_spec = vm->ref_on = vm->ref_init = vm->ref_key = vm->ref_merge = LUA_NOREF;
     vm->event_fields = AVM_FIELD_ALL;
+    keymap_seed(&vm->keys);
     vm->L = lua_newstate(avm_limited_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
     *(avm **)lua_getextraspace(vm->L) = vm;
@@ -99,6 +100,8 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
 void avm_free(avm *vm) {
     if (!vm) return;
     if (vm->L) lua_close(vm->L);
+    keymap_clear(vm, &vm->keys);
+    avm_limited_alloc(vm, vm->dirty, vm->dirty_cap * sizeof *vm->dirty, 0);
     avm_pool_release(&vm->pool);
     free(vm->glob);
     free(vm->pending.data);
