@@ -89,8 +89,6 @@ struct avm {
     int assume_absent;
     int all_dirty;           // every state in memory is new since the last flush: no tracking
     char *glob;
-    size_t glob_prefix;      // with glob_is_prefix: the glob is this many plain bytes then '*'
-    int glob_is_prefix;
     int ref_merge;
     int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_env, ref_modules, ref_loaded;
     keymap keys;             // key -> slot; the state of slot i is ref_states[i + 1]
