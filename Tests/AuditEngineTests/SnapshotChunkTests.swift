@@ -30,14 +30,7 @@ struct SnapshotChunkTests {
         }
         #expect(chunks >= 5, "the test must span chunks: at most \(chunks) per delta")
         for snapshot in chain {
-            let fresh = try TemporalTests.workspace()
-            var lines: [String] = []
-            try w.store.forEachEvent(EventFilter(toSeq: snapshot.seq)) { e in
-                lines.append(#"{"id":"\#(e.id)","stream":"\#(e.stream)","type":"\#(e.type)","data":\#(e.data)}"#)
-            }
-            try fresh.ingest(lines)
-            try fresh.replay(["order_totals"])
-            let expected = try fresh.dump("order_totals")
+            let expected = try TemporalTests.replayedFromScratch(w, upTo: snapshot.seq)
             #expect(try Self.states(w.store, snapshot, chain: chain) == expected, "snapshot at \(snapshot.seq)")
             // Every 37th key, and keys before the first, between two and after the last.
             let view = SnapshotView(record: snapshot, segments: chain.filter { $0.seq <= snapshot.seq }.map(\.delta))

@@ -235,6 +235,18 @@ struct TemporalTests {
         } == nil)
     }
 
+    /// order_totals' states after a replay, in a new store, of `w`'s events up to `seq`.
+    static func replayedFromScratch(_ w: Workspace, upTo seq: Int64) throws -> [String] {
+        let fresh = try workspace()
+        var lines: [String] = []
+        try w.store.forEachEvent(EventFilter(toSeq: seq)) { e in
+            lines.append(#"{"id":"\#(e.id)","stream":"\#(e.stream)","type":"\#(e.type)","data":\#(e.data)}"#)
+        }
+        try fresh.ingest(lines)
+        try fresh.replay(["order_totals"])
+        return try fresh.dump("order_totals")
+    }
+
     /// Rewrites the first chunk of a snapshot delta with `edit` applied to its records.
     static func rewriteFirstChunk(
         _ w: Workspace, chain: Int64, delta: Int64, _ edit: ([(key: String, state: String)]) -> [(key: String, state: String)]
@@ -276,13 +288,7 @@ struct TemporalTests {
         #expect(seqs.first! < 100, "the oldest is kept: \(seqs)")
         // Each kept snapshot still gives exactly the replay up to its seq.
         for snapshot in byProjection["order_totals"]! {
-            let fresh = try Self.workspace()
-            var lines: [String] = []
-            try w.store.forEachEvent(EventFilter(toSeq: snapshot.seq)) { e in
-                lines.append(#"{"id":"\#(e.id)","stream":"\#(e.stream)","type":"\#(e.type)","data":\#(e.data)}"#)
-            }
-            try fresh.ingest(lines)
-            try fresh.replay(["order_totals"])
+            let replayed = try Self.replayedFromScratch(w, upTo: snapshot.seq)
             let restored = try w.store.readTransaction { db -> [String] in
                 let deltas = byProjection["order_totals"]!.filter { $0.seq <= snapshot.seq }.map(\.delta)
                 var lines: [String] = []
@@ -291,7 +297,7 @@ struct TemporalTests {
                 }
                 return lines
             }
-            #expect(restored == (try fresh.dump("order_totals")), "snapshot at \(snapshot.seq)")
+            #expect(restored == replayed, "snapshot at \(snapshot.seq)")
         }
     }
 
