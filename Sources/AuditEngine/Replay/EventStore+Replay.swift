@@ -244,11 +244,15 @@ protocol StateDatabase {
     func readStates<T>(_ body: (Database) throws -> T) throws -> T
     /// Runs `body` in one write transaction.
     func writeStates(_ body: (Database) throws -> Void) throws
+    /// Whether `readStates` calls from several threads run at once (each on its own
+    /// connection) rather than one after another.
+    var concurrentReads: Bool { get }
 }
 
 extension EventStore: StateDatabase {
     func readStates<T>(_ body: (Database) throws -> T) throws -> T { try readTransaction(body) }
     func writeStates(_ body: (Database) throws -> Void) throws { try writeTransaction(body) }
+    var concurrentReads: Bool { true }  // a pool of WAL readers
 }
 
 /// One batch's folding, shared by the concurrent tasks of `foldInParallel`.
@@ -275,18 +279,30 @@ private final class ParallelFold<States: StateDatabase>: @unchecked Sendable {
         let count = UInt64(run.partitions.count)
         // Ranges: contiguous rows of the batch, in order, for a merging projection.
         let rangeSize = (batch.count + Int(count) - 1) / Int(count)
-        let lookup = { [states] (key: String) throws -> String? in
-            // A fresh read: it sees every committed checkpoint.
-            try states.readStates { db in try run.storedState(key, db) }
-        }
-        batch.forEach { row, event in
-            guard partition.failure == nil, run.position < event.seq else { return }
-            if run.mergesRanges {
-                guard row / rangeSize == p else { return }
-            } else if count > 1, batch.streamHashes[row] % count != UInt64(p) {
-                return
+        func fold(_ lookup: (String) throws -> String?) {
+            batch.forEach { row, event in
+                guard partition.failure == nil, run.position < event.seq else { return }
+                if run.mergesRanges {
+                    guard row / rangeSize == p else { return }
+                } else if count > 1, batch.streamHashes[row] % count != UInt64(p) {
+                    return
+                }
+                partition.apply(&event, projection: run.projection.name, lookup: lookup)
             }
-            partition.apply(&event, projection: run.projection.name, lookup: lookup)
+        }
+        guard states.concurrentReads else {
+            // One connection shared by the tasks: a read per lookup, so that they take turns.
+            fold { key in try states.readStates { db in try run.storedState(key, db) } }
+            return
+        }
+        // One read transaction for the batch, as the sequential fold has: it sees every
+        // checkpoint (they are committed between batches). A transaction per lookup cost
+        // more than the lookup once states are evicted (measured).
+        do {
+            try states.readStates { db in fold { key in try run.storedState(key, db) } }
+        } catch {
+            partition.failure = ProjectionError(
+                projection: run.projection.name, message: "cannot read stored states: \(error) (after seq \(run.position))")
         }
     }
 }

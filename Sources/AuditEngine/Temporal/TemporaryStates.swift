@@ -45,6 +45,8 @@ final class TemporaryStates: StateDatabase {
         try queue.inDatabase(body)
     }
 
+    var concurrentReads: Bool { false }  // one connection
+
     func writeStates(_ body: (Database) throws -> Void) throws {
         try queue.inDatabase { db in
             try db.inSavepoint {
