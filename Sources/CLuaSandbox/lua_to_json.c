@@ -276,7 +276,6 @@ static void write_table(jwriter *w, int idx, int depth) {
         }
         k++;
     }
-    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
     if (small) {
         // A handful of keys: insertion sort beats qsort's calls through a pointer.
         for (size_t i = 1; i < count; i++) {
@@ -288,7 +287,8 @@ static void write_table(jwriter *w, int idx, int depth) {
     } else {
         qsort(keys, count, sizeof(jkey), key_cmp);
     }
-    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;  // sorting moved them
+    // An integer key's text moved with it: point at it where it is now.
+    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
     put(w, "{", 1);
     for (size_t i = 0; i < count; i++) {
         if (i > 0 && key_cmp(&keys[i - 1], &keys[i]) == 0) {
