@@ -97,16 +97,20 @@ extension EventStore {
     }
 
     /// One pass over seq (min position, end]: every run sees each event after its own
-    /// position, in seq order. A second thread reads the events ahead. The runs' states
-    /// are read from and written to `states`; `selection` narrows the events further
-    /// than the runs' handled types (its own types are ignored).
+    /// position, in seq order. A second thread reads the events ahead, and a third
+    /// commits the checkpoints (`CheckpointWriter`). The runs' states are read from and
+    /// written to `states`; `selection` narrows the events further than the runs'
+    /// handled types (its own types are ignored).
     func pass(
         _ runs: [ProjectionRun], end: Int64, selection: EventSelection, options: ReplayOptions, states: some StateDatabase
     ) throws {
         guard let from = runs.map(\.position).min() else { return }
+        let writer = CheckpointWriter(states: states, warn: { [logger] in logger.warning("\($0)") })
+        defer { writer.abandon() }
         if from >= end {
             // Nothing to read; a snapshot asked for is still taken.
-            try checkpoint(runs.filter(\.wantsSnapshot), full: true, states: states)
+            try checkpoint(runs.filter(\.wantsSnapshot), full: true, writer: writer)
+            try writer.wait()
             return
         }
         var selection = selection
@@ -120,7 +124,7 @@ extension EventStore {
         while let batch = reader.next() {
             if let error = batch.error { throw StoreError.storage(error) }
             var active = runs.filter(\.isActive)
-            if active.isEmpty { return }
+            if active.isEmpty { break }
             if batch.count > 0 {
                 if active.contains(where: { $0.partitions.count > 1 }) {
                     try foldInParallel(batch, active, states: states)
@@ -140,7 +144,7 @@ extension EventStore {
                 run.position = batch.through
                 run.times.include(batch.times)
             }
-            try recordFailures(runs, states: states)
+            try recordFailures(runs, writer: writer)
             eventsRead += batch.count
             sinceCheckpoint += batch.count
             let due = batch.through >= end
@@ -148,33 +152,39 @@ extension EventStore {
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
                 || runs.contains { $0.isActive && $0.needsMemory }
             if due {
-                try checkpoint(runs, full: true, states: states)
+                try checkpoint(runs, full: true, writer: writer)
                 sinceCheckpoint = 0
                 lastCheckpoint = ContinuousClock.now
             } else if runs.contains(where: { $0.isActive && $0.wantsSnapshot }) {
-                try checkpoint(runs.filter(\.wantsSnapshot), full: false, states: states)
+                try checkpoint(runs.filter(\.wantsSnapshot), full: false, writer: writer)
             }
             options.progress?(ReplayProgress(
                 position: batch.through, start: from, end: end, eventsRead: eventsRead,
                 seconds: (ContinuousClock.now - clock).seconds))
         }
+        try writer.wait()
+        try recordFailures(runs, writer: writer)
     }
 
     /// Saves the active runs' changed states and positions (and the snapshots due) in
-    /// one transaction; with `full` false, only the snapshots due (see
-    /// `ProjectionRun.checkpoint`). States are serialised first, outside the write
-    /// lock, the partitions concurrently.
-    private func checkpoint(_ runs: [ProjectionRun], full: Bool, states: some StateDatabase) throws {
+    /// one transaction, committed by `writer` while the replay goes on; with `full`
+    /// false, only the snapshots due (see `ProjectionRun.planCheckpoint`). States are
+    /// serialised first, the partitions concurrently, while the previous checkpoint
+    /// may still be committing.
+    private func checkpoint(_ runs: [ProjectionRun], full: Bool, writer: CheckpointWriter<some StateDatabase>) throws {
         for run in runs where run.isActive { run.serializeStates() }
-        let writers = runs.filter(\.isActive)
-        try states.writeStates { db in
-            for run in writers { try run.checkpoint(db, full: full, warn: { logger.warning("\($0)") }) }
+        try writer.wait()  // plans build on what the previous checkpoint left
+        let writing = runs.filter(\.isActive)
+        try writer.submit(writing.map { $0.planCheckpoint(full: full) }) {
+            for run in writing { run.checkpointCommitted() }
         }
-        for run in writers where run.isActive {
-            run.checkpointCommitted()
-            try run.trimMemory()
+        // A VM past half its memory lets go of its states, once they are stored: now,
+        // before it folds on (later, it would also drop changes not stored yet).
+        if writing.contains(where: { $0.isActive && $0.needsMemory }) {
+            try writer.wait()
+            for run in writing where run.isActive { try run.trimMemory() }
         }
-        try recordFailures(runs, states: states)
+        try recordFailures(runs, writer: writer)
     }
 
     /// Sets up `run`'s snapshots per its projection's policy (none with `--no-snapshots`).
@@ -219,11 +229,12 @@ extension EventStore {
         for run in runs { run.mergePartials(states: states) }
     }
 
-    /// Saves the failure of every run that failed and has not been recorded yet.
-    private func recordFailures(_ runs: [ProjectionRun], states: some StateDatabase) throws {
+    /// Saves the failure of every run that failed and has not been recorded yet (after
+    /// the checkpoint in flight, which would mark the projection ok again).
+    private func recordFailures(_ runs: [ProjectionRun], writer: CheckpointWriter<some StateDatabase>) throws {
         let failed = runs.filter { $0.failure != nil && !$0.failureRecorded }
         guard !failed.isEmpty else { return }
-        try states.writeStates { db in
+        try writer.writeNow { db in
             for run in failed {
                 try ReadModel.markFailed(db, target: run.target, error: run.failure!.description)
             }
@@ -239,7 +250,7 @@ extension Duration {
 
 /// Where a replay pass keeps its projections' states: the store's own tables, or a
 /// temporary database answering a temporal query.
-protocol StateDatabase {
+protocol StateDatabase: SendableMetatype {
     /// Runs `body` in a read transaction that sees every committed checkpoint.
     func readStates<T>(_ body: (Database) throws -> T) throws -> T
     /// Runs `body` in one write transaction.

@@ -8,9 +8,9 @@ import GRDBSQLite
 final class Partition {
     let vm: LuaVM
     var eventsApplied = 0
-    /// `eventsApplied` at the last committed checkpoint, and the seq of the last event
+    /// `eventsApplied` at the last flush of its states, and the seq of the last event
     /// applied: when one event changed the states of a failed flush, it is the culprit.
-    var appliedAtCheckpoint = 0
+    var appliedAtFlush = 0
     var lastApplied: Int64 = 0
     var failure: ProjectionError?
 
@@ -62,8 +62,8 @@ final class ProjectionRun {
     var failureRecorded = false
     /// A failure found at a checkpoint (a state JSON cannot store).
     private var checkpointFailure: ProjectionError?
-    /// The position of the last committed checkpoint.
-    private(set) var checkpointed: Int64
+    /// The position at the last flush of its states (changed states were written out).
+    private var flushedAt: Int64
     /// The largest times of the events folded up to `position`.
     var times: FoldedTimes
     /// When this run takes snapshots; nil: it takes none.
@@ -96,7 +96,7 @@ final class ProjectionRun {
         self.times = times
         startPosition = position
         lookupSQL = "SELECT state FROM main.\(target.quotedTable) WHERE key = ?"
-        checkpointed = position
+        flushedAt = position
         mergesRanges = projection.key == .global && projection.hasMerge && parallel > 1
         let count = projection.key == .stream || mergesRanges ? max(1, parallel) : 1
         partitions = try (0..<count).map { _ in
@@ -172,15 +172,18 @@ final class ProjectionRun {
         for (index, result) in results.enumerated() {
             switch result {
             case .success(let states)?: flushed.append(states)
-            case .failure(let error)? where !mergesRanges && flushing[index].eventsApplied - flushing[index].appliedAtCheckpoint == 1:
+            case .failure(let error)? where !mergesRanges && flushing[index].eventsApplied - flushing[index].appliedAtFlush == 1:
                 checkpointFailure = ProjectionError(projection: projection.name, seq: flushing[index].lastApplied, message: error.message)
             case .failure(let error)?:
                 checkpointFailure = ProjectionError(
                     projection: projection.name,
-                    message: "\(error.message) (changed by an event from seq \(checkpointed + 1) to \(position); find it with `audit replay --checkpoint-every 1`)")
+                    message: "\(error.message) (changed by an event from seq \(flushedAt + 1) to \(position); find it with `audit replay --checkpoint-every 1`)")
             case nil: break
             }
         }
+        guard checkpointFailure == nil else { return }
+        flushedAt = position
+        for partition in flushing { partition.appliedAtFlush = partition.eventsApplied }
     }
 
     private var flushed: [LuaVM.FlushedStates] = []
@@ -190,12 +193,13 @@ final class ProjectionRun {
     /// `unwritten` once the transaction in progress commits.
     private var unwrittenAfterCommit: [StateRun] = []
 
-    /// Writes the serialised states inside the caller's write transaction: to the table
-    /// with the position (a checkpoint), and to a snapshot when one is due. With `full`
-    /// false (only a snapshot is due), the table is left for the next checkpoint when
-    /// the snapshot knows what changed: the snapshot then costs only its own rows.
-    /// Call after `serializeStates`, and only when the run is active.
-    func checkpoint(_ db: Database, full: Bool, warn: (String) -> Void) throws {
+    /// Decides what the checkpoint writes of the serialised states: the table with the
+    /// position (a checkpoint), and a snapshot when one is due. With `full` false (only a
+    /// snapshot is due), the table is left for the next checkpoint when the snapshot
+    /// knows what changed: the snapshot then costs only its own rows. Call after
+    /// `serializeStates`, only when the run is active, and only once the previous
+    /// checkpoint has committed (`checkpointCommitted`).
+    func planCheckpoint(full: Bool) -> CheckpointWrite {
         let runs = flushed.map(StateRun.init)
         flushed = []
         if let changed = snapshots?.changed {
@@ -209,15 +213,9 @@ final class ProjectionRun {
         let holding = (unwritten + runs).reduce(0) { $0 + $1.byteCount }
         let writesTable = full || !snapshotDue || snapshots?.changed == nil || snapshots?.keysAtStart == nil
             || holding > 128 << 20
+        var write = CheckpointWrite(projection: projection.name, target: target, position: position, times: times)
         if writesTable {
-            let upsert = try db.makeStatement(sql: target.upsertSQL)
-            try SortedStates.merge((unwritten + runs).map { $0.cursor() }) { key, json in
-                sqlite3_reset(upsert.sqliteStatement)
-                upsert.bindText(1, key)
-                upsert.bindText(2, json)
-                _ = try upsert.stepRow("cannot write the state of projection \(projection.name)")
-            }
-            try ReadModel.savePosition(db, target: target, position: position, times: times)
+            write.states = unwritten + runs
             unwrittenAfterCommit = []
         } else {
             unwrittenAfterCommit = unwritten + runs
@@ -226,22 +224,20 @@ final class ProjectionRun {
             // Without the table at this position, its keys are counted: states are never
             // removed, so they are the table's at the start plus the keys new since.
             let keys = writesTable ? nil : schedule.keysAtStart.map { $0 + Int64(statePartitions.reduce(0) { $0 + $1.vm.keysCreated }) }
-            try Snapshots.take(
-                db, chain: schedule.chain, table: target.table, seq: position, times: times, keep: schedule.policy.keep,
-                changed: schedule.changed, keys: keys, warn: warn)
+            write.snapshot = CheckpointWrite.Snapshot(
+                chain: schedule.chain, keep: schedule.policy.keep, changed: schedule.changed, keys: keys)
             schedule.taken(at: position)
             snapshots = schedule
         }
+        return write
     }
 
     /// Whether the next checkpoint is due for a snapshot.
     var wantsSnapshot: Bool { snapshots?.isDue(at: position) ?? false }
 
-    /// After the checkpoint's transaction committed.
+    /// After the transaction of the checkpoint last planned committed.
     func checkpointCommitted() {
-        checkpointed = position
         unwritten = unwrittenAfterCommit
-        for partition in partitions { partition.appliedAtCheckpoint = partition.eventsApplied }
     }
 
     /// Whether a VM holds more than half its memory limit: time to checkpoint and let

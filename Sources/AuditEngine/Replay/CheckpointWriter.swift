@@ -1,0 +1,143 @@
+import Dispatch
+import GRDB
+import GRDBSQLite
+
+/// What one projection's checkpoint writes, decided on the replay's thread
+/// (`ProjectionRun.planCheckpoint`) and written on the writer's: plain values and
+/// serialised states that nothing changes any more.
+struct CheckpointWrite {
+    let projection: String
+    let target: ReadModelTarget
+    let position: Int64
+    let times: FoldedTimes
+    /// The states to upsert into the table, oldest runs first, and the position; nil:
+    /// the table is left for a later checkpoint (only a snapshot is written).
+    var states: [StateRun]?
+    var snapshot: Snapshot?
+
+    struct Snapshot {
+        let chain: Int64
+        let keep: Int
+        /// The states changed since the chain's last snapshot, when known (see `SnapshotSchedule.changed`).
+        let changed: [StateRun]?
+        /// The table's keys at `position` when the table is not written with it.
+        let keys: Int64?
+    }
+
+    func write(_ db: Database, warn: (String) -> Void) throws {
+        if let states {
+            let upsert = try db.makeStatement(sql: target.upsertSQL)
+            try SortedStates.merge(states.map { $0.cursor() }) { key, json in
+                sqlite3_reset(upsert.sqliteStatement)
+                upsert.bindText(1, key)
+                upsert.bindText(2, json)
+                _ = try upsert.stepRow("cannot write the state of projection \(projection)")
+            }
+            try ReadModel.savePosition(db, target: target, position: position, times: times)
+        }
+        if let snapshot {
+            try Snapshots.take(
+                db, chain: snapshot.chain, table: target.table, seq: position, times: times, keep: snapshot.keep,
+                changed: snapshot.changed, keys: snapshot.keys, warn: warn)
+        }
+    }
+}
+
+/// Commits a replay's checkpoints on a thread of its own while the replay folds on.
+///
+/// Before, the replay's thread (or, with `--parallel`, every worker) waited for each
+/// checkpoint's transaction: merging the runs of states, the upserts, the snapshot
+/// chunks and the commit were a third of a replay's time (measured). Now the next
+/// batches fold meanwhile.
+///
+/// At most one checkpoint is in flight, so they commit in order and hold bounded
+/// memory. `wait` returns once it has committed (or throws its error) and then runs
+/// its `committed` on the caller's thread: the runs' bookkeeping is only ever touched
+/// by the replay's thread. What the fold may read back from the table is committed
+/// already: a state is evicted from a VM only after its checkpoint committed, and the
+/// states in flight are still in memory.
+///
+/// A state database whose reads share the writer's connection (a temporal question's)
+/// is written at once, on the caller's thread.
+final class CheckpointWriter<States: StateDatabase> {
+    private let states: States
+    private let warn: @Sendable (String) -> Void
+    private let queue = DispatchQueue(label: "audit.checkpoint-writer")
+    private var inFlight: (job: Job, committed: () throws -> Void)?
+
+    /// - Parameter warn: reports what a snapshot found wrong and worked around.
+    init(states: States, warn: @escaping @Sendable (String) -> Void) {
+        self.states = states
+        self.warn = warn
+    }
+
+    /// Writes `writes` in one transaction, after the checkpoint in flight; `committed`
+    /// runs on this thread once it has committed (at the latest at the next `wait`).
+    func submit(_ writes: [CheckpointWrite], committed: @escaping () throws -> Void) throws {
+        try wait()
+        guard states.concurrentReads else {
+            try states.writeStates { db in
+                for write in writes { try write.write(db, warn: warn) }
+            }
+            try committed()
+            return
+        }
+        let job = Job(states: states, writes: writes, warn: warn)
+        queue.async { job.run() }
+        inFlight = (job, committed)
+    }
+
+    /// Waits for the checkpoint in flight, if any, and runs its `committed`.
+    /// - Throws: the error that failed its transaction (nothing of it was written).
+    func wait() throws {
+        guard let (job, committed) = inFlight else { return }
+        inFlight = nil
+        job.done.wait()
+        if let error = job.error { throw error }
+        try committed()
+    }
+
+    /// Runs `body` in a write transaction of its own, after the checkpoint in flight.
+    func writeNow(_ body: (Database) throws -> Void) throws {
+        try wait()
+        try states.writeStates(body)
+    }
+
+    /// For a replay that stops on an error: the checkpoint in flight still finishes
+    /// (committed, it is a consistent checkpoint; failed, it wrote nothing) before the
+    /// replay returns and lets go of its lock.
+    func abandon() {
+        guard let (job, _) = inFlight else { return }
+        inFlight = nil
+        job.done.wait()
+    }
+
+    /// One checkpoint's transaction, on the writer's queue.
+    ///
+    /// `@unchecked Sendable`: `writes` are only read, by the writer's thread; `error`
+    /// is written before `done` is signalled and read only after waiting on it.
+    private final class Job: @unchecked Sendable {
+        let states: States
+        let writes: [CheckpointWrite]
+        let warn: @Sendable (String) -> Void
+        let done = DispatchSemaphore(value: 0)
+        var error: Error?
+
+        init(states: States, writes: [CheckpointWrite], warn: @escaping @Sendable (String) -> Void) {
+            self.states = states
+            self.writes = writes
+            self.warn = warn
+        }
+
+        func run() {
+            defer { done.signal() }
+            do {
+                try states.writeStates { db in
+                    for write in writes { try write.write(db, warn: warn) }
+                }
+            } catch {
+                self.error = error
+            }
+        }
+    }
+}
