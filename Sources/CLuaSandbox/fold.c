@@ -163,10 +163,10 @@ static void le32(unsigned char *p, size_t n) {
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(n >> (8 * i));
 }
 
-static void put_u32(avm *vm, lua_State *L, size_t n) {
+static void put_u32(lua_State *L, abuf *b, size_t n) {
     unsigned char v[4];
     le32(v, n);
-    if (!abuf_put(&vm->out, v, 4)) luaL_error(L, "out of memory");
+    if (!abuf_put(b, v, 4)) luaL_error(L, "out of memory");
 }
 
 typedef struct {
@@ -175,7 +175,13 @@ typedef struct {
     size_t len;
     uint32_t slot;
     int kept;            // the state to write is the one kept for the flush
+    size_t at, size;     // its record in vm->records
 } fkey;
+
+static int fkey_slot_cmp(const void *a, const void *b) {
+    uint32_t x = ((const fkey *)a)->slot, y = ((const fkey *)b)->slot;
+    return (x > y) - (x < y);
+}
 
 static int fkey_cmp(const void *a, const void *b) {
     const fkey *x = a, *y = b;
@@ -200,9 +206,15 @@ static void set_prefix(fkey *k) {
 
 /// Writes the changed states in key order: the read-model table's B-tree is keyed the
 /// same way, so the inserts that follow touch its pages in sequence.
+///
+/// They are serialised in slot order, then their records put in key order. Slots are
+/// given out as keys first come, and a state's table, fields and strings are mostly
+/// allocated then too, so slot order walks the heap roughly in address order; in key
+/// order, serialising missed the cache at every state.
 static int flush_protected(lua_State *L) {
     avm *vm = avm_of(L);
     vm->out.len = 0;
+    vm->records.len = 0;
     size_t candidates = vm->all_dirty ? vm->keys.count : vm->ndirty;
     fkey *keys = lua_newuserdatauv(L, (candidates ? candidates : 1) * sizeof(fkey), 0);  // 1
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 2
@@ -223,16 +235,26 @@ static int flush_protected(lua_State *L) {
         set_prefix(k);
         count++;
     }
-    qsort(keys, count, sizeof(fkey), fkey_cmp);
+    qsort(keys, count, sizeof(fkey), fkey_slot_cmp);
+    abuf *records = &vm->records;
     for (size_t i = 0; i < count; i++) {
-        put_u32(vm, L, keys[i].len);
-        if (!abuf_put(&vm->out, keys[i].s, keys[i].len)) return luaL_error(L, "out of memory");
-        size_t at = vm->out.len;
-        put_u32(vm, L, 0);
-        lua_rawgeti(L, keys[i].kept ? 3 : 2, (lua_Integer)keys[i].slot + 1);
-        avm_write_json(vm, L, -1, &vm->out, 0, keys[i].s);
+        fkey *k = &keys[i];
+        k->at = records->len;
+        put_u32(L, records, k->len);
+        if (!abuf_put(records, k->s, k->len)) return luaL_error(L, "out of memory");
+        size_t at = records->len;
+        put_u32(L, records, 0);
+        lua_rawgeti(L, k->kept ? 3 : 2, (lua_Integer)k->slot + 1);
+        avm_write_json(vm, L, -1, records, 0, k->s);
         lua_pop(L, 1);
-        le32((unsigned char *)vm->out.data + at, vm->out.len - at - 4);
+        le32((unsigned char *)records->data + at, records->len - at - 4);
+        k->size = records->len - k->at;
+    }
+    qsort(keys, count, sizeof(fkey), fkey_cmp);
+    if (!abuf_reserve(&vm->out, records->len)) return luaL_error(L, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        memcpy(vm->out.data + vm->out.len, records->data + keys[i].at, keys[i].size);
+        vm->out.len += keys[i].size;
     }
     states_flushed(vm, L);
     vm->all_dirty = 0;  // from now on, track what changes

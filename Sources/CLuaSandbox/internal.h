@@ -103,6 +103,7 @@ struct avm {
     abuf last_key;           // key of the last applied event (for explain)
     int track_last_key;
     abuf out;                // flush / describe / state output
+    abuf records;            // a flush's records before they are put in key order
     abuf scratch;            // string decoding
     abuf path;               // where in a state an error is, for its message
     avm_column *columns;     // declared columns, checked as states are written out

@@ -107,6 +107,7 @@ void avm_free(avm *vm) {
     free(vm->pending.data);
     free(vm->last_key.data);
     free(vm->out.data);
+    free(vm->records.data);
     free(vm->scratch.data);
     free(vm->path.data);
     avm_free_columns(vm);
