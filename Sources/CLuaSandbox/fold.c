@@ -178,9 +178,17 @@ typedef struct {
     size_t at, size;     // its record in vm->records
 } fkey;
 
-static int fkey_slot_cmp(const void *a, const void *b) {
-    uint32_t x = ((const fkey *)a)->slot, y = ((const fkey *)b)->slot;
-    return (x > y) - (x < y);
+/// Sorts slots ascending, a byte at a time (qsort's calls cost a tenth of a flush).
+static void sort_slots(uint32_t *a, uint32_t *tmp, size_t n) {
+    uint32_t max = 0;
+    for (size_t i = 0; i < n; i++) max = a[i] > max ? a[i] : max;
+    for (int shift = 0; shift < 32 && (max >> shift); shift += 8) {
+        size_t at[257] = { 0 };
+        for (size_t i = 0; i < n; i++) at[((a[i] >> shift) & 0xFF) + 1]++;
+        for (int b = 0; b < 256; b++) at[b + 1] += at[b];
+        for (size_t i = 0; i < n; i++) tmp[at[(a[i] >> shift) & 0xFF]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
 }
 
 static int fkey_cmp(const void *a, const void *b) {
@@ -219,6 +227,8 @@ static int flush_protected(lua_State *L) {
     fkey *keys = lua_newuserdatauv(L, (candidates ? candidates : 1) * sizeof(fkey), 0);  // 1
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 2
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_kept);      // 3
+    // In slot order (all_dirty goes through the slots in order).
+    if (!vm->all_dirty) sort_slots(vm->dirty, lua_newuserdatauv(L, (candidates ? candidates : 1) * sizeof(uint32_t), 0), candidates);
     size_t count = 0;
     for (size_t i = 0; i < candidates; i++) {
         uint32_t slot = vm->all_dirty ? (uint32_t)i : vm->dirty[i];
@@ -235,7 +245,6 @@ static int flush_protected(lua_State *L) {
         set_prefix(k);
         count++;
     }
-    qsort(keys, count, sizeof(fkey), fkey_slot_cmp);
     abuf *records = &vm->records;
     for (size_t i = 0; i < count; i++) {
         fkey *k = &keys[i];
