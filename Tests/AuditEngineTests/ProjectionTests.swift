@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @testable import AuditEngine
@@ -261,5 +262,34 @@ struct ProjectionTests {
             return
         }
         #expect(try w.store.projectionRecords().builds["p"]?.position == 20)
+    }
+
+    @Test("a checkpoint that cannot be written fails the replay, leaves the projection at its last committed checkpoint, and the next replay resumes from there")
+    func failedCheckpointWrite() throws {
+        let w = try Workspace()
+        w.projection("order_totals", orderTotals)
+        let log = orderLog(count: 400, streams: 30, seed: 11)
+        try w.ingest(log)
+        // Checkpoints commit on their own thread: the one past seq 200 fails there, as a
+        // full disk would, and the replay must still see it.
+        try w.store.writeTransaction { db in
+            try db.execute(sql: """
+                CREATE TRIGGER full_disk BEFORE UPDATE OF position ON projection_builds WHEN NEW.position > 200
+                BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END
+                """)
+        }
+        var options = ReplayOptions()
+        options.batchSize = 50
+        options.checkpointEvery = 50
+        #expect(throws: (any Error).self) { try w.replay(["order_totals"], options) }
+        #expect(try w.store.projectionRecords().builds["order_totals"]?.position == 200)
+        let table = try w.store.readTransaction { db in
+            try Row.fetchAll(db, sql: "SELECT key, state FROM order_totals__build ORDER BY key").map { "\($0[0] as String) \($0[1] as String)" }
+        }
+        #expect(table == (try expectedOrderTotals(Array(log.prefix(200)))))
+
+        try w.store.writeTransaction { db in try db.execute(sql: "DROP TRIGGER full_disk") }
+        try w.replay(["order_totals"], options)
+        #expect(try w.dump("order_totals") == expectedOrderTotals(log))
     }
 }
