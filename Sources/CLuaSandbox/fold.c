@@ -82,6 +82,9 @@ static int apply_protected(lua_State *L) {
     vm->last_key.len = 0;
     if (!abuf_put(&vm->last_key, key, key_len)) return luaL_error(L, "out of memory");
     long slot = states_find(vm, key, key_len, hash);
+    // Its flags are marked dirty after the handler: fetched meanwhile (measured: the
+    // miss on them was a twentieth of a replay's time).
+    if (slot >= 0 && !vm->all_dirty) __builtin_prefetch(&vm->keys.slots[slot], 1);
     if (states_push(vm, L, slot) == LUA_TNIL) {
         lua_pop(L, 1);
         if (!vm->assume_absent) {
