@@ -47,7 +47,7 @@ struct CheckpointWrite {
 ///
 /// Before, the replay's thread (or, with `--parallel`, every worker) waited for each
 /// checkpoint's transaction: merging the runs of states, the upserts, the snapshot
-/// chunks and the commit were a third of a replay's time (measured). Now the next
+/// chunks and the commit were a fifth of a replay's time (measured). Now the next
 /// batches fold meanwhile.
 ///
 /// At most one checkpoint is in flight, so they commit in order and hold bounded
