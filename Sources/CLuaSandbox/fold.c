@@ -176,8 +176,6 @@ typedef struct {
     uint64_t prefix[2];  // the key's first 16 bytes, big-endian: most comparisons end here
     const char *s;
     size_t len;
-    uint32_t slot;
-    int kept;            // the state to write is the one kept for the flush
     size_t at, size;     // its record in vm->records
 } fkey;
 
@@ -233,34 +231,31 @@ static int flush_protected(lua_State *L) {
     // In slot order (all_dirty goes through the slots in order).
     if (!vm->all_dirty) sort_slots(vm->dirty, lua_newuserdatauv(L, (candidates ? candidates : 1) * sizeof(uint32_t), 0), candidates);
     size_t count = 0;
+    abuf *records = &vm->records;
     for (size_t i = 0; i < candidates; i++) {
         uint32_t slot = vm->all_dirty ? (uint32_t)i : vm->dirty[i];
         fkey *k = &keys[count];
-        k->kept = !vm->all_dirty && (vm->keys.slots[slot].flags & KEY_KEPT);
+        // The state kept for the flush, when the one in memory is not the one to write.
+        int kept = !vm->all_dirty && (vm->keys.slots[slot].flags & KEY_KEPT);
         // With all_dirty, every state in memory; a key whose state could not be stored
         // has none.
-        int t = lua_rawgeti(L, k->kept ? 3 : 2, (lua_Integer)slot + 1);
-        lua_pop(L, 1);
-        if (t == LUA_TNIL) continue;
+        if (lua_rawgeti(L, kept ? 3 : 2, (lua_Integer)slot + 1) == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
         k->s = keymap_key(&vm->keys, slot);
         k->len = vm->keys.slots[slot].len;
-        k->slot = slot;
         set_prefix(k);
-        count++;
-    }
-    abuf *records = &vm->records;
-    for (size_t i = 0; i < count; i++) {
-        fkey *k = &keys[i];
         k->at = records->len;
         put_u32(L, records, k->len);
         if (!abuf_put(records, k->s, k->len)) return luaL_error(L, "out of memory");
         size_t at = records->len;
         put_u32(L, records, 0);
-        lua_rawgeti(L, k->kept ? 3 : 2, (lua_Integer)k->slot + 1);
         avm_write_json(vm, L, -1, records, 0, k->s);
         lua_pop(L, 1);
         le32((unsigned char *)records->data + at, records->len - at - 4);
         k->size = records->len - k->at;
+        count++;
     }
     qsort(keys, count, sizeof(fkey), fkey_cmp);
     if (!abuf_reserve(&vm->out, records->len)) return luaL_error(L, "out of memory");
