@@ -76,9 +76,7 @@ final class CheckpointWriter<States: StateDatabase> {
     func submit(_ writes: [CheckpointWrite], committed: @escaping () throws -> Void) throws {
         try wait()
         guard states.concurrentReads else {
-            try states.writeStates { db in
-                for write in writes { try write.write(db, warn: warn) }
-            }
+            try Self.commit(writes, to: states, warn: warn)
             try committed()
             return
         }
@@ -95,6 +93,13 @@ final class CheckpointWriter<States: StateDatabase> {
         job.done.wait()
         if let error = job.error { throw error }
         try committed()
+    }
+
+    /// One checkpoint's writes, in one transaction.
+    private static func commit(_ writes: [CheckpointWrite], to states: States, warn: (String) -> Void) throws {
+        try states.writeStates { db in
+            for write in writes { try write.write(db, warn: warn) }
+        }
     }
 
     /// Runs `body` in a write transaction of its own, after the checkpoint in flight.
@@ -132,9 +137,7 @@ final class CheckpointWriter<States: StateDatabase> {
         func run() {
             defer { done.signal() }
             do {
-                try states.writeStates { db in
-                    for write in writes { try write.write(db, warn: warn) }
-                }
+                try CheckpointWriter.commit(writes, to: states, warn: warn)
             } catch {
                 self.error = error
             }
