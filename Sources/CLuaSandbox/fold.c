@@ -44,44 +44,140 @@ static void push_initial(avm *vm, lua_State *L, const char *key, size_t len) {
     if (!lua_istable(L, -1)) luaL_error(L, "init must return a table, not a %s", luaL_typename(L, -1));
 }
 
-static int apply_protected(lua_State *L) {
-    avm *vm = avm_of(L);
-    const avm_event *e = lua_touserdata(L, 1);
-    if (vm->glob && fnmatch(vm->glob, e->stream, 0) != 0) { lua_pushinteger(L, AVM_SKIPPED); return 1; }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);        // 2
+/// Handlers by event type, looked up once per batch: each lookup made a Lua string of
+/// the type (hashing and interning it) for every event.
+#define TYPE_CACHE 16
+#define TYPE_CACHE_NAME 48
+typedef struct {
+    size_t len;
+    char name[TYPE_CACHE_NAME];
+    int handler;  // stack index of the handler, 0: none
+} type_entry;
+
+typedef struct {
+    type_entry types[TYPE_CACHE];
+    size_t ntypes;
+    int on;       // stack index of the handlers table
+} type_cache;
+
+/// What is known of an event before it is folded: looked at a few events ahead, so that
+/// its key's entries are fetched into cache while the events before it are folded.
+typedef struct {
+    int handler;    // stack index of the handler; 0: skipped; -1: look it up when applied
+    uint32_t hash;  // the key's, when it is known before the event is built
+    long slot;      // the key's slot; -1: not in memory when looked; -2: not looked up
+} event_look;
+
+static int stream_matches(const avm *vm, const avm_event *e) {
+    if (!vm->glob) return 1;
+    if (vm->glob_prefix >= 0)
+        return e->stream_len >= (size_t)vm->glob_prefix && memcmp(e->stream, vm->glob, (size_t)vm->glob_prefix) == 0;
+    return fnmatch(vm->glob, e->stream, 0) == 0;
+}
+
+/// The handler of the event's type: a stack index, 0 for none; -1 when there is no cache.
+static int handler_for(lua_State *L, type_cache *c, const avm_event *e) {
+    if (!c) return -1;
+    for (size_t i = 0; i < c->ntypes; i++) {
+        type_entry *t = &c->types[i];
+        if (t->len == e->type_len && memcmp(t->name, e->type, e->type_len) == 0) return t->handler;
+    }
+    if (c->ntypes == TYPE_CACHE || e->type_len > TYPE_CACHE_NAME) return -1;
+    type_entry *t = &c->types[c->ntypes++];
+    t->len = e->type_len;
+    memcpy(t->name, e->type, e->type_len);
     lua_pushlstring(L, e->type, e->type_len);
-    if (lua_rawget(L, 2) != LUA_TFUNCTION) { lua_pushinteger(L, AVM_SKIPPED); return 1; }  // 3: handler
-    // The key's bytes; a Lua string only when the key function made one (5). A key known
-    // before the event is built has its entry in the key map fetched meanwhile.
-    const char *key = "global";
-    size_t key_len = 6;
-    uint32_t hash = 0;
-    if (vm->key_mode == AVM_KEY_STREAM) {
-        key = e->stream;
-        key_len = e->stream_len;
+    if (lua_rawget(L, c->on) == LUA_TFUNCTION) {
+        t->handler = lua_gettop(L);  // stays on the stack for the batch
+    } else {
+        lua_pop(L, 1);
+        t->handler = 0;
     }
-    if (vm->key_mode != AVM_KEY_FUNCTION) {
-        hash = states_hash(vm, key, key_len);
-        keymap_prefetch(&vm->keys, hash);
+    return t->handler;
+}
+
+/// The key's bytes when they are known before the event is built.
+static int known_key(const avm *vm, const avm_event *e, const char **key, size_t *len) {
+    if (vm->key_mode == AVM_KEY_STREAM) { *key = e->stream; *len = e->stream_len; return 1; }
+    if (vm->key_mode == AVM_KEY_GLOBAL) { *key = "global"; *len = 6; return 1; }
+    return 0;
+}
+
+/// First look: whether the event is folded, and its key's hash (its entry in the key
+/// map is fetched meanwhile).
+static void look(avm *vm, lua_State *L, type_cache *c, const avm_event *e, event_look *a) {
+    a->slot = -2;
+    a->handler = 0;
+    if (!stream_matches(vm, e)) return;
+    a->handler = handler_for(L, c, e);
+    const char *key;
+    size_t len;
+    if (a->handler && known_key(vm, e, &key, &len)) {
+        a->hash = states_hash(vm, key, len);
+        keymap_prefetch(&vm->keys, a->hash);
     }
-    push_event(vm, L, e);                                  // 4
-    if (vm->key_mode == AVM_KEY_FUNCTION) {
+}
+
+/// Second look: the key's slot; its flags and its entry in ref_states are fetched.
+static void locate(avm *vm, const avm_event *e, event_look *a) {
+    const char *key;
+    size_t len;
+    if (!a->handler || !known_key(vm, e, &key, &len)) return;
+    a->slot = states_find(vm, key, len, a->hash);
+    if (a->slot < 0) return;
+    __builtin_prefetch(&vm->keys.slots[a->slot], 1);
+    states_prefetch_entry(vm, a->slot);
+}
+
+/// Third look: the state's table and its fields are fetched.
+static void warm(const avm *vm, const event_look *a) {
+    if (a->slot < 0) return;
+    const kslot *s = &vm->keys.slots[a->slot];
+    if (s->table) __builtin_prefetch(s->table, 1);
+    if (s->node) {
+        __builtin_prefetch(s->node, 1);
+        __builtin_prefetch((const char *)s->node + 64, 1);
+    }
+}
+
+/// Folds one event that was looked at; the stack is as it was after.
+static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a) {
+    if (!a->handler) return AVM_SKIPPED;
+    int base = lua_gettop(L);
+    int handler = a->handler;
+    if (handler < 0) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);
+        lua_pushlstring(L, e->type, e->type_len);
+        if (lua_rawget(L, -2) != LUA_TFUNCTION) { lua_settop(L, base); return AVM_SKIPPED; }
+        handler = lua_gettop(L);
+    }
+    // The key's bytes; a Lua string only when the key function made one.
+    const char *key;
+    size_t key_len;
+    uint32_t hash = a->hash;
+    int known = known_key(vm, e, &key, &key_len);
+    push_event(vm, L, e);
+    int ev = lua_gettop(L);
+    if (!known) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_key);
-        lua_pushvalue(L, 4);
+        lua_pushvalue(L, ev);
         lua_call(L, 1, 1);
-        if (lua_isnil(L, 5)) { lua_pushinteger(L, AVM_SKIPPED); return 1; }
-        if (lua_isinteger(L, 5)) {
-            lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, 5));
-            lua_replace(L, 5);
-        } else if (lua_type(L, 5) != LUA_TSTRING) {
-            return luaL_error(L, "the key function must return a string, an integer or nil, not a %s", luaL_typename(L, 5));
+        int k = lua_gettop(L);
+        if (lua_isnil(L, k)) { lua_settop(L, base); return AVM_SKIPPED; }
+        if (lua_isinteger(L, k)) {
+            lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, k));
+            lua_replace(L, k);
+        } else if (lua_type(L, k) != LUA_TSTRING) {
+            return luaL_error(L, "the key function must return a string, an integer or nil, not a %s", luaL_typename(L, k));
         }
-        key = lua_tolstring(L, 5, &key_len);
+        key = lua_tolstring(L, k, &key_len);
         hash = states_hash(vm, key, key_len);
     }
     vm->last_key.len = 0;
     if (!abuf_put(&vm->last_key, key, key_len)) return luaL_error(L, "out of memory");
-    long slot = states_find(vm, key, key_len, hash);
+    // A slot found ahead stays valid (keys are only ever added here); a key not found
+    // then may have been added since.
+    long slot = a->slot >= 0 ? a->slot : states_find(vm, key, key_len, hash);
     // Its flags are marked dirty after the handler: fetched meanwhile (measured: the
     // miss on them was a twentieth of a replay's time).
     if (slot >= 0 && !vm->all_dirty) __builtin_prefetch(&vm->keys.slots[slot], 1);
@@ -90,8 +186,8 @@ static int apply_protected(lua_State *L) {
         if (!vm->assume_absent) {
             vm->pending.len = 0;
             if (!abuf_put(&vm->pending, key, key_len)) return luaL_error(L, "out of memory");
-            lua_pushinteger(L, AVM_NEED_STATE);
-            return 1;
+            lua_settop(L, base);
+            return AVM_NEED_STATE;
         }
         push_initial(vm, L, key, key_len);
         lua_pushvalue(L, -1);
@@ -99,17 +195,28 @@ static int apply_protected(lua_State *L) {
         vm->resident++;
     }
     int state = lua_gettop(L);
-    lua_pushvalue(L, 3);
+    lua_pushvalue(L, handler);
     lua_pushvalue(L, state);
-    lua_pushvalue(L, 4);
+    lua_pushvalue(L, ev);
     lua_call(L, 2, 1);
     if (lua_istable(L, -1)) {
         states_set(vm, L, slot, key, key_len, hash);
     } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "a handler must change s in place or return a new state table, not a %s", luaL_typename(L, -1));
+    } else {
+        states_note(vm, L, slot, state);  // its fields may have moved
     }
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
-    lua_pushinteger(L, AVM_OK);
+    lua_settop(L, base);
+    return AVM_OK;
+}
+
+static int apply_protected(lua_State *L) {
+    avm *vm = avm_of(L);
+    const avm_event *e = lua_touserdata(L, 1);
+    event_look a;
+    look(vm, L, NULL, e, &a);
+    lua_pushinteger(L, apply_looked(vm, L, e, &a));
     return 1;
 }
 
@@ -121,6 +228,62 @@ int avm_apply(avm *vm, const avm_event *event) {
     int status = lua_pcall(L, 1, 1, 0);
     int result = status == LUA_OK ? (int)lua_tointeger(L, -1) : AVM_ERROR;
     return avm_finish_call(vm, status, result);
+}
+
+// How far ahead of the event being folded each look is made: each fetch has the time
+// of a few events' folding to arrive.
+#define AHEAD_LOOK 6
+#define AHEAD_LOCATE 4
+#define AHEAD_WARM 2
+#define AHEAD_RING 16  // more than AHEAD_LOOK: an event's look is kept until it is folded
+_Static_assert(AHEAD_RING > AHEAD_LOOK, "the ring holds every look in flight");
+
+static int batch_protected(lua_State *L) {
+    avm *vm = avm_of(L);
+    avm_batch *b = lua_touserdata(L, 1);
+    type_cache c;
+    c.ntypes = 0;
+    luaL_checkstack(L, TYPE_CACHE + 4, "handlers");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);
+    c.on = lua_gettop(L);
+    event_look ring[AHEAD_RING];
+    size_t from = b->at, n = b->count;
+#define MINE(i) (!b->hashes || b->hashes[i] % b->parts == b->part)
+#define LOOK(i) do { if (MINE(i)) look(vm, L, &c, &b->events[i], &ring[(i) % AHEAD_RING]); else ring[(i) % AHEAD_RING] = (event_look){ 0, 0, -2 }; } while (0)
+    for (size_t i = from; i < n && i < from + AHEAD_LOOK; i++) LOOK(i);
+    for (size_t i = from; i < n && i < from + AHEAD_LOCATE; i++) locate(vm, &b->events[i], &ring[i % AHEAD_RING]);
+    for (size_t i = from; i < n && i < from + AHEAD_WARM; i++) warm(vm, &ring[i % AHEAD_RING]);
+    for (size_t i = from; i < n; i++) {
+        if (i + AHEAD_LOOK < n) LOOK(i + AHEAD_LOOK);
+        if (i + AHEAD_LOCATE < n) locate(vm, &b->events[i + AHEAD_LOCATE], &ring[(i + AHEAD_LOCATE) % AHEAD_RING]);
+        if (i + AHEAD_WARM < n) warm(vm, &ring[(i + AHEAD_WARM) % AHEAD_RING]);
+        event_look *a = &ring[i % AHEAD_RING];
+        if (!a->handler) continue;
+        b->at = i;
+        avm_reset_budget(vm);
+        int r = apply_looked(vm, L, &b->events[i], a);
+        // A limit the script caught with its own pcall still fails the event.
+        if (vm->mem_exceeded || vm->budget_exceeded) return 0;
+        if (r == AVM_NEED_STATE) { b->status = r; return 0; }
+        if (r == AVM_OK) {
+            b->applied++;
+            b->last_seq = b->events[i].seq;
+        }
+    }
+#undef LOOK
+#undef MINE
+    b->at = n;
+    b->status = AVM_OK;
+    return 0;
+}
+
+int avm_apply_batch(avm *vm, avm_batch *batch) {
+    lua_State *L = vm->L;
+    lua_pushcfunction(L, batch_protected);
+    lua_pushlightuserdata(L, batch);
+    batch->status = AVM_ERROR;
+    avm_reset_budget(vm);
+    return avm_finish_call(vm, lua_pcall(L, 1, 0, 0), batch->status);
 }
 
 static int provide_protected(lua_State *L) {
@@ -172,13 +335,6 @@ static void put_u32(lua_State *L, abuf *b, size_t n) {
     if (!abuf_put(b, v, 4)) luaL_error(L, "out of memory");
 }
 
-typedef struct {
-    uint64_t prefix[2];  // the key's first 16 bytes, big-endian: most comparisons end here
-    const char *s;
-    size_t len;
-    size_t at, size;     // its record in vm->records
-} fkey;
-
 /// Sorts slots ascending, a byte at a time (qsort's calls cost a tenth of a flush).
 static void sort_slots(uint32_t *a, uint32_t *tmp, size_t n) {
     uint32_t max = 0;
@@ -192,76 +348,50 @@ static void sort_slots(uint32_t *a, uint32_t *tmp, size_t n) {
     }
 }
 
-static int fkey_cmp(const void *a, const void *b) {
-    const fkey *x = a, *y = b;
-    for (int i = 0; i < 2; i++) {
-        if (x->prefix[i] != y->prefix[i]) return x->prefix[i] < y->prefix[i] ? -1 : 1;
-    }
-    if (x->len <= 16 || y->len <= 16) return (x->len > y->len) - (x->len < y->len);
-    size_t n = (x->len < y->len ? x->len : y->len) - 16;
-    int c = memcmp(x->s + 16, y->s + 16, n);
-    return c ? c : (x->len > y->len) - (x->len < y->len);
-}
+/// Writes the changed states in slot order: slots are given out as keys first come,
+/// and a state's table, fields and strings are mostly allocated then too, so slot order
+/// walks the heap roughly in address order (in key order, serialising missed the cache
+/// at every state). avm_sort_records puts them in key order, off the replay's thread.
+#define FLUSH_AHEAD 4
 
-static void set_prefix(fkey *k) {
-    unsigned char buf[16] = { 0 };
-    memcpy(buf, k->s, k->len < 16 ? k->len : 16);
-    for (int i = 0; i < 2; i++) {
-        uint64_t v = 0;
-        for (int j = 0; j < 8; j++) v = (v << 8) | buf[i * 8 + j];
-        k->prefix[i] = v;
-    }
-}
-
-/// Writes the changed states in key order: the read-model table's B-tree is keyed the
-/// same way, so the inserts that follow touch its pages in sequence.
-///
-/// They are serialised in slot order, then their records put in key order. Slots are
-/// given out as keys first come, and a state's table, fields and strings are mostly
-/// allocated then too, so slot order walks the heap roughly in address order; in key
-/// order, serialising missed the cache at every state.
 static int flush_protected(lua_State *L) {
     avm *vm = avm_of(L);
-    vm->out.len = 0;
-    vm->records.len = 0;
+    abuf *out = &vm->out;
+    out->len = 0;
     size_t candidates = vm->all_dirty ? vm->keys.count : vm->ndirty;
-    fkey *keys = lua_newuserdatauv(L, (candidates ? candidates : 1) * sizeof(fkey), 0);  // 1
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 2
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_kept);      // 3
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);    // 1
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_kept);      // 2
     // In slot order (all_dirty goes through the slots in order).
     if (!vm->all_dirty) sort_slots(vm->dirty, lua_newuserdatauv(L, (candidates ? candidates : 1) * sizeof(uint32_t), 0), candidates);
     size_t count = 0;
-    abuf *records = &vm->records;
     for (size_t i = 0; i < candidates; i++) {
+        if (i + FLUSH_AHEAD < candidates) {
+            // The state a few ahead: its entry, table and fields.
+            uint32_t ahead = vm->all_dirty ? (uint32_t)(i + FLUSH_AHEAD) : vm->dirty[i + FLUSH_AHEAD];
+            const kslot *s = &vm->keys.slots[ahead];
+            states_prefetch_entry(vm, ahead);
+            if (s->table) __builtin_prefetch(s->table);
+            if (s->node) __builtin_prefetch(s->node);
+        }
         uint32_t slot = vm->all_dirty ? (uint32_t)i : vm->dirty[i];
-        fkey *k = &keys[count];
         // The state kept for the flush, when the one in memory is not the one to write.
         int kept = !vm->all_dirty && (vm->keys.slots[slot].flags & KEY_KEPT);
         // With all_dirty, every state in memory; a key whose state could not be stored
         // has none.
-        if (lua_rawgeti(L, kept ? 3 : 2, (lua_Integer)slot + 1) == LUA_TNIL) {
+        if (lua_rawgeti(L, kept ? 2 : 1, (lua_Integer)slot + 1) == LUA_TNIL) {
             lua_pop(L, 1);
             continue;
         }
-        k->s = keymap_key(&vm->keys, slot);
-        k->len = vm->keys.slots[slot].len;
-        set_prefix(k);
-        k->at = records->len;
-        put_u32(L, records, k->len);
-        if (!abuf_put(records, k->s, k->len)) return luaL_error(L, "out of memory");
-        size_t at = records->len;
-        put_u32(L, records, 0);
-        avm_write_json(vm, L, -1, records, 0, k->s);
+        const char *key = keymap_key(&vm->keys, slot);
+        size_t key_len = vm->keys.slots[slot].len;
+        put_u32(L, out, key_len);
+        if (!abuf_put(out, key, key_len)) return luaL_error(L, "out of memory");
+        size_t at = out->len;
+        put_u32(L, out, 0);
+        avm_write_json(vm, L, -1, out, 0, key);
         lua_pop(L, 1);
-        le32((unsigned char *)records->data + at, records->len - at - 4);
-        k->size = records->len - k->at;
+        le32((unsigned char *)out->data + at, out->len - at - 4);
         count++;
-    }
-    qsort(keys, count, sizeof(fkey), fkey_cmp);
-    if (!abuf_reserve(&vm->out, records->len)) return luaL_error(L, "out of memory");
-    for (size_t i = 0; i < count; i++) {
-        memcpy(vm->out.data + vm->out.len, records->data + keys[i].at, keys[i].size);
-        vm->out.len += keys[i].size;
     }
     states_flushed(vm, L);
     vm->all_dirty = 0;  // from now on, track what changes

@@ -40,8 +40,12 @@ enum { KEY_DIRTY = 1, KEY_KEPT = 2 };
 
 /// A key's entry in a keymap: where its bytes are, and the states' bookkeeping.
 typedef struct {
-    size_t off, len;     // bytes in keymap.bytes, NUL-terminated
-    unsigned flags;      // KEY_* (used by states.c)
+    size_t off;          // bytes in keymap.bytes, NUL-terminated
+    uint32_t len;
+    uint32_t flags;      // KEY_* (used by states.c)
+    // Where its state's table and hash part were when last seen (states.c), fetched
+    // into cache while earlier events are folded; only ever prefetched, never read.
+    const void *table, *node;
 } kslot;
 
 #define KEY_HEAD 20
@@ -89,6 +93,7 @@ struct avm {
     int assume_absent;
     int all_dirty;           // every state in memory is new since the last flush: no tracking
     char *glob;
+    long glob_prefix;        // glob is this many literal bytes then '*' (-1: match with fnmatch)
     int ref_merge;
     int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_env, ref_modules, ref_loaded;
     keymap keys;             // key -> slot; the state of slot i is ref_states[i + 1]
@@ -99,11 +104,18 @@ struct avm {
     size_t resident;
     size_t created;          // keys started from init (new keys) since the VM was made
 
+    // Lua 5.4 keeps a table's array and hash parts at these offsets of its Table: checked
+    // once per VM (vm.c), and only then are they read, to prefetch states ahead.
+    int peek_ok;
+    const void *states_table;  // ref_states' Table
+    int tracing;               // the allocator records what it returns (for that check)
+    void *traced[4];
+    size_t traced_size[4], ntraced;
+
     abuf pending;            // key for AVM_NEED_STATE
     abuf last_key;           // key of the last applied event (for explain)
     int track_last_key;
     abuf out;                // flush / describe / state output
-    abuf records;            // a flush's records before they are put in key order
     abuf scratch;            // string decoding
     abuf path;               // where in a state an error is, for its message
     avm_column *columns;     // declared columns, checked as states are written out
@@ -112,6 +124,10 @@ struct avm {
 };
 
 #define AVM_HOOK_COUNT 1000
+// Lua 5.4's Table: array part pointer, hash part pointer; the size of a TValue.
+#define AVM_TABLE_ARRAY 16
+#define AVM_TABLE_NODE 24
+#define AVM_TVALUE_SIZE 16
 
 /// Pushes the value of the JSON text [p, end); raises a Lua error on malformed JSON.
 void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what);
@@ -151,6 +167,19 @@ int states_push(avm *vm, lua_State *L, long slot);
 /// Pops the value on top into the key's state in memory, adding the key when slot is -1;
 /// returns the slot.
 long states_set(avm *vm, lua_State *L, long slot, const char *key, size_t len, uint32_t hash);
+/// Notes where the slot's state (the table at idx) is, for prefetching.
+static inline void states_note(avm *vm, lua_State *L, long slot, int idx) {
+    kslot *s = &vm->keys.slots[slot];
+    const char *t = lua_topointer(L, idx);
+    s->table = t;
+    s->node = vm->peek_ok && t ? *(const void *const *)(t + AVM_TABLE_NODE) : NULL;
+}
+/// Prefetches the slot's entry in ref_states' array part.
+static inline void states_prefetch_entry(const avm *vm, long slot) {
+    if (!vm->peek_ok) return;
+    const char *array = *(const char *const *)((const char *)vm->states_table + AVM_TABLE_ARRAY);
+    if (array) __builtin_prefetch(array + (size_t)slot * AVM_TVALUE_SIZE);
+}
 /// The slot's state in memory is to be written at the next flush.
 void states_mark_dirty(avm *vm, lua_State *L, long slot);
 /// Before replacing a changed state in memory without changing it: the next flush still

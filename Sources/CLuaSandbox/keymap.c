@@ -116,15 +116,16 @@ static int reserve(avm *vm, void **p, size_t *cap, size_t need, size_t size, siz
 }
 
 long keymap_insert(avm *vm, keymap *m, const void *key, size_t len, uint32_t hash) {
-    if (m->count >= UINT32_MAX - 1 || len >= SIZE_MAX / 2) return -1;
+    if (m->count >= UINT32_MAX - 1 || len >= UINT32_MAX) return -1;
     if (!grow_table(vm, m)) return -1;
     if (!reserve(vm, (void **)&m->slots, &m->slot_cap, m->count + 1, sizeof *m->slots, 16)) return -1;
     // NUL-terminated: the key names its state in error messages.
     if (!reserve(vm, (void **)&m->bytes, &m->bytes_cap, m->bytes_len + len + 1, 1, 256)) return -1;
     kslot *s = &m->slots[m->count];
     s->off = m->bytes_len;
-    s->len = len;
+    s->len = (uint32_t)len;
     s->flags = 0;
+    s->table = s->node = NULL;
     memcpy(m->bytes + s->off, key, len);
     m->bytes[s->off + len] = 0;
     m->bytes_len += len + 1;

@@ -83,6 +83,10 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     vm->mem_used = vm->mem_used - old + nsize;
+    if (vm->tracing && vm->ntraced < 4) {
+        vm->traced[vm->ntraced] = p;
+        vm->traced_size[vm->ntraced++] = nsize;
+    }
     return p;
 }
 

@@ -29,6 +29,7 @@ long states_set(avm *vm, lua_State *L, long slot, const char *key, size_t len, u
         slot = keymap_insert(vm, &vm->keys, key, len, hash);
         if (slot < 0) return out_of_memory(vm, L);
     }
+    states_note(vm, L, slot, -1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);
     lua_insert(L, -2);
     lua_rawseti(L, -2, (lua_Integer)slot + 1);
@@ -123,6 +124,7 @@ void states_evict(avm *vm, lua_State *L) {
         vm->nkept = vm->ndirty;
         lua_rawseti(L, LUA_REGISTRYINDEX, vm->ref_kept);
     }
+    vm->states_table = lua_topointer(L, -1);
     lua_rawseti(L, LUA_REGISTRYINDEX, vm->ref_states);
     vm->resident = 0;
 }

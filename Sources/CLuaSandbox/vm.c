@@ -59,6 +59,9 @@ static int setup_protected(lua_State *L) {
     vm->ref_modules = avm_new_ref_table(L);
     vm->ref_loaded = avm_new_ref_table(L);
     vm->ref_states = avm_new_ref_table(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);
+    vm->states_table = lua_topointer(L, -1);
+    lua_pop(L, 1);
     vm->ref_kept = avm_new_ref_table(L);
     // The projection's environment: reads fall through to the globals.
     lua_newtable(L);
@@ -67,6 +70,33 @@ static int setup_protected(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
     vm->ref_env = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/// Whether tables are laid out as Lua 5.4 lays them out (see AVM_TABLE_*): checked on a
+/// table made for it, against the blocks the allocator handed out while it was made, so
+/// that no address is read before it is known to be the table's.
+static int check_layout_protected(lua_State *L) {
+    avm *vm = avm_of(L);
+    vm->ntraced = 0;
+    vm->tracing = 1;
+    lua_createtable(L, 1, 1);
+    vm->tracing = 0;
+    lua_pushinteger(L, 0x5EED1234);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, 0x5EED5678);
+    lua_setfield(L, -2, "k");
+    const char *t = lua_topointer(L, -1);
+    size_t table_size = 0;
+    const void *array = NULL, *node = NULL;
+    for (size_t i = 0; i < vm->ntraced; i++) if (vm->traced[i] == t) table_size = vm->traced_size[i];
+    if (table_size < AVM_TABLE_NODE + sizeof(void *)) return 0;
+    const void *a = *(const void *const *)(t + AVM_TABLE_ARRAY), *n = *(const void *const *)(t + AVM_TABLE_NODE);
+    for (size_t i = 0; i < vm->ntraced; i++) {
+        if (vm->traced[i] == a && vm->traced_size[i] == AVM_TVALUE_SIZE) array = a;
+        if (vm->traced[i] == n && vm->traced_size[i] >= sizeof(lua_Integer)) node = n;
+    }
+    vm->peek_ok = array && node && *(const lua_Integer *)array == 0x5EED1234 && *(const lua_Integer *)node == 0x5EED5678;
     return 0;
 }
 
@@ -89,6 +119,10 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     int status = lua_pcall(vm->L, 0, 0, 0);
     vm->loading = 0;
     if (status != LUA_OK) { avm_free(vm); return NULL; }
+    lua_pushcfunction(vm->L, check_layout_protected);
+    if (lua_pcall(vm->L, 0, 0, 0) != LUA_OK) vm->peek_ok = 0;
+    lua_settop(vm->L, 0);
+    vm->tracing = 0;
     // Generational GC: each event leaves short-lived garbage (its tables) while the
     // states held between checkpoints are long-lived; the incremental collector would
     // re-mark all of them on every cycle.
@@ -107,7 +141,6 @@ void avm_free(avm *vm) {
     free(vm->pending.data);
     free(vm->last_key.data);
     free(vm->out.data);
-    free(vm->records.data);
     free(vm->scratch.data);
     free(vm->path.data);
     avm_free_columns(vm);
@@ -221,6 +254,9 @@ static int load_protected(lua_State *L) {
     if (t == LUA_TSTRING) {
         free(vm->glob);
         vm->glob = strdup(lua_tostring(L, -1));
+        // "order-*": a prefix, compared without fnmatch.
+        size_t n = strlen(vm->glob);
+        vm->glob_prefix = n > 0 && vm->glob[n - 1] == '*' && strcspn(vm->glob, "*?[\\") == n - 1 ? (long)(n - 1) : -1;
     } else if (t != LUA_TNIL) return luaL_error(L, "the projection's 'streams' must be a glob string like \"order-*\", not a %s", lua_typename(L, t));
     lua_pop(L, 1);
 

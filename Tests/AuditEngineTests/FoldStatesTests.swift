@@ -51,23 +51,15 @@ private final class Folder {
         try apply(stream: Array(stream.utf8), type: Array(type.utf8), data: data, seq: seq)
     }
 
-    /// Flushes and decodes the records: key bytes and JSON, in the order written.
+    /// Flushes and decodes the records: key bytes and JSON, in key order, as a
+    /// checkpoint reads them (a VM writes them in slot order; `StateRun` sorts them).
     func flush() throws -> [(key: [UInt8], json: String)] {
         let flushed = try vm.flush()
         var records: [(key: [UInt8], json: String)] = []
-        let bytes = Array(flushed.records)
-        var at = 0
-        func u32() -> Int {
-            defer { at += 4 }
-            return (0..<4).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) }
-        }
-        while at < bytes.count {
-            let keyLength = u32()
-            let key = Array(bytes[at..<at + keyLength])
-            at += keyLength
-            let jsonLength = u32()
-            records.append((key, String(decoding: bytes[at..<at + jsonLength], as: UTF8.self)))
-            at += jsonLength
+        let cursor = StateRun(flushed).cursor()
+        while let key = cursor.key {
+            records.append((Array(key), String(decoding: cursor.state, as: UTF8.self)))
+            try cursor.advance()
         }
         #expect(records.count == flushed.count)
         return records

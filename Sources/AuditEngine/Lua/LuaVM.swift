@@ -122,6 +122,21 @@ final class LuaVM {
         }
     }
 
+    /// Folds `batch.events` from `batch.at` on, as `apply` would one by one; returns
+    /// `.applied` when all are done, or stops at `batch.at` with `.needsState` (that event
+    /// is not applied yet). `batch.applied` and `batch.last_seq` count what was applied.
+    func apply(batch: inout avm_batch) throws -> ApplyResult {
+        switch avm_apply_batch(vm, &batch) {
+        case Int32(AVM_OK): return .applied
+        case Int32(AVM_NEED_STATE):
+            var length = 0
+            let pointer = avm_pending_key(vm, &length)
+            return .needsState(key: String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self))
+        default:
+            throw LuaError(message: String(cString: avm_error(vm)))
+        }
+    }
+
     /// The key the last applied event went to.
     var lastKey: String {
         var length = 0

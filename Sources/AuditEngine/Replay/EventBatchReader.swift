@@ -21,29 +21,40 @@ struct EventBatch: Sendable {
 
     var count: Int { seqs.count }
 
-    /// Calls `body` with each row's index and the row as an `avm_event` pointing into
-    /// this batch.
-    func forEach(_ body: (Int, inout avm_event) throws -> Void) rethrows {
+    /// Calls `body` with the rows as `avm_event`s pointing into this batch.
+    func withEvents<T>(_ body: (UnsafeBufferPointer<avm_event>) throws -> T) rethrows -> T {
         try bytes.withUnsafeBufferPointer { raw in
             let base = UnsafeRawPointer(raw.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var event = avm_event()
-            for row in 0..<count {
-                let f = row * 14
-                func field(_ i: Int) -> (UnsafePointer<CChar>, Int) {
-                    (base + Int(fields[f + 2 * i]), Int(fields[f + 2 * i + 1]))
+            var events = [avm_event](repeating: avm_event(), count: count)
+            events.withUnsafeMutableBufferPointer { out in
+                for row in 0..<count {
+                    let f = row * 14
+                    func field(_ i: Int) -> (UnsafePointer<CChar>, Int) {
+                        (base + Int(fields[f + 2 * i]), Int(fields[f + 2 * i + 1]))
+                    }
+                    out[row].seq = seqs[row]
+                    out[row].version = versions[row]
+                    (out[row].id, out[row].id_len) = field(0)
+                    (out[row].stream, out[row].stream_len) = field(1)
+                    (out[row].type, out[row].type_len) = field(2)
+                    (out[row].occurred_at, out[row].occurred_at_len) = field(3)
+                    (out[row].recorded_at, out[row].recorded_at_len) = field(4)
+                    (out[row].data, out[row].data_len) = field(5)
+                    (out[row].meta, out[row].meta_len) = field(6)
                 }
-                event.seq = seqs[row]
-                event.version = versions[row]
-                (event.id, event.id_len) = field(0)
-                (event.stream, event.stream_len) = field(1)
-                (event.type, event.type_len) = field(2)
-                (event.occurred_at, event.occurred_at_len) = field(3)
-                (event.recorded_at, event.recorded_at_len) = field(4)
-                (event.data, event.data_len) = field(5)
-                (event.meta, event.meta_len) = field(6)
-                try body(row, &event)
             }
+            return try events.withUnsafeBufferPointer(body)
         }
+    }
+
+    /// The index of the first row after `seq`.
+    func firstRow(after seq: Int64) -> Int {
+        var low = 0, high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if seqs[mid] <= seq { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 }
 

@@ -123,7 +123,7 @@ extension EventStore {
         defer { reader.cancel() }
         while let batch = reader.next() {
             if let error = batch.error { throw StoreError.storage(error) }
-            var active = runs.filter(\.isActive)
+            let active = runs.filter(\.isActive)
             if active.isEmpty { break }
             if batch.count > 0 {
                 if active.contains(where: { $0.partitions.count > 1 }) {
@@ -131,11 +131,12 @@ extension EventStore {
                 } else {
                     // A snapshot for reloading evicted states: it sees every committed checkpoint.
                     try states.readStates { db in
-                        batch.forEach { _, event in
-                            for run in active where run.position < event.seq {
-                                run.partitions[0].apply(&event, projection: run.projection.name) { try run.storedState($0, db) }
+                        batch.withEvents { events in
+                            for run in active {
+                                run.partitions[0].apply(
+                                    events, from: batch.firstRow(after: run.position), split: nil, projection: run.projection.name
+                                ) { try run.storedState($0, db) }
                             }
-                            if active.contains(where: { !$0.isActive }) { active = active.filter(\.isActive) }
                         }
                     }
                 }
@@ -223,9 +224,14 @@ extension EventStore {
     /// one task only.
     private func foldInParallel(_ batch: EventBatch, _ runs: [ProjectionRun], states: some StateDatabase) throws {
         for run in runs { try run.resetPartials() }
-        let fold = ParallelFold(
-            tasks: runs.flatMap { run in run.partitions.indices.map { (run, $0) } }, batch: batch, states: states)
-        DispatchQueue.concurrentPerform(iterations: fold.tasks.count) { fold.run(task: $0) }
+        batch.withEvents { events in
+            batch.streamHashes.withUnsafeBufferPointer { hashes in
+                let fold = ParallelFold(
+                    tasks: runs.flatMap { run in run.partitions.indices.map { (run, $0) } }, batch: batch, events: events,
+                    hashes: hashes.baseAddress!, states: states)
+                DispatchQueue.concurrentPerform(iterations: fold.tasks.count) { fold.run(task: $0) }
+            }
+        }
         for run in runs { run.mergePartials(states: states) }
     }
 
@@ -276,29 +282,37 @@ extension EventStore: StateDatabase {
 private final class ParallelFold<States: StateDatabase>: @unchecked Sendable {
     let tasks: [(ProjectionRun, Int)]
     let batch: EventBatch
+    /// The batch's rows and their stream hashes, valid while the tasks run.
+    let events: UnsafeBufferPointer<avm_event>
+    let hashes: UnsafePointer<UInt64>
     let states: States
 
-    init(tasks: [(ProjectionRun, Int)], batch: EventBatch, states: States) {
+    init(tasks: [(ProjectionRun, Int)], batch: EventBatch, events: UnsafeBufferPointer<avm_event>, hashes: UnsafePointer<UInt64>, states: States) {
         self.tasks = tasks
         self.batch = batch
+        self.events = events
+        self.hashes = hashes
         self.states = states
     }
 
     func run(task index: Int) {
         let (run, p) = tasks[index]
         let partition = run.partitions[p]
-        let count = UInt64(run.partitions.count)
-        // Ranges: contiguous rows of the batch, in order, for a merging projection.
-        let rangeSize = (batch.count + Int(count) - 1) / Int(count)
+        guard partition.failure == nil else { return }
+        let count = run.partitions.count
+        let from = batch.firstRow(after: run.position)
         func fold(_ lookup: (String) throws -> String?) {
-            batch.forEach { row, event in
-                guard partition.failure == nil, run.position < event.seq else { return }
-                if run.mergesRanges {
-                    guard row / rangeSize == p else { return }
-                } else if count > 1, batch.streamHashes[row] % count != UInt64(p) {
-                    return
-                }
-                partition.apply(&event, projection: run.projection.name, lookup: lookup)
+            let name = run.projection.name
+            if run.mergesRanges {
+                // Ranges: contiguous rows of the batch, in order, for a merging projection.
+                let rangeSize = (batch.count + count - 1) / count
+                let end = min(batch.count, (p + 1) * rangeSize)
+                let start = max(from, p * rangeSize)
+                guard start < end else { return }
+                partition.apply(UnsafeBufferPointer(rebasing: events[..<end]), from: start, split: nil, projection: name, lookup: lookup)
+            } else {
+                let split = count > 1 ? (hashes: hashes, parts: count, part: p) : nil
+                partition.apply(events, from: from, split: split, projection: name, lookup: lookup)
             }
         }
         guard states.concurrentReads else {

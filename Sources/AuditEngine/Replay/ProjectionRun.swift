@@ -34,17 +34,62 @@ final class Partition {
                 }
             }
         } catch {
-            let type = String(decoding: UnsafeRawBufferPointer(start: event.type, count: event.type_len), as: UTF8.self)
-            let stream = String(cString: event.stream)
-            let id = String(decoding: UnsafeRawBufferPointer(start: event.id, count: event.id_len), as: UTF8.self)
-            // The event's data is what the handler was given: show it (shortened), so
-            // the value that broke it can be seen without looking the event up.
-            var data = String(decoding: UnsafeRawBufferPointer(start: event.data, count: event.data_len), as: UTF8.self)
-            if data.count > 300 { data = String(data.prefix(300)) + "…" }
-            failure = ProjectionError(
-                projection: projection, seq: event.seq,
-                message: "handler \"\(type)\" (event \(id), stream \"\(stream)\"): \(error); the event's data: \(data)")
+            fail(event, projection: projection, error: error)
         }
+    }
+
+    /// Folds `events` from index `from` on, in order: all of them, or with `split`, those
+    /// whose stream hash falls in this partition. Stops at a failure, recording it.
+    func apply(
+        _ events: UnsafeBufferPointer<avm_event>, from: Int, split: (hashes: UnsafePointer<UInt64>, parts: Int, part: Int)?,
+        projection: String, lookup: (String) throws -> String?
+    ) {
+        var batch = avm_batch()
+        batch.events = events.baseAddress
+        batch.count = events.count
+        batch.at = from
+        if let split {
+            batch.hashes = split.hashes
+            batch.parts = UInt64(split.parts)
+            batch.part = UInt64(split.part)
+        }
+        while batch.at < batch.count {
+            do {
+                defer {
+                    eventsApplied += batch.applied
+                    if batch.applied > 0 { lastApplied = batch.last_seq }
+                    batch.applied = 0
+                }
+                guard case .needsState(let key) = try vm.apply(batch: &batch) else { return }
+                // Its stored state, then the event alone; the batch goes on after it.
+                var event = events[batch.at]
+                do {
+                    try vm.provideState(key: key, json: lookup(key))
+                } catch {
+                    fail(event, projection: projection, error: error)
+                    return
+                }
+                apply(&event, projection: projection, lookup: lookup)
+                if failure != nil { return }
+                batch.at += 1
+            } catch {
+                fail(events[batch.at], projection: projection, error: error)
+                return
+            }
+        }
+    }
+
+    private func fail(_ event: avm_event, projection: String, error: Error) {
+        let type = String(decoding: UnsafeRawBufferPointer(start: event.type, count: event.type_len), as: UTF8.self)
+        let stream = String(cString: event.stream)
+        let id = String(decoding: UnsafeRawBufferPointer(start: event.id, count: event.id_len), as: UTF8.self)
+        // The event's data is what the handler was given: show it (shortened), so
+        // the value that broke it can be seen without looking the event up.
+        var data = String(decoding: UnsafeRawBufferPointer(start: event.data, count: event.data_len), as: UTF8.self)
+        if data.count > 300 { data = String(data.prefix(300)) + "…" }
+        failure = ProjectionError(
+            projection: projection, seq: event.seq,
+            message: "handler \"\(type)\" (event \(id), stream \"\(stream)\"): \(error); the event's data: \(data)")
     }
 }
 

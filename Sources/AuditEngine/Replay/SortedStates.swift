@@ -1,3 +1,4 @@
+import CLuaSandbox
 import Foundation
 import GRDB
 
@@ -10,22 +11,44 @@ protocol StateCursor: AnyObject {
     func advance() throws
 }
 
-/// Serialised states in key order, copied out of a VM's flush (`LuaVM.FlushedStates`
-/// lives only until the VM's next call): the changes of one checkpoint, kept until
-/// the next snapshot.
-final class StateRun {
-    private let records: UnsafeMutableRawBufferPointer
+/// Serialised states, copied out of a VM's flush (`LuaVM.FlushedStates` lives only
+/// until the VM's next call): the changes of one checkpoint, kept until the next
+/// snapshot. A VM writes them in no particular order; they are put in key order when
+/// first read, which is on the checkpoint writer's thread, not the replay's.
+final class StateRun: @unchecked Sendable {
+    /// Sorted once, under `lock`; only read after.
+    private var records: UnsafeMutableRawBufferPointer
+    private var sorted = false
+    private let lock = NSLock()
     let count: Int
+    let byteCount: Int
 
     init(_ flushed: LuaVM.FlushedStates) {
         records = UnsafeMutableRawBufferPointer.allocate(byteCount: max(flushed.records.count, 1), alignment: 8)
         if !flushed.records.isEmpty { records.copyMemory(from: flushed.records) }
         count = flushed.count
+        byteCount = flushed.records.count
     }
 
     deinit { records.deallocate() }
 
-    var byteCount: Int { records.count }
+    /// The records in key order.
+    private func sortedRecords() -> UnsafeRawBufferPointer {
+        lock.lock()
+        defer { lock.unlock() }
+        if !sorted, count > 1 {
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: records.count, alignment: 8)
+            let status = avm_sort_records(
+                records.baseAddress!.assumingMemoryBound(to: CChar.self), byteCount, count,
+                out.baseAddress!.assumingMemoryBound(to: CChar.self))
+            // The VM wrote these records itself; only memory can be short.
+            precondition(status == 0, "cannot sort a checkpoint's states (status \(status))")
+            records.deallocate()
+            records = out
+        }
+        sorted = true
+        return UnsafeRawBufferPointer(start: records.baseAddress, count: byteCount)
+    }
 
     func cursor() -> some StateCursor { Cursor(self) }
 
@@ -37,7 +60,7 @@ final class StateRun {
 
         init(_ run: StateRun) {
             self.run = run
-            records = StateRecords(UnsafeRawBufferPointer(run.records), count: run.count)
+            records = StateRecords(run.sortedRecords(), count: run.count)
             advance()
         }
 

@@ -65,6 +65,25 @@ int avm_set_columns(avm *vm, const char *const *names, const int *types, size_t 
 
 /// Folds one event. See the AVM_ codes.
 int avm_apply(avm *vm, const avm_event *event);
+/// A run of events for avm_apply_batch.
+typedef struct {
+    const avm_event *events;
+    size_t count;
+    /// When not NULL: only the events whose hashes[i] % parts == part are folded.
+    const uint64_t *hashes;
+    uint64_t parts, part;
+    /// In: the first event to fold. Out: the one it stopped at (count when all are done).
+    size_t at;
+    /// Out: how many were applied, and the seq of the last.
+    size_t applied;
+    int64_t last_seq;
+    int status;
+} avm_batch;
+
+/// Folds batch->events from batch->at on, in order, as avm_apply would one by one (the
+/// keys of the events ahead are fetched into cache meanwhile). Returns AVM_OK when all
+/// are done; AVM_NEED_STATE or AVM_ERROR for the event at batch->at, which was not applied.
+int avm_apply_batch(avm *vm, avm_batch *batch);
 /// The key the last applied (or state-needing) event went to.
 const char *avm_last_key(const avm *vm, size_t *len);
 /// The key whose state AVM_NEED_STATE asked for.
@@ -75,9 +94,13 @@ int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json
 void avm_assume_no_stored_states(avm *vm, int flag);
 
 /// Serialises every state changed since the last flush as canonical JSON records
-/// [u32 key_len][key][u32 json_len][json] (lengths little-endian), and forgets which were
-/// changed. Valid until the next call.
+/// [u32 key_len][key][u32 json_len][json] (lengths little-endian), in no particular
+/// order, and forgets which were changed. Valid until the next call.
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
+/// Copies `count` records of `in` (as avm_flush writes them, `len` bytes) into `out`
+/// (`len` bytes) in ascending bytewise key order. Needs no VM: any thread may call it.
+/// Returns 0; -1 when memory is short; -2 when the records are malformed.
+int avm_sort_records(const char *in, size_t len, size_t count, char *out);
 /// Whether the projection defines merge(a, b).
 int avm_has_merge(const avm *vm);
 /// state[key] = merge(state[key], partial) where partial is canonical JSON (a state
