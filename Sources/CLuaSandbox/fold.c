@@ -39,8 +39,12 @@ static void push_initial(avm *vm, lua_State *L, const char *key, size_t len) {
         return;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_init);
-    lua_pushlstring(L, key, len);
-    lua_call(L, 1, 1);
+    if (vm->init_takes_key) {
+        lua_pushlstring(L, key, len);
+        lua_call(L, 1, 1);
+    } else {
+        lua_call(L, 0, 1);  // it cannot see the key: no string made for it
+    }
     if (!lua_istable(L, -1)) luaL_error(L, "init must return a table, not a %s", luaL_typename(L, -1));
 }
 

@@ -87,6 +87,7 @@ struct avm {
     int64_t budget_left;     // hook ticks left
     int budget_exceeded;
     int loading;             // while true, limits are generous (setup)
+    int closing;             // lua_close is freeing everything (limits.c)
 
     int key_mode;
     unsigned event_fields;
@@ -95,6 +96,7 @@ struct avm {
     char *glob;
     long glob_prefix;        // glob is this many literal bytes then '*' (-1: match with fnmatch)
     int ref_merge;
+    int init_takes_key;      // init declares a parameter or `...`
     int ref_spec, ref_on, ref_init, ref_key, ref_states, ref_env, ref_modules, ref_loaded;
     keymap keys;             // key -> slot; the state of slot i is ref_states[i + 1]
     uint32_t *dirty;         // slots changed since the last flush (unless all_dirty)

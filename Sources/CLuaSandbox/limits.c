@@ -56,7 +56,9 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     avm *vm = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        if (ptr) raw_free(&vm->pool, ptr, osize);
+        // While the VM closes, its pool's chunks are about to be freed whole: a small
+        // block need not go back (putting it on a free list touched it: a cache miss).
+        if (ptr && !(vm->closing && osize <= POOL_MAX)) raw_free(&vm->pool, ptr, osize);
         vm->mem_used -= old;
         return NULL;
     }

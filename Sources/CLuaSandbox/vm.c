@@ -133,7 +133,9 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
 
 void avm_free(avm *vm) {
     if (!vm) return;
+    vm->closing = 1;
     if (vm->L) lua_close(vm->L);
+    vm->closing = 0;
     keymap_clear(vm, &vm->keys);
     avm_limited_alloc(vm, vm->dirty, vm->dirty_cap * sizeof *vm->dirty, 0);
     avm_pool_release(&vm->pool);
@@ -240,6 +242,13 @@ static int load_protected(lua_State *L) {
     vm->ref_on = luaL_ref(L, LUA_REGISTRYINDEX);
 
     vm->ref_init = ref_field(L, spec, "init", LUA_TFUNCTION, "a function(key) returning the initial state");
+    if (vm->ref_init != LUA_NOREF) {
+        // `function() … end` has no way to read an argument: init is then called with none.
+        lua_Debug ar;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_init);
+        lua_getinfo(L, ">u", &ar);
+        vm->init_takes_key = ar.nparams > 0 || ar.isvararg;
+    }
     vm->ref_merge = ref_field(L, spec, "merge", LUA_TFUNCTION, "a function(a, b) combining two partial states");
     t = lua_getfield(L, spec, "key");
     if (t == LUA_TNIL || (t == LUA_TSTRING && strcmp(lua_tostring(L, -1), "stream") == 0)) vm->key_mode = AVM_KEY_STREAM;
