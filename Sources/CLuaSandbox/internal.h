@@ -7,6 +7,9 @@
 #include <lualib.h>
 #include "audit_lua.h"
 
+#define AVM_NAME_CACHE 64
+#define AVM_NAME_CACHE_LEN 24
+
 /// How a projection keys its states (the spec's `key`).
 enum { AVM_KEY_STREAM = 0, AVM_KEY_GLOBAL = 1, AVM_KEY_FUNCTION = 2 };
 
@@ -119,6 +122,10 @@ struct avm {
     int track_last_key;
     abuf out;                // flush / describe / state output
     abuf scratch;            // string decoding
+    // Object keys of event data, as Lua strings (json_to_lua.c): the same few names
+    // recur in every event, and making each anew hashed and interned it.
+    struct { uint32_t len; char bytes[AVM_NAME_CACHE_LEN]; } names[AVM_NAME_CACHE];
+    int ref_names;           // the strings: ref_names[i + 1] is names[i]
     abuf path;               // where in a state an error is, for its message
     avm_column *columns;     // declared columns, checked as states are written out
     size_t ncolumns;

@@ -17,6 +17,7 @@ typedef struct {
     lua_State *L;
     const char *p, *end;
     const char *what;
+    int names;  // stack index of the name cache's strings
 } jreader;
 
 static void jfail(jreader *r, const char *reason) {
@@ -127,6 +128,32 @@ static void push_string(jreader *r) {
     lua_pushlstring(r->L, b->data, b->len);
 }
 
+/// An object's key: from the VM's cache of names when it has no escapes and is short
+/// (a lookup in C, not a hash and intern in Lua's string table), else as any string.
+static void push_name(jreader *r) {
+    const char *start = r->p + 1, *p = start;
+    while (p < r->end && *p != '"' && *p != '\\') p++;
+    size_t len = (size_t)(p - start);
+    if (p >= r->end || *p != '"' || len == 0 || len > AVM_NAME_CACHE_LEN) {
+        push_string(r);
+        return;
+    }
+    uint64_t w = 0;
+    memcpy(&w, start, len < 8 ? len : 8);
+    size_t i = (size_t)(((w ^ len) * 0x9E3779B97F4A7C15ULL) >> 58) % AVM_NAME_CACHE;
+    avm *vm = r->vm;
+    if (vm->names[i].len == len && memcmp(vm->names[i].bytes, start, len) == 0) {
+        lua_rawgeti(r->L, r->names, (lua_Integer)i + 1);
+    } else {
+        lua_pushlstring(r->L, start, len);
+        lua_pushvalue(r->L, -1);
+        lua_rawseti(r->L, r->names, (lua_Integer)i + 1);
+        vm->names[i].len = (uint32_t)len;
+        memcpy(vm->names[i].bytes, start, len);
+    }
+    r->p = p + 1;
+}
+
 static locale_t c_locale(void) {
     static locale_t loc = (locale_t)0;
     if (!loc) loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
@@ -145,6 +172,16 @@ static void push_number(jreader *r) {
     }
     size_t n = (size_t)(r->p - start);
     if (n == 0 || n > 64) jfail(r, "bad number");
+    size_t sign = *start == '-';
+    if (!is_float && n > sign && n - sign <= 18) {
+        // Up to 18 digits cannot overflow: summed here, without strtoll's setup.
+        lua_Integer v = 0;
+        for (const char *d = start + sign; d < r->p; d++) v = v * 10 + (*d - '0');
+        if (n - sign == 1 || start[sign] != '0') {
+            lua_pushinteger(r->L, sign ? -v : v);
+            return;
+        }
+    }
     char tmp[65];
     memcpy(tmp, start, n);
     tmp[n] = 0;
@@ -175,7 +212,7 @@ static void push_value(jreader *r, int depth) {
         for (;;) {
             skip_ws(r);
             if (r->p >= r->end || *r->p != '"') jfail(r, "expected a key");
-            push_string(r);
+            push_name(r);
             skip_ws(r);
             if (r->p >= r->end || *r->p != ':') jfail(r, "expected ':'");
             r->p++;
@@ -213,8 +250,10 @@ static void push_value(jreader *r, int depth) {
 }
 
 void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what) {
-    jreader r = { vm, L, p, p + len, what };
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_names);
+    jreader r = { vm, L, p, p + len, what, lua_gettop(L) };
     push_value(&r, 0);
     skip_ws(&r);
     if (r.p != r.end) jfail(&r, "trailing content");
+    lua_remove(L, r.names);
 }

@@ -63,6 +63,8 @@ static int setup_protected(lua_State *L) {
     vm->states_table = lua_topointer(L, -1);
     lua_pop(L, 1);
     vm->ref_kept = avm_new_ref_table(L);
+    lua_createtable(L, AVM_NAME_CACHE, 0);
+    vm->ref_names = luaL_ref(L, LUA_REGISTRYINDEX);
     // The projection's environment: reads fall through to the globals.
     lua_newtable(L);
     lua_newtable(L);
