@@ -202,81 +202,52 @@ static void path_push_key(jwriter *w, const jkey *k, size_t *mark) {
     }
 }
 
-static void write_table(jwriter *w, int idx, int depth) {
+/// Fills `key` from the table key at `at` (a string or an integer), or fails.
+static void read_key(jwriter *w, int at, jkey *key) {
     lua_State *L = w->L;
-    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep (is there a cycle?)", "64");
-    luaL_checkstack(L, 6, "state nesting");
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-    size_t count = 0;
-    int array = n > 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        count++;
-        if (array) {
-            if (!lua_isinteger(L, -2)) array = 0;
-            else { lua_Integer k = lua_tointeger(L, -2); if (k < 1 || k > n) array = 0; }
-        }
-        lua_pop(L, 1);
-    }
-    if (array && (lua_Integer)count == n) {
-        put(w, "[", 1);
-        for (lua_Integer i = 1; i <= n; i++) {
-            if (i > 1) put(w, ",", 1);
-            size_t mark = w->path->len;
-            char tmp[32];
-            int len = snprintf(tmp, sizeof tmp, "[%lld]", (long long)i);
-            abuf_put(w->path, tmp, (size_t)len);
-            lua_rawgeti(L, idx, i);
-            write_value(w, lua_gettop(L), depth + 1);
-            lua_pop(L, 1);
-            w->path->len = mark;
-        }
-        put(w, "]", 1);
-        return;
-    }
-    // Small tables (the usual state) keep their key/value pairs on the Lua stack and
-    // sort a C array of them: no allocation and no lookups. Larger ones keep the keys
-    // in a userdata (so an error raised below cannot leak it) and look values up.
-    enum { SMALL = 24 };
-    int small = count <= SMALL;
-    jkey small_keys[SMALL];
-    jkey *keys;
-    int base = lua_gettop(L);
-    if (small) {
-        keys = small_keys;
-        luaL_checkstack(L, (int)(2 * count + 4), "state table");
+    int t = lua_type(L, at);
+    if (t == LUA_TSTRING) {
+        key->s = lua_tolstring(L, at, &key->len);  // stays valid: the key is in the table
+        key->is_int = 0;
+    } else if (t == LUA_TNUMBER && lua_isinteger(L, at)) {
+        key->is_int = 1;
+        key->i = lua_tointeger(L, at);
+        char *start = format_integer((long long)key->i, key->num + sizeof key->num);
+        key->len = (size_t)(key->num + sizeof key->num - start);
+        memmove(key->num, start, key->len);
     } else {
-        keys = lua_newuserdatauv(L, count * sizeof(jkey), 0);
-        base = lua_gettop(L);
+        wfail(w, "a table key of type %s (only string and integer keys can be stored)", lua_typename(L, t));
     }
-    size_t k = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        jkey *key = &keys[k];
-        int t = lua_type(L, -2);
-        if (t == LUA_TSTRING) {
-            key->s = lua_tolstring(L, -2, &key->len);  // stays valid: the key is in the table
-            key->is_int = 0;
-        } else if (t == LUA_TNUMBER && lua_isinteger(L, -2)) {
-            key->is_int = 1;
-            key->i = lua_tointeger(L, -2);
-            char *start = format_integer((long long)key->i, key->num + sizeof key->num);
-            key->len = (size_t)(key->num + sizeof key->num - start);
-            memmove(key->num, start, key->len);
-        } else {
-            wfail(w, "a table key of type %s (only string and integer keys can be stored)", lua_typename(L, t));
+}
+
+/// Writes `count` values as a JSON array: value_at[i] is the stack index of element
+/// i + 1, or 0 to read it from the table.
+static void write_array(jwriter *w, int idx, size_t count, const int *value_at, int depth) {
+    lua_State *L = w->L;
+    put(w, "[", 1);
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0) put(w, ",", 1);
+        size_t mark = w->path->len;
+        char tmp[32];
+        int len = snprintf(tmp, sizeof tmp, "[%zu]", i + 1);
+        abuf_put(w->path, tmp, (size_t)len);
+        int value = value_at ? value_at[i] : 0;
+        if (!value) {
+            lua_rawgeti(L, idx, (lua_Integer)i + 1);
+            value = lua_gettop(L);
         }
-        if (small) {
-            // stack: …, key, value -> keep (key, value) and continue from a copy of key
-            lua_pushvalue(L, -2);
-            key->value = base + (int)(2 * k) + 2;
-        } else {
-            lua_pop(L, 1);
-            key->value = 0;
-        }
-        k++;
+        write_value(w, value, depth + 1);
+        if (!value_at || !value_at[i]) lua_pop(L, 1);
+        w->path->len = mark;
     }
-    if (small) {
+    put(w, "]", 1);
+}
+
+/// Writes the object's members in key order: keys[i].value is the stack index of each
+/// value, or 0 to look it up in the table.
+static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int depth) {
+    lua_State *L = w->L;
+    if (count <= 24) {
         // A handful of keys: insertion sort beats qsort's calls through a pointer.
         for (size_t i = 1; i < count; i++) {
             jkey moving = keys[i];
@@ -303,7 +274,7 @@ static void write_table(jwriter *w, int idx, int depth) {
         size_t mark;
         path_push_key(w, &keys[i], &mark);
         int value = keys[i].value;
-        if (!small) {
+        if (!value) {
             if (keys[i].is_int) lua_pushinteger(L, keys[i].i);
             else lua_pushlstring(L, keys[i].s, keys[i].len);
             lua_rawget(L, idx);
@@ -313,10 +284,78 @@ static void write_table(jwriter *w, int idx, int depth) {
         write_value(w, value, depth + 1);
         w->path->len = mark;
         if (column && !avm_column_accepts(L, value, column->type)) column_fail(w, column, value, at);
-        if (!small) lua_pop(L, 1);
+        if (!keys[i].value) lua_pop(L, 1);
     }
     put(w, "}", 1);
-    lua_settop(L, small ? base : base - 1);
+}
+
+/// A table whose keys are exactly 1..n is an array; any other an object. Small tables
+/// (the usual state) are read in one pass, their key/value pairs kept on the Lua
+/// stack: no allocation, no lookups. Larger ones are counted first, keep their keys in a
+/// userdata (so an error raised below cannot leak it) and look values up.
+static void write_table(jwriter *w, int idx, int depth) {
+    lua_State *L = w->L;
+    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep (is there a cycle?)", "64");
+    enum { SMALL = 24 };
+    luaL_checkstack(L, 2 * SMALL + 8, "state nesting");
+    jkey small_keys[SMALL];
+    int base = lua_gettop(L);
+    size_t count = 0;
+    int small = 1;
+    // Whether every key is an integer in 1..count: with distinct keys, exactly 1..count.
+    int all_int = 1;
+    lua_Integer max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (count == SMALL) {
+            small = 0;
+            lua_settop(L, base);
+            break;
+        }
+        jkey *key = &small_keys[count];
+        read_key(w, -2, key);
+        if (!key->is_int || key->i < 1) all_int = 0;
+        else if (key->i > max) max = key->i;
+        // stack: …, key, value -> keep (key, value) and continue from a copy of key
+        lua_pushvalue(L, -2);
+        key->value = base + (int)(2 * count) + 2;
+        count++;
+    }
+    if (small) {
+        if (count > 0 && all_int && max <= (lua_Integer)count) {
+            int value_at[SMALL];
+            for (size_t i = 0; i < count; i++) value_at[small_keys[i].i - 1] = small_keys[i].value;
+            write_array(w, idx, count, value_at, depth);
+        } else {
+            write_members(w, idx, small_keys, count, depth);
+        }
+        lua_settop(L, base);
+        return;
+    }
+    count = 0;
+    all_int = 1;
+    max = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1) all_int = 0;
+        else if (lua_tointeger(L, -2) > max) max = lua_tointeger(L, -2);
+        lua_pop(L, 1);
+    }
+    if (all_int && max <= (lua_Integer)count) {
+        write_array(w, idx, count, NULL, depth);
+        return;
+    }
+    jkey *keys = lua_newuserdatauv(L, count * sizeof(jkey), 0);
+    size_t k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        read_key(w, -2, &keys[k]);
+        keys[k++].value = 0;
+        lua_pop(L, 1);
+    }
+    write_members(w, idx, keys, count, depth);
+    lua_settop(L, base);
 }
 
 static void write_value(jwriter *w, int idx, int depth) {
