@@ -96,8 +96,8 @@ enum Snapshots {
     /// - Parameter changed: the states changed since the chain's last snapshot, when the
     ///   caller knows them (a replay that saw every event since): runs in key order,
     ///   oldest first. Nil compares every state of the table with the last snapshot.
-    /// - Parameter keys: the number of keys at `seq`, when the table is not at `seq`
-    ///   (only with `changed`); nil counts the table's.
+    /// - Parameter keys: the number of keys at `seq` when the caller knows it (only with
+    ///   `changed`); nil counts the table's.
     @discardableResult
     static func take(
         _ db: Database, chain: Int64, table: String, seq: Int64, times: FoldedTimes, keep: Int,
