@@ -109,10 +109,16 @@ struct ReplayCommand: ParsableCommand {
         let bareRate = Measure.median(bare.map(\.eventsPerSecond))
         print(String(format: "  engine, sequential, --no-snapshots                            : %9.0f events/s   peak %.0f MB", bareRate, bare.map(\.peakRSSMB).max()!))
         print(String(format: "  baseline lua5.4 + lua-cjson over the JSONL                    : %9.0f events/s", baselineRate))
-        print(String(format: "  sequential / baseline: %.2f   (target: >= 3.0)", engineRate / baselineRate))
-        print(String(format: "  parallel / sequential: %.2f   (target: >= 1.7)", parallelRate / engineRate))
-        print(String(format: "  parallel / baseline  : %.2f   (target: >= 6.0)", parallelRate / baselineRate))
-        print(String(format: "  snapshots' cost: sequential with them / without: %.2f of the speed", engineRate / bareRate))
+        // On a machine whose speed drifts, the ratio within each run (its phases ran
+        // back to back) is steadier than the ratio of medians taken over all runs.
+        func paired(_ a: [Measurement], _ b: [Measurement]) -> Double {
+            Measure.median(zip(a, b).map { $0.eventsPerSecond / $1.eventsPerSecond })
+        }
+        print("  ratios: of the medians above; in brackets, the median of each run's own ratio")
+        print(String(format: "  sequential / baseline: %.2f  [%.2f]   (target: >= 3.0)", engineRate / baselineRate, paired(engine, baseline)))
+        print(String(format: "  parallel / sequential: %.2f  [%.2f]   (target: >= 1.7)", parallelRate / engineRate, paired(parallel, engine)))
+        print(String(format: "  parallel / baseline  : %.2f  [%.2f]   (target: >= 6.0)", parallelRate / baselineRate, paired(parallel, baseline)))
+        print(String(format: "  snapshots' cost: sequential with them / without: %.2f  [%.2f] of the speed", engineRate / bareRate, paired(engine, bare)))
         print("  engine result  : \(engine.last!.summary)")
         print("  baseline result: \(baseline.last!.summary)")
         let equal = (engine + parallel + bare).allSatisfy { $0.summary == baseline.last!.summary }
