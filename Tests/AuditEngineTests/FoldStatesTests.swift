@@ -225,6 +225,27 @@ struct FoldStatesTests {
         #expect(try f.flush().isEmpty)
     }
 
+    @Test("a backlog of flushes merges into one run: every key once, in key order, with its newest state")
+    func backlogMerge() throws {
+        let f = try Folder("return { on = { T = function(s, e) s.n = (s.n or 0) + 1 end } }")
+        f.vm.assumeNoStoredStates(true)
+        func flushed(_ streams: [String]) throws -> StateRun {
+            for stream in streams { try f.apply(stream, "T") }
+            return StateRun(try f.vm.flush())
+        }
+        let backlog = TableBacklog()
+        #expect(backlog.isEmpty)
+        backlog.add([try flushed(["c", "a", "b"])])
+        backlog.add([try flushed(["b", "d"]), try flushed(["b"])])
+        #expect(!backlog.isEmpty)
+        var seen: [String] = []
+        try SortedStates.merge(backlog.take().map { $0.cursor() }) { key, state in
+            seen.append(String(decoding: key, as: UTF8.self) + " " + String(decoding: state, as: UTF8.self))
+        }
+        #expect(seen == [#"a {"n":1}"#, #"b {"n":3}"#, #"c {"n":1}"#, #"d {"n":1}"#])
+        #expect(backlog.isEmpty && backlog.byteCount == 0)
+    }
+
     static let patterns = ["order-*", "ord?r-*", "*", "order-1*", "[o]rder-*", #"order\-*"#, "order-*-x", "*-1", "", "ordé-*", "order-"]
     static let streams = ["order-1", "order-", "order", "order-12", "xorder-1", "order-1/2", ".order-1", "ordér-1", "ordé-1", "", "order-1-x", "Order-1"]
 

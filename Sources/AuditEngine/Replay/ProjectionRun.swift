@@ -232,11 +232,9 @@ final class ProjectionRun {
     }
 
     private var flushed: [LuaVM.FlushedStates] = []
-    /// States serialised at snapshots taken between checkpoints, oldest first: in the
-    /// snapshots already, in the table at the next checkpoint.
-    private var unwritten: [StateRun] = []
-    /// `unwritten` once the transaction in progress commits.
-    private var unwrittenAfterCommit: [StateRun] = []
+    /// States serialised at snapshots taken between checkpoints: in the snapshots
+    /// already, in the table at the next checkpoint.
+    private let backlog = TableBacklog()
 
     /// Decides what the checkpoint writes of the serialised states: the table with the
     /// position (a checkpoint), and a snapshot when one is due. With `full` false (only a
@@ -245,7 +243,7 @@ final class ProjectionRun {
     /// at every snapshot instead, while the fold goes on, cost 40% more CPU and made a
     /// sequential replay slower: each snapshot rewrote most of the table's pages.) Call after
     /// `serializeStates`, only when the run is active, and only once the previous
-    /// checkpoint has committed (`checkpointCommitted`).
+    /// checkpoint has committed (its write may have changed `backlog`).
     func planCheckpoint(full: Bool) -> CheckpointWrite {
         let runs = flushed.map(StateRun.init)
         flushed = []
@@ -257,15 +255,15 @@ final class ProjectionRun {
         }
         let snapshotDue = snapshots?.isDue(at: position) ?? false
         // Memory held for the table stays bounded whatever the checkpoint cadence.
-        let holding = (unwritten + runs).reduce(0) { $0 + $1.byteCount }
+        let holding = runs.reduce(backlog.byteCount) { $0 + $1.byteCount }
         let writesTable = full || !snapshotDue || snapshots?.changed == nil || snapshots?.keysAtStart == nil
             || holding > 128 << 20
         var write = CheckpointWrite(projection: projection.name, target: target, position: position, times: times)
+        write.backlog = backlog
         if writesTable {
-            write.states = unwritten + runs
-            unwrittenAfterCommit = []
+            write.states = runs
         } else {
-            unwrittenAfterCommit = unwritten + runs
+            write.backlogged = runs
         }
         if snapshotDue, var schedule = snapshots {
             // The table's keys at this position, written or not, without counting them:
@@ -283,11 +281,6 @@ final class ProjectionRun {
     /// Whether the next checkpoint is due for a snapshot.
     var wantsSnapshot: Bool { snapshots?.isDue(at: position) ?? false }
 
-    /// After the transaction of the checkpoint last planned committed.
-    func checkpointCommitted() {
-        unwritten = unwrittenAfterCommit
-    }
-
     /// Whether a VM holds more than half its memory limit: time to checkpoint and let
     /// go of its states.
     var needsMemory: Bool { partitions.contains { $0.vm.memoryUsed > $0.vm.memoryLimit / 2 } }
@@ -295,7 +288,7 @@ final class ProjectionRun {
     /// After a committed checkpoint: let go of states in VMs past half their memory
     /// limit, so memory stays bounded however many keys there are.
     func trimMemory() throws {
-        guard unwritten.isEmpty else { return }  // the VMs hold states the table lacks
+        guard backlog.isEmpty else { return }  // the VMs hold states the table lacks
         for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
             try partition.vm.evict()
         }

@@ -30,6 +30,30 @@ final class StateRun: @unchecked Sendable {
         byteCount = flushed.records.count
     }
 
+    /// `runs` (oldest first) merged: each key once, with its newest state, in key order.
+    init(merging runs: [StateRun]) {
+        let capacity = runs.reduce(0) { $0 + $1.byteCount }
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(capacity, 1), alignment: 8)
+        var at = 0
+        var count = 0
+        func put(_ field: UnsafeRawBufferPointer) {
+            out.storeBytes(of: UInt32(field.count).littleEndian, toByteOffset: at, as: UInt32.self)
+            at += 4
+            if !field.isEmpty { UnsafeMutableRawBufferPointer(rebasing: out[at..<at + field.count]).copyMemory(from: field) }
+            at += field.count
+        }
+        // Cursors over runs read their own records, which are well formed: cannot throw.
+        try! SortedStates.merge(runs.map { $0.cursor() }) { key, state in
+            put(key)
+            put(state)
+            count += 1
+        }
+        records = out
+        sorted = true
+        self.count = count
+        byteCount = at
+    }
+
     deinit { records.deallocate() }
 
     /// The records in key order.
