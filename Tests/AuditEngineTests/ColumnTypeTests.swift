@@ -40,6 +40,25 @@ struct ColumnTypeTests {
         #expect(outcome.status == .rebuilt, "\(outcome.status)")
     }
 
+    @Test("a column holds what SQLite's json_extract reads from the state, whatever the value", arguments: [
+        Fit(type: "text", value: #""plain""#), Fit(type: "text", value: #""quote \" and backslash \\ ""#),
+        Fit(type: "text", value: #""line\nbreak\1""#), Fit(type: "text", value: #""été ✓""#), Fit(type: "text", value: #""""#),
+        Fit(type: "integer", value: "-9007199254740993"), Fit(type: "integer", value: "true"), Fit(type: "integer", value: "false"),
+        Fit(type: "real", value: "0.1"), Fit(type: "real", value: "1e300"), Fit(type: "real", value: "-2.5e-7"),
+        Fit(type: "numeric", value: "12"), Fit(type: "text", value: "nil"),
+    ])
+    func columnValues(_ fit: Fit) throws {
+        let w = try Workspace()
+        w.projection("p", Self.projection(column: fit.type, value: fit.value))
+        try w.ingest(["k1", "k2", #"k\"3"#].map { eventLine(stream: $0, type: "Set", data: "{}") })
+        #expect(try w.replay(["p"])[0].status == .rebuilt)
+        let (rows, differ) = try w.store.readTransaction { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM p")!,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM p WHERE v IS NOT json_extract(state, '$.v')")!)
+        }
+        #expect(rows == 3 && differ == 0, "\(fit)")
+    }
+
     @Test("values that do not fit fail the projection", arguments: [
         Fit(type: "real", value: #""abc""#), Fit(type: "real", value: "{ 1, 2 }"), Fit(type: "integer", value: "2.5"),
         Fit(type: "integer", value: #""7""#), Fit(type: "text", value: "42"), Fit(type: "text", value: "{ a = 1 }"),

@@ -40,6 +40,15 @@ struct ReadModelTarget: Sendable {
         return insertSQL(verb: "INSERT") + " ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
     }
 
+    /// As `upsertSQL`, with the columns' values bound (?3, ?4, …) instead of extracted.
+    var boundUpsertSQL: String {
+        let names = ["key", "state"] + columns.map { ReadModel.quote($0.name) }
+        let values = columns.indices.map { "?\($0 + 3)" }
+        let updates = ["state = excluded.state"] + columns.map { "\(ReadModel.quote($0.name)) = excluded.\(ReadModel.quote($0.name))" }
+        return "INSERT INTO \(quotedTable) (\(names.joined(separator: ", "))) VALUES (\((["?1", "?2"] + values).joined(separator: ", ")))"
+            + " ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
+    }
+
     /// The same for a key the table does not hold yet; a key it holds keeps its state.
     var insertIfAbsentSQL: String { insertSQL(verb: "INSERT OR IGNORE") }
 

@@ -30,14 +30,9 @@ struct CheckpointWrite {
 
     func write(_ db: Database, warn: (String) -> Void) throws {
         if let states {
-            let upsert = try db.makeStatement(sql: target.upsertSQL)
+            let upsert = try StateUpsert(db, target: target)
             let runs = (backlog?.take() ?? []) + states
-            try SortedStates.merge(runs.map { $0.cursor() }) { key, json in
-                sqlite3_reset(upsert.sqliteStatement)
-                upsert.bindText(1, key)
-                upsert.bindText(2, json)
-                _ = try upsert.stepRow("cannot write the state of projection \(projection)")
-            }
+            try SortedStates.merge(runs.map { $0.cursor() }) { key, json in try upsert.upsert(key: key, state: json) }
             try ReadModel.savePosition(db, target: target, position: position, times: times)
         } else if let backlog, !backlogged.isEmpty {
             backlog.add(backlogged)

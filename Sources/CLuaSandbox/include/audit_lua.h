@@ -101,6 +101,20 @@ int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
 /// (`len` bytes) in ascending bytewise key order. Needs no VM: any thread may call it.
 /// Returns 0; -1 when memory is short; -2 when the records are malformed.
 int avm_sort_records(const char *in, size_t len, size_t count, char *out);
+/// A member of a state's JSON, as SQLite's json_extract would give it.
+enum { AVM_JV_ABSENT = 0, AVM_JV_NULL, AVM_JV_INT, AVM_JV_REAL, AVM_JV_TEXT, AVM_JV_OTHER };
+typedef struct {
+    int kind;            // AVM_JV_*; AVM_JV_OTHER: a string with escapes, an object or an array
+    int64_t i;           // AVM_JV_INT (true and false are 1 and 0)
+    double d;            // AVM_JV_REAL
+    const char *s;       // AVM_JV_TEXT: the bytes between the quotes
+    size_t len;
+} avm_json_value;
+/// Reads the top-level members names[i] (name_lens[i] bytes) of the JSON object `json`
+/// into out[i]. Needs no VM. Returns 0, or -1 when it cannot (not an object, a key with
+/// escapes, malformed): read those members with json_extract.
+int avm_json_members(const char *json, size_t len, const char *const *names, const size_t *name_lens, size_t count, avm_json_value *out);
+
 /// Whether the projection defines merge(a, b).
 int avm_has_merge(const avm *vm);
 /// state[key] = merge(state[key], partial) where partial is canonical JSON (a state
