@@ -126,25 +126,20 @@ final class LuaVM {
 
     /// Folds one event whose fields point into a stored row.
     func apply(_ event: inout avm_event) throws -> ApplyResult {
-        let status = avm_apply(vm, &event)
-        switch status {
-        case Int32(AVM_OK): return .applied
-        case Int32(AVM_SKIPPED): return .skipped
-        case Int32(AVM_NEED_STATE):
-            var length = 0
-            let pointer = avm_pending_key(vm, &length)
-            return .needsState(key: String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self))
-        default:
-            throw LuaError(message: String(cString: avm_error(vm)))
-        }
+        try result(of: avm_apply(vm, &event))
     }
 
     /// Folds `batch.events` from `batch.at` on, as `apply` would one by one; returns
     /// `.applied` when all are done, or stops at `batch.at` with `.needsState` (that event
     /// is not applied yet). `batch.applied` and `batch.last_seq` count what was applied.
     func apply(batch: inout avm_batch) throws -> ApplyResult {
-        switch avm_apply_batch(vm, &batch) {
+        try result(of: avm_apply_batch(vm, &batch))
+    }
+
+    private func result(of status: Int32) throws -> ApplyResult {
+        switch status {
         case Int32(AVM_OK): return .applied
+        case Int32(AVM_SKIPPED): return .skipped
         case Int32(AVM_NEED_STATE):
             var length = 0
             let pointer = avm_pending_key(vm, &length)
