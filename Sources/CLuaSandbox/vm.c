@@ -157,6 +157,7 @@ size_t avm_memory_used(const avm *vm) { return vm->mem_used; }
 size_t avm_keys_created(const avm *vm) { return vm->created; }
 size_t avm_memory_limit(const avm *vm) { return vm->mem_limit; }
 int avm_has_merge(const avm *vm) { return vm->ref_merge != LUA_NOREF; }
+int avm_prefetches_states(const avm *vm) { return vm->peek_ok; }
 void avm_assume_no_stored_states(avm *vm, int flag) {
     vm->assume_absent = flag;
     // Nothing stored and nothing flushed yet: every state in memory will need writing,

@@ -225,6 +225,14 @@ struct FoldStatesTests {
         #expect(try f.flush().isEmpty)
     }
 
+    @Test("on this Lua, a VM finds tables where it expects them, and so fetches states ahead")
+    func prefetchesStates() throws {
+        // If a Lua update moved them, folding stays right but loses its look-ahead
+        // (a fifth of a replay's speed): this says so.
+        let f = try Folder("return { on = {} }")
+        #expect(f.vm.prefetchesStates)
+    }
+
     @Test("a backlog of flushes merges into one run: every key once, in key order, with its newest state")
     func backlogMerge() throws {
         let f = try Folder("return { on = { T = function(s, e) s.n = (s.n or 0) + 1 end } }")

@@ -66,6 +66,8 @@ final class LuaVM {
     }
 
     var memoryUsed: Int { avm_memory_used(vm) }
+    /// Whether the batch fold fetches the states of the events ahead (see avm_prefetches_states).
+    var prefetchesStates: Bool { avm_prefetches_states(vm) != 0 }
     /// Keys this VM started from init: keys new to the projection.
     var keysCreated: Int { avm_keys_created(vm) }
     var memoryLimit: Int { avm_memory_limit(vm) }

@@ -80,6 +80,10 @@ typedef struct {
     int status;
 } avm_batch;
 
+/// Whether this VM found tables laid out as Lua 5.4 lays them out, and so fetches the
+/// states of the events ahead into cache (avm_apply_batch); without, it folds the same,
+/// only slower.
+int avm_prefetches_states(const avm *vm);
 /// Folds batch->events from batch->at on, in order, as avm_apply would one by one (the
 /// keys of the events ahead are fetched into cache meanwhile). Returns AVM_OK when all
 /// are done; AVM_NEED_STATE or AVM_ERROR for the event at batch->at, which was not applied.
