@@ -258,12 +258,12 @@ static int batch_protected(lua_State *L) {
     for (size_t i = from; i < n && i < from + AHEAD_LOCATE; i++) locate(vm, &b->events[i], &ring[i % AHEAD_RING]);
     for (size_t i = from; i < n && i < from + AHEAD_WARM; i++) warm(vm, &ring[i % AHEAD_RING]);
     for (size_t i = from; i < n; i++) {
+        b->at = i;  // a failure while looking ahead (memory) is this event's too
         if (i + AHEAD_LOOK < n) LOOK(i + AHEAD_LOOK);
         if (i + AHEAD_LOCATE < n) locate(vm, &b->events[i + AHEAD_LOCATE], &ring[(i + AHEAD_LOCATE) % AHEAD_RING]);
         if (i + AHEAD_WARM < n) warm(vm, &ring[(i + AHEAD_WARM) % AHEAD_RING]);
         event_look *a = &ring[i % AHEAD_RING];
         if (!a->handler) continue;
-        b->at = i;
         avm_reset_budget(vm);
         int r = apply_looked(vm, L, &b->events[i], a);
         // A limit the script caught with its own pcall still fails the event.
