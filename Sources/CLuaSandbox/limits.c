@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "internal.h"
 
 // --- limits -------------------------------------------------------------------
@@ -49,6 +50,15 @@ void avm_pool_release(apool *pool) {
 static void *raw_alloc(apool *pool, size_t size) { return size <= POOL_MAX ? pool_get(pool, size) : malloc(size); }
 static void raw_free(apool *pool, void *p, size_t size) { if (size <= POOL_MAX) pool_put(pool, p, size); else free(p); }
 
+/// Asks for 2 MB pages under a large block: the key map, the key slots and the states
+/// array are looked up at random, one per event, and with 4 KB pages nearly every lookup
+/// also missed the TLB.
+static void advise_huge(void *p, size_t n) {
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + n) & ~(huge - 1);
+    if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
+
 /// Refuses growth past the cap, always allows frees and shrinks. When ptr is NULL,
 /// osize is a type tag, not a size. Lua always passes a block's true size, so small
 /// blocks can come from (and return to) the pool.
@@ -85,6 +95,7 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     vm->mem_used = vm->mem_used - old + nsize;
+    if (nsize >= ((size_t)4 << 20) && nsize > old) advise_huge(p, nsize);
     if (vm->tracing && vm->ntraced < 4) {
         vm->traced[vm->ntraced] = p;
         vm->traced_size[vm->ntraced++] = nsize;
