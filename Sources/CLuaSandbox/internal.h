@@ -27,6 +27,7 @@ int abuf_putc(abuf *b, char c);
 #define POOL_MAX 512
 #define POOL_CLASSES (POOL_MAX / POOL_GRAIN)
 #define POOL_CHUNK (256 * 1024)
+#define POOL_HUGE_CHUNK (2 * 1024 * 1024)
 
 /// Small blocks of Lua's allocations, recycled by size class: each event makes and
 /// drops a few tables and strings, and glibc's malloc/free for them cost a quarter
@@ -36,6 +37,7 @@ typedef struct {
     char *cursor;
     size_t left;
     void *chunks;  // linked through their first word, freed with the VM
+    size_t nchunks;
 } apool;
 
 /// Flags of a key's slot in vm->keys.

@@ -20,12 +20,16 @@ static void *pool_get(apool *pool, size_t size) {
     }
     size_t bytes = c * POOL_GRAIN;
     if (pool->left < bytes) {
-        char *chunk = malloc(POOL_CHUNK);
+        // Past 64 chunks (16 MB), chunks of 2 MB on a 2 MB page each.
+        size_t size = pool->nchunks >= 64 ? POOL_HUGE_CHUNK : POOL_CHUNK;
+        char *chunk = size == POOL_HUGE_CHUNK ? aligned_alloc(POOL_HUGE_CHUNK, POOL_HUGE_CHUNK) : malloc(size);
         if (!chunk) return NULL;
+        if (size == POOL_HUGE_CHUNK) madvise(chunk, size, MADV_HUGEPAGE);
+        pool->nchunks++;
         *(void **)chunk = pool->chunks;
         pool->chunks = chunk;
         pool->cursor = chunk + POOL_GRAIN;  // the first grain holds the link
-        pool->left = POOL_CHUNK - POOL_GRAIN;
+        pool->left = size - POOL_GRAIN;
     }
     block = pool->cursor;
     pool->cursor += bytes;
