@@ -62,15 +62,12 @@ final class Partition {
                 }
                 guard case .needsState(let key) = try vm.apply(batch: &batch) else { return }
                 // Its stored state, then the event alone; the batch goes on after it.
+                try vm.provideState(key: key, json: lookup(key))
                 var event = events[batch.at]
-                do {
-                    try vm.provideState(key: key, json: lookup(key))
-                } catch {
-                    fail(event, projection: projection, error: error)
-                    return
+                if case .applied = try vm.apply(&event) {
+                    batch.applied += 1  // counted with the batch's, after them
+                    batch.last_seq = event.seq
                 }
-                apply(&event, projection: projection, lookup: lookup)
-                if failure != nil { return }
                 batch.at += 1
             } catch {
                 fail(events[batch.at], projection: projection, error: error)
