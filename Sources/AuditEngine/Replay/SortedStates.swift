@@ -36,16 +36,9 @@ final class StateRun: @unchecked Sendable {
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(capacity, 1), alignment: 8)
         var at = 0
         var count = 0
-        func put(_ field: UnsafeRawBufferPointer) {
-            out.storeBytes(of: UInt32(field.count).littleEndian, toByteOffset: at, as: UInt32.self)
-            at += 4
-            if !field.isEmpty { UnsafeMutableRawBufferPointer(rebasing: out[at..<at + field.count]).copyMemory(from: field) }
-            at += field.count
-        }
         // Cursors over runs read their own records, which are well formed: cannot throw.
         try! SortedStates.merge(runs.map { $0.cursor() }) { key, state in
-            put(key)
-            put(state)
+            StateRecords.write(key, state, into: out, at: &at)
             count += 1
         }
         records = out
@@ -135,12 +128,23 @@ struct StateRecords {
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
     }
 
+    /// Writes one record into `out` at `at`, which it moves past it; `out` has room.
+    static func write(
+        _ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, at: inout Int
+    ) {
+        for field in [key, state] {
+            out.storeBytes(of: UInt32(field.count).littleEndian, toByteOffset: at, as: UInt32.self)
+            at += 4
+            if !field.isEmpty { UnsafeMutableRawBufferPointer(rebasing: out[at..<at + field.count]).copyMemory(from: field) }
+            at += field.count
+        }
+    }
+
     /// Appends one record to `buffer`.
     static func append(_ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
-        for field in [key, state] {
-            withUnsafeBytes(of: UInt32(field.count).littleEndian) { buffer.append(contentsOf: $0) }
-            buffer.append(contentsOf: field)
-        }
+        var at = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: 8 + key.count + state.count))
+        buffer.withUnsafeMutableBytes { write(key, state, into: $0, at: &at) }
     }
 }
 
