@@ -35,26 +35,24 @@ struct ReadModelTarget: Sendable {
 
     /// `INSERT … ON CONFLICT DO UPDATE` of one state (?1 key, ?2 JSON), with its columns
     /// extracted from it.
-    var upsertSQL: String {
-        let updates = ["state = excluded.state"] + columns.map { "\(ReadModel.quote($0.name)) = excluded.\(ReadModel.quote($0.name))" }
-        return insertSQL(verb: "INSERT") + " ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
-    }
+    var upsertSQL: String { insertSQL(verb: "INSERT", columnValues: extractedColumns) + onConflictUpdate }
 
     /// As `upsertSQL`, with the columns' values bound (?3, ?4, …) instead of extracted.
-    var boundUpsertSQL: String {
-        let names = ["key", "state"] + columns.map { ReadModel.quote($0.name) }
-        let values = columns.indices.map { "?\($0 + 3)" }
+    var boundUpsertSQL: String { insertSQL(verb: "INSERT", columnValues: columns.indices.map { "?\($0 + 3)" }) + onConflictUpdate }
+
+    /// As `upsertSQL`, for a key the table does not hold yet; a key it holds keeps its state.
+    var insertIfAbsentSQL: String { insertSQL(verb: "INSERT OR IGNORE", columnValues: extractedColumns) }
+
+    private var extractedColumns: [String] { columns.map { "json_extract(?2, '$.\($0.name)')" } }
+
+    private var onConflictUpdate: String {
         let updates = ["state = excluded.state"] + columns.map { "\(ReadModel.quote($0.name)) = excluded.\(ReadModel.quote($0.name))" }
-        return "INSERT INTO \(quotedTable) (\(names.joined(separator: ", "))) VALUES (\((["?1", "?2"] + values).joined(separator: ", ")))"
-            + " ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
+        return " ON CONFLICT (key) DO UPDATE SET \(updates.joined(separator: ", "))"
     }
 
-    /// The same for a key the table does not hold yet; a key it holds keeps its state.
-    var insertIfAbsentSQL: String { insertSQL(verb: "INSERT OR IGNORE") }
-
-    private func insertSQL(verb: String) -> String {
+    private func insertSQL(verb: String, columnValues: [String]) -> String {
         let names = ["key", "state"] + columns.map { ReadModel.quote($0.name) }
-        let values = ["?1", "?2"] + columns.map { "json_extract(?2, '$.\($0.name)')" }
+        let values = ["?1", "?2"] + columnValues
         return "\(verb) INTO \(quotedTable) (\(names.joined(separator: ", "))) VALUES (\(values.joined(separator: ", ")))"
     }
 
