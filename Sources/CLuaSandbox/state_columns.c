@@ -2,11 +2,9 @@
 //
 // SQLite's json_extract parses the whole state once per column; the states here are
 // the engine's canonical JSON, so their top-level members are read in one scan.
-// Anything but a plain value (a string with escapes, an object, an array) is left to
-// json_extract, which the caller then uses for that state.
-#define _GNU_SOURCE
+// Anything but a plain value (a string with escapes, a float, an object, an array) is
+// left to json_extract, which the caller then uses for that state.
 #include <errno.h>
-#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include "audit_lua.h"
@@ -57,17 +55,10 @@ static int skip_value(scan *s) {
     return 0;
 }
 
-static locale_t c_numeric(void) {
-    static locale_t loc = (locale_t)0;
-    if (!loc) loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    return loc;
-}
-
 /// The value at s->p, moved past.
 static int read_value(scan *s, avm_json_value *v) {
     const char *start = s->p;
-    char c = *s->p;
-    if (c == '"') {
+    if (*start == '"') {
         int escaped;
         if (!skip_string(s, &escaped)) return 0;
         v->kind = escaped ? AVM_JV_OTHER : AVM_JV_TEXT;
@@ -75,14 +66,10 @@ static int read_value(scan *s, avm_json_value *v) {
         v->len = (size_t)(s->p - start - 2);
         return 1;
     }
-    if (c == '{' || c == '[') {
-        v->kind = AVM_JV_OTHER;
-        return skip_value(s);
-    }
-    const char *p = s->p;
-    while (p < s->end && *p != ',' && *p != '}' && *p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') p++;
-    size_t n = (size_t)(p - start);
-    s->p = p;
+    if (!skip_value(s)) return 0;
+    size_t n = (size_t)(s->p - start);
+    v->kind = AVM_JV_OTHER;  // an object, an array, a float: as json_extract reads them
+    if (*start == '{' || *start == '[') return 1;
     if (n == 4 && memcmp(start, "null", 4) == 0) { v->kind = AVM_JV_NULL; return 1; }
     if (n == 4 && memcmp(start, "true", 4) == 0) { v->kind = AVM_JV_INT; v->i = 1; return 1; }
     if (n == 5 && memcmp(start, "false", 5) == 0) { v->kind = AVM_JV_INT; v->i = 0; return 1; }
@@ -90,19 +77,12 @@ static int read_value(scan *s, avm_json_value *v) {
     char tmp[41];
     memcpy(tmp, start, n);
     tmp[n] = 0;
+    if (strpbrk(tmp, ".eE")) return 1;
     char *endp;
-    if (!strpbrk(tmp, ".eE")) {
-        errno = 0;
-        long long i = strtoll(tmp, &endp, 10);
-        if (*endp != 0) return 0;
-        if (errno == 0) { v->kind = AVM_JV_INT; v->i = i; return 1; }
-        v->kind = AVM_JV_OTHER;  // past 64 bits: as SQLite reads it
-        return 1;
-    }
-    double d = strtod_l(tmp, &endp, c_numeric());
+    errno = 0;
+    long long i = strtoll(tmp, &endp, 10);
     if (*endp != 0) return 0;
-    v->kind = AVM_JV_REAL;
-    v->d = d;
+    if (errno == 0) { v->kind = AVM_JV_INT; v->i = i; }  // past 64 bits: as SQLite reads it
     return 1;
 }
 

@@ -60,7 +60,7 @@ final class StateUpsert {
             case Int32(AVM_JV_ABSENT), Int32(AVM_JV_NULL): sqlite3_bind_null(stmt, index)
             case Int32(AVM_JV_INT): sqlite3_bind_int64(stmt, index, value.i)
             case Int32(AVM_JV_TEXT): sqlite3_bind_text(stmt, index, value.s, Int32(value.len), nil)
-            default: return false  // floats, escapes, objects, arrays: as json_extract reads them
+            default: return false  // AVM_JV_OTHER: as json_extract reads it
             }
         }
         return true

@@ -106,11 +106,10 @@ int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
 /// Returns 0; -1 when memory is short; -2 when the records are malformed.
 int avm_sort_records(const char *in, size_t len, size_t count, char *out);
 /// A member of a state's JSON, as SQLite's json_extract would give it.
-enum { AVM_JV_ABSENT = 0, AVM_JV_NULL, AVM_JV_INT, AVM_JV_REAL, AVM_JV_TEXT, AVM_JV_OTHER };
+enum { AVM_JV_ABSENT = 0, AVM_JV_NULL, AVM_JV_INT, AVM_JV_TEXT, AVM_JV_OTHER };
 typedef struct {
-    int kind;            // AVM_JV_*; AVM_JV_OTHER: a string with escapes, an object or an array
+    int kind;            // AVM_JV_*; AVM_JV_OTHER: a string with escapes, a float, an object or an array
     int64_t i;           // AVM_JV_INT (true and false are 1 and 0)
-    double d;            // AVM_JV_REAL
     const char *s;       // AVM_JV_TEXT: the bytes between the quotes
     size_t len;
 } avm_json_value;
