@@ -79,6 +79,15 @@ static int stream_matches(const avm *vm, const avm_event *e) {
     return fnmatch(vm->glob, e->stream, 0) == 0;
 }
 
+/// Pushes the handler of the event's type from the handlers table at `on`; whether there is one
+/// (when not, nothing is left pushed).
+static int push_handler(lua_State *L, int on, const avm_event *e) {
+    lua_pushlstring(L, e->type, e->type_len);
+    if (lua_rawget(L, on) == LUA_TFUNCTION) return 1;
+    lua_pop(L, 1);
+    return 0;
+}
+
 /// The handler of the event's type: a stack index, 0 for none; -1 when there is no cache.
 static int handler_for(lua_State *L, type_cache *c, const avm_event *e) {
     if (!c) return -1;
@@ -90,13 +99,7 @@ static int handler_for(lua_State *L, type_cache *c, const avm_event *e) {
     type_entry *t = &c->types[c->ntypes++];
     t->len = e->type_len;
     memcpy(t->name, e->type, e->type_len);
-    lua_pushlstring(L, e->type, e->type_len);
-    if (lua_rawget(L, c->on) == LUA_TFUNCTION) {
-        t->handler = lua_gettop(L);  // stays on the stack for the batch
-    } else {
-        lua_pop(L, 1);
-        t->handler = 0;
-    }
+    t->handler = push_handler(L, c->on, e) ? lua_gettop(L) : 0;  // stays on the stack for the batch
     return t->handler;
 }
 
@@ -135,13 +138,7 @@ static void locate(avm *vm, const avm_event *e, event_look *a) {
 
 /// Third look: the state's table and its fields are fetched.
 static void warm(const avm *vm, const event_look *a) {
-    if (a->slot < 0) return;
-    const kslot *s = &vm->keys.slots[a->slot];
-    if (s->table) __builtin_prefetch(s->table, 1);
-    if (s->node) {
-        __builtin_prefetch(s->node, 1);
-        __builtin_prefetch((const char *)s->node + 64, 1);
-    }
+    if (a->slot >= 0) states_prefetch_state(vm, a->slot);
 }
 
 /// Folds one event that was looked at; the stack is as it was after.
@@ -151,8 +148,7 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     int handler = a->handler;
     if (handler < 0) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);
-        lua_pushlstring(L, e->type, e->type_len);
-        if (lua_rawget(L, -2) != LUA_TFUNCTION) { lua_settop(L, base); return AVM_SKIPPED; }
+        if (!push_handler(L, lua_gettop(L), e)) { lua_settop(L, base); return AVM_SKIPPED; }
         handler = lua_gettop(L);
     }
     // The key's bytes; a Lua string only when the key function made one.
@@ -372,10 +368,8 @@ static int flush_protected(lua_State *L) {
         if (i + FLUSH_AHEAD < candidates) {
             // The state a few ahead: its entry, table and fields.
             uint32_t ahead = vm->all_dirty ? (uint32_t)(i + FLUSH_AHEAD) : vm->dirty[i + FLUSH_AHEAD];
-            const kslot *s = &vm->keys.slots[ahead];
             states_prefetch_entry(vm, ahead);
-            if (s->table) __builtin_prefetch(s->table);
-            if (s->node) __builtin_prefetch(s->node);
+            states_prefetch_state(vm, ahead);
         }
         uint32_t slot = vm->all_dirty ? (uint32_t)i : vm->dirty[i];
         // The state kept for the flush, when the one in memory is not the one to write.

@@ -191,6 +191,15 @@ static inline void states_prefetch_entry(const avm *vm, long slot) {
     const char *array = *(const char *const *)((const char *)vm->states_table + AVM_TABLE_ARRAY);
     if (array) __builtin_prefetch(array + (size_t)slot * AVM_TVALUE_SIZE);
 }
+/// Prefetches the slot's state as last noted: its table and the start of its fields.
+static inline void states_prefetch_state(const avm *vm, long slot) {
+    const kslot *s = &vm->keys.slots[slot];
+    if (s->table) __builtin_prefetch(s->table, 1);
+    if (s->node) {
+        __builtin_prefetch(s->node, 1);
+        __builtin_prefetch((const char *)s->node + 64, 1);
+    }
+}
 /// The slot's state in memory is to be written at the next flush.
 void states_mark_dirty(avm *vm, lua_State *L, long slot);
 /// Before replacing a changed state in memory without changing it: the next flush still
