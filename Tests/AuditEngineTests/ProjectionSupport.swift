@@ -14,6 +14,16 @@ final class Workspace {
         try FileManager.default.createDirectory(atPath: dir.file("projections/lib"), withIntermediateDirectories: true)
     }
 
+    /// A workspace with the `order_totals` projection and an order log (see `orderLog`)
+    /// ingested; the log's lines, for the expected states.
+    static func withOrderTotals(count: Int, streams: Int, seed: UInt64) throws -> (Workspace, [String]) {
+        let w = try Workspace()
+        w.projection("order_totals", orderTotals)
+        let log = orderLog(count: count, streams: streams, seed: seed)
+        try w.ingest(log)
+        return (w, log)
+    }
+
     /// Writes projections/NAME.lua.
     func projection(_ name: String, _ source: String) {
         _ = FileManager.default.createFile(atPath: "\(projectionsDir)/\(name).lua", contents: Data(source.utf8))

@@ -8,10 +8,7 @@ import Testing
 struct ProjectionTests {
     @Test("order_totals folds to the same states as an independent computation")
     func orderTotalsMatchesIndependent() throws {
-        let w = try Workspace()
-        w.projection("order_totals", orderTotals)
-        let log = orderLog(count: 3_000, streams: 400, seed: 1)
-        try w.ingest(log)
+        let (w, log) = try Workspace.withOrderTotals(count: 3_000, streams: 400, seed: 1)
         let outcome = try w.replay(["order_totals"])
         #expect(outcome.map(\.status) == [.rebuilt])
         #expect(try w.dump("order_totals") == expectedOrderTotals(log))
@@ -21,10 +18,7 @@ struct ProjectionTests {
         "the same events give byte-identical state whatever the batch size, checkpoint interval or memory",
         arguments: [(1, 1), (7, 13), (500, 100), (20_000, 200_000)])
     func determinism(batch: Int, checkpoint: Int) throws {
-        let w = try Workspace()
-        w.projection("order_totals", orderTotals)
-        let log = orderLog(count: 1_500, streams: 300, seed: 2)
-        try w.ingest(log)
+        let (w, log) = try Workspace.withOrderTotals(count: 1_500, streams: 300, seed: 2)
         var options = ReplayOptions()
         options.batchSize = batch
         options.checkpointEvery = checkpoint
@@ -34,10 +28,7 @@ struct ProjectionTests {
 
     @Test("with a small memory limit states are evicted and reloaded, with the same result")
     func evictionRoundTrip() throws {
-        let w = try Workspace()
-        w.projection("order_totals", orderTotals)
-        let log = orderLog(count: 6_000, streams: 3_000, seed: 3)
-        try w.ingest(log)
+        let (w, log) = try Workspace.withOrderTotals(count: 6_000, streams: 3_000, seed: 3)
         var options = ReplayOptions()
         options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000)
         options.batchSize = 500
@@ -48,10 +39,7 @@ struct ProjectionTests {
 
     @Test("many keys in a small VM: checkpoints are taken when memory fills, instead of failing the projection")
     func memoryDrivenCheckpoints() throws {
-        let w = try Workspace()
-        w.projection("order_totals", orderTotals)
-        let log = orderLog(count: 8_000, streams: 6_000, seed: 6)
-        try w.ingest(log)
+        let (w, log) = try Workspace.withOrderTotals(count: 8_000, streams: 6_000, seed: 6)
         var options = ReplayOptions()
         options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000)
         options.batchSize = 250
@@ -266,10 +254,7 @@ struct ProjectionTests {
 
     @Test("a checkpoint that cannot be written fails the replay, leaves the projection at its last committed checkpoint, and the next replay resumes from there")
     func failedCheckpointWrite() throws {
-        let w = try Workspace()
-        w.projection("order_totals", orderTotals)
-        let log = orderLog(count: 400, streams: 30, seed: 11)
-        try w.ingest(log)
+        let (w, log) = try Workspace.withOrderTotals(count: 400, streams: 30, seed: 11)
         // Checkpoints commit on their own thread: the one past seq 200 fails there, as a
         // full disk would, and the replay must still see it.
         try w.store.writeTransaction { db in
