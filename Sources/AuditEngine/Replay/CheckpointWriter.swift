@@ -31,8 +31,7 @@ struct CheckpointWrite {
     func write(_ db: Database, warn: (String) -> Void) throws {
         if let states {
             let upsert = try StateUpsert(db, target: target)
-            let runs = (backlog?.take() ?? []) + states
-            try SortedStates.merge(runs.map { $0.cursor() }) { key, json in try upsert.upsert(key: key, state: json) }
+            try StateRun.merged((backlog?.take() ?? []) + states).forEach { key, json in try upsert.upsert(key: key, state: json) }
             try ReadModel.savePosition(db, target: target, position: position, times: times)
         } else if let backlog, !backlogged.isEmpty {
             backlog.add(backlogged)

@@ -112,7 +112,7 @@ enum Snapshots {
         let writer = try ChunkWriter(db, chain: chain, delta: deltaID)
         func write(_ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer) throws { try writer.add(key, state) }
         if let changed {
-            try SortedStates.merge(changed.map { $0.cursor() }, write)
+            try StateRun.merged(changed).forEach(write)
         } else {
             // Every state of the table that differs from the last snapshot's, by a
             // merge of the two in key order.

@@ -34,17 +34,39 @@ final class StateRun: @unchecked Sendable {
     init(merging runs: [StateRun]) {
         let capacity = runs.reduce(0) { $0 + $1.byteCount }
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(capacity, 1), alignment: 8)
-        var at = 0
-        var count = 0
-        // Cursors over runs read their own records, which are well formed: cannot throw.
-        try! SortedStates.merge(runs.map { $0.cursor() }) { key, state in
-            StateRecords.write(key, state, into: out, at: &at)
-            count += 1
-        }
+        let sources = runs.map { $0.sortedRecords() }
+        var merged = 0
+        let written = sources.map { $0.baseAddress.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } }
+            .withUnsafeBufferPointer { bases in
+                sources.map(\.count).withUnsafeBufferPointer { lengths in
+                    runs.map(\.count).withUnsafeBufferPointer { counts in
+                        avm_merge_records(
+                            bases.baseAddress, lengths.baseAddress, counts.baseAddress, runs.count,
+                            out.baseAddress!.assumingMemoryBound(to: CChar.self), &merged)
+                    }
+                }
+            }
+        // Runs hold records their VM wrote itself: only memory can be short.
+        precondition(written >= 0, "cannot merge a checkpoint's states (status \(written))")
+        withExtendedLifetime(runs) {}
         records = out
         sorted = true
-        self.count = count
-        byteCount = at
+        count = merged
+        byteCount = written
+    }
+
+    /// `runs` as one run: the run itself when there is one.
+    static func merged(_ runs: [StateRun]) -> StateRun {
+        runs.count == 1 ? runs[0] : StateRun(merging: runs)
+    }
+
+    /// Calls `body` with each key and its state, in key order.
+    func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        var records = StateRecords(sortedRecords(), count: count)
+        // The VM wrote these records itself: they are well formed.
+        while let (key, state) = try? records.next() {
+            try body(key, state)
+        }
     }
 
     deinit { records.deallocate() }

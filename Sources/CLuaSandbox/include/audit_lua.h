@@ -105,6 +105,11 @@ int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
 /// (`len` bytes) in ascending bytewise key order. Needs no VM: any thread may call it.
 /// Returns 0; -1 when memory is short; -2 when the records are malformed.
 int avm_sort_records(const char *in, size_t len, size_t count, char *out);
+/// Merges `n` runs of records, each in key order (runs[i]: lens[i] bytes, counts[i]
+/// records; oldest run first) into `out`, which has room for all their bytes: each key
+/// once, with the record of the last run that holds it. Needs no VM. Returns the bytes
+/// written (the records in *count); -1 when memory is short; -2 when a run is malformed.
+long avm_merge_records(const char *const *runs, const size_t *lens, const size_t *counts, size_t n, char *out, size_t *count);
 /// A member of a state's JSON, as SQLite's json_extract would give it.
 enum { AVM_JV_ABSENT = 0, AVM_JV_NULL, AVM_JV_INT, AVM_JV_TEXT, AVM_JV_OTHER };
 typedef struct {
