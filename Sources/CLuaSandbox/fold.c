@@ -6,28 +6,45 @@
 
 // --- folding ------------------------------------------------------------------
 
-#define SET_STRING(field, ptr, n) (lua_pushlstring(L, (ptr), (n)), lua_setfield(L, -2, field))
-#define SET_INT(field, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, field))
+/// The names of e's fields, in AVM_FIELD_* bit order: pushed onto the stack once per
+/// call into the VM (push_event_names), so that building e copies each name from there
+/// instead of finding the C string in Lua's string cache (lua_setfield) per field.
+static const char *const event_field_names[] = { "seq", "id", "stream", "version", "type", "occurred_at", "recorded_at", "data", "meta" };
+#define EVENT_FIELDS (sizeof event_field_names / sizeof *event_field_names)
+
+/// Pushes the field names; returns the stack index of the first.
+static int push_event_names(lua_State *L) {
+    luaL_checkstack(L, EVENT_FIELDS, "event field names");
+    for (size_t i = 0; i < EVENT_FIELDS; i++) lua_pushstring(L, event_field_names[i]);
+    return lua_gettop(L) - (int)EVENT_FIELDS + 1;
+}
+
+#define FIELD(bit) (names + __builtin_ctz(bit))
+#define SET_STRING(bit, ptr, n) (lua_pushvalue(L, FIELD(bit)), lua_pushlstring(L, (ptr), (n)), lua_rawset(L, -3))
+#define SET_INT(bit, v) (lua_pushvalue(L, FIELD(bit)), lua_pushinteger(L, (lua_Integer)(v)), lua_rawset(L, -3))
 
 /// Builds `e` with the fields the projection's code can read (see avm_set_event_fields):
-/// each field skipped saves a string or table allocation per event.
-static void push_event(avm *vm, lua_State *L, const avm_event *e) {
+/// each field skipped saves a string or table allocation per event. `names` is where
+/// push_event_names put the field names.
+static void push_event(avm *vm, lua_State *L, const avm_event *e, int names) {
     unsigned f = vm->event_fields;
     lua_createtable(L, 0, __builtin_popcount(f));
-    if (f & AVM_FIELD_SEQ) SET_INT("seq", e->seq);
-    if (f & AVM_FIELD_ID) SET_STRING("id", e->id, e->id_len);
-    if (f & AVM_FIELD_STREAM) SET_STRING("stream", e->stream, e->stream_len);
-    if (f & AVM_FIELD_VERSION) SET_INT("version", e->version);
-    if (f & AVM_FIELD_TYPE) SET_STRING("type", e->type, e->type_len);
-    if (f & AVM_FIELD_OCCURRED_AT) SET_STRING("occurred_at", e->occurred_at, e->occurred_at_len);
-    if (f & AVM_FIELD_RECORDED_AT) SET_STRING("recorded_at", e->recorded_at, e->recorded_at_len);
+    if (f & AVM_FIELD_SEQ) SET_INT(AVM_FIELD_SEQ, e->seq);
+    if (f & AVM_FIELD_ID) SET_STRING(AVM_FIELD_ID, e->id, e->id_len);
+    if (f & AVM_FIELD_STREAM) SET_STRING(AVM_FIELD_STREAM, e->stream, e->stream_len);
+    if (f & AVM_FIELD_VERSION) SET_INT(AVM_FIELD_VERSION, e->version);
+    if (f & AVM_FIELD_TYPE) SET_STRING(AVM_FIELD_TYPE, e->type, e->type_len);
+    if (f & AVM_FIELD_OCCURRED_AT) SET_STRING(AVM_FIELD_OCCURRED_AT, e->occurred_at, e->occurred_at_len);
+    if (f & AVM_FIELD_RECORDED_AT) SET_STRING(AVM_FIELD_RECORDED_AT, e->recorded_at, e->recorded_at_len);
     if (f & AVM_FIELD_DATA) {
+        lua_pushvalue(L, FIELD(AVM_FIELD_DATA));
         avm_push_json(vm, L, e->data, e->data_len, "event data");
-        lua_setfield(L, -2, "data");
+        lua_rawset(L, -3);
     }
     if (f & AVM_FIELD_META) {
+        lua_pushvalue(L, FIELD(AVM_FIELD_META));
         avm_push_json(vm, L, e->meta, e->meta_len, "event meta");
-        lua_setfield(L, -2, "meta");
+        lua_rawset(L, -3);
     }
 }
 
@@ -142,7 +159,7 @@ static void warm(const avm *vm, const event_look *a) {
 }
 
 /// Folds one event that was looked at; the stack is as it was after.
-static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a) {
+static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a, int names) {
     if (!a->handler) return AVM_SKIPPED;
     int base = lua_gettop(L);
     int handler = a->handler;
@@ -156,7 +173,7 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     size_t key_len;
     uint32_t hash = a->hash;
     int known = known_key(vm, e, &key, &key_len);
-    push_event(vm, L, e);
+    push_event(vm, L, e, names);
     int ev = lua_gettop(L);
     if (!known) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_key);
@@ -215,8 +232,9 @@ static int apply_protected(lua_State *L) {
     avm *vm = avm_of(L);
     const avm_event *e = lua_touserdata(L, 1);
     event_look a;
+    int names = push_event_names(L);
     look(vm, L, NULL, e, &a);
-    lua_pushinteger(L, apply_looked(vm, L, e, &a));
+    lua_pushinteger(L, apply_looked(vm, L, e, &a, names));
     return 1;
 }
 
@@ -246,6 +264,7 @@ static int batch_protected(lua_State *L) {
     luaL_checkstack(L, TYPE_CACHE + 4, "handlers");
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);
     c.on = lua_gettop(L);
+    int names = push_event_names(L);
     event_look ring[AHEAD_RING];
     size_t from = b->at, n = b->count;
 #define MINE(i) (!b->hashes || b->hashes[i] % b->parts == b->part)
@@ -261,7 +280,7 @@ static int batch_protected(lua_State *L) {
         event_look *a = &ring[i % AHEAD_RING];
         if (!a->handler) continue;
         avm_reset_budget(vm);
-        int r = apply_looked(vm, L, &b->events[i], a);
+        int r = apply_looked(vm, L, &b->events[i], a, names);
         // A limit the script caught with its own pcall still fails the event.
         if (vm->mem_exceeded || vm->budget_exceeded) return 0;
         if (r == AVM_NEED_STATE) { b->status = r; return 0; }
