@@ -395,7 +395,7 @@ static int flush_protected(lua_State *L) {
         int kept = !vm->all_dirty && (vm->keys.slots[slot].flags & KEY_KEPT);
         // With all_dirty, every state in memory; a key whose state could not be stored
         // has none.
-        if (lua_rawgeti(L, kept ? 2 : 1, (lua_Integer)slot + 1) == LUA_TNIL) {
+        if ((kept ? lua_rawgeti(L, 2, (lua_Integer)slot + 1) : states_push_in(L, 1, slot)) == LUA_TNIL) {
             lua_pop(L, 1);
             continue;
         }

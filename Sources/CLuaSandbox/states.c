@@ -1,7 +1,8 @@
 // The states of keys held in memory, and which of them changed since the last flush.
 //
-// A key's slot comes from vm->keys (C memory); its state is ref_states[slot + 1], a
-// Lua array, so a lookup hashes the key's bytes once and needs no Lua string. A flush
+// A key's slot comes from vm->keys (C memory); its state is in a chunk of ref_states,
+// Lua arrays (see AVM_STATES_CHUNK), so a lookup hashes the key's bytes once and needs
+// no Lua string. A flush
 // writes the dirty slots' states: the one in memory, or, when a slot is KEY_KEPT, the
 // state ref_kept holds for it (the one the key had when it last changed, if that state
 // has since been replaced by avm_provide_state or dropped by avm_evict).
@@ -10,10 +11,17 @@
 
 long states_find(avm *vm, const char *key, size_t len, uint32_t hash) { return keymap_find(&vm->keys, key, len, hash); }
 
+int states_push_in(lua_State *L, int states, long slot) {
+    if (lua_rawgeti(L, states, (slot >> AVM_STATES_CHUNK_BITS) + 1) == LUA_TNIL) return LUA_TNIL;
+    int t = lua_rawgeti(L, -1, (slot & (AVM_STATES_CHUNK - 1)) + 1);
+    lua_remove(L, -2);
+    return t;
+}
+
 int states_push(avm *vm, lua_State *L, long slot) {
     if (slot < 0) { lua_pushnil(L); return LUA_TNIL; }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);
-    int t = lua_rawgeti(L, -1, (lua_Integer)slot + 1);
+    int t = states_push_in(L, lua_gettop(L), slot);
     lua_remove(L, -2);
     return t;
 }
@@ -24,16 +32,42 @@ static int out_of_memory(avm *vm, lua_State *L) {
     return luaL_error(L, "not enough memory");
 }
 
+/// Pushes a new chunk of ref_states (at stack index `states`) for the slot, and notes
+/// where its array part is, for prefetching: made whole, that part never moves.
+static void new_chunk(avm *vm, lua_State *L, int states, long slot) {
+    size_t chunk = (size_t)slot >> AVM_STATES_CHUNK_BITS;
+    if (vm->peek_ok && chunk >= vm->chunk_arrays_cap) {
+        size_t cap = vm->chunk_arrays_cap ? vm->chunk_arrays_cap : 64;
+        while (cap <= chunk) cap *= 2;
+        const char **a = avm_limited_alloc(vm, vm->chunk_arrays, vm->chunk_arrays_cap * sizeof *a, cap * sizeof *a);
+        if (!a) { out_of_memory(vm, L); return; }
+        vm->chunk_arrays = a;
+        vm->chunk_arrays_cap = cap;
+    }
+    lua_createtable(L, (int)AVM_STATES_CHUNK, 0);
+    if (vm->peek_ok) {
+        while (vm->nchunk_arrays <= chunk) vm->chunk_arrays[vm->nchunk_arrays++] = NULL;
+        vm->chunk_arrays[chunk] = *(const char *const *)((const char *)lua_topointer(L, -1) + AVM_TABLE_ARRAY);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, states, (lua_Integer)chunk + 1);
+}
+
 long states_set(avm *vm, lua_State *L, long slot, const char *key, size_t len, uint32_t hash) {
     if (slot < 0) {
         slot = keymap_insert(vm, &vm->keys, key, len, hash);
         if (slot < 0) return out_of_memory(vm, L);
     }
     states_note(vm, L, slot, -1);
+    int value = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);
-    lua_insert(L, -2);
-    lua_rawseti(L, -2, (lua_Integer)slot + 1);
-    lua_pop(L, 1);
+    if (lua_rawgeti(L, value + 1, (slot >> AVM_STATES_CHUNK_BITS) + 1) == LUA_TNIL) {
+        lua_pop(L, 1);
+        new_chunk(vm, L, value + 1, slot);
+    }
+    lua_pushvalue(L, value);
+    lua_rawseti(L, value + 2, (slot & (AVM_STATES_CHUNK - 1)) + 1);
+    lua_settop(L, value - 1);
     return slot;
 }
 
@@ -100,8 +134,9 @@ void states_evict(avm *vm, lua_State *L) {
         lua_createtable(L, (int)vm->ndirty, 0);           // sized now: filling it cannot raise
         for (size_t i = 0; i < vm->ndirty; i++) {
             long slot = vm->dirty[i];
-            lua_rawgeti(L, LUA_REGISTRYINDEX, vm->keys.slots[slot].flags & KEY_KEPT ? vm->ref_kept : vm->ref_states);
-            lua_rawgeti(L, -1, slot + 1);
+            int kept = vm->keys.slots[slot].flags & KEY_KEPT;
+            lua_rawgeti(L, LUA_REGISTRYINDEX, kept ? vm->ref_kept : vm->ref_states);
+            if (kept) lua_rawgeti(L, -1, slot + 1); else states_push_in(L, lua_gettop(L), slot);
             lua_rawseti(L, -3, (lua_Integer)i + 1);
             lua_pop(L, 1);
         }
@@ -124,7 +159,7 @@ void states_evict(avm *vm, lua_State *L) {
         vm->nkept = vm->ndirty;
         lua_rawseti(L, LUA_REGISTRYINDEX, vm->ref_kept);
     }
-    vm->states_table = lua_topointer(L, -1);
+    vm->nchunk_arrays = 0;
     lua_rawseti(L, LUA_REGISTRYINDEX, vm->ref_states);
     vm->resident = 0;
 }

@@ -59,9 +59,6 @@ static int setup_protected(lua_State *L) {
     vm->ref_modules = avm_new_ref_table(L);
     vm->ref_loaded = avm_new_ref_table(L);
     vm->ref_states = avm_new_ref_table(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_states);
-    vm->states_table = lua_topointer(L, -1);
-    lua_pop(L, 1);
     vm->ref_kept = avm_new_ref_table(L);
     lua_createtable(L, AVM_NAME_CACHE, 0);
     vm->ref_names = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -140,6 +137,7 @@ void avm_free(avm *vm) {
     vm->closing = 0;
     keymap_clear(vm, &vm->keys);
     avm_limited_alloc(vm, vm->dirty, vm->dirty_cap * sizeof *vm->dirty, 0);
+    avm_limited_alloc(vm, vm->chunk_arrays, vm->chunk_arrays_cap * sizeof *vm->chunk_arrays, 0);
     avm_pool_release(&vm->pool);
     free(vm->glob);
     free(vm->pending.data);

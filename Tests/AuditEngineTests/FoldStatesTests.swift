@@ -184,6 +184,22 @@ struct FoldStatesTests {
         #expect(try f.flushText() == [#"y {"n":51}"#])
     }
 
+    @Test("evict with changes in several chunks of states: each change is written once, and the rest are asked for")
+    func evictAcrossChunks() throws {
+        let f = try Folder(counter)
+        f.vm.assumeNoStoredStates(true)
+        let keys = (0..<3000).map { "k\(($0 * 7919) % 3000)" }  // slots in three chunks of 1,024
+        for key in keys { try f.apply(key, "T") }
+        _ = try f.flush()
+        let changed = keys.enumerated().filter { $0.offset % 3 != 0 }.map(\.element)
+        for key in changed { try f.apply(key, "T") }
+        try f.vm.evict()
+        f.vm.assumeNoStoredStates(false)
+        #expect(try f.apply(keys[0], "T") == "need \(keys[0])")
+        #expect(try f.flushText() == changed.sorted().map { #"\#($0) {"key":"\#($0)","n":2}"# })
+        #expect(try f.flush().isEmpty)
+    }
+
     static let orderCases: [(String, [[UInt8]])] = [
         ("long shared prefixes", [
             "order-0000000000000000000-b", "order-0000000000000000000-a", "order-0000000000000000000", "order-00000000000000000000",
