@@ -65,14 +65,8 @@ let orderTotals: String = try! String(contentsOfFile: repositoryRoot + "/project
 
 /// A deterministic random order log of `count` events over `streams` orders.
 func orderLog(count: Int, streams: Int, seed: UInt64) -> [String] {
-    var rng = seed
-    func next() -> UInt64 {
-        rng &+= 0x9E37_79B9_7F4A_7C15
-        var z = rng
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var rng = SplitMix64(seed: seed)
+    func next() -> UInt64 { rng.next() }
     var versions = [Int](repeating: 0, count: streams)
     return (0..<count).map { i in
         let s = Int(next() % UInt64(streams))

@@ -8,21 +8,10 @@ import Testing
 /// shorter first, with each key once and its newest state.
 @Suite("State records")
 struct StateRecordsTests {
-    private struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Distinct keys of every shape the order must get right: empty, NUL and 0xFF bytes,
     /// one a prefix of another, and long keys alike in their first 16 bytes.
     private static func keys(_ count: Int, seed: UInt64) -> [[UInt8]] {
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         let prefixes: [[UInt8]] = [[], Array("order-".utf8), Array("customer-account-0000".utf8), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]
         var seen = Set<[UInt8]>([[], [0], [0, 0], Array("order-".utf8), Array("order-1".utf8), Array("order-1\u{0}".utf8)])
         while seen.count < count {
@@ -73,7 +62,7 @@ struct StateRecordsTests {
 
     @Test("merging runs gives each key once, in order, with the state of the newest run that has it")
     func merges() throws {
-        var rng = SplitMix(state: 42)
+        var rng = SplitMix64(seed: 42)
         let all = Self.keys(2_000, seed: 3)
         for runCount in [0, 1, 2, 5, 20] {
             var expected: [[UInt8]: String] = [:]
