@@ -12,7 +12,7 @@ struct ExportRecoveryTests {
     func interruptedWhileWriting() throws {
         let dir = TempDir()
         let store = try exportStore(dir, count: 40)
-        try store.export(eventsExport("trail", dir.file("run1"), incremental: true))  // seq 1…40
+        _ = try store.export(eventsExport("trail", dir.file("run1"), incremental: true))  // seq 1…40
         for i in 0..<30 { try store.append(NewEvent(stream: "late", type: "T", data: .object([JSONMember("i", .int(Int64(i)))]))) }
         // Simulate a kill: the row is 'started' and a partial directory holds half a file.
         let partial = dir.file(".run2.partial-dead")
@@ -65,7 +65,7 @@ struct ExportRecoveryTests {
             }
             #expect(!FileManager.default.fileExists(atPath: dir.file("a")))
             #expect(try store.exportRuns(name: "trail").isEmpty)
-            try store.export(eventsExport("other", dir.file("b")))
+            _ = try store.export(eventsExport("other", dir.file("b")))
             withExtendedLifetime(held) {}
         }
         // Released with its holder (as the kernel releases it when a process dies).

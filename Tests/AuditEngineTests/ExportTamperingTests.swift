@@ -16,7 +16,7 @@ struct ExportTamperingTests {
 
         init(format: ExportFormat = .jsonl) throws {
             store = try exportStore(dir, count: 25)
-            try store.export(eventsExport(dir.file("out"), format: format, key: key, rowsPerFile: 10))
+            _ = try store.export(eventsExport(dir.file("out"), format: format, key: key, rowsPerFile: 10))
         }
 
         func path(_ file: String) -> String { out + "/" + file }
@@ -127,7 +127,7 @@ struct ExportTamperingTests {
         let store = try exportStore(dir, count: 5)
         let other = TempDir()
         let otherStore = try exportStore(other, count: 5)  // same content, different ids and times: another history
-        try otherStore.export(eventsExport(dir.file("forged")))
+        _ = try otherStore.export(eventsExport(dir.file("forged")))
         #expect(problems(dir.file("forged")) == [])  // consistent in itself
         let found = problems(dir.file("forged"), store: store)
         #expect(found.contains { $0.contains("the chain head at seq 5") && $0.contains("this export is not from it") }, "\(found)")

@@ -114,7 +114,7 @@ struct ExportTests {
         let projection = try writeProjection(dir, name: "totals", """
             return { version = 3, on = { Placed = function(s, e) s.total = (s.total or 0) + e.data.amount end }, columns = { total = "integer" } }
             """)
-        try store.replay([projection])
+        _ = try store.replay([projection])
         let sql = "SELECT key, total FROM totals ORDER BY key"
         let request = ExportRequest(name: "totals-report", content: .query(QuerySelection(name: "totals", sql: sql)), format: .csv, destination: .directory(dir.file("q")))
         let m = try store.export(request).manifest

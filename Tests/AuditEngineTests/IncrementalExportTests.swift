@@ -54,7 +54,7 @@ struct IncrementalExportTests {
     func seriesRules() throws {
         let dir = TempDir()
         let store = try exportStore(dir, count: 3)
-        try store.export(eventsExport("trail", dir.file("a"), selection: EventExportSelection(type: "Paid"), incremental: true))
+        _ = try store.export(eventsExport("trail", dir.file("a"), selection: EventExportSelection(type: "Paid"), incremental: true))
         #expect { try store.export(eventsExport("trail", dir.file("b"), incremental: true)) } throws: {
             ($0 as? ExportError)?.category == .invalidInput
         }
