@@ -165,6 +165,10 @@ void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
 void avm_pool_release(apool *pool);
 
+// depot.c
+/// A 2 MB pool chunk, its pages faulted in ahead when one is ready; NULL when memory is short.
+void *avm_depot_take(void);
+
 // keymap.c
 void keymap_seed(keymap *m);
 uint32_t keymap_hash(const keymap *m, const void *key, size_t len);

@@ -20,11 +20,11 @@ static void *pool_get(apool *pool, size_t size) {
     }
     size_t bytes = c * POOL_GRAIN;
     if (pool->left < bytes) {
-        // Past 64 chunks (16 MB), chunks of 2 MB on a 2 MB page each.
+        // Past 64 chunks (16 MB), chunks of 2 MB on a 2 MB page each, faulted in ahead
+        // (depot.c).
         size_t size = pool->nchunks >= 64 ? POOL_HUGE_CHUNK : POOL_CHUNK;
-        char *chunk = size == POOL_HUGE_CHUNK ? aligned_alloc(POOL_HUGE_CHUNK, POOL_HUGE_CHUNK) : malloc(size);
+        char *chunk = size == POOL_HUGE_CHUNK ? avm_depot_take() : malloc(size);
         if (!chunk) return NULL;
-        if (size == POOL_HUGE_CHUNK) madvise(chunk, size, MADV_HUGEPAGE);
         pool->nchunks++;
         *(void **)chunk = pool->chunks;
         pool->chunks = chunk;

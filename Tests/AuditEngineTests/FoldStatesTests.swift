@@ -390,4 +390,30 @@ struct FoldStatesTests {
         f.vm.assumeNoStoredStates(true)
         #expect(try f.apply("s", "T", #"{"k":"x"}"#, seq: 1) == "applied")
     }
+
+    @Test("states past the pool's first 16 MB, on chunks faulted in ahead: all written; past the limit, the limit's error")
+    func statesOnLargeChunks() throws {
+        // Small tables come from the VM's pool; past 16 MB its chunks come from depot.c.
+        let f = try Folder(counter, memoryMB: 96)
+        f.vm.assumeNoStoredStates(true)
+        let keys = (0..<150_000).map { "key-\($0)" }
+        for key in keys { try f.apply(key, "T") }
+        for key in keys.prefix(1000) { try f.apply(key, "T") }
+        #expect(f.vm.memoryUsed > 24 << 20, "\(f.vm.memoryUsed) bytes: not past the first chunks")
+        let records = try f.flushText()
+        #expect(records.count == keys.count)
+        #expect(records.filter { $0.hasSuffix(#""n":2}"#) }.count == 1000)
+
+        let bomb = try Folder("""
+            local kept = {}
+            return { on = { T = function(s, e) for i = 1, 20000 do kept[#kept + 1] = { i } end end } }
+            """, memoryMB: 40)
+        bomb.vm.assumeNoStoredStates(true)
+        var message = "no error"
+        for seq in 1...100 {  // about 2 MB more each
+            do { try bomb.apply("s", "T", seq: Int64(seq)) } catch { message = "\(error)"; break }
+        }
+        #expect(message.contains("memory limit of 40 MB exceeded"), "\(message)")
+        #expect(bomb.vm.memoryUsed <= 40 << 20)
+    }
 }
