@@ -56,11 +56,7 @@ private final class Folder {
     func flush() throws -> [(key: [UInt8], json: String)] {
         let flushed = try vm.flush()
         var records: [(key: [UInt8], json: String)] = []
-        let cursor = StateRun(flushed).cursor()
-        while let key = cursor.key {
-            records.append((Array(key), String(decoding: cursor.state, as: UTF8.self)))
-            try cursor.advance()
-        }
+        StateRun(flushed).forEach { key, state in records.append((Array(key), String(decoding: state, as: UTF8.self))) }
         #expect(records.count == flushed.count)
         return records
     }
@@ -263,7 +259,7 @@ struct FoldStatesTests {
         backlog.add([try flushed(["b", "d"]), try flushed(["b"])])
         #expect(!backlog.isEmpty)
         var seen: [String] = []
-        try SortedStates.merge(backlog.take().map { $0.cursor() }) { key, state in
+        StateRun.merged(backlog.take()).forEach { key, state in
             seen.append(String(decoding: key, as: UTF8.self) + " " + String(decoding: state, as: UTF8.self))
         }
         #expect(seen == [#"a {"n":1}"#, #"b {"n":3}"#, #"c {"n":1}"#, #"d {"n":1}"#])

@@ -88,30 +88,6 @@ final class StateRun: @unchecked Sendable {
         sorted = true
         return UnsafeRawBufferPointer(start: records.baseAddress, count: byteCount)
     }
-
-    func cursor() -> some StateCursor { Cursor(self) }
-
-    private final class Cursor: StateCursor {
-        private let run: StateRun  // keeps the records alive
-        private var records: StateRecords
-        private(set) var key: UnsafeRawBufferPointer?
-        private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
-
-        init(_ run: StateRun) {
-            self.run = run
-            records = StateRecords(run.sortedRecords(), count: run.count)
-            advance()
-        }
-
-        func advance() {
-            // The VM wrote these records itself: they are well formed.
-            if let (key, state) = try? records.next() {
-                (self.key, self.state) = (key, state)
-            } else {
-                key = nil
-            }
-        }
-    }
 }
 
 /// Serialised states: `count` records [u32 key length][key][u32 state length][state],
