@@ -87,46 +87,7 @@ static uint32_t read_le32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-int avm_sort_records(const char *in, size_t len, size_t count, char *out) {
-    rkey *keys = malloc((count ? count : 1) * sizeof *keys);
-    if (!keys) return -1;
-    const unsigned char *p = (const unsigned char *)in, *end = p + len;
-    for (size_t i = 0; i < count; i++) {
-        rkey *k = &keys[i];
-        k->at = (size_t)(p - (const unsigned char *)in);
-        if (end - p < 4) goto malformed;
-        k->len = read_le32(p);
-        if ((size_t)(end - p - 4) < k->len + 4) goto malformed;
-        k->s = p + 4;
-        size_t json = read_le32(p + 4 + k->len);
-        if ((size_t)(end - p - 8 - k->len) < json) goto malformed;
-        k->size = 8 + k->len + json;
-        p += k->size;
-        unsigned char head[16] = { 0 };
-        memcpy(head, k->s, k->len < 16 ? k->len : 16);
-        for (int h = 0; h < 2; h++) {
-            uint64_t v = 0;
-            for (int j = 0; j < 8; j++) v = (v << 8) | head[h * 8 + j];
-            k->prefix[h] = v;
-        }
-    }
-    if (p != end) goto malformed;
-    int depth = 2;
-    for (size_t m = count; m > 1; m >>= 1) depth += 2;
-    sort_keys(keys, count, depth);
-    size_t at = 0;
-    for (size_t i = 0; i < count; i++) {
-        memcpy(out + at, in + keys[i].at, keys[i].size);
-        at += keys[i].size;
-    }
-    free(keys);
-    return 0;
-malformed:
-    free(keys);
-    return -2;
-}
-
-/// A run's next record, read defensively.
+/// A walk over records (a flush's, or a sorted run's), read defensively.
 typedef struct {
     const unsigned char *p, *end;
     size_t left;
@@ -151,6 +112,41 @@ static int rcursor_next(rcursor *c) {
     return 1;
 }
 
+int avm_sort_records(const char *in, size_t len, size_t count, char *out) {
+    rkey *keys = malloc((count ? count : 1) * sizeof *keys);
+    if (!keys) return -1;
+    rcursor c = { (const unsigned char *)in, (const unsigned char *)in + len, count, NULL, NULL, 0, 0 };
+    for (size_t i = 0; i < count; i++) {
+        if (rcursor_next(&c) != 1) goto malformed;
+        rkey *k = &keys[i];
+        k->at = (size_t)(c.record - (const unsigned char *)in);
+        k->s = c.key;
+        k->len = c.key_len;
+        k->size = c.size;
+        unsigned char head[16] = { 0 };
+        memcpy(head, k->s, k->len < 16 ? k->len : 16);
+        for (int h = 0; h < 2; h++) {
+            uint64_t v = 0;
+            for (int j = 0; j < 8; j++) v = (v << 8) | head[h * 8 + j];
+            k->prefix[h] = v;
+        }
+    }
+    if (rcursor_next(&c) != 0) goto malformed;  // bytes left over
+    int depth = 2;
+    for (size_t m = count; m > 1; m >>= 1) depth += 2;
+    sort_keys(keys, count, depth);
+    size_t at = 0;
+    for (size_t i = 0; i < count; i++) {
+        memcpy(out + at, in + keys[i].at, keys[i].size);
+        at += keys[i].size;
+    }
+    free(keys);
+    return 0;
+malformed:
+    free(keys);
+    return -2;
+}
+
 /// Bytewise, shorter first on a common prefix: SQLite's order for text.
 static int key_cmp(const rcursor *a, const rcursor *b) {
     size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
@@ -159,12 +155,13 @@ static int key_cmp(const rcursor *a, const rcursor *b) {
 }
 
 long avm_merge_records(const char *const *runs, const size_t *lens, const size_t *counts, size_t n, char *out, size_t *count) {
-    rcursor stack[16];
-    rcursor *cur = n <= 16 ? stack : malloc(n * sizeof *cur);
-    size_t *holders = malloc((n ? n : 1) * sizeof *holders);
+    rcursor cur_stack[16];
+    size_t holders_stack[16];
+    rcursor *cur = n <= 16 ? cur_stack : malloc(n * sizeof *cur);
+    size_t *holders = n <= 16 ? holders_stack : malloc(n * sizeof *holders);
     if (!cur || !holders) {
-        if (cur != stack) free(cur);
-        free(holders);
+        if (cur != cur_stack) free(cur);
+        if (holders != holders_stack) free(holders);
         return -1;
     }
     long result = -2;
@@ -203,7 +200,7 @@ long avm_merge_records(const char *const *runs, const size_t *lens, const size_t
     }
     result = (long)at;
 done:
-    if (cur != stack) free(cur);
-    free(holders);
+    if (cur != cur_stack) free(cur);
+    if (holders != holders_stack) free(holders);
     return result;
 }

@@ -85,7 +85,7 @@ struct StateRecordsTests {
         }
     }
 
-    @Test("a run whose lengths run past its end is refused, not read beyond")
+    @Test("records whose lengths run past their end, or fall short of it, are refused, not read beyond")
     func refusesMalformedRuns() throws {
         let good = Self.records([(key: Array("a".utf8), state: "{}"), (key: Array("b".utf8), state: "{}")])
         for (bytes, count) in [(Array(good.dropLast()), 2), (good, 3), (good, 1), ([255, 255, 255, 255], 1)] {
@@ -97,6 +97,13 @@ struct StateRecordsTests {
                 }
             }
             #expect(written == -2, "\(bytes) as \(count) records")
+            let sorted = bytes.withUnsafeBytes { b in
+                out.withUnsafeMutableBytes { o in
+                    avm_sort_records(b.baseAddress?.assumingMemoryBound(to: CChar.self), b.count, count,
+                                     o.baseAddress?.assumingMemoryBound(to: CChar.self))
+                }
+            }
+            #expect(sorted == -2, "sorting \(bytes) as \(count) records")
         }
     }
 
