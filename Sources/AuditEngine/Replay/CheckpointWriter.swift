@@ -62,7 +62,7 @@ final class TableBacklog: @unchecked Sendable {
 
     /// Merges `runs` (oldest first, all newer than what it holds) into the backlog.
     func add(_ runs: [StateRun]) {
-        run = StateRun(merging: (run.map { [$0] } ?? []) + runs)
+        run = StateRun.merged((run.map { [$0] } ?? []) + runs)
     }
 
     /// Its states, as runs oldest first; it is empty after.
