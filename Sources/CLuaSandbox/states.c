@@ -2,10 +2,10 @@
 //
 // A key's slot comes from vm->keys (C memory); its state is in a chunk of ref_states,
 // Lua arrays (see AVM_STATES_CHUNK), so a lookup hashes the key's bytes once and needs
-// no Lua string. A flush
-// writes the dirty slots' states: the one in memory, or, when a slot is KEY_KEPT, the
-// state ref_kept holds for it (the one the key had when it last changed, if that state
-// has since been replaced by avm_provide_state or dropped by avm_evict).
+// no Lua string. A flush writes the dirty slots' states: the one in memory, or, when a
+// slot is KEY_KEPT, the state ref_kept holds for it (the one the key had when it last
+// changed, if that state has since been replaced by avm_provide_state or dropped by
+// avm_evict).
 #include <string.h>
 #include "internal.h"
 

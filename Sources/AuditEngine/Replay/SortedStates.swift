@@ -126,23 +126,12 @@ struct StateRecords {
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
     }
 
-    /// Writes one record into `out` at `at`, which it moves past it; `out` has room.
-    static func write(
-        _ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, at: inout Int
-    ) {
-        for field in [key, state] {
-            out.storeBytes(of: UInt32(field.count).littleEndian, toByteOffset: at, as: UInt32.self)
-            at += 4
-            if !field.isEmpty { UnsafeMutableRawBufferPointer(rebasing: out[at..<at + field.count]).copyMemory(from: field) }
-            at += field.count
-        }
-    }
-
     /// Appends one record to `buffer`.
     static func append(_ key: UnsafeRawBufferPointer, _ state: UnsafeRawBufferPointer, to buffer: inout [UInt8]) {
-        var at = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: 8 + key.count + state.count))
-        buffer.withUnsafeMutableBytes { write(key, state, into: $0, at: &at) }
+        for field in [key, state] {
+            withUnsafeBytes(of: UInt32(field.count).littleEndian) { buffer.append(contentsOf: $0) }
+            buffer.append(contentsOf: field)
+        }
     }
 }
 
