@@ -245,24 +245,28 @@ struct FoldStatesTests {
         #expect(f.vm.prefetchesStates)
     }
 
-    @Test("a backlog of flushes merges into one run: every key once, in key order, with its newest state")
-    func backlogMerge() throws {
+    @Test("a backlog of flushes gives every key once, in key order, with its newest state, holding few runs", arguments: [1, 2, 4])
+    func backlogMerge(mergeAt: Int) throws {
         let f = try Folder("return { on = { T = function(s, e) s.n = (s.n or 0) + 1 end } }")
         f.vm.assumeNoStoredStates(true)
         func flushed(_ streams: [String]) throws -> StateRun {
             for stream in streams { try f.apply(stream, "T") }
             return StateRun(try f.vm.flush())
         }
-        let backlog = TableBacklog()
+        let backlog = TableBacklog(mergeAt: mergeAt)
         #expect(backlog.isEmpty)
         backlog.add([try flushed(["c", "a", "b"])])
         backlog.add([try flushed(["b", "d"]), try flushed(["b"])])
+        for _ in 0..<3 {
+            backlog.add([try flushed(["a", "e"])])
+            #expect(backlog.runCount <= mergeAt)
+        }
         #expect(!backlog.isEmpty)
         var seen: [String] = []
         StateRun.merged(backlog.take()).forEach { key, state in
             seen.append(String(decoding: key, as: UTF8.self) + " " + String(decoding: state, as: UTF8.self))
         }
-        #expect(seen == [#"a {"n":1}"#, #"b {"n":3}"#, #"c {"n":1}"#, #"d {"n":1}"#])
+        #expect(seen == [#"a {"n":4}"#, #"b {"n":3}"#, #"c {"n":1}"#, #"d {"n":1}"#, #"e {"n":3}"#])
         #expect(backlog.isEmpty && backlog.byteCount == 0)
     }
 

@@ -46,29 +46,41 @@ struct CheckpointWrite {
 
 /// A projection's states in its snapshots but not yet in its table (snapshots taken
 /// between checkpoints leave the table for the next checkpoint, which writes each key
-/// once). They are merged into one run, each key with its newest state, by the
-/// checkpoint writer as each snapshot is written, while the replay folds on: the
-/// checkpoint that writes the table then merges two runs instead of one per snapshot,
-/// which the replay's thread waited for at its last checkpoint (measured: a quarter of
-/// that wait, merging twelve runs of 1.7 million states).
+/// once): runs in key order, oldest first, that the checkpoint writing the table merges.
+///
+/// Runs pile up one per snapshot; past `mergeAt` of them they are merged into one by
+/// the checkpoint writer, while the replay folds on, so that the checkpoint that writes
+/// the table has few runs to merge, which the replay's thread waits for at its last
+/// checkpoint (measured: a quarter of that wait, merging twelve runs of 1.7 million
+/// states one by one). Not at every snapshot: once most keys have changed, each merge
+/// copies nearly all of them again, and merging at every snapshot was a quarter of the
+/// writer's CPU, which a parallel replay on two cores pays in full.
 ///
 /// `@unchecked Sendable`: changed only by a checkpoint's write, and read by the replay's
 /// thread only after it waited for that checkpoint (one is in flight at a time).
 final class TableBacklog: @unchecked Sendable {
-    private var run: StateRun?
+    private var runs: [StateRun] = []
+    /// The most runs it holds unmerged.
+    let mergeAt: Int
 
-    var byteCount: Int { run?.byteCount ?? 0 }
-    var isEmpty: Bool { run == nil }
+    init(mergeAt: Int = 4) {
+        self.mergeAt = max(1, mergeAt)
+    }
 
-    /// Merges `runs` (oldest first, all newer than what it holds) into the backlog.
-    func add(_ runs: [StateRun]) {
-        run = StateRun.merged((run.map { [$0] } ?? []) + runs)
+    var byteCount: Int { runs.reduce(0) { $0 + $1.byteCount } }
+    var isEmpty: Bool { runs.isEmpty }
+    var runCount: Int { runs.count }
+
+    /// Adds `runs` (oldest first, all newer than what it holds) to the backlog.
+    func add(_ new: [StateRun]) {
+        runs += new
+        if runs.count > mergeAt { runs = [StateRun.merged(runs)] }
     }
 
     /// Its states, as runs oldest first; it is empty after.
     func take() -> [StateRun] {
-        defer { run = nil }
-        return run.map { [$0] } ?? []
+        defer { runs = [] }
+        return runs
     }
 }
 
