@@ -1,3 +1,4 @@
+import AuditEngine
 import Foundation
 
 /// One measured run of a child process: what it did, how long, its peak memory.
@@ -7,6 +8,8 @@ struct Measurement: Codable {
     var seconds: Double
     var peakRSSMB: Double
     var summary: String = ""
+    /// A replay's: where its pass's time went.
+    var timings: ReplayTimings?
 
     var eventsPerSecond: Double { Double(events) / seconds }
 }

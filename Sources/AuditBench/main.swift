@@ -119,6 +119,14 @@ struct ReplayCommand: ParsableCommand {
         print(String(format: "  parallel / sequential: %.2f  [%.2f]   (target: >= 1.7)", parallelRate / engineRate, paired(parallel, engine)))
         print(String(format: "  parallel / baseline  : %.2f  [%.2f]   (target: >= 6.0)", parallelRate / baselineRate, paired(parallel, baseline)))
         print(String(format: "  snapshots' cost: sequential with them / without: %.2f  [%.2f] of the speed", engineRate / bareRate, paired(engine, bare)))
+        print("  where the replay's own thread spent its time (medians; reading and writing run on threads of their own):")
+        for (label, runs) in [("sequential", engine), ("--parallel 2", parallel)] {
+            func median(_ part: (ReplayTimings) -> Double) -> Double { Measure.median(runs.compactMap { $0.timings.map(part) }) }
+            print("    " + label.padding(toLength: 13, withPad: " ", startingAt: 0) + String(
+                format: "folding %.2f s, serialising states %.2f s, waiting for events %.2f s, for the writer %.2f s, for the last checkpoint %.2f s, of %.2f s",
+                median(\.folding), median(\.serializing), median(\.waitingForEvents), median(\.waitingForWriter),
+                median(\.lastCheckpoint), Measure.median(runs.map(\.seconds))))
+        }
         print("  engine result  : \(engine.last!.summary)")
         print("  baseline result: \(baseline.last!.summary)")
         let equal = (engine + parallel + bare).allSatisfy { $0.summary == baseline.last!.summary }

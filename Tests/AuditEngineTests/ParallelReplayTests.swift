@@ -141,4 +141,50 @@ struct ParallelReplayTests {
         #expect(outcomes[1].status == .rebuilt)
         #expect(try w.dump("steady").count == 9)
     }
+    @Test("a pass's last progress report comes after its last checkpoint and says where its time went", arguments: [1, 2])
+    func timingsReported(parallel: Int) throws {
+        let w = try Workspace()
+        w.projection("order_totals", orderTotals)
+        try w.ingest(orderLog(count: 3_000, streams: 400, seed: 5))
+        let reports = Reports()
+        var options = ReplayOptions()
+        options.parallel = parallel
+        options.batchSize = 500
+        options.progress = { reports.add($0) }
+        let started = ContinuousClock.now
+        let outcomes = try w.replay(["order_totals"], options)
+        let elapsed = (ContinuousClock.now - started).seconds
+        #expect(outcomes.map(\.status) == [.rebuilt])
+        let all = reports.all
+        let last = try #require(all.last)
+        // One report per batch, then the last, with the same position.
+        #expect(all.count >= 3)
+        #expect(last.position == 3_000 && all[all.count - 2].position == 3_000)
+        let t = last.timings
+        #expect(t.folding > 0 && t.serializing > 0)
+        #expect(t.lastCheckpoint > 0 && all[all.count - 2].timings.lastCheckpoint == 0)
+        #expect([t.waitingForEvents, t.waitingForWriter].allSatisfy { $0 >= 0 })
+        let parts = t.folding + t.serializing + t.waitingForEvents + t.waitingForWriter + t.lastCheckpoint
+        #expect(parts <= last.seconds && last.seconds <= elapsed)
+    }
+}
+
+/// Progress reports collected from the replay's thread.
+///
+/// `@unchecked Sendable`: `reports` is touched only under `lock`.
+private final class Reports: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reports: [ReplayProgress] = []
+
+    func add(_ report: ReplayProgress) {
+        lock.lock()
+        reports.append(report)
+        lock.unlock()
+    }
+
+    var all: [ReplayProgress] {
+        lock.lock()
+        defer { lock.unlock() }
+        return reports
+    }
 }

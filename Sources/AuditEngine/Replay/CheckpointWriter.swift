@@ -105,6 +105,8 @@ final class CheckpointWriter<States: StateDatabase> {
     private let warn: @Sendable (String) -> Void
     private let queue = DispatchQueue(label: "audit.checkpoint-writer")
     private var inFlight: (job: Job, committed: () throws -> Void)?
+    /// How long `wait` has waited for checkpoints in flight, in all.
+    private(set) var waited = Duration.zero
 
     /// - Parameter warn: reports what a snapshot found wrong and worked around.
     init(states: States, warn: @escaping @Sendable (String) -> Void) {
@@ -131,7 +133,9 @@ final class CheckpointWriter<States: StateDatabase> {
     func wait() throws {
         guard let (job, committed) = inFlight else { return }
         inFlight = nil
+        let start = ContinuousClock.now
         job.done.wait()
+        waited += ContinuousClock.now - start
         if let error = job.error { throw error }
         try committed()
     }

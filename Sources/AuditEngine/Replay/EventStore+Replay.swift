@@ -107,9 +107,10 @@ extension EventStore {
         guard let from = runs.map(\.position).min() else { return }
         let writer = CheckpointWriter(states: states, warn: { [logger] in logger.warning("\($0)") })
         defer { writer.abandon() }
+        var timings = ReplayTimings()
         if from >= end {
             // Nothing to read; a snapshot asked for is still taken.
-            try checkpoint(runs.filter(\.wantsSnapshot), full: true, writer: writer)
+            try checkpoint(runs.filter(\.wantsSnapshot), full: true, writer: writer, timings: &timings)
             try writer.wait()
             return
         }
@@ -117,15 +118,18 @@ extension EventStore {
         selection.types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
         let clock = ContinuousClock.now
         var eventsRead = 0
+        var reached = from
         var sinceCheckpoint = 0
         var lastCheckpoint = ContinuousClock.now
         let reader = EventBatchReader(pool: pool, from: from, end: end, selection: selection, batchSize: options.batchSize)
         defer { reader.cancel() }
-        while let batch = reader.next() {
+        while let batch = timed(&timings.waitingForEvents, reader.next()) {
             if let error = batch.error { throw StoreError.storage(error) }
             let active = runs.filter(\.isActive)
             if active.isEmpty { break }
             if batch.count > 0 {
+                let folding = ContinuousClock.now
+                defer { timings.folding += (ContinuousClock.now - folding).seconds }
                 if active.contains(where: { $0.partitions.count > 1 }) {
                     try foldInParallel(batch, active, states: states)
                 } else {
@@ -153,18 +157,32 @@ extension EventStore {
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
                 || runs.contains { $0.isActive && $0.needsMemory }
             if due {
-                try checkpoint(runs, full: true, writer: writer)
+                try checkpoint(runs, full: true, writer: writer, timings: &timings)
                 sinceCheckpoint = 0
                 lastCheckpoint = ContinuousClock.now
             } else if runs.contains(where: { $0.isActive && $0.wantsSnapshot }) {
-                try checkpoint(runs.filter(\.wantsSnapshot), full: false, writer: writer)
+                try checkpoint(runs.filter(\.wantsSnapshot), full: false, writer: writer, timings: &timings)
             }
+            timings.waitingForWriter = writer.waited.seconds
+            reached = batch.through
             options.progress?(ReplayProgress(
                 position: batch.through, start: from, end: end, eventsRead: eventsRead,
-                seconds: (ContinuousClock.now - clock).seconds))
+                seconds: (ContinuousClock.now - clock).seconds, timings: timings))
         }
+        let waitedBefore = writer.waited
         try writer.wait()
+        timings.lastCheckpoint = (writer.waited - waitedBefore).seconds
         try recordFailures(runs, writer: writer)
+        options.progress?(ReplayProgress(
+            position: reached, start: from, end: end, eventsRead: eventsRead,
+            seconds: (ContinuousClock.now - clock).seconds, timings: timings))
+    }
+
+    /// `value`, adding the time it took to `total`.
+    private func timed<T>(_ total: inout Double, _ value: @autoclosure () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        defer { total += (ContinuousClock.now - start).seconds }
+        return try value()
     }
 
     /// Saves the active runs' changed states and positions (and the snapshots due) in
@@ -172,8 +190,12 @@ extension EventStore {
     /// false, only the snapshots due (see `ProjectionRun.planCheckpoint`). States are
     /// serialised first, the partitions concurrently, while the previous checkpoint
     /// may still be committing.
-    private func checkpoint(_ runs: [ProjectionRun], full: Bool, writer: CheckpointWriter<some StateDatabase>) throws {
+    private func checkpoint(
+        _ runs: [ProjectionRun], full: Bool, writer: CheckpointWriter<some StateDatabase>, timings: inout ReplayTimings
+    ) throws {
+        let serializing = ContinuousClock.now
         for run in runs where run.isActive { run.serializeStates() }
+        timings.serializing += (ContinuousClock.now - serializing).seconds
         try writer.wait()  // plans build on what the previous checkpoint left
         let writing = runs.filter(\.isActive)
         try writer.submit(writing.map { $0.planCheckpoint(full: full) }) {}

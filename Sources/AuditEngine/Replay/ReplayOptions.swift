@@ -40,6 +40,30 @@ public struct ReplayProgress: Sendable {
     public var end: Int64
     public var eventsRead: Int
     public var seconds: Double
+    /// Where the pass's time went so far. The pass's last report comes after its last
+    /// checkpoint has committed.
+    public var timings = ReplayTimings()
+}
+
+/// Where a replay pass's wall time went, on the thread that drives it: what bounds a
+/// replay, and so whether more `--parallel` workers can help. The reading of events and
+/// the writing of checkpoints run on threads of their own; they show here only as the
+/// time the pass waited for them.
+public struct ReplayTimings: Sendable, Equatable, Codable {
+    /// Folding events into the VMs (with `--parallel`, until the slowest partition of
+    /// each batch is done).
+    public var folding: Double = 0
+    /// Serialising changed states at checkpoints and snapshots (partitions concurrently).
+    public var serializing: Double = 0
+    /// Waiting for the reader thread's next batch of events.
+    public var waitingForEvents: Double = 0
+    /// Waiting for the checkpoint writer before the last checkpoint (each checkpoint
+    /// waits for the one before it to commit).
+    public var waitingForWriter: Double = 0
+    /// Waiting for the last checkpoint to commit, after the last event was folded.
+    public var lastCheckpoint: Double = 0
+
+    public init() {}
 }
 
 /// What a replay did to one projection.
