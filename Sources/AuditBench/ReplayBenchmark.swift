@@ -88,8 +88,6 @@ enum ReplayBenchmark {
         options.rebuild = true
         options.parallel = parallel
         options.useSnapshots = snapshots
-        let timings = LastTimings()
-        options.progress = { timings.keep($0.timings) }
         var outcome: [ReplayOutcome] = []
         let seconds = try Measure.time { outcome = try store.replay([projection], options: options) }
         guard case .rebuilt = outcome.first?.status else { throw BenchError("replay did not finish: \(outcome)") }
@@ -97,14 +95,14 @@ enum ReplayBenchmark {
         let events = try store.head().seq
         guard name == "order_totals" else {
             let label = "\(name) " + (parallel == 1 ? "sequential" : "--parallel \(parallel)")
-            return Measurement(name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), timings: timings.last)
+            return Measurement(name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), timings: outcome.first?.timings)
         }
         try store.query(
             sql: "SELECT count(*), coalesce(sum(CASE WHEN status != 'cancelled' THEN total END), 0) FROM order_totals",
             header: { _ in }, row: { summary = #"{"orders":\#($0[0].text),"open_revenue":\#($0[1].text),"events":\#(events)}"# })
         let label = (parallel == 1 ? "engine sequential" : "engine --parallel \(parallel)") + (snapshots ? "" : " --no-snapshots")
         return Measurement(
-            name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary, timings: timings.last)
+            name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary, timings: outcome.first?.timings)
     }
 
     /// Runs the baseline with lua5.4 and returns its measurement and printed summary.
@@ -132,22 +130,3 @@ enum ReplayBenchmark {
     }
 }
 
-/// The timings of a replay's last progress report (its pass's totals).
-///
-/// `@unchecked Sendable`: `last` is touched only under `lock`.
-private final class LastTimings: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: ReplayTimings?
-
-    func keep(_ timings: ReplayTimings) {
-        lock.lock()
-        value = timings
-        lock.unlock()
-    }
-
-    var last: ReplayTimings? {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
-    }
-}

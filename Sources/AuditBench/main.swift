@@ -121,11 +121,12 @@ struct ReplayCommand: ParsableCommand {
         print(String(format: "  snapshots' cost: sequential with them / without: %.2f  [%.2f] of the speed", engineRate / bareRate, paired(engine, bare)))
         print("  where the replay's own thread spent its time (medians; reading and writing run on threads of their own):")
         for (label, runs) in [("sequential", engine), ("--parallel 2", parallel)] {
-            func median(_ part: (ReplayTimings) -> Double) -> Double { Measure.median(runs.compactMap { $0.timings.map(part) }) }
-            print("    " + label.padding(toLength: 13, withPad: " ", startingAt: 0) + String(
-                format: "folding %.2f s, serialising states %.2f s, waiting for events %.2f s, for the writer %.2f s, for the last checkpoint %.2f s, of %.2f s",
-                median(\.folding), median(\.serializing), median(\.waitingForEvents), median(\.waitingForWriter),
-                median(\.lastCheckpoint), Measure.median(runs.map(\.seconds))))
+            var median = ReplayTimings()
+            func of(_ part: (ReplayTimings) -> Double) -> Double { Measure.median(runs.compactMap { $0.timings.map(part) }) }
+            (median.folding, median.serializing, median.waitingForEvents) = (of(\.folding), of(\.serializing), of(\.waitingForEvents))
+            (median.waitingForWriter, median.lastCheckpoint) = (of(\.waitingForWriter), of(\.lastCheckpoint))
+            print("    " + label.padding(toLength: 13, withPad: " ", startingAt: 0) + median.summary
+                + String(format: ", of %.2f s", Measure.median(runs.map(\.seconds))))
         }
         print("  engine result  : \(engine.last!.summary)")
         print("  baseline result: \(baseline.last!.summary)")

@@ -28,6 +28,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("Events between checkpoints (default: every 30 s of work, and whenever a VM is half full).", valueName: "n")) var checkpointEvery: Int?
         @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
         @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
+        @Flag(help: "Say on stderr where the replay's time went (what bounds it: see docs/operations.md).") var timings = false
 
         func validate() throws {
             if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
@@ -54,8 +55,14 @@ extension AuditCommand {
             }
             if stderrIsTerminal { options.progress = ProgressLine.report }
             let projections = loaded.compactMap { try? $0.get() }
+            let started = ContinuousClock.now
             let outcomes = try store.replay(projections, options: options)
             if stderrIsTerminal { ProgressLine.clear() }
+            if timings, let first = outcomes.first {
+                let elapsed = (ContinuousClock.now - started).components
+                let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+                warn(String(format: "audit: replay took %.2f s: ", seconds) + first.timings.summary)
+            }
             var out = Output()
             var failures: [String] = []
             for case .failure(let error) in loaded {

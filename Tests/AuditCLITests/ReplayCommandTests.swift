@@ -34,6 +34,21 @@ struct ReplayCommandTests {
         return result.stdout
     }
 
+    @Test("--timings says on stderr where the replay's time went; without it, stderr stays quiet")
+    func timings() throws {
+        let dir = try workspace(events: 5_000)
+        let quiet = try audit(["replay", "--batch-size", "1000"], in: dir.path)
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty, "\(quiet.stderr)")
+        let told = try audit(["replay", "--rebuild", "--timings", "--parallel", "2"], in: dir.path)
+        #expect(told.status == 0)
+        #expect(told.stdout.contains(#""status":"rebuilt""#))
+        let line = told.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(line.hasPrefix("audit: replay took ") && line.contains(" s: folding ") && line.hasSuffix(" s"), "\(line)")
+        for part in ["serialising states", "waiting for events", "for the checkpoint writer", "for the last checkpoint"] {
+            #expect(line.contains(part), "\(part)")
+        }
+    }
+
     @Test("kill -9 during a replay, then replay again: the same states as an uninterrupted replay")
     func killAndResume() throws {
         let clean = try workspace(events: 200_000)

@@ -164,6 +164,7 @@ struct ParallelReplayTests {
         #expect(t.folding > 0 && t.serializing > 0)
         #expect(t.lastCheckpoint > 0 && all[all.count - 2].timings.lastCheckpoint == 0)
         #expect([t.waitingForEvents, t.waitingForWriter].allSatisfy { $0 >= 0 })
+        #expect(outcomes[0].timings == t)  // one pass
         let parts = t.folding + t.serializing + t.waitingForEvents + t.waitingForWriter + t.lastCheckpoint
         #expect(parts <= last.seconds && last.seconds <= elapsed)
     }

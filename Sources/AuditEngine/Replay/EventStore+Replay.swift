@@ -56,10 +56,11 @@ extension EventStore {
 
         // Passes until every build has caught up with the head (appends may arrive
         // while it builds), at most a few.
+        var timings = ReplayTimings()
         for _ in 0..<4 {
             let head = try self.head().seq
             let end = min(options.toSeq ?? head, head)
-            try pass(
+            timings += try pass(
                 runs.filter { $0.isActive && ($0.position < end || $0.wantsSnapshot) }, end: end,
                 selection: EventSelection(types: []), options: options, states: self)
             let promotable = runs.filter { $0.isActive && $0.target.isBuild && $0.position >= head }
@@ -74,7 +75,8 @@ extension EventStore {
                 }
                 for run in promotable {
                     outcomes[run.projection.name] = ReplayOutcome(
-                        projection: run.projection.name, status: .rebuilt, position: run.position, eventsApplied: run.eventsApplied)
+                        projection: run.projection.name, status: .rebuilt, position: run.position, eventsApplied: run.eventsApplied,
+                        timings: timings)
                 }
                 runs.removeAll { run in promotable.contains { $0 === run } }
             }
@@ -91,7 +93,8 @@ extension EventStore {
                 status = run.position == run.startPosition ? .upToDate : .updated
             }
             outcomes[run.projection.name] = ReplayOutcome(
-                projection: run.projection.name, status: status, position: run.position, eventsApplied: run.eventsApplied)
+                projection: run.projection.name, status: status, position: run.position, eventsApplied: run.eventsApplied,
+                timings: timings)
         }
         return projections.compactMap { outcomes[$0.name] }
     }
@@ -101,18 +104,21 @@ extension EventStore {
     /// commits the checkpoints (`CheckpointWriter`). The runs' states are read from and
     /// written to `states`; `selection` narrows the events further than the runs'
     /// handled types (its own types are ignored).
+    /// - Returns: where its time went.
+    @discardableResult
     func pass(
         _ runs: [ProjectionRun], end: Int64, selection: EventSelection, options: ReplayOptions, states: some StateDatabase
-    ) throws {
-        guard let from = runs.map(\.position).min() else { return }
+    ) throws -> ReplayTimings {
+        var timings = ReplayTimings()
+        guard let from = runs.map(\.position).min() else { return timings }
         let writer = CheckpointWriter(states: states, warn: { [logger] in logger.warning("\($0)") })
         defer { writer.abandon() }
-        var timings = ReplayTimings()
         if from >= end {
             // Nothing to read; a snapshot asked for is still taken.
             try checkpoint(runs.filter(\.wantsSnapshot), full: true, writer: writer, timings: &timings)
             try writer.wait()
-            return
+            timings.lastCheckpoint = writer.waited.seconds
+            return timings
         }
         var selection = selection
         selection.types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
@@ -176,6 +182,7 @@ extension EventStore {
         options.progress?(ReplayProgress(
             position: reached, start: from, end: end, eventsRead: eventsRead,
             seconds: (ContinuousClock.now - clock).seconds, timings: timings))
+        return timings
     }
 
     /// `value`, adding the time it took to `total`.

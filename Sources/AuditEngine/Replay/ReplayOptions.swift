@@ -1,3 +1,5 @@
+import Foundation
+
 /// How `replay` runs.
 public struct ReplayOptions: Sendable {
     /// Stop at this seq instead of the log's head (a build is not promoted before it
@@ -64,6 +66,22 @@ public struct ReplayTimings: Sendable, Equatable, Codable {
     public var lastCheckpoint: Double = 0
 
     public init() {}
+
+    /// Both passes' times, added.
+    public static func += (a: inout ReplayTimings, b: ReplayTimings) {
+        a.folding += b.folding
+        a.serializing += b.serializing
+        a.waitingForEvents += b.waitingForEvents
+        a.waitingForWriter += b.waitingForWriter
+        a.lastCheckpoint += b.lastCheckpoint
+    }
+
+    /// One line for people: "folding 3.99 s, serialising states 0.67 s, …".
+    public var summary: String {
+        String(
+            format: "folding %.2f s, serialising states %.2f s, waiting for events %.2f s, for the checkpoint writer %.2f s, for the last checkpoint %.2f s",
+            folding, serializing, waitingForEvents, waitingForWriter, lastCheckpoint)
+    }
 }
 
 /// What a replay did to one projection.
@@ -87,4 +105,7 @@ public struct ReplayOutcome: Sendable, Equatable {
     public var position: Int64
     /// Events delivered to its handlers.
     public var eventsApplied: Int
+    /// Where the replay's time went: of all the passes over the log this replay made
+    /// (projections replayed together share them).
+    public var timings = ReplayTimings()
 }
