@@ -59,6 +59,35 @@ struct ColumnTypeTests {
         #expect(rows == 3 && differ == 0, "\(fit)")
     }
 
+    @Test("many states, written many to a statement or alone: every row, each column as json_extract reads it")
+    func manyStates() throws {
+        let w = try Workspace()
+        // Every 7th state has a float and every 11th a string with an escape: those go
+        // to the statement that extracts its columns, the rest in rows of 64.
+        w.projection("p", """
+            return {
+              on = { Set = function(s, e)
+                local i = e.data.i
+                s.n = (s.n or 0) + 1
+                s.r = i % 7 == 0 and i + 0.5 or i
+                s.t = i % 11 == 0 and ('q"' .. i) or (i % 3 == 0 and nil or 't' .. i)
+              end },
+              columns = { r = "real", t = "text" },
+            }
+            """)
+        func set(_ keys: some Sequence<Int>) -> [String] { keys.map { eventLine(stream: "k\($0)", type: "Set", data: #"{"i":\#($0)}"#) } }
+        try w.ingest(set(0..<1_000))
+        #expect(try w.replay(["p"])[0].status == .rebuilt)
+        try w.ingest(set(stride(from: 0, to: 1_000, by: 3)))
+        #expect(try w.replay(["p"])[0].status == .updated)
+        let (rows, twice, differ) = try w.store.readTransaction { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM p")!,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM p WHERE json_extract(state, '$.n') = 2")!,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM p WHERE r IS NOT json_extract(state, '$.r') OR t IS NOT json_extract(state, '$.t')")!)
+        }
+        #expect(rows == 1_000 && twice == 334 && differ == 0)
+    }
+
     @Test("values that do not fit fail the projection", arguments: [
         Fit(type: "real", value: #""abc""#), Fit(type: "real", value: "{ 1, 2 }"), Fit(type: "integer", value: "2.5"),
         Fit(type: "integer", value: #""7""#), Fit(type: "text", value: "42"), Fit(type: "text", value: "{ a = 1 }"),

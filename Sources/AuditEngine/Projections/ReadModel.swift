@@ -37,8 +37,16 @@ struct ReadModelTarget: Sendable {
     /// extracted from it.
     var upsertSQL: String { insertSQL(verb: "INSERT", columnValues: extractedColumns) + onConflictUpdate }
 
-    /// As `upsertSQL`, with the columns' values bound (?3, ?4, …) instead of extracted.
-    var boundUpsertSQL: String { insertSQL(verb: "INSERT", columnValues: columns.indices.map { "?\($0 + 3)" }) + onConflictUpdate }
+    /// As `upsertSQL`, with the columns' values bound (?3, ?4, …) instead of extracted,
+    /// for `rows` states at once: row r's parameters follow row r - 1's.
+    func boundUpsertSQL(rows: Int) -> String {
+        let width = 2 + columns.count
+        let tuples = (0..<rows).map { row in
+            "(" + (1...width).map { "?\(row * width + $0)" }.joined(separator: ", ") + ")"
+        }
+        let names = ["key", "state"] + columns.map { ReadModel.quote($0.name) }
+        return "INSERT INTO \(quotedTable) (\(names.joined(separator: ", "))) VALUES \(tuples.joined(separator: ", "))" + onConflictUpdate
+    }
 
     /// As `upsertSQL`, for a key the table does not hold yet; a key it holds keeps its state.
     var insertIfAbsentSQL: String { insertSQL(verb: "INSERT OR IGNORE", columnValues: extractedColumns) }

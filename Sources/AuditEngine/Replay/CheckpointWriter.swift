@@ -31,7 +31,7 @@ struct CheckpointWrite {
     func write(_ db: Database, warn: (String) -> Void) throws {
         if let states {
             let upsert = try StateUpsert(db, target: target)
-            try StateRun.merged((backlog?.take() ?? []) + states).forEach { key, json in try upsert.upsert(key: key, state: json) }
+            try upsert.write(StateRun.merged((backlog?.take() ?? []) + states))
             try ReadModel.savePosition(db, target: target, position: position, times: times)
         } else if let backlog, !backlogged.isEmpty {
             backlog.add(backlogged)
