@@ -92,11 +92,11 @@ final class TableBacklog: @unchecked Sendable {
 /// batches fold meanwhile.
 ///
 /// At most one checkpoint is in flight, so they commit in order and hold bounded
-/// memory. `wait` returns once it has committed (or throws its error) and then runs
-/// its `committed` on the caller's thread: the runs' bookkeeping is only ever touched
-/// by the replay's thread. What the fold may read back from the table is committed
-/// already: a state is evicted from a VM only after its checkpoint committed, and the
-/// states in flight are still in memory.
+/// memory. `wait` returns once it has committed (or throws its error); the replay's
+/// thread waits before it changes what a checkpoint's write reads (a projection's
+/// backlog) or drops what it wrote. What the fold may read back from the table is
+/// committed already: a state is evicted from a VM only after its checkpoint
+/// committed, and the states in flight are still in memory.
 ///
 /// A state database whose reads share the writer's connection (a temporal question's)
 /// is written at once, on the caller's thread.
@@ -104,7 +104,7 @@ final class CheckpointWriter<States: StateDatabase> {
     private let states: States
     private let warn: @Sendable (String) -> Void
     private let queue = DispatchQueue(label: "audit.checkpoint-writer")
-    private var inFlight: (job: Job, committed: () throws -> Void)?
+    private var inFlight: Job?
     /// How long `wait` has waited for checkpoints in flight, in all.
     private(set) var waited = Duration.zero
 
@@ -114,30 +114,28 @@ final class CheckpointWriter<States: StateDatabase> {
         self.warn = warn
     }
 
-    /// Writes `writes` in one transaction, after the checkpoint in flight; `committed`
-    /// runs on this thread once it has committed (at the latest at the next `wait`).
-    func submit(_ writes: [CheckpointWrite], committed: @escaping () throws -> Void) throws {
+    /// Writes `writes` in one transaction, after the checkpoint in flight: on the
+    /// writer's thread, while the caller goes on (see `wait`).
+    func submit(_ writes: [CheckpointWrite]) throws {
         try wait()
         guard states.concurrentReads else {
             try Self.commit(writes, to: states, warn: warn)
-            try committed()
             return
         }
         let job = Job(states: states, writes: writes, warn: warn)
         queue.async { job.run() }
-        inFlight = (job, committed)
+        inFlight = job
     }
 
-    /// Waits for the checkpoint in flight, if any, and runs its `committed`.
+    /// Waits for the checkpoint in flight, if any, to commit.
     /// - Throws: the error that failed its transaction (nothing of it was written).
     func wait() throws {
-        guard let (job, committed) = inFlight else { return }
+        guard let job = inFlight else { return }
         inFlight = nil
         let start = ContinuousClock.now
         job.done.wait()
         waited += ContinuousClock.now - start
         if let error = job.error { throw error }
-        try committed()
     }
 
     /// One checkpoint's writes, in one transaction.
@@ -157,7 +155,7 @@ final class CheckpointWriter<States: StateDatabase> {
     /// (committed, it is a consistent checkpoint; failed, it wrote nothing) before the
     /// replay returns and lets go of its lock.
     func abandon() {
-        guard let (job, _) = inFlight else { return }
+        guard let job = inFlight else { return }
         inFlight = nil
         job.done.wait()
     }

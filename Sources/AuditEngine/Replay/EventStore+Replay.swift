@@ -205,7 +205,7 @@ extension EventStore {
         timings.serializing += (ContinuousClock.now - serializing).seconds
         try writer.wait()  // plans build on what the previous checkpoint left
         let writing = runs.filter(\.isActive)
-        try writer.submit(writing.map { $0.planCheckpoint(full: full) }) {}
+        try writer.submit(writing.map { $0.planCheckpoint(full: full) })
         // A VM past half its memory lets go of its states, once they are stored: now,
         // before it folds on (later, it would also drop changes not stored yet).
         if writing.contains(where: { $0.isActive && $0.needsMemory }) {
