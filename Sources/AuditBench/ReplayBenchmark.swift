@@ -129,4 +129,3 @@ enum ReplayBenchmark {
         return Measurement(name: "baseline lua+cjson", events: events, seconds: seconds, peakRSSMB: 0, summary: summary)
     }
 }
-
