@@ -16,6 +16,7 @@ static void free_columns(avm *vm) {
 }
 
 int avm_set_columns(avm *vm, const char *const *names, const int *types, size_t count) {
+    vm->shape.n = 0;  // it points at the columns
     free_columns(vm);
     if (count == 0) return AVM_OK;
     vm->columns = calloc(count, sizeof *vm->columns);

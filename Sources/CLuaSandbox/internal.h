@@ -83,6 +83,8 @@ typedef struct {
     int type;
 } avm_column;
 
+#define AVM_SHAPE_KEYS 24
+
 struct avm {
     lua_State *L;
     apool pool;
@@ -130,6 +132,19 @@ struct avm {
     struct { uint32_t len; char bytes[AVM_NAME_CACHE_LEN]; } names[AVM_NAME_CACHE];
     int ref_names;           // the strings: ref_names[i + 1] is names[i]
     abuf path;               // where in a state an error is, for its message
+    // The top-level keys of the last state written whose keys are all strings, in the
+    // order lua_next gave them, and how they sort (lua_to_json.c): states of one
+    // projection mostly have the same keys in the same order, so the next is written
+    // without sorting its keys or looking up its columns. The key strings are kept in
+    // ref_shape (so that no other string is made at their addresses while cached).
+    struct {
+        size_t n;            // 0: nothing cached
+        const char *keys[AVM_SHAPE_KEYS];
+        size_t lens[AVM_SHAPE_KEYS];
+        unsigned char order[AVM_SHAPE_KEYS];             // the j-th in key order is keys[order[j]]
+        const avm_column *columns[AVM_SHAPE_KEYS];       // of the j-th in key order, or NULL
+    } shape;
+    int ref_shape;
     avm_column *columns;     // declared columns, checked as states are written out
     size_t ncolumns;
     char *error;

@@ -15,19 +15,51 @@
 
 #define MAX_DEPTH 64
 
+typedef struct jkey jkey;
+
 typedef struct {
     avm *vm;
     lua_State *L;
     abuf *out;
     int allow_functions;
-    abuf *path;  // "s.items[3].price" for error messages (owned by the vm)
+    // Where the writer is, for an error message ("the state of key "K".items[3].price"),
+    // spelled out only when one is raised: the root's name, then per level the member's
+    // key or the array element's number.
+    const char *root;
+    int nframes;
+    struct { const jkey *key; size_t element; } frames[MAX_DEPTH + 2];
 } jwriter;
 
+static void path_put_key(abuf *path, const jkey *k);
+
+/// Spells out where the writer is into the vm's path buffer, NUL-terminated.
+static const char *render_path(jwriter *w) {
+    abuf *path = &w->vm->path;
+    path->len = 0;
+    if (w->allow_functions) {
+        abuf_put(path, w->root, strlen(w->root));
+    } else {
+        abuf_put(path, "the state of key \"", 18);
+        abuf_put(path, w->root, strlen(w->root));
+        abuf_putc(path, '"');
+    }
+    for (int i = 0; i < w->nframes; i++) {
+        if (w->frames[i].key) {
+            path_put_key(path, w->frames[i].key);
+        } else {
+            char tmp[32];
+            int n = snprintf(tmp, sizeof tmp, "[%zu]", w->frames[i].element);
+            abuf_put(path, tmp, (size_t)n);
+        }
+    }
+    abuf_putc(path, 0);
+    return path->data ? path->data : "?";
+}
+
 static void wfail(jwriter *w, const char *fmt, const char *detail) {
-    abuf_putc(w->path, 0);
+    const char *path = render_path(w);
     char msg[512];
     snprintf(msg, sizeof msg, fmt, detail);
-    const char *path = w->path->data ? w->path->data : "?";
     size_t n = strlen(path);
     char full[1024];
     if (n > 160) snprintf(full, sizeof full, "%s at %.100s…%s", msg, path, path + n - 40);
@@ -149,14 +181,14 @@ static void put_float(jwriter *w, double d) {
     put(w, tmp, n);
 }
 
-typedef struct {
+struct jkey {
     const char *s;
     size_t len;
     int is_int;
     lua_Integer i;
     int value;  // stack index of the value (small tables), else 0
     char num[24];
-} jkey;
+};
 
 static int key_cmp(const void *a, const void *b) {
     const jkey *x = a, *y = b;
@@ -173,7 +205,7 @@ static void write_value(jwriter *w, int idx, int depth);
 /// far), the column, its type and the value, whose JSON was just written from `at`.
 static void column_fail(jwriter *w, const avm_column *column, int idx, size_t at) {
     lua_State *L = w->L;
-    abuf_putc(w->path, 0);
+    const char *path = render_path(w);
     const char *kind;
     switch (lua_type(L, idx)) {
     case LUA_TNUMBER: kind = lua_isinteger(L, idx) ? "an integer" : "a float"; break;
@@ -185,20 +217,19 @@ static void column_fail(jwriter *w, const avm_column *column, int idx, size_t at
     size_t n = w->out->len - at;
     int cut = n > 80;
     lua_pushfstring(L, "column \"%s\" is declared %s, but %s has %s = %s%s (%s): make the value fit, or declare the column's type to match",
-                    column->name, avm_column_type_name(column->type), w->path->data, column->name,
+                    column->name, avm_column_type_name(column->type), path, column->name,
                     lua_pushlstring(L, w->out->data + at, cut ? 77 : n), cut ? "…" : "", kind);
     lua_error(L);
 }
 
-static void path_push_key(jwriter *w, const jkey *k, size_t *mark) {
-    *mark = w->path->len;
+static void path_put_key(abuf *path, const jkey *k) {
     if (k->is_int) {
         char tmp[32];
         int n = snprintf(tmp, sizeof tmp, "[%lld]", (long long)k->i);
-        abuf_put(w->path, tmp, (size_t)n);
+        abuf_put(path, tmp, (size_t)n);
     } else {
-        abuf_putc(w->path, '.');
-        abuf_put(w->path, k->s, k->len > 60 ? 60 : k->len);
+        abuf_putc(path, '.');
+        abuf_put(path, k->s, k->len > 60 ? 60 : k->len);
     }
 }
 
@@ -227,10 +258,8 @@ static void write_array(jwriter *w, int idx, size_t count, const int *value_at, 
     put(w, "[", 1);
     for (size_t i = 0; i < count; i++) {
         if (i > 0) put(w, ",", 1);
-        size_t mark = w->path->len;
-        char tmp[32];
-        int len = snprintf(tmp, sizeof tmp, "[%zu]", i + 1);
-        abuf_put(w->path, tmp, (size_t)len);
+        w->frames[w->nframes].key = NULL;
+        w->frames[w->nframes++].element = i + 1;
         int value = value_at ? value_at[i] : 0;
         if (!value) {
             lua_rawgeti(L, idx, (lua_Integer)i + 1);
@@ -238,41 +267,103 @@ static void write_array(jwriter *w, int idx, size_t count, const int *value_at, 
         }
         write_value(w, value, depth + 1);
         if (!value_at || !value_at[i]) lua_pop(L, 1);
-        w->path->len = mark;
+        w->nframes--;
     }
     put(w, "]", 1);
+}
+
+/// Whether a state's top-level keys (all strings, `count` of them, in lua_next's order)
+/// are those of the cached shape, in the same order: then they sort as it says.
+static int shape_matches(const avm *vm, const jkey *keys, size_t count) {
+    if (vm->shape.n != count) return 0;
+    for (size_t i = 0; i < count; i++) {
+        // Short strings are interned: the same name is the same address.
+        if (keys[i].is_int || keys[i].s != vm->shape.keys[i] || keys[i].len != vm->shape.lens[i]) return 0;
+    }
+    return 1;
+}
+
+/// Caches the shape of a state's top-level keys: `names` in lua_next's order (each
+/// keys' string at stack index keys[j].value - 1), `keys` sorted, `columns` per key.
+static void shape_remember(jwriter *w, const jkey *names, const jkey *keys, size_t count, const avm_column *const *columns) {
+    avm *vm = w->vm;
+    lua_State *L = w->L;
+    vm->shape.n = 0;
+    if (count == 0 || count > AVM_SHAPE_KEYS) return;
+    for (size_t i = 0; i < count; i++) if (names[i].is_int || !names[i].value) return;
+    luaL_checkstack(L, 2, "state keys");
+    // The strings stay referenced while cached: no other can be made at their address.
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_shape);
+    for (size_t i = 0; i < count; i++) {
+        lua_pushvalue(L, names[i].value - 1);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        vm->shape.keys[i] = names[i].s;
+        vm->shape.lens[i] = names[i].len;
+    }
+    lua_pop(L, 1);
+    for (size_t j = 0; j < count; j++) {
+        size_t i = 0;
+        while (names[i].s != keys[j].s) i++;
+        vm->shape.order[j] = (unsigned char)i;
+        vm->shape.columns[j] = columns[j];
+    }
+    vm->shape.n = count;
 }
 
 /// Writes the object's members in key order: keys[i].value is the stack index of each
 /// value, or 0 to look it up in the table.
 static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int depth) {
     lua_State *L = w->L;
-    if (count <= 24) {
-        // A handful of keys: insertion sort beats qsort's calls through a pointer.
-        for (size_t i = 1; i < count; i++) {
-            jkey moving = keys[i];
-            size_t j = i;
-            while (j > 0 && key_cmp(&keys[j - 1], &moving) > 0) { keys[j] = keys[j - 1]; j--; }
-            keys[j] = moving;
+    // A top-level field of a state named like a declared column must fit its type.
+    int checks_columns = depth == 0 && w->vm->ncolumns && !w->allow_functions;
+    const avm_column *columns[AVM_SHAPE_KEYS];
+    int cacheable = depth == 0 && !w->allow_functions && count <= AVM_SHAPE_KEYS;
+    if (cacheable && shape_matches(w->vm, keys, count)) {
+        // The keys of the last state, in the same order: sorted as they were, and,
+        // being distinct strings, without two written alike.
+        jkey sorted[AVM_SHAPE_KEYS];
+        for (size_t j = 0; j < count; j++) {
+            sorted[j] = keys[w->vm->shape.order[j]];
+            columns[j] = w->vm->shape.columns[j];
         }
+        memcpy(keys, sorted, count * sizeof(jkey));
     } else {
-        qsort(keys, count, sizeof(jkey), key_cmp);
+        jkey names[AVM_SHAPE_KEYS];
+        if (cacheable) memcpy(names, keys, count * sizeof(jkey));
+        if (count <= 24) {
+            // A handful of keys: insertion sort beats qsort's calls through a pointer.
+            for (size_t i = 1; i < count; i++) {
+                jkey moving = keys[i];
+                size_t j = i;
+                while (j > 0 && key_cmp(&keys[j - 1], &moving) > 0) { keys[j] = keys[j - 1]; j--; }
+                keys[j] = moving;
+            }
+        } else {
+            qsort(keys, count, sizeof(jkey), key_cmp);
+        }
+        // An integer key's text moved with it: point at it where it is now.
+        for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
+        for (size_t i = 1; i < count; i++) {
+            if (key_cmp(&keys[i - 1], &keys[i]) == 0) {
+                wfail(w, "two keys that are both written \"%s\" (an integer and a string)", "");
+            }
+        }
+        if (cacheable) {
+            for (size_t i = 0; i < count; i++) {
+                columns[i] = checks_columns && !keys[i].is_int ? avm_find_column(w->vm, keys[i].s, keys[i].len) : NULL;
+            }
+            shape_remember(w, names, keys, count, columns);
+        }
     }
-    // An integer key's text moved with it: point at it where it is now.
-    for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
     put(w, "{", 1);
     for (size_t i = 0; i < count; i++) {
-        if (i > 0 && key_cmp(&keys[i - 1], &keys[i]) == 0) {
-            wfail(w, "two keys that are both written \"%s\" (an integer and a string)", "");
-        }
         if (i) put(w, ",", 1);
         put_string(w, keys[i].s, keys[i].len);
         put(w, ":", 1);
-        // A top-level field of a state named like a declared column must fit its type.
-        const avm_column *column = depth == 0 && w->vm->ncolumns && !w->allow_functions && !keys[i].is_int
-            ? avm_find_column(w->vm, keys[i].s, keys[i].len) : NULL;
-        size_t mark;
-        path_push_key(w, &keys[i], &mark);
+        const avm_column *column = cacheable ? columns[i]
+            : checks_columns && !keys[i].is_int ? avm_find_column(w->vm, keys[i].s, keys[i].len) : NULL;
+        w->frames[w->nframes].key = &keys[i];
+        w->nframes++;
         int value = keys[i].value;
         if (!value) {
             if (keys[i].is_int) lua_pushinteger(L, keys[i].i);
@@ -282,7 +373,7 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
         }
         size_t at = w->out->len;
         write_value(w, value, depth + 1);
-        w->path->len = mark;
+        w->nframes--;
         if (column && !avm_column_accepts(L, value, column->type)) column_fail(w, column, value, at);
         if (!keys[i].value) lua_pop(L, 1);
     }
@@ -386,15 +477,12 @@ static void write_value(jwriter *w, int idx, int depth) {
 }
 
 void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functions, const char *key) {
-    jwriter w = { vm, L, out, allow_functions, &vm->path };
-    // The path starts as `the state of key "K"` (or names the spec), for error messages.
-    vm->path.len = 0;
-    if (allow_functions) {
-        abuf_put(&vm->path, key, strlen(key));
-    } else {
-        abuf_put(&vm->path, "the state of key \"", 18);
-        abuf_put(&vm->path, key, strlen(key));
-        abuf_putc(&vm->path, '"');
-    }
+    jwriter w;
+    w.vm = vm;
+    w.L = L;
+    w.out = out;
+    w.allow_functions = allow_functions;
+    w.root = key;  // the path starts as `the state of key "K"` (or names the spec)
+    w.nframes = 0;
     write_value(&w, lua_absindex(L, idx), 0);
 }

@@ -62,6 +62,8 @@ static int setup_protected(lua_State *L) {
     vm->ref_kept = avm_new_ref_table(L);
     lua_createtable(L, AVM_NAME_CACHE, 0);
     vm->ref_names = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_createtable(L, AVM_SHAPE_KEYS, 0);
+    vm->ref_shape = luaL_ref(L, LUA_REGISTRYINDEX);
     // The projection's environment: reads fall through to the globals.
     lua_newtable(L);
     lua_newtable(L);

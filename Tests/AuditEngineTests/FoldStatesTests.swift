@@ -245,6 +245,67 @@ struct FoldStatesTests {
         #expect(f.vm.prefetchesStates)
     }
 
+    @Test("states of many shapes, alike and not, in any insertion order, are written with their keys sorted")
+    func stateShapes() throws {
+        // Fields set in the order the event lists them, some removed; names short
+        // (interned by Lua) and long (not), one a declared column. A VM caches the sort
+        // of the last state's keys: whatever it caches, each state is written canonically.
+        let f = try Folder("""
+            return {
+              on = { T = function(s, e)
+                for i, k in ipairs(e.data.set) do s[k] = i end
+                for _, k in ipairs(e.data.unset) do s[k] = nil end
+              end },
+              columns = { b = "integer" },
+            }
+            """)
+        try f.vm.setColumns([(name: "b", type: "integer")])
+        f.vm.assumeNoStoredStates(true)
+        let long = String(repeating: "long-name-", count: 5)
+        let names = ["a", "b", "ab", "B", "é", "_", long, long + "2", "z"]
+        var random = SplitMix64(seed: 7)
+        var expected: [String: [String: Int]] = [:]
+        for round in 0..<3 {
+            for n in 0..<200 {
+                let key = "k\(n % 150)"
+                // Often the same few shapes, as a projection's states are; sometimes any.
+                let pool = n % 5 == 0 ? names.shuffled(using: &random) : Array(names.prefix(3 + n % 2))
+                let set = Array(pool.prefix(Int.random(in: 1...pool.count, using: &random)))
+                let unset = round > 0 && n % 7 == 0 ? [set[0]] : []
+                let quoted = { (list: [String]) in "[" + list.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
+                try f.apply(key, "T", #"{"set":\#(quoted(set)),"unset":\#(quoted(unset))}"#)
+                var state = expected[key] ?? [:]
+                for (i, name) in set.enumerated() { state[name] = i + 1 }
+                for name in unset { state[name] = nil }
+                expected[key] = state
+            }
+            for (key, json) in try f.flush() {
+                let state = expected[String(decoding: key, as: UTF8.self)]!
+                let members = state.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+                    .map { "\"\($0)\":\(state[$0]!)" }
+                #expect(json == "{" + members.joined(separator: ",") + "}", "round \(round)")
+            }
+        }
+    }
+
+    @Test("a state whose keys are the cached shape's still has its declared columns checked")
+    func shapeKeepsColumnChecks() throws {
+        let f = try Folder("""
+            return { on = { T = function(s, e) s.c = e.data.c; s.d = 1 end }, columns = { c = "integer" } }
+            """)
+        try f.vm.setColumns([(name: "c", type: "integer")])
+        f.vm.assumeNoStoredStates(true)
+        for n in 0..<10 { try f.apply("k\(n)", "T", #"{"c":\#(n)}"#) }
+        #expect(try f.flush().count == 10)
+        try f.apply("k3", "T", #"{"c":"x"}"#)
+        #expect(throws: LuaError.self) { try f.flush() }
+        do {
+            _ = try f.vm.flush()
+        } catch let error as LuaError {
+            #expect(error.message.contains(#"column "c" is declared integer, but the state of key "k3" has c = "x" (a string)"#), "\(error.message)")
+        }
+    }
+
     @Test("a backlog of flushes gives every key once, in key order, with its newest state, holding few runs", arguments: [1, 2, 4])
     func backlogMerge(mergeAt: Int) throws {
         let f = try Folder("return { on = { T = function(s, e) s.n = (s.n or 0) + 1 end } }")
