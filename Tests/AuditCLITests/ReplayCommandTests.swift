@@ -49,6 +49,24 @@ struct ReplayCommandTests {
         }
     }
 
+    @Test("a projection whose states outgrow half its memory is named once on stderr, with what to do")
+    func evictionWarned() throws {
+        let dir = try workspace(events: 0)
+        let lines = (0..<12_000).map { i in #"{"stream":"o-\#(i % 6_000)","type":"Placed","data":{"amount":\#(i % 97)}}"# }
+        let file = dir.path + "/many.jsonl"
+        _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
+        #expect(try audit(["ingest", file], in: dir.path).status == 0)
+        let tight = try audit(
+            ["replay", "--memory-mb", "3", "--batch-size", "500", "--checkpoint-every", "1000", "--parallel", "1", "--timings"], in: dir.path)
+        #expect(tight.status == 0, "\(tight.stderr)")
+        let warnings = tight.stderr.components(separatedBy: "\n").filter { $0.contains("outgrew half its memory limit") }
+        #expect(warnings.count == 1, "\(tight.stderr)")
+        #expect(warnings.first?.contains("projection totals") == true && warnings.first?.contains("--memory-mb") == true)
+        #expect(tight.stderr.contains(" states back from the table "))
+        let ample = try audit(["replay", "--rebuild"], in: dir.path)
+        #expect(ample.status == 0 && !ample.stderr.contains("outgrew"), "\(ample.stderr)")
+    }
+
     @Test("kill -9 during a replay, then replay again: the same states as an uninterrupted replay")
     func killAndResume() throws {
         let clean = try workspace(events: 200_000)

@@ -108,6 +108,27 @@ struct ParallelReplayTests {
         }
     }
 
+    @Test("the timings count the states read back from the table once a VM outgrew half its memory", arguments: [1, 2])
+    func readBackCounted(parallel: Int) throws {
+        let log = orderLog(count: 12_000, streams: 6_000, seed: 99)
+        let w = try Workspace()
+        w.projection("order_totals", orderTotals)
+        try w.ingest(log)
+        var options = ReplayOptions()
+        options.parallel = parallel
+        options.batchSize = 200
+        options.checkpointEvery = 600
+        let ample = try w.replay(["order_totals"], options)[0]
+        #expect(ample.status == .rebuilt && ample.timings.statesReadBack == 0)
+        options.rebuild = true
+        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 1_000_000)
+        let tight = try w.replay(["order_totals"], options)[0]
+        #expect(tight.status == .rebuilt)
+        #expect(tight.timings.statesReadBack > 0 && tight.timings.readingBackStates > 0)
+        #expect(tight.timings.summary.contains("of which reading \(tight.timings.statesReadBack) states back from the table"))
+        #expect(tight.timings.readingBackStates <= tight.timings.folding * Double(parallel))
+    }
+
     @Test("merge is refused without key = global, and a failing merge stops the projection")
     func mergeErrors() throws {
         let w = try Workspace()

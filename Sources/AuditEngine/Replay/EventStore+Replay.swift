@@ -115,11 +115,15 @@ extension EventStore {
         defer { writer.abandon() }
         if from >= end {
             // Nothing to read; a snapshot asked for is still taken.
-            try checkpoint(runs.filter(\.wantsSnapshot), full: true, writer: writer, timings: &timings)
+            try checkpoint(runs.filter(\.wantsSnapshot), full: true, end: end, writer: writer, timings: &timings)
             try writer.wait()
             timings.lastCheckpoint = writer.waited.seconds
             return timings
         }
+        // The partitions' counts of states read back go on from pass to pass.
+        let readBackAtStart = Dictionary(uniqueKeysWithValues: runs.flatMap(\.partitions).map {
+            (ObjectIdentifier($0), (count: $0.statesReadBack, time: $0.readingBack))
+        })
         var selection = selection
         selection.types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
         let clock = ContinuousClock.now
@@ -163,11 +167,11 @@ extension EventStore {
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
                 || runs.contains { $0.isActive && $0.needsMemory }
             if due {
-                try checkpoint(runs, full: true, writer: writer, timings: &timings)
+                try checkpoint(runs, full: true, end: end, writer: writer, timings: &timings)
                 sinceCheckpoint = 0
                 lastCheckpoint = ContinuousClock.now
             } else if runs.contains(where: { $0.isActive && $0.wantsSnapshot }) {
-                try checkpoint(runs.filter(\.wantsSnapshot), full: false, writer: writer, timings: &timings)
+                try checkpoint(runs.filter(\.wantsSnapshot), full: false, end: end, writer: writer, timings: &timings)
             }
             timings.waitingForWriter = writer.waited.seconds
             reached = batch.through
@@ -178,6 +182,11 @@ extension EventStore {
         let waitedBefore = writer.waited
         try writer.wait()
         timings.lastCheckpoint = (writer.waited - waitedBefore).seconds
+        for partition in runs.flatMap(\.partitions) {
+            let start = readBackAtStart[ObjectIdentifier(partition)]
+            timings.statesReadBack += partition.statesReadBack - (start?.count ?? 0)
+            timings.readingBackStates += (partition.readingBack - (start?.time ?? .zero)).seconds
+        }
         try recordFailures(runs, writer: writer)
         options.progress?(ReplayProgress(
             position: reached, start: from, end: end, eventsRead: eventsRead,
@@ -198,7 +207,7 @@ extension EventStore {
     /// serialised first, the partitions concurrently, while the previous checkpoint
     /// may still be committing.
     private func checkpoint(
-        _ runs: [ProjectionRun], full: Bool, writer: CheckpointWriter<some StateDatabase>, timings: inout ReplayTimings
+        _ runs: [ProjectionRun], full: Bool, end: Int64, writer: CheckpointWriter<some StateDatabase>, timings: inout ReplayTimings
     ) throws {
         let serializing = ContinuousClock.now
         for run in runs where run.isActive { run.serializeStates() }
@@ -210,7 +219,17 @@ extension EventStore {
         // before it folds on (later, it would also drop changes not stored yet).
         if writing.contains(where: { $0.isActive && $0.needsMemory }) {
             try writer.wait()
-            for run in writing where run.isActive { try run.trimMemory() }
+            for run in writing where run.isActive {
+                // Told once, and not at the end, where nothing is read back any more.
+                guard try run.trimMemory(), !run.warnedOfEviction, run.position < end else { continue }
+                run.warnedOfEviction = true
+                let limit = (run.partitions.first?.vm.memoryLimit ?? 0) >> 20
+                let message = "projection \(run.projection.name): its states outgrew half its memory limit (\(limit) MB) at seq "
+                    + "\(run.position); from here on they are dropped at each checkpoint and read back from the table as their "
+                    + "keys come up again, which is much slower. Give it more memory: limits = { memory_mb = … } in the "
+                    + "projection, or audit replay --memory-mb … (see docs/operations.md)"
+                logger.warning("\(message)")
+            }
         }
         try recordFailures(runs, writer: writer)
     }

@@ -13,6 +13,10 @@ final class Partition {
     var appliedAtFlush = 0
     var lastApplied: Int64 = 0
     var failure: ProjectionError?
+    /// States read back from the table (they had been evicted, or were never in this
+    /// VM), and the time that took.
+    var statesReadBack = 0
+    var readingBack = Duration.zero
 
     init(vm: LuaVM) {
         self.vm = vm
@@ -27,7 +31,7 @@ final class Partition {
                 lastApplied = event.seq
             case .skipped: break
             case .needsState(let key):
-                try vm.provideState(key: key, json: lookup(key))
+                try readBack(key, lookup)
                 if case .applied = try vm.apply(&event) {
                     eventsApplied += 1
                     lastApplied = event.seq
@@ -62,7 +66,7 @@ final class Partition {
                 }
                 guard case .needsState(let key) = try vm.apply(batch: &batch) else { return }
                 // Its stored state, then the event alone; the batch goes on after it.
-                try vm.provideState(key: key, json: lookup(key))
+                try readBack(key, lookup)
                 var event = events[batch.at]
                 if case .applied = try vm.apply(&event) {
                     batch.applied += 1  // counted with the batch's, after them
@@ -74,6 +78,14 @@ final class Partition {
                 return
             }
         }
+    }
+
+    /// Gives the VM `key`'s stored state (or none), counting the time it takes.
+    private func readBack(_ key: String, _ lookup: (String) throws -> String?) throws {
+        let start = ContinuousClock.now
+        try vm.provideState(key: key, json: lookup(key))
+        readingBack += ContinuousClock.now - start
+        statesReadBack += 1
     }
 
     private func fail(_ event: avm_event, projection: String, error: Error) {
@@ -284,12 +296,20 @@ final class ProjectionRun {
 
     /// After a committed checkpoint: let go of states in VMs past half their memory
     /// limit, so memory stays bounded however many keys there are.
-    func trimMemory() throws {
-        guard backlog.isEmpty else { return }  // the VMs hold states the table lacks
+    /// - Returns: whether a VM let go of its states.
+    @discardableResult
+    func trimMemory() throws -> Bool {
+        guard backlog.isEmpty else { return false }  // the VMs hold states the table lacks
+        var evicted = false
         for partition in partitions where partition.vm.memoryUsed > partition.vm.memoryLimit / 2 {
             try partition.vm.evict()
+            evicted = true
         }
+        return evicted
     }
+
+    /// Whether the user has been told that this projection's states outgrew its memory.
+    var warnedOfEviction = false
 }
 
 /// The partitions' flushes of one checkpoint, run concurrently.
