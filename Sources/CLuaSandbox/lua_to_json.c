@@ -310,12 +310,16 @@ static void shape_remember(jwriter *w, const jkey *names, const jkey *keys, size
     vm->shape.n = count;
 }
 
+/// The declared column a member must fit: a top-level field of a state named like one.
+static const avm_column *column_of(const jwriter *w, const jkey *k, int depth) {
+    if (depth != 0 || !w->vm->ncolumns || w->allow_functions || k->is_int) return NULL;
+    return avm_find_column(w->vm, k->s, k->len);
+}
+
 /// Writes the object's members in key order: keys[i].value is the stack index of each
 /// value, or 0 to look it up in the table.
 static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int depth) {
     lua_State *L = w->L;
-    // A top-level field of a state named like a declared column must fit its type.
-    int checks_columns = depth == 0 && w->vm->ncolumns && !w->allow_functions;
     const avm_column *columns[AVM_SHAPE_KEYS];
     int cacheable = depth == 0 && !w->allow_functions && count <= AVM_SHAPE_KEYS;
     if (cacheable && shape_matches(w->vm, keys, count)) {
@@ -349,9 +353,7 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
             }
         }
         if (cacheable) {
-            for (size_t i = 0; i < count; i++) {
-                columns[i] = checks_columns && !keys[i].is_int ? avm_find_column(w->vm, keys[i].s, keys[i].len) : NULL;
-            }
+            for (size_t i = 0; i < count; i++) columns[i] = column_of(w, &keys[i], depth);
             shape_remember(w, names, keys, count, columns);
         }
     }
@@ -360,8 +362,7 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
         if (i) put(w, ",", 1);
         put_string(w, keys[i].s, keys[i].len);
         put(w, ":", 1);
-        const avm_column *column = cacheable ? columns[i]
-            : checks_columns && !keys[i].is_int ? avm_find_column(w->vm, keys[i].s, keys[i].len) : NULL;
+        const avm_column *column = cacheable ? columns[i] : column_of(w, &keys[i], depth);
         w->frames[w->nframes].key = &keys[i];
         w->nframes++;
         int value = keys[i].value;
