@@ -120,10 +120,11 @@ extension EventStore {
             timings.lastCheckpoint = writer.waited.seconds
             return timings
         }
-        // The partitions' counts of states read back go on from pass to pass.
-        let readBackAtStart = Dictionary(uniqueKeysWithValues: runs.flatMap(\.partitions).map {
-            (ObjectIdentifier($0), (count: $0.statesReadBack, time: $0.readingBack))
-        })
+        // The partitions count the states they read back in this pass.
+        for partition in runs.flatMap(\.partitions) {
+            partition.statesReadBack = 0
+            partition.readingBack = .zero
+        }
         var selection = selection
         selection.types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
         let clock = ContinuousClock.now
@@ -133,23 +134,23 @@ extension EventStore {
         var lastCheckpoint = ContinuousClock.now
         let reader = EventBatchReader(pool: pool, from: from, end: end, selection: selection, batchSize: options.batchSize)
         defer { reader.cancel() }
-        while let batch = timed(&timings.waitingForEvents, reader.next()) {
+        while let batch = timed(&timings.waitingForEvents, { reader.next() }) {
             if let error = batch.error { throw StoreError.storage(error) }
             let active = runs.filter(\.isActive)
             if active.isEmpty { break }
             if batch.count > 0 {
-                let folding = ContinuousClock.now
-                defer { timings.folding += (ContinuousClock.now - folding).seconds }
-                if active.contains(where: { $0.partitions.count > 1 }) {
-                    try foldInParallel(batch, active, states: states)
-                } else {
-                    // A snapshot for reloading evicted states: it sees every committed checkpoint.
-                    try states.readStates { db in
-                        batch.withEvents { events in
-                            for run in active {
-                                run.partitions[0].apply(
-                                    events, from: batch.firstRow(after: run.position), split: nil, projection: run.projection.name
-                                ) { try run.storedState($0, db) }
+                try timed(&timings.folding) {
+                    if active.contains(where: { $0.partitions.count > 1 }) {
+                        try foldInParallel(batch, active, states: states)
+                    } else {
+                        // A snapshot for reloading evicted states: it sees every committed checkpoint.
+                        try states.readStates { db in
+                            batch.withEvents { events in
+                                for run in active {
+                                    run.partitions[0].apply(
+                                        events, from: batch.firstRow(after: run.position), split: nil, projection: run.projection.name
+                                    ) { try run.storedState($0, db) }
+                                }
                             }
                         }
                     }
@@ -183,9 +184,8 @@ extension EventStore {
         try writer.wait()
         timings.lastCheckpoint = (writer.waited - waitedBefore).seconds
         for partition in runs.flatMap(\.partitions) {
-            let start = readBackAtStart[ObjectIdentifier(partition)]
-            timings.statesReadBack += partition.statesReadBack - (start?.count ?? 0)
-            timings.readingBackStates += (partition.readingBack - (start?.time ?? .zero)).seconds
+            timings.statesReadBack += partition.statesReadBack
+            timings.readingBackStates += partition.readingBack.seconds
         }
         try recordFailures(runs, writer: writer)
         options.progress?(ReplayProgress(
@@ -194,11 +194,11 @@ extension EventStore {
         return timings
     }
 
-    /// `value`, adding the time it took to `total`.
-    private func timed<T>(_ total: inout Double, _ value: @autoclosure () throws -> T) rethrows -> T {
+    /// `body`'s result, adding the time it took to `total` (seconds).
+    private func timed<T>(_ total: inout Double, _ body: () throws -> T) rethrows -> T {
         let start = ContinuousClock.now
         defer { total += (ContinuousClock.now - start).seconds }
-        return try value()
+        return try body()
     }
 
     /// Saves the active runs' changed states and positions (and the snapshots due) in
@@ -209,9 +209,9 @@ extension EventStore {
     private func checkpoint(
         _ runs: [ProjectionRun], full: Bool, end: Int64, writer: CheckpointWriter<some StateDatabase>, timings: inout ReplayTimings
     ) throws {
-        let serializing = ContinuousClock.now
-        for run in runs where run.isActive { run.serializeStates() }
-        timings.serializing += (ContinuousClock.now - serializing).seconds
+        timed(&timings.serializing) {
+            for run in runs where run.isActive { run.serializeStates() }
+        }
         try writer.wait()  // plans build on what the previous checkpoint left
         let writing = runs.filter(\.isActive)
         try writer.submit(writing.map { $0.planCheckpoint(full: full) })
