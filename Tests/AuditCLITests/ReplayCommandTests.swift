@@ -62,7 +62,7 @@ struct ReplayCommandTests {
         let warnings = tight.stderr.components(separatedBy: "\n").filter { $0.contains("outgrew half its memory limit") }
         #expect(warnings.count == 1, "\(tight.stderr)")
         #expect(warnings.first?.contains("projection totals") == true && warnings.first?.contains("--memory-mb") == true)
-        #expect(tight.stderr.contains(" states back from the table "))
+        #expect(tight.stderr.contains(" states back "))
         let ample = try audit(["replay", "--rebuild"], in: dir.path)
         #expect(ample.status == 0 && !ample.stderr.contains("outgrew"), "\(ample.stderr)")
     }

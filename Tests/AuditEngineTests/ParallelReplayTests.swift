@@ -108,7 +108,7 @@ struct ParallelReplayTests {
         }
     }
 
-    @Test("the timings count the states read back from the table once a VM outgrew half its memory", arguments: [1, 2])
+    @Test("the timings count the states read back once a VM outgrew half its memory", arguments: [1, 2])
     func readBackCounted(parallel: Int) throws {
         let log = orderLog(count: 12_000, streams: 6_000, seed: 99)
         let w = try Workspace()
@@ -125,7 +125,7 @@ struct ParallelReplayTests {
         let tight = try w.replay(["order_totals"], options)[0]
         #expect(tight.status == .rebuilt)
         #expect(tight.timings.statesReadBack > 0 && tight.timings.readingBackStates > 0)
-        #expect(tight.timings.summary.contains("of which reading \(tight.timings.statesReadBack) states back from the table"))
+        #expect(tight.timings.summary.contains("of which reading \(tight.timings.statesReadBack) states back "))
         #expect(tight.timings.readingBackStates <= tight.timings.folding * Double(parallel))
     }
 

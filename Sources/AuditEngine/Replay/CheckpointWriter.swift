@@ -68,6 +68,8 @@ final class TableBacklog: @unchecked Sendable {
     }
 
     var byteCount: Int { runs.reduce(0) { $0 + $1.byteCount } }
+    /// Its runs, oldest first (read only while no checkpoint is in flight).
+    var pending: [StateRun] { runs }
     var isEmpty: Bool { runs.isEmpty }
     var runCount: Int { runs.count }
 
@@ -94,9 +96,9 @@ final class TableBacklog: @unchecked Sendable {
 /// At most one checkpoint is in flight, so they commit in order and hold bounded
 /// memory. `wait` returns once it has committed (or throws its error); the replay's
 /// thread waits before it changes what a checkpoint's write reads (a projection's
-/// backlog) or drops what it wrote. What the fold may read back from the table is
-/// committed already: a state is evicted from a VM only after its checkpoint
-/// committed, and the states in flight are still in memory.
+/// backlog). A VM may let go of its states while the checkpoint that writes them is in
+/// flight: the fold then reads them back from that checkpoint's serialised states, not
+/// the table (`StateCache`).
 ///
 /// A state database whose reads share the writer's connection (a temporal question's)
 /// is written at once, on the caller's thread.

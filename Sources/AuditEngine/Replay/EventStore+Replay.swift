@@ -215,17 +215,16 @@ extension EventStore {
         try writer.wait()  // plans build on what the previous checkpoint left
         let writing = runs.filter(\.isActive)
         try writer.submit(writing.map { $0.planCheckpoint(full: full) })
-        // A VM past half its memory lets go of its states, once they are stored: now,
-        // before it folds on (later, it would also drop changes not stored yet).
+        // A VM past half its memory lets go of its states, now that they are written
+        // out, before it folds on (later, it would also drop changes not written yet).
         if writing.contains(where: { $0.isActive && $0.needsMemory }) {
-            try writer.wait()
             for run in writing where run.isActive {
                 // Told once, and not at the end, where nothing is read back any more.
                 guard try run.trimMemory(), !run.warnedOfEviction, run.position < end else { continue }
                 run.warnedOfEviction = true
                 let limit = (run.partitions.first?.vm.memoryLimit ?? 0) >> 20
                 let message = "projection \(run.projection.name): its states outgrew half its memory limit (\(limit) MB) at seq "
-                    + "\(run.position); from here on they are dropped at each checkpoint and read back from the table as their "
+                    + "\(run.position); from here on they are dropped at each checkpoint and read back as their "
                     + "keys come up again, which is much slower. Give it more memory: limits = { memory_mb = … } in the "
                     + "projection, or audit replay --memory-mb … (see docs/operations.md)"
                 logger.warning("\(message)")

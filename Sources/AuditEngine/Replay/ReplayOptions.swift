@@ -64,11 +64,12 @@ public struct ReplayTimings: Sendable, Equatable, Codable {
     public var waitingForWriter: Double = 0
     /// Waiting for the last checkpoint to commit, after the last event was folded.
     public var lastCheckpoint: Double = 0
-    /// States read back from the projections' tables while folding, and the time that
-    /// took, summed over partitions (part of `folding`): a key's first event in a replay
-    /// that updates a table, and any event whose key's state its VM dropped (a VM past
-    /// half its memory limit drops its states at checkpoints). A rebuild reads none
-    /// back until its VMs drop states.
+    /// States read back while folding, and the time that took, summed over partitions
+    /// (part of `folding`): a key's first event in a replay that updates a table (from
+    /// the table), and any event whose key's state its VM dropped (a VM past half its
+    /// memory limit drops its states at checkpoints; they are read back from a cache of
+    /// the states written since, else from the table). A rebuild reads none back until
+    /// its VMs drop states.
     public var statesReadBack = 0
     public var readingBackStates: Double = 0
 
@@ -88,7 +89,7 @@ public struct ReplayTimings: Sendable, Equatable, Codable {
     /// One line for people: "folding 3.99 s, serialising states 0.67 s, …".
     public var summary: String {
         let readBack = statesReadBack == 0 ? "" : String(
-            format: " (of which reading %ld states back from the table %.2f s)", statesReadBack, readingBackStates)
+            format: " (of which reading %ld states back %.2f s)", statesReadBack, readingBackStates)
         return String(format: "folding %.2f s", folding) + readBack + String(
             format: ", serialising states %.2f s, waiting for events %.2f s, for the checkpoint writer %.2f s, for the last checkpoint %.2f s",
             serializing, waitingForEvents, waitingForWriter, lastCheckpoint)

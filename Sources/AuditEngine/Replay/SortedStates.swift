@@ -71,6 +71,25 @@ final class StateRun: @unchecked Sendable {
 
     deinit { records.deallocate() }
 
+    /// The records by key: made on the first `state(forKey:)`.
+    private var index: KeyIndex?
+
+    /// The state this run holds for `key` (`hash`: `KeyIndex.hash(key)`), if any. Valid
+    /// while the run lives. Safe from several threads at once.
+    func state(forKey key: UnsafeRawBufferPointer, hash: Int) -> UnsafeRawBufferPointer? {
+        let records = sortedRecords()
+        return keyIndex(records).state(forKey: key, hash: hash, in: records)
+    }
+
+    private func keyIndex(_ records: UnsafeRawBufferPointer) -> KeyIndex {
+        lock.lock()
+        defer { lock.unlock() }
+        if let index { return index }
+        let made = KeyIndex(records, count: count)
+        index = made
+        return made
+    }
+
     /// The records in key order.
     private func sortedRecords() -> UnsafeRawBufferPointer {
         lock.lock()
@@ -87,6 +106,74 @@ final class StateRun: @unchecked Sendable {
         }
         sorted = true
         return UnsafeRawBufferPointer(start: records.baseAddress, count: byteCount)
+    }
+}
+
+/// Where the records of a run are, by key: open addressing over a hash of the key
+/// (Swift's `Hasher`, seeded per process: keys come from event data, and a weaker hash
+/// would let colliding keys turn lookups into scans). A lookup costs about one cache
+/// miss; a binary search of the records in key order cost twenty (a tenth of a replay
+/// that evicts, measured).
+final class KeyIndex: @unchecked Sendable {
+    /// Per slot, record offset + 1 and the key's tag; 0: empty. At most half full.
+    /// Written only by `init`.
+    private let slots: UnsafeMutableBufferPointer<Int>
+    private let mask: Int
+
+    init(_ records: UnsafeRawBufferPointer, count: Int) {
+        var capacity = 16
+        while capacity < 2 * count { capacity *= 2 }
+        mask = capacity - 1
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: 0)
+        var offset = 0
+        for _ in 0..<count {
+            let key = Self.field(records, at: offset)
+            let hash = Self.hash(key)
+            var i = hash & mask
+            while slots[i] != 0 { i = (i + 1) & mask }
+            slots[i] = (offset + 1) << Self.tagBits | Self.tag(hash)
+            offset += 4 + key.count
+            offset += 4 + Self.field(records, at: offset).count
+        }
+    }
+
+    deinit { slots.deallocate() }
+
+    /// The state of `key`, whose `hash(_:)` is `hash`, in `records` (the run's, in key order).
+    func state(forKey key: UnsafeRawBufferPointer, hash: Int, in records: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        var i = hash & mask
+        let tag = Self.tag(hash)
+        while case let slot = slots[i], slot != 0 {
+            if slot & (1 << Self.tagBits - 1) == tag {
+                let offset = slot >> Self.tagBits - 1
+                let found = Self.field(records, at: offset)
+                if found.count == key.count, key.isEmpty || memcmp(found.baseAddress!, key.baseAddress!, key.count) == 0 {
+                    return Self.field(records, at: offset + 4 + found.count)
+                }
+            }
+            i = (i + 1) & mask
+        }
+        return nil
+    }
+
+    /// Bits of a key's hash kept in its slot beside the record's offset, the high ones
+    /// (the low ones pick the slot): a slot of another key is passed over without
+    /// reading that key (a cache miss each).
+    private static let tagBits = 20
+    private static func tag(_ hash: Int) -> Int { Int(UInt(bitPattern: hash) >> (64 - tagBits)) }
+
+    /// The same for every index in the process.
+    static func hash(_ key: UnsafeRawBufferPointer) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: key)
+        return hasher.finalize()
+    }
+
+    /// The field whose u32 length is at `offset`.
+    private static func field(_ records: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer {
+        let length = Int(UInt32(littleEndian: records.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        return UnsafeRawBufferPointer(start: records.baseAddress! + offset + 4, count: length)
     }
 }
 
