@@ -274,8 +274,9 @@ final class ProjectionRun {
         tableWrite = nil
         if writesTable {
             write.states = runs
-            tableWrite = backlog.pending + runs
-            cache?.add(tableWrite!)
+            let written = backlog.pending + runs
+            tableWrite = written
+            cache?.add(written)
         } else {
             write.backlogged = runs
         }
@@ -316,8 +317,9 @@ final class ProjectionRun {
             evicted = true
         }
         if evicted, cache == nil {
-            cache = StateCache(budget: partitions.reduce(0) { $0 + $1.vm.memoryLimit / 2 })
-            cache!.add(tableWrite)
+            let cache = StateCache(budget: partitions.reduce(0) { $0 + $1.vm.memoryLimit / 2 })
+            cache.add(tableWrite)
+            self.cache = cache
         }
         return evicted
     }

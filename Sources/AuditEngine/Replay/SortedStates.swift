@@ -126,15 +126,14 @@ final class KeyIndex: @unchecked Sendable {
         mask = capacity - 1
         slots = .allocate(capacity: capacity)
         slots.initialize(repeating: 0)
-        var offset = 0
-        for _ in 0..<count {
-            let key = Self.field(records, at: offset)
+        // The VM wrote these records itself: they are well formed.
+        var walk = StateRecords(records, count: count)
+        while let (key, _) = try? walk.next() {
+            let offset = key.baseAddress! - records.baseAddress! - 4  // of its length
             let hash = Self.hash(key)
             var i = hash & mask
             while slots[i] != 0 { i = (i + 1) & mask }
             slots[i] = (offset + 1) << Self.tagBits | Self.tag(hash)
-            offset += 4 + key.count
-            offset += 4 + Self.field(records, at: offset).count
         }
     }
 
