@@ -56,8 +56,9 @@ struct CheckpointWrite {
 /// copies nearly all of them again, and merging at every snapshot was a quarter of the
 /// writer's CPU, which a parallel replay on two cores pays in full.
 ///
-/// `@unchecked Sendable`: changed only by a checkpoint's write, and read by the replay's
-/// thread only after it waited for that checkpoint (one is in flight at a time).
+/// `@unchecked Sendable`: changed by a checkpoint's write, and used by the replay's
+/// thread (which takes it when it merges a write's states for its cache) only after it
+/// waited for that checkpoint (one is in flight at a time).
 final class TableBacklog: @unchecked Sendable {
     private var runs: [StateRun] = []
     /// The most runs it holds unmerged.

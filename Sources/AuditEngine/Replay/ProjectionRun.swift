@@ -273,10 +273,18 @@ final class ProjectionRun {
         write.backlog = backlog
         tableWrite = nil
         if writesTable {
-            write.states = runs
-            let written = backlog.pending + runs
-            tableWrite = written
-            cache?.add(written)
+            if cache != nil || needsMemory {
+                // The cache keeps a write's states as one run: when it is in use, or
+                // starts now (a VM is full), that run is merged here, with the backlog,
+                // and the writer upserts it instead of merging the same runs again.
+                let merged = [StateRun.merged(backlog.take() + runs)]
+                write.states = merged
+                tableWrite = merged
+                cache?.add(merged)
+            } else {
+                write.states = runs
+                tableWrite = backlog.pending + runs
+            }
         } else {
             write.backlogged = runs
         }
