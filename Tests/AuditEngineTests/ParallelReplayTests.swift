@@ -18,7 +18,7 @@ struct ParallelReplayTests {
 
     /// Replays every projection over `log` (ingested in two parts, replaying after each)
     /// and returns all their states.
-    func states(log: [String], parallel: Int, batch: Int, memory: Int? = nil) throws -> [String] {
+    func states(log: [String], parallel: Int, batch: Int, memory: Int? = nil, hold: Bool = false) throws -> [String] {
         let w = try Workspace()
         w.projection("order_totals", orderTotals)
         for (name, source) in Self.others { w.projection(name, source) }
@@ -27,13 +27,17 @@ struct ParallelReplayTests {
         options.batchSize = batch
         options.checkpointEvery = batch * 3
         if let memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
+        options.holdCheckpoints = hold
         let names = ["order_totals", "by_customer", "totals"]
         let half = log.count / 2
         try w.ingest(Array(log[..<half]))
-        try w.replay(names, options)
+        let first = try w.replay(names, options)
         try w.ingest(Array(log[half...]))
         let outcomes = try w.replay(names, options)
         #expect(outcomes.allSatisfy { $0.status == .updated }, "\(outcomes)")
+        if memory != nil {
+            #expect((first + outcomes).contains { $0.timings.statesReadBack > 0 }, "states were dropped and read back")
+        }
         return try names.flatMap { try w.dump($0) }
     }
 
@@ -48,11 +52,13 @@ struct ParallelReplayTests {
         }
     }
 
-    @Test("with states evicted and reloaded in every partition the result is the same")
-    func equivalenceUnderEviction() throws {
+    @Test(
+        "with states evicted and reloaded in every partition the result is the same, also when each checkpoint is still in flight while its states are read back",
+        arguments: [(3, false), (1, true), (3, true)])
+    func equivalenceUnderEviction(parallel: Int, hold: Bool) throws {
         let log = orderLog(count: 6_000, streams: 3_000, seed: 99)
         let sequential = try states(log: log, parallel: 1, batch: 1_000)
-        #expect(try states(log: log, parallel: 3, batch: 200, memory: 1 << 20) == sequential)
+        #expect(try states(log: log, parallel: parallel, batch: 200, memory: 1 << 20, hold: hold) == sequential)
     }
 
     static let mergingTotals = """

@@ -37,6 +37,27 @@ struct ProjectionTests {
         #expect(try w.dump("order_totals") == expectedOrderTotals(log))
     }
 
+    /// Keys dropped again and again: each read-back must find the state of the newest
+    /// write, from the cache or the table, also while that write is still in flight, and
+    /// with a cache too small for all of them (the oldest runs go, read from the table).
+    @Test(
+        "states dropped at many checkpoints are read back newest first, also while their checkpoint is in flight",
+        arguments: [(false, nil), (true, nil), (true, 50_000)])
+    func repeatedEviction(hold: Bool, cacheBudget: Int?) throws {
+        let streams = 2_500
+        let (w, log) = try Workspace.withOrderTotals(count: 20_000, streams: streams, seed: 5)
+        var options = ReplayOptions()
+        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000)
+        options.batchSize = 250
+        options.checkpointEvery = 1_000
+        options.holdCheckpoints = hold
+        options.stateCacheBudget = cacheBudget
+        let outcome = try #require(try w.replay(["order_totals"], options).first)
+        // More read-backs than keys: some key was dropped, read back and dropped again.
+        #expect(outcome.timings.statesReadBack > 2 * streams, "\(outcome.timings.statesReadBack) read back")
+        #expect(try w.dump("order_totals") == expectedOrderTotals(log))
+    }
+
     @Test("many keys in a small VM: checkpoints are taken when memory fills, instead of failing the projection")
     func memoryDrivenCheckpoints() throws {
         let (w, log) = try Workspace.withOrderTotals(count: 8_000, streams: 6_000, seed: 6)

@@ -108,12 +108,18 @@ final class CheckpointWriter<States: StateDatabase> {
     private let warn: @Sendable (String) -> Void
     private let queue = DispatchQueue(label: "audit.checkpoint-writer")
     private var inFlight: Job?
+    /// Tests: each checkpoint commits only once the replay waits for it, so everything
+    /// the replay does between two checkpoints sees the first in flight.
+    private let holdUntilWaited: Bool
     /// How long `wait` has waited for checkpoints in flight, in all.
     private(set) var waited = Duration.zero
 
-    /// - Parameter warn: reports what a snapshot found wrong and worked around.
-    init(states: States, warn: @escaping @Sendable (String) -> Void) {
+    /// - Parameters:
+    ///   - warn: reports what a snapshot found wrong and worked around.
+    ///   - holdUntilWaited: tests: a checkpoint commits only when `wait` (or `abandon`) is called.
+    init(states: States, holdUntilWaited: Bool = false, warn: @escaping @Sendable (String) -> Void) {
         self.states = states
+        self.holdUntilWaited = holdUntilWaited
         self.warn = warn
     }
 
@@ -125,7 +131,7 @@ final class CheckpointWriter<States: StateDatabase> {
             try Self.commit(writes, to: states, warn: warn)
             return
         }
-        let job = Job(states: states, writes: writes, warn: warn)
+        let job = Job(states: states, writes: writes, held: holdUntilWaited, warn: warn)
         queue.async { job.run() }
         inFlight = job
     }
@@ -136,6 +142,7 @@ final class CheckpointWriter<States: StateDatabase> {
         guard let job = inFlight else { return }
         inFlight = nil
         let start = ContinuousClock.now
+        job.release?.signal()
         job.done.wait()
         waited += ContinuousClock.now - start
         if let error = job.error { throw error }
@@ -160,6 +167,7 @@ final class CheckpointWriter<States: StateDatabase> {
     func abandon() {
         guard let job = inFlight else { return }
         inFlight = nil
+        job.release?.signal()
         job.done.wait()
     }
 
@@ -172,16 +180,20 @@ final class CheckpointWriter<States: StateDatabase> {
         let writes: [CheckpointWrite]
         let warn: @Sendable (String) -> Void
         let done = DispatchSemaphore(value: 0)
+        /// Held (tests): signalled when the replay waits for the job, which commits only then.
+        let release: DispatchSemaphore?
         var error: Error?
 
-        init(states: States, writes: [CheckpointWrite], warn: @escaping @Sendable (String) -> Void) {
+        init(states: States, writes: [CheckpointWrite], held: Bool, warn: @escaping @Sendable (String) -> Void) {
             self.states = states
             self.writes = writes
+            self.release = held ? DispatchSemaphore(value: 0) : nil
             self.warn = warn
         }
 
         func run() {
             defer { done.signal() }
+            release?.wait()
             do {
                 try CheckpointWriter.commit(writes, to: states, warn: warn)
             } catch {

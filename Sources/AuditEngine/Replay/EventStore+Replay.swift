@@ -27,6 +27,7 @@ extension EventStore {
                     let run = try ProjectionRun(
                         projection: projection, target: target, position: live.position, times: FoldedTimes(live),
                         limits: options.limits, parallel: options.parallel)
+                    run.cacheBudget = options.stateCacheBudget
                     try scheduleSnapshots(run, db, options: options)
                     runs.append(run)
                     continue
@@ -49,6 +50,7 @@ extension EventStore {
                 let run = try ProjectionRun(
                     projection: projection, target: target, position: position, times: times, limits: options.limits,
                     parallel: options.parallel)
+                run.cacheBudget = options.stateCacheBudget
                 try scheduleSnapshots(run, db, options: options)
                 runs.append(run)
             }
@@ -111,7 +113,8 @@ extension EventStore {
     ) throws -> ReplayTimings {
         var timings = ReplayTimings()
         guard let from = runs.map(\.position).min() else { return timings }
-        let writer = CheckpointWriter(states: states, warn: { [logger] in logger.warning("\($0)") })
+        let writer = CheckpointWriter(
+            states: states, holdUntilWaited: options.holdCheckpoints, warn: { [logger] in logger.warning("\($0)") })
         defer { writer.abandon() }
         if from >= end {
             // Nothing to read; a snapshot asked for is still taken.

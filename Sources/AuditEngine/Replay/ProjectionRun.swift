@@ -325,7 +325,7 @@ final class ProjectionRun {
             evicted = true
         }
         if evicted, cache == nil {
-            let cache = StateCache(budget: partitions.reduce(0) { $0 + $1.vm.memoryLimit / 2 })
+            let cache = StateCache(budget: cacheBudget ?? partitions.reduce(0) { $0 + $1.vm.memoryLimit / 2 })
             cache.add(tableWrite)
             self.cache = cache
         }
@@ -337,6 +337,8 @@ final class ProjectionRun {
     private var tableWrite: [StateRun]?
     /// The states written to the table since a VM first let go of its states.
     private(set) var cache: StateCache?
+    /// Tests: the cache's budget instead of half the VMs' limits.
+    var cacheBudget: Int?
 
     /// Whether the user has been told that this projection's states outgrew its memory.
     var warnedOfEviction = false

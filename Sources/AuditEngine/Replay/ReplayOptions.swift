@@ -31,6 +31,12 @@ public struct ReplayOptions: Sendable {
     public var snapshotNow = false
     /// Called after each batch with the pass's progress.
     public var progress: (@Sendable (ReplayProgress) -> Void)?
+    /// Tests: each checkpoint commits only when the replay next waits for it (before the
+    /// next checkpoint, or at the end), so that every state a VM drops is read back
+    /// while the checkpoint that stores it is still in flight.
+    var holdCheckpoints = false
+    /// Tests: the budget of the cache of states read back, instead of half the VMs' limits.
+    var stateCacheBudget: Int?
 
     public init() {}
 }
