@@ -130,6 +130,7 @@ extension EventStore {
         }
         var selection = selection
         selection.types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
+        selection.fields = runs.reduce(0) { $0 | $1.projection.eventFields }
         let clock = ContinuousClock.now
         var eventsRead = 0
         var reached = from
