@@ -262,6 +262,9 @@ struct ProjectionTests {
             return
         }
         #expect(error.seq == 7 && error.description.contains("count.lua:1: bad data") && error.description.contains("handler \"T\""))
+        // The event's id and data are shown, though the projection's code reads neither.
+        let id = try #require(try w.store.events(EventFilter(fromSeq: 7, limit: 1)).first?.id)
+        #expect(error.description.contains("(event \(id), stream \"k\")") && error.description.contains(#"the event's data: {"amount":10}"#))
         #expect(outcomes[1].status == .updated)
         #expect(try w.state("count", "k") == #"{"n":10}"#)
         #expect(try w.state("other", "k") == #"{"n":15}"#)

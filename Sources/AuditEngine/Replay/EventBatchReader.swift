@@ -66,17 +66,15 @@ struct EventSelection: Sendable {
     var asOf: Timestamp?
     /// Only this stream (one key of a projection keyed by stream).
     var stream: String?
-    /// The fields of `e` the projections can read (`EventFields`): id, data and meta are
-    /// read out of SQLite only if one of them is (otherwise they are empty). The rest is
-    /// always read: the stream and type pick the key and handler, the times are recorded.
+    /// The fields of `e` the projections can read (`EventFields`): meta is read out of
+    /// SQLite only if one of them reads it (otherwise it is empty). The rest is always
+    /// read: the stream and type pick the key and handler, the times are recorded, and a
+    /// failing event's id and data are shown in its error.
     var fields = UInt32(AVM_FIELD_ALL)
 
-    /// The SQL of a column that `e`'s field `bit` is built from: itself, or an empty
-    /// string when no projection reads the field, which SQLite then neither decodes nor
-    /// hands over (an event's meta and data can be much of its row).
-    func column(_ name: String, _ bit: some BinaryInteger) -> String {
-        fields & UInt32(bit) != 0 ? name : "'' AS \(name)"
-    }
+    /// The SQL of the meta column: itself, or an empty string when no projection reads
+    /// `e.meta`, which SQLite then neither decodes nor hands over.
+    var metaColumn: String { fields & UInt32(AVM_FIELD_META) != 0 ? "meta" : "'' AS meta" }
 }
 
 /// Reads the selected events of seq range (from, end] on its own thread, in batches, so
@@ -115,8 +113,7 @@ final class EventBatchReader: Sendable {
         if selection.asOf != nil { conditions += " AND +occurred_at <= :asOf" }
         if selection.stream != nil { conditions += " AND stream = :stream" }
         let sql = """
-            SELECT seq, \(selection.column("id", AVM_FIELD_ID)), stream, version, type, occurred_at, recorded_at,
-                \(selection.column("data", AVM_FIELD_DATA)), \(selection.column("meta", AVM_FIELD_META)) FROM events
+            SELECT seq, id, stream, version, type, occurred_at, recorded_at, data, \(selection.metaColumn) FROM events
             WHERE seq > ? AND seq <= ? AND +type IN (\(placeholders))\(conditions) ORDER BY seq LIMIT :limit
             """
         var position = from
