@@ -16,6 +16,15 @@ struct StateCacheTests {
         return bytes.withUnsafeBytes { StateRun(LuaVM.FlushedStates(records: $0, count: pairs.count)) }
     }
 
+    /// `run`'s state for `key`, looked up as `StateCache` does.
+    private static func state(in run: StateRun, forKey key: String) -> String? {
+        var key = key
+        return key.withUTF8 { bytes in
+            let key = UnsafeRawBufferPointer(bytes)
+            return run.state(forKey: key, hash: KeyIndex.hash(key)).map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
     @Test("a run finds each key it holds, with its state, and no other")
     func runLookup() {
         var rng = SplitMix64(seed: 11)
@@ -24,13 +33,10 @@ struct StateCacheTests {
         let pairs = keys.shuffled(using: &rng).map { (key: $0, state: #"{"k":"\#($0)"}"#) }
         let run = Self.run(pairs)
         for (key, state) in pairs {
-            var key = key
-            let found = key.withUTF8 { run.state(forKey: UnsafeRawBufferPointer($0), hash: KeyIndex.hash(UnsafeRawBufferPointer($0))) }
-            #expect(found.map { String(decoding: $0, as: UTF8.self) } == state)
+            #expect(Self.state(in: run, forKey: key) == state)
         }
         for absent in ["order-", "order-1x", "b", "order-1000000", "order-01"] where !keys.contains(absent) {
-            var key = absent
-            #expect(key.withUTF8 { run.state(forKey: UnsafeRawBufferPointer($0), hash: KeyIndex.hash(UnsafeRawBufferPointer($0))) } == nil)
+            #expect(Self.state(in: run, forKey: absent) == nil)
         }
     }
 

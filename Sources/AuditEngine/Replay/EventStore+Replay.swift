@@ -26,8 +26,7 @@ extension EventStore {
                     let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
                     let run = try ProjectionRun(
                         projection: projection, target: target, position: live.position, times: FoldedTimes(live),
-                        limits: options.limits, parallel: options.parallel)
-                    run.cacheBudget = options.stateCacheBudget
+                        limits: options.limits, parallel: options.parallel, cacheBudget: options.stateCacheBudget)
                     try scheduleSnapshots(run, db, options: options)
                     runs.append(run)
                     continue
@@ -49,8 +48,7 @@ extension EventStore {
                 wasBuild.insert(projection.name)
                 let run = try ProjectionRun(
                     projection: projection, target: target, position: position, times: times, limits: options.limits,
-                    parallel: options.parallel)
-                run.cacheBudget = options.stateCacheBudget
+                    parallel: options.parallel, cacheBudget: options.stateCacheBudget)
                 try scheduleSnapshots(run, db, options: options)
                 runs.append(run)
             }

@@ -142,9 +142,10 @@ final class ProjectionRun {
 
     init(
         projection: Projection, target: ReadModelTarget, position: Int64, times: FoldedTimes = FoldedTimes(),
-        limits: LuaLimits?, parallel: Int
+        limits: LuaLimits?, parallel: Int, cacheBudget: Int? = nil
     ) throws {
         self.projection = projection
+        self.cacheBudget = cacheBudget
         self.target = target
         self.position = position
         self.times = times
@@ -338,7 +339,7 @@ final class ProjectionRun {
     /// The states written to the table since a VM first let go of its states.
     private(set) var cache: StateCache?
     /// Tests: the cache's budget instead of half the VMs' limits.
-    var cacheBudget: Int?
+    private let cacheBudget: Int?
 
     /// Whether the user has been told that this projection's states outgrew its memory.
     var warnedOfEviction = false
