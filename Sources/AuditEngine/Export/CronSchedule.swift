@@ -167,6 +167,17 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         return Self.timestamp(zone.firstInstant(reaching: match * 60))
     }
 
+    /// `time` as the schedule's zone shows it, with its offset: `2026-03-29T03:00:00.000+02:00`.
+    public func localTime(_ time: Timestamp) -> String {
+        let offset = zone.offset(at: Self.seconds(time))
+        let wall = Timestamp(milliseconds: time.milliseconds + offset * 1000).description.dropLast()
+        let size = abs(offset)
+        let seconds = size % 60 == 0 ? "" : ":" + Self.twoDigits(size % 60)
+        return wall + (offset < 0 ? "-" : "+") + Self.twoDigits(size / 3600) + ":" + Self.twoDigits(size / 60 % 60) + seconds
+    }
+
+    private static func twoDigits(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
     /// How far `next` and `previous` look: 8 years, in seconds.
     private static let horizon: Int64 = 8 * 366 * 86_400
 
