@@ -86,8 +86,8 @@ extension AuditCommand {
             let result = try store.export(request)
             if stderrIsTerminal { ProgressLine.clear() }
             var output = Output()
-            output.line(exportSummary(result))
-            output.flush()
+            try output.line(exportSummary(result))
+            try output.flush()
         }
     }
 }

@@ -53,8 +53,8 @@ extension AuditCommand {
                 parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
             var writer: ResultWriter?
-            let header = { (columns: [String]) in writer = ResultWriter(columns: columns, format: format) }
-            let row = { (values: [SQLValue]) in writer!.row(values) }
+            let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }
+            let row = { (values: [SQLValue]) in try writer!.row(values) }
             if time.selection.isCurrent {
                 try store.query(sql: text, parameters: parameters, source: source, header: header, row: row)
             } else {
@@ -68,7 +68,7 @@ extension AuditCommand {
                     sql: text, parameters: parameters, source: source, at: time.selection,
                     projections: loaded.compactMap { try? $0.get() }, options: options, header: header, row: row)
             }
-            writer?.finish()
+            try writer?.finish()
         }
     }
 }

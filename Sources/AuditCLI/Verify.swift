@@ -14,8 +14,8 @@ extension AuditCommand {
         func run() throws {
             let report = try openStore(global).verify()
             var out = Output()
-            out.line(report.json)
-            out.flush()
+            try out.line(report.json)
+            try out.flush()
         }
     }
 }

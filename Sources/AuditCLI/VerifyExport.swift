@@ -42,8 +42,8 @@ extension AuditCommand {
                 }
             }
             var out = Output()
-            for v in verified { out.line(v.json) }
-            out.flush()
+            for v in verified { try out.line(v.json) }
+            try out.flush()
             let chain = ExportChain.problems(verified)
             if !chain.isEmpty { failures.append("the chain of runs does not hold:\n" + chain.map { "  - " + $0 }.joined(separator: "\n")) }
             if !failures.isEmpty {

@@ -32,9 +32,9 @@ func projectionName(_ result: Result<Projection, ProjectionError>) -> String {
     }
 }
 
-/// Writes to stderr.
+/// Writes a line to stderr (never fails: see `StandardStreams.writeError`).
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    StandardStreams.writeError(message + "\n")
 }
 
 /// Rewrites the one progress line on stderr.

@@ -85,8 +85,9 @@ public final class ExportScheduler: Sendable {
     }
 
     /// Runs due exports, then sleeps until the next slot, until `shouldStop` says so
-    /// (checked after each round). `report` is told each outcome.
-    public func runForever(shouldStop: () -> Bool = { false }, report: (ScheduledRunOutcome) -> Void) throws {
+    /// (checked after each round). `report` is told each outcome; an error it throws
+    /// stops the scheduler.
+    public func runForever(shouldStop: () -> Bool = { false }, report: (ScheduledRunOutcome) throws -> Void) throws {
         var attempted: [String: Timestamp] = [:]
         while !shouldStop() {
             for status in try status() {
@@ -94,7 +95,7 @@ public final class ExportScheduler: Sendable {
                       let export = config.exports.first(where: { $0.name == status.name })
                 else { continue }
                 attempted[status.name] = slot
-                report(run(export, slot: slot))
+                try report(run(export, slot: slot))
             }
             if shouldStop() { return }
             let now = clock.now()
