@@ -42,14 +42,14 @@ struct ExportCommandTests {
         #expect(try sqlite("SELECT max(to_seq) FROM export_runs WHERE name = 'trail' AND status = 'completed'", db) == "3000")
         #expect(try sqlite("SELECT status FROM export_runs WHERE run = 2", db) == "started")
         // verify-export on the leftover says it is not a complete export.
-        let leftover = try audit(["verify-export", "exports/" + partialName], in: dir.path)
+        let leftover = try audit(["verify-export", "exports/" + partialName, "--trust-embedded-key"], in: dir.path)
         #expect(leftover.status == 4 && leftover.stderr.contains("no manifest.json"))
 
         let next = try audit(["export", "--name", "trail", "--incremental", "--into", "exports"], in: dir.path)
         #expect(next.status == 0, "\(next.stderr)")
         #expect(next.stdout.contains(#""run":2"#) && next.stdout.contains(#""from_seq":3001"#))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/exports").sorted() == ["trail-000001", "trail-000002"])
-        let verified = try audit(["verify-export", "exports", "--db", "audit.db"], in: dir.path)
+        let verified = try audit(["verify-export", "exports", "--db", "audit.db", "--trust-embedded-key", "--allow-unsigned"], in: dir.path)
         #expect(verified.status == 0, "\(verified.stderr)")
         let failed = try audit(["events", "--stream", "audit-export-trail", "--type", "ExportFailed"], in: dir.path)
         #expect(failed.stdout.contains("interrupted"))
@@ -84,6 +84,22 @@ struct ExportCommandTests {
         #expect(try audit(["export"], in: dir.path).status == 64)
         #expect(try audit(["export", "--out", "x", "--incremental"], in: dir.path).status == 64)
         #expect(try audit(["verify-export", "out", "--public-key", "not-a-key"], in: dir.path).status == 65)
+
+        // Fail safe: no key named is a usage error naming --public-key; the manifest's
+        // own key only when asked for, and then the re-signed forgery still shows.
+        let noKey = try audit(["verify-export", "out"], in: dir.path)
+        #expect(noKey.status == 64 && noKey.stderr.contains("--public-key"), "\(noKey.stderr)")
+        #expect(try audit(["verify-export", "out", "--public-key", publicKey, "--trust-embedded-key"], in: dir.path).status == 64)
+        let embedded = try audit(["verify-export", "out", "--trust-embedded-key"], in: dir.path)
+        #expect(embedded.status == 4 && embedded.stderr.contains("manifest.sig is not a valid signature of manifest.json"), "\(embedded.stderr)")
+        // An unsigned export fails unless --allow-unsigned, whichever key is trusted.
+        #expect(try audit(["export", "--out", "plain"], in: dir.path).status == 0)
+        for trust in [["--public-key", publicKey], ["--trust-embedded-key"]] {
+            let unsigned = try audit(["verify-export", "plain"] + trust, in: dir.path)
+            #expect(unsigned.status == 4 && unsigned.stderr.contains("not signed (no manifest.sig)"), "\(unsigned.stderr)")
+            let allowed = try audit(["verify-export", "plain", "--allow-unsigned"] + trust, in: dir.path)
+            #expect(allowed.status == 0 && allowed.stdout.contains(#""signature":"unsigned""#), "\(allowed.stderr)")
+        }
         let existing = try audit(["export", "--out", "out"], in: dir.path)
         #expect(existing.status == 65 && existing.stderr.contains("already exists"))
     }
