@@ -32,6 +32,7 @@ extension AuditCommand {
 
         func validate() throws {
             if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
+            if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
         }
@@ -41,11 +42,8 @@ extension AuditCommand {
             var text = sql ?? ""
             var source = "--sql"
             if let name {
-                source = "\(workspace.queries)/\(name).sql"
-                guard let saved = try? String(contentsOfFile: source, encoding: .utf8) else {
-                    throw QueryError(source: source, message: "no such saved query (queries are files NAME.sql in \(workspace.queries)/)")
-                }
-                text = saved
+                source = SavedQuery.file(name, in: workspace.queries)
+                text = try SavedQuery.load(name, from: workspace.queries)
             }
             var parameters: [String: String] = [:]
             for p in param {

@@ -124,4 +124,25 @@ struct ExportCommandTests {
         let bad = try audit(["schedule", "list", "--config", "missing.toml"], in: dir.path)
         #expect(bad.status == 1 && bad.stderr.contains("missing.toml"))
     }
+
+    @Test("a saved query's name is not a path: query, export --query and a scheduled query refuse ../", arguments: ["../../outside", "../outside", "sub/q"])
+    func savedQueryNames(name: String) throws {
+        let dir = try workspace(events: 3)
+        try FileManager.default.createDirectory(atPath: dir.path + "/queries/sub", withIntermediateDirectories: true)
+        for file in ["../outside.sql", "outside.sql", "queries/sub/q.sql"] {
+            try? "SELECT 42 AS leaked".write(toFile: dir.path + "/" + file, atomically: true, encoding: .utf8)
+        }
+        let query = try audit(["query", name], in: dir.path)
+        #expect(query.status == 64 && query.stderr.contains("invalid saved query name \"\(name)\""), "\(query.stderr)")
+        #expect(!query.stdout.contains("42"))
+        let export = try audit(["export", "--query", name, "--out", "x"], in: dir.path)
+        #expect(export.status == 64 && export.stderr.contains("--query: invalid saved query name"), "\(export.stderr)")
+        #expect(!export.stderr.contains("invalid export name"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
+        try "[exports.leak]\nwhat = \"query:\(name)\"\ndestination = \"exports/leak\"\nschedule = \"@daily\"\n"
+            .write(toFile: dir.path + "/audit.toml", atomically: true, encoding: .utf8)
+        let scheduled = try audit(["schedule", "run", "--once"], in: dir.path)
+        #expect(scheduled.status == 65 && scheduled.stderr.contains("invalid saved query name"), "\(scheduled.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/exports/leak"))
+    }
 }

@@ -17,6 +17,9 @@ extension EventStore {
     ///   type `ExportCompleted` or `ExportFailed`.
     /// - One at a time: a second run of the same export fails at once (`DatabaseLock`).
     public func export(_ request: ExportRequest) throws -> ExportResult {
+        if case .query(let q) = request.content, !SavedQuery.isValidName(q.name) {
+            throw ExportError(SavedQuery.invalidNameMessage(q.name), category: .invalidInput)
+        }
         guard ExportRequest.isValidName(request.name) else {
             throw ExportError(
                 "invalid export name \"\(request.name)\": use letters, digits, '.', '_' and '-' (at most 128 bytes, not starting with '.')",

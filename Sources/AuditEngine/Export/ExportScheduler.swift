@@ -111,9 +111,11 @@ public final class ExportScheduler: Sendable {
             switch export.what {
             case .events(let selection): content = .events(selection)
             case .query(let name, let parameters):
-                let file = config.queriesDirectory + "/" + name + ".sql"
-                guard let sql = try? String(contentsOfFile: file, encoding: .utf8) else {
-                    throw ExportError("\(file): no such saved query (export \(export.name) names query:\(name))", category: .invalidInput)
+                let sql: String
+                do {
+                    sql = try SavedQuery.load(name, from: config.queriesDirectory)
+                } catch let error as QueryError {
+                    throw ExportError("\(error) (export \(export.name) names query:\(name))", category: .invalidInput)
                 }
                 content = .query(QuerySelection(name: name, sql: sql, parameters: parameters))
             }
