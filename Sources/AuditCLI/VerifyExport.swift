@@ -45,41 +45,48 @@ extension AuditCommand {
             let store = try global.db.map { try EventStore(path: $0) }
             var verified: [ExportVerification] = []
             var failures: [String] = []
-            for directory in try expand(directories) {
-                do {
-                    verified.append(try ExportVerifier.verify(directory: directory, trust: trust, allowUnsigned: allowUnsigned, store: store))
-                } catch let failure as ExportVerificationFailure {
-                    failures.append(failure.description)
+            for group in try expand(directories) {
+                var runs: [ExportVerification] = []
+                for directory in group.directories {
+                    do {
+                        runs.append(try ExportVerifier.verify(directory: directory, trust: trust, allowUnsigned: allowUnsigned, store: store))
+                    } catch let failure as ExportVerificationFailure {
+                        failures.append(failure.description)
+                    }
                 }
+                if let folder = group.folder, !runs.isEmpty {
+                    let series = try ExportSeries.check(&runs, folder: folder, store: store)
+                    if !series.isEmpty { failures.append("the runs in \(folder) do not match the log:\n" + series.map { "  - " + $0 }.joined(separator: "\n")) }
+                }
+                verified += runs
             }
             var out = Output()
             for v in verified { try out.line(v.json) }
-            try out.flush()
             let chain = ExportChain.problems(verified)
             if !chain.isEmpty { failures.append("the chain of runs does not hold:\n" + chain.map { "  - " + $0 }.joined(separator: "\n")) }
-            if !failures.isEmpty {
-                for failure in failures { warn("audit: \(failure)") }
-                throw ExitCode(ExitCodes.code(for: .integrity))
-            }
+            for failure in failures { warn("audit: \(failure)") }
+            try out.flush()
+            if !failures.isEmpty { throw ExitCode(ExitCodes.code(for: .integrity)) }
         }
 
-        /// Each argument, or the run directories inside it when it is a folder of runs.
-        private func expand(_ paths: [String]) throws -> [String] {
-            var result: [String] = []
+        /// Each argument as an export directory, or — a folder of runs — the run
+        /// directories inside it, which are then also checked as series.
+        private func expand(_ paths: [String]) throws -> [(folder: String?, directories: [String])] {
+            var result: [(folder: String?, directories: [String])] = []
             for path in paths {
                 var isDirectory: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
                     throw ExportError("\(path): no such export directory", category: .invalidInput)
                 }
                 if FileManager.default.fileExists(atPath: path + "/manifest.json") {
-                    result.append(path)
+                    result.append((nil, [path]))
                     continue
                 }
                 let runs = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { entry in
                     !entry.hasPrefix(".") && FileManager.default.fileExists(atPath: path + "/" + entry + "/manifest.json")
                 }.sorted()
                 // A folder with no run in it is checked as one export, which reports the missing manifest.
-                result += runs.isEmpty ? [path] : runs.map { path + "/" + $0 }
+                result.append(runs.isEmpty ? (nil, [path]) : (path, runs.map { path + "/" + $0 }))
             }
             return result
         }

@@ -145,4 +145,30 @@ struct ExportCommandTests {
         #expect(scheduled.status == 65 && scheduled.stderr.contains("invalid saved query name"), "\(scheduled.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/exports/leak"))
     }
+
+    @Test("verify-export of a folder: a removed run is caught with --db, a series not starting at run 1 is noted, swapped names exit 4")
+    func missingAndRenamedRuns() throws {
+        let dir = try workspace(events: 20)
+        for _ in 1...3 {
+            #expect(try audit(["export", "--name", "trail", "--incremental", "--into", "exports"], in: dir.path).status == 0)
+        }
+        let flags = ["--trust-embedded-key", "--allow-unsigned"]
+        #expect(try audit(["verify-export", "exports", "--db", "audit.db"] + flags, in: dir.path).status == 0)
+        let fm = FileManager.default
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000003", toPath: dir.path + "/newest")
+        #expect(try audit(["verify-export", "exports"] + flags, in: dir.path).status == 0)
+        let newest = try audit(["verify-export", "exports", "--db", "audit.db"] + flags, in: dir.path)
+        #expect(newest.status == 4 && newest.stderr.contains("export trail, run 3: the log recorded it"), "\(newest.stderr)")
+        try fm.moveItem(atPath: dir.path + "/newest", toPath: dir.path + "/exports/trail-000003")
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000001", toPath: dir.path + "/first")
+        let offline = try audit(["verify-export", "exports"] + flags, in: dir.path)
+        #expect(offline.status == 0 && offline.stdout.contains("export trail starts at run 2"), "\(offline.stdout)")
+        #expect(try audit(["verify-export", "exports", "--db", "audit.db"] + flags, in: dir.path).status == 4)
+        try fm.moveItem(atPath: dir.path + "/first", toPath: dir.path + "/exports/trail-000001")
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000001", toPath: dir.path + "/exports/tmp")
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000002", toPath: dir.path + "/exports/trail-000001")
+        try fm.moveItem(atPath: dir.path + "/exports/tmp", toPath: dir.path + "/exports/trail-000002")
+        let swapped = try audit(["verify-export", "exports"] + flags, in: dir.path)
+        #expect(swapped.status == 4 && swapped.stderr.contains("the directory's name says export trail, run 1, but its manifest is export trail, run 2"), "\(swapped.stderr)")
+    }
 }

@@ -144,6 +144,10 @@ struct ExportSchedulerTests {
         let kept = try FileManager.default.contentsOfDirectory(atPath: dir.file("exports/trail")).sorted()
         #expect(kept == ["trail-000003", "trail-000004"])
         #expect(try store.exportRuns(name: "trail").count == 4)
+        // Each removal is recorded in the log, naming the run and why.
+        let removed = try store.events(EventFilter(stream: "audit-export-trail", type: "ExportRunRemoved"))
+        #expect(removed.map { try! JSONParser.parse($0.data)["run"] } == [.int(1), .int(2)])
+        #expect(removed.allSatisfy { $0.data.contains("retention: keep the newest 2 runs") })
     }
 }
 

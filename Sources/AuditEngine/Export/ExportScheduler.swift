@@ -149,7 +149,8 @@ public final class ExportScheduler: Sendable {
     }
 
     /// Removes the run directories of `export` that retention no longer keeps (never
-    /// `keep`, the run just made). The log and `export_runs` keep their record.
+    /// `keep`, the run just made), each recorded in the log as removed first
+    /// (`removeExportRun`). The log and `export_runs` keep the record of every run.
     func applyRetention(_ retention: ScheduledExport.Retention, export: ScheduledExport, keep: String) {
         let prefix = export.name + "-"
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: export.destination) else { return }
@@ -167,8 +168,17 @@ public final class ExportScheduler: Sendable {
             }
         }
         let kept = URL(fileURLWithPath: keep).standardizedFileURL.path
+        let reason: String
+        switch retention {
+        case .runs(let n): reason = "retention: keep the newest \(n) runs"
+        case .days(let days): reason = "retention: keep runs made in the last \(days) days"
+        }
         for run in remove where URL(fileURLWithPath: export.destination + "/" + run).standardizedFileURL.path != kept {
-            try? FileManager.default.removeItem(atPath: export.destination + "/" + run)
+            do {
+                try store.removeExportRun(directory: export.destination + "/" + run, reason: reason)
+            } catch {
+                store.logger.warning("export \(export.name): \(error)")
+            }
         }
     }
 }

@@ -66,8 +66,9 @@ public enum SignatureTrust: Sendable, Equatable {
 public enum ExportVerifier {
     /// Checks one export directory: the signature, every file's size and SHA-256, that
     /// no file was added or removed, the row counts, the rows against the selection, the
-    /// hash chain of a contiguous events export, and — with `store` — the chain head
-    /// and the exact rows against the database.
+    /// hash chain of a contiguous events export, that a directory named as a run
+    /// (`NAME-000042`) holds that run, and — with `store` — the chain head and the exact
+    /// rows against the database.
     ///
     /// - Parameters:
     ///   - trust: the key the signature must check with.
@@ -91,6 +92,10 @@ public enum ExportVerifier {
         } catch {
             problems.append("\(error)")
             throw fail()
+        }
+        if let claim = ExportSeries.claim(directory), claim.name != manifest.name || claim.run != manifest.run {
+            problems.append(
+                "the directory's name says export \(claim.name), run \(claim.run), but its manifest is export \(manifest.name), run \(manifest.run): run directories were renamed or swapped")
         }
         let signature = checkSignature(
             directory: directory, manifest: manifest, bytes: manifestBytes, trust: trust, allowUnsigned: allowUnsigned, problems: &problems)
