@@ -67,7 +67,6 @@ struct OutputFailure: AuditFailure {
     var errno: Int32
     var category: FailureCategory { .failure }
     var description: String {
-        let reason = String(cString: strerror(errno))
-        return "cannot write the output to stdout: \(reason)\(errno == ENOSPC ? " (disk full)" : ""); what was written is incomplete"
+        "cannot write the output to stdout: \(DiskFull.reason(errno)); what was written is incomplete"
     }
 }

@@ -69,7 +69,8 @@ extension AuditCommand {
         /// The named projections, or every one in the folder and every table the
         /// database holds; those that cannot be rebuilt are "could not check".
         private func checkProjections(_ store: EventStore) throws -> [ProjectionCheck] {
-            let workspace = try WorkspaceOptions.parse(["--projections", projectionsDir])
+            var workspace = WorkspaceOptions()
+            workspace.projections = projectionsDir
             var limits: LuaLimits?
             if memoryMb != nil || instructions != nil {
                 limits = LuaLimits(

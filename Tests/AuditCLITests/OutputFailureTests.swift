@@ -125,6 +125,8 @@ struct FullDiskTests {
         let events = try shell("audit events > disk/out.jsonl", in: dir.path)
         #expect(events.status == 1)
         #expect(events.stderr.contains("No space left on device (disk full)"), "\(events.stderr)")
+        let export = try audit(["export", "--out", "disk/export"], in: dir.path)
+        #expect(export.status == 1 && export.stderr.contains("No space left on device (disk full)"), "\(export.stderr)")
         let verify = try audit(["--db", "disk/g.db", "verify"], in: dir.path)
         #expect(verify.status == 1)
         #expect(verify.stderr.contains("disk full: the file system holding") && !verify.stderr.hasPrefix("audit: cannot open the database disk/g.db: SQLite error"), "\(verify.stderr)")

@@ -113,7 +113,7 @@ private struct ExportJob {
             ExportFileWriter.syncDirectory(partial)
             try store.writeTransaction { db in try ExportRuns.markPending(db, id: id, rows: manifest.rows, manifestSHA256: manifestHash) }
             guard rename(partial, directory) == 0 else {
-                throw ExportError("cannot rename \(partial) to \(directory): \(String(cString: strerror(errno)))")
+                throw ExportError("cannot rename \(partial) to \(directory): \(DiskFull.reason(errno))")
             }
             renamed = true
             ExportFileWriter.syncDirectory(parent)

@@ -5,9 +5,15 @@ import GRDB
 /// error (SQLITE_IOERR and its variants: a `-shm` or `-wal` that could not grow, say)
 /// while the file system holding the database has no space left, which is how SQLite
 /// reports ENOSPC outside its own writes.
-enum DiskFull {
+package enum DiskFull {
     /// Bytes left below which a file system counts as full (a few SQLite pages).
     static let threshold: UInt64 = 256 << 10
+
+    /// The system's words for `code` (an errno), with "(disk full)" when it is ENOSPC
+    /// or EDQUOT, which users read as an I/O error otherwise.
+    package static func reason(_ code: Int32) -> String {
+        String(cString: strerror(code)) + (code == ENOSPC || code == EDQUOT ? " (disk full)" : "")
+    }
 
     /// Whether `error` is the disk running full under the database at `path`.
     static func isDiskFull(_ error: DatabaseError, path: String) -> Bool {
