@@ -32,7 +32,7 @@ extension AuditCommand {
                 let scheduler = ExportScheduler(store: try openStore(global), config: try ScheduleConfig.load(file: options.config))
                 if once {
                     let outcomes = try scheduler.runDue()
-                    outcomes.forEach(report)
+                    try outcomes.forEach(report)
                     if outcomes.contains(where: { if case .failure = $0.result { return true } else { return false } }) {
                         throw ExitCode(1)
                     }
@@ -42,16 +42,16 @@ extension AuditCommand {
                 try scheduler.runForever(report: report)
             }
 
-            private func report(_ outcome: ScheduledRunOutcome) {
+            private func report(_ outcome: ScheduledRunOutcome) throws {
                 var out = Output()
                 switch outcome.result {
                 case .success(let result):
-                    out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"completed","result":\#(exportSummary(result))}"#)
+                    try out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"completed","result":\#(exportSummary(result))}"#)
                 case .failure(let error):
-                    out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"failed","error":\#(json(error.description))}"#)
+                    try out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"failed","error":\#(json(error.description))}"#)
                     warn("audit: export \(outcome.name) (slot \(outcome.slot)) failed: \(error)")
                 }
-                out.flush()
+                try out.flush()
             }
         }
 
@@ -69,17 +69,17 @@ extension AuditCommand {
 
             func run() throws {
                 let scheduler = ExportScheduler(store: try openStore(global), config: try ScheduleConfig.load(file: options.config))
-                var writer = ResultWriter(
+                var writer = try ResultWriter(
                     columns: ["name", "schedule", "timezone", "last_slot", "last_status", "due", "next_slot", "last_directory"], format: format)
                 for s in try scheduler.status() {
-                    writer.row([
+                    try writer.row([
                         .text(s.name), .text(s.schedule.expression), .text(s.schedule.timeZoneName),
                         s.lastSlot.map { .text($0.description) } ?? .null, s.lastStatus.map(SQLValue.text) ?? .null,
                         s.dueSlot.map { .text($0.description) } ?? .null, s.nextSlot.map { .text($0.description) } ?? .null,
                         s.lastDirectory.map(SQLValue.text) ?? .null,
                     ])
                 }
-                writer.finish()
+                try writer.finish()
             }
         }
     }

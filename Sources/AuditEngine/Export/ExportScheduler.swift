@@ -85,8 +85,9 @@ public final class ExportScheduler: Sendable {
     }
 
     /// Runs due exports, then sleeps until the next slot, until `shouldStop` says so
-    /// (checked after each round). `report` is told each outcome.
-    public func runForever(shouldStop: () -> Bool = { false }, report: (ScheduledRunOutcome) -> Void) throws {
+    /// (checked after each round). `report` is told each outcome; an error it throws
+    /// stops the scheduler.
+    public func runForever(shouldStop: () -> Bool = { false }, report: (ScheduledRunOutcome) throws -> Void) throws {
         var attempted: [String: Timestamp] = [:]
         while !shouldStop() {
             for status in try status() {
@@ -94,7 +95,7 @@ public final class ExportScheduler: Sendable {
                       let export = config.exports.first(where: { $0.name == status.name })
                 else { continue }
                 attempted[status.name] = slot
-                report(run(export, slot: slot))
+                try report(run(export, slot: slot))
             }
             if shouldStop() { return }
             let now = clock.now()
@@ -110,9 +111,11 @@ public final class ExportScheduler: Sendable {
             switch export.what {
             case .events(let selection): content = .events(selection)
             case .query(let name, let parameters):
-                let file = config.queriesDirectory + "/" + name + ".sql"
-                guard let sql = try? String(contentsOfFile: file, encoding: .utf8) else {
-                    throw ExportError("\(file): no such saved query (export \(export.name) names query:\(name))", category: .invalidInput)
+                let sql: String
+                do {
+                    sql = try SavedQuery.load(name, from: config.queriesDirectory)
+                } catch let error as QueryError {
+                    throw ExportError("\(error) (export \(export.name) names query:\(name))", category: .invalidInput)
                 }
                 content = .query(QuerySelection(name: name, sql: sql, parameters: parameters))
             }
@@ -146,7 +149,8 @@ public final class ExportScheduler: Sendable {
     }
 
     /// Removes the run directories of `export` that retention no longer keeps (never
-    /// `keep`, the run just made). The log and `export_runs` keep their record.
+    /// `keep`, the run just made), each recorded in the log as removed first
+    /// (`removeExportRun`). The log and `export_runs` keep the record of every run.
     func applyRetention(_ retention: ScheduledExport.Retention, export: ScheduledExport, keep: String) {
         let prefix = export.name + "-"
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: export.destination) else { return }
@@ -164,8 +168,17 @@ public final class ExportScheduler: Sendable {
             }
         }
         let kept = URL(fileURLWithPath: keep).standardizedFileURL.path
+        let reason: String
+        switch retention {
+        case .runs(let n): reason = "retention: keep the newest \(n) runs"
+        case .days(let days): reason = "retention: keep runs made in the last \(days) days"
+        }
         for run in remove where URL(fileURLWithPath: export.destination + "/" + run).standardizedFileURL.path != kept {
-            try? FileManager.default.removeItem(atPath: export.destination + "/" + run)
+            do {
+                try store.removeExportRun(directory: export.destination + "/" + run, reason: reason)
+            } catch {
+                store.logger.warning("export \(export.name): \(error)")
+            }
         }
     }
 }
