@@ -41,7 +41,7 @@ extension AuditCommand {
                 let scheduler = ExportScheduler(store: try openStore(global), config: try ScheduleConfig.load(file: options.config))
                 if once {
                     let outcomes = try scheduler.runDue(retryFailed: retryFailed)
-                    outcomes.forEach(report)
+                    try outcomes.forEach(report)
                     if outcomes.contains(where: { if case .failure = $0.result { return true } else { return false } }) {
                         throw ExitCode(1)
                     }
@@ -51,16 +51,16 @@ extension AuditCommand {
                 try scheduler.runForever(report: report)
             }
 
-            private func report(_ outcome: ScheduledRunOutcome) {
+            private func report(_ outcome: ScheduledRunOutcome) throws {
                 var out = Output()
                 switch outcome.result {
                 case .success(let result):
-                    out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"completed","result":\#(exportSummary(result))}"#)
+                    try out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"completed","result":\#(exportSummary(result))}"#)
                 case .failure(let error):
-                    out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"failed","error":\#(json(error.description))}"#)
+                    try out.line(#"{"export":\#(json(outcome.name)),"slot":"\#(outcome.slot)","status":"failed","error":\#(json(error.description))}"#)
                     warn("audit: export \(outcome.name) (slot \(outcome.slot)) failed: \(error)")
                 }
-                out.flush()
+                try out.flush()
             }
         }
 
@@ -81,7 +81,7 @@ extension AuditCommand {
 
             func run() throws {
                 let scheduler = ExportScheduler(store: try openStore(global), config: try ScheduleConfig.load(file: options.config))
-                var writer = ResultWriter(
+                var writer = try ResultWriter(
                     columns: [
                         "name", "schedule", "timezone", "last_slot", "last_status", "attempts", "last_error", "due", "retry_at", "next_slot",
                         "next_slot_local", "problems", "last_directory",
@@ -91,14 +91,14 @@ extension AuditCommand {
                     func time(_ t: Timestamp?) -> SQLValue { t.map { .text($0.description) } ?? .null }
                     let found = scheduler.problems(of: export)
                     problems += found.map { "audit: export \(export.name): \($0)" }
-                    writer.row([
+                    try writer.row([
                         .text(s.name), .text(s.schedule.expression), .text(s.schedule.timeZoneName), time(s.lastSlot),
                         s.lastStatus.map(SQLValue.text) ?? .null, .integer(Int64(s.attempts)), s.lastError.map(SQLValue.text) ?? .null,
                         time(s.dueSlot), time(s.retryAt), time(s.nextSlot), s.nextSlot.map { .text(s.schedule.localTime($0)) } ?? .null,
                         found.isEmpty ? .null : .text(found.joined(separator: "; ")), s.lastDirectory.map(SQLValue.text) ?? .null,
                     ])
                 }
-                writer.finish()
+                try writer.finish()
                 problems.forEach(warn)
                 if !problems.isEmpty { throw ExitCode(1) }
             }

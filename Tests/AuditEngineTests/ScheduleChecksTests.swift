@@ -31,10 +31,11 @@ struct ScheduleChecksTests {
     }
 
     @Test("each thing a run would fail on is named", arguments: [
-        ("what = \"query:nosuch\"\n", "queries/nosuch.sql: no such saved query (export x names query:nosuch)"),
+        ("what = \"query:nosuch\"\n", "queries/nosuch.sql: no such saved query"),
         ("what = \"query:stale\"\n", "no such table: fine_balances (a projection that does not exist or was never built: run audit replay)"),
-        ("what = \"query:broken\"\n", "queries/broken.sql: near \"SELEC\": syntax error"),
+        ("what = \"query:broken\"\n", "queries/broken.sql: incomplete input"),
         ("what = \"query:param\"\n", "missing parameter(s): --param after=…"),
+        ("what = \"query:writes\"\n", "queries/writes.sql: "),
         ("what = \"query:param\"\nparams = { after = 1, before = 2 }\n", "the query has no parameter(s) :before"),
         ("what = \"events\"\nsigning_key = \"keys/missing.key\"\n", "cannot read the signing key"),
         ("what = \"events\"\nsigning_key = \"keys/shared.key\"\n", "can be read by other users (mode 644); run `chmod 600"),
@@ -46,7 +47,8 @@ struct ScheduleChecksTests {
         let dir = TempDir()
         let store = try exportStore(dir, count: 3)
         try write(dir, "queries/stale.sql", "SELECT * FROM fine_balances")
-        try write(dir, "queries/broken.sql", "SELEC 1")
+        try write(dir, "queries/broken.sql", "SELECT * FROM events WHERE")
+        try write(dir, "queries/writes.sql", "DELETE FROM events")
         try write(dir, "queries/param.sql", "SELECT seq FROM events WHERE seq > :after")
         let key = SigningKey().publicKeyBase64  // any base64 text of the wrong length
         try write(dir, "keys/shared.key", key, mode: 0o644)

@@ -129,8 +129,9 @@ public final class ExportScheduler: Sendable {
     }
 
     /// Runs due exports, then sleeps until the next slot or retry, until `shouldStop`
-    /// says so (checked after each round). `report` is told each outcome.
-    public func runForever(shouldStop: () -> Bool = { false }, report: (ScheduledRunOutcome) -> Void) throws {
+    /// says so (checked after each round). `report` is told each outcome; an error it
+    /// throws stops the scheduler.
+    public func runForever(shouldStop: () -> Bool = { false }, report: (ScheduledRunOutcome) throws -> Void) throws {
         // An export found running elsewhere is looked at again a minute later.
         var busyUntil: [String: Timestamp] = [:]
         while !shouldStop() {
@@ -141,7 +142,7 @@ public final class ExportScheduler: Sendable {
                 if case .failure(let error) = outcome.result, error.isAlreadyRunning {
                     busyUntil[export.name] = Timestamp(milliseconds: clock.now().milliseconds + 60_000)
                 }
-                report(outcome)
+                try report(outcome)
             }
             if shouldStop() { return }
             let after = clock.now()
@@ -188,11 +189,11 @@ public final class ExportScheduler: Sendable {
 
     /// The SQL of saved query `name`, read when the export runs.
     func savedQuery(_ name: String, export: ScheduledExport) throws -> String {
-        let file = config.queriesDirectory + "/" + name + ".sql"
-        guard let sql = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw ExportError("\(file): no such saved query (export \(export.name) names query:\(name))", category: .invalidInput)
+        do {
+            return try SavedQuery.load(name, from: config.queriesDirectory)
+        } catch let error as QueryError {
+            throw ExportError("\(error) (export \(export.name) names query:\(name))", category: .invalidInput)
         }
-        return sql
     }
 
     private func recordAttempt(_ export: ScheduledExport, slot: Timestamp, _ outcome: ScheduleAttempt.Outcome) {
@@ -207,7 +208,8 @@ public final class ExportScheduler: Sendable {
     }
 
     /// Removes the run directories of `export` that retention no longer keeps (never
-    /// `keep`, the run just made). The log and `export_runs` keep their record.
+    /// `keep`, the run just made), each recorded in the log as removed first
+    /// (`removeExportRun`). The log and `export_runs` keep the record of every run.
     func applyRetention(_ retention: ScheduledExport.Retention, export: ScheduledExport, keep: String) {
         let prefix = export.name + "-"
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: export.destination) else { return }
@@ -225,8 +227,17 @@ public final class ExportScheduler: Sendable {
             }
         }
         let kept = URL(fileURLWithPath: keep).standardizedFileURL.path
+        let reason: String
+        switch retention {
+        case .runs(let n): reason = "retention: keep the newest \(n) runs"
+        case .days(let days): reason = "retention: keep runs made in the last \(days) days"
+        }
         for run in remove where URL(fileURLWithPath: export.destination + "/" + run).standardizedFileURL.path != kept {
-            try? FileManager.default.removeItem(atPath: export.destination + "/" + run)
+            do {
+                try store.removeExportRun(directory: export.destination + "/" + run, reason: reason)
+            } catch {
+                store.logger.warning("export \(export.name): \(error)")
+            }
         }
     }
 }

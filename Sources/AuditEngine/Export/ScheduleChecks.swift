@@ -11,7 +11,7 @@ extension ExportScheduler {
         if case .query(let name, let parameters) = export.what {
             do {
                 let sql = try savedQuery(name, export: export)
-                try checkQuery(sql, parameters: parameters, source: config.queriesDirectory + "/" + name + ".sql")
+                try checkQuery(sql, parameters: parameters, source: SavedQuery.file(name, in: config.queriesDirectory))
             } catch {
                 problems.append(Self.message(error))
             }

@@ -132,7 +132,9 @@ public struct ScheduleConfig: Sendable, Equatable {
             } else if value["params"] != nil {
                 throw bad("\"params\" must be a table, e.g. params = { year = \"2005\" }")
             }
-            kind = .query(name: String(what.dropFirst(6)), parameters: parameters)
+            let query = String(what.dropFirst(6))
+            guard SavedQuery.isValidName(query) else { throw bad("\"what\": " + SavedQuery.invalidNameMessage(query)) }
+            kind = .query(name: query, parameters: parameters)
         } else {
             throw bad("\"what\" must be \"events\" or \"query:NAME\", not \"\(what)\"")
         }

@@ -72,9 +72,12 @@ public struct SigningKey: Sendable {
         }
         let line = Array((key.key.rawRepresentation.base64EncodedString() + "\n").utf8)
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
+        let failure = written == line.count ? (fsync(fd) == 0 ? 0 : errno) : (written < 0 ? errno : ENOSPC)
         close(fd)
-        guard written == line.count else { throw ExportError("cannot write the key file \(file)") }
+        guard failure == 0 else {
+            unlink(file)  // a partial key would be "never overwritten" for good
+            throw ExportError("cannot write the key file \(file): \(DiskFull.reason(failure))")
+        }
         do {
             try (key.publicKeyBase64 + "\n").write(toFile: file + ".pub", atomically: true, encoding: .utf8)
         } catch {

@@ -19,8 +19,20 @@ extension EventStore {
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
         var wasBuild: Set<String> = []
+        // Names that would share a table (SQLite folds case) fail; the others go on.
+        let collisions = ProjectionNames.collisions(projections.map { ($0.name, $0.file) })
         try writeTransaction { db in
             for projection in projections {
+                var clash = collisions[projection.name]
+                if clash == nil, let other = try ReadModel.liveName(db, sameTableAs: projection.name) {
+                    clash = "\(projection.file): the database holds projection \(other), whose table is this one's (SQLite compares table names without case); rename the file back to \(other).lua"
+                }
+                if let clash {
+                    outcomes[projection.name] = ReplayOutcome(
+                        projection: projection.name, status: .failed(ProjectionError(projection: projection.name, message: clash)),
+                        position: 0, eventsApplied: 0)
+                    continue
+                }
                 let live = try ReadModel.record(db, name: projection.name, build: false)
                 if !options.rebuild, let live, live.codeHash == projection.codeHash, live.version == projection.version {
                     let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
