@@ -112,7 +112,7 @@ struct ExportSchedulerTests {
         #expect(try scheduler.runDue().count == 1)
     }
 
-    @Test("a run that cannot start is recorded as failed for its slot, in the log too, and not retried until the next slot")
+    @Test("a run that cannot start is recorded as failed for its slot, in the log too, and retried only after its backoff")
     func failedRun() throws {
         let dir = TempDir()
         let store = try exportStore(dir, count: 3)
@@ -126,12 +126,14 @@ struct ExportSchedulerTests {
         let outcome = try #require(try scheduler.runDue().first)
         guard case .failure(let error) = outcome.result else { Issue.record("a missing query ran"); return }
         #expect(error.message.contains("no such saved query"))
-        // Recorded for its slot, in the table and in the log, and not retried until the next slot.
+        // Recorded for its slot, in the table and in the log, and not retried before its backoff.
         let runs = try store.exportRuns(name: "report")
         #expect(runs.map(\.status) == [.failed] && runs[0].scheduledFor == outcome.slot)
         #expect(try store.events(EventFilter(stream: "audit-export-report", type: "ExportFailed")).count == 1)
         #expect(try scheduler.runDue().isEmpty)
-        #expect(try scheduler.status()[0].lastStatus == "failed")
+        let status = try scheduler.status()[0]
+        #expect(status.lastStatus == "failed" && status.lastError?.contains("no such saved query") == true && status.attempts == 1)
+        #expect(status.dueSlot == outcome.slot && status.retryAt?.description == "2024-06-30T10:21:00.000Z")
     }
 
     @Test("retention keeps the newest runs")
