@@ -239,11 +239,11 @@ enum Schema {
         // ---- The scheduler's attempts (issue 24). Kept in its own block: other
         // migrations may be registered before it. ----
         //
-        // v8: one row per finished attempt of a scheduled export's slot, timed by the
+        // v9: one row per finished attempt of a scheduled export's slot, timed by the
         // scheduler's clock, so that a failed slot is retried with backoff within its
         // window and `schedule list` can say how often it was tried and when it is tried
         // next (`ScheduleAttempts`). What each export run did stays in `export_runs`.
-        migrator.registerMigration("v8-schedule-attempts") { db in
+        migrator.registerMigration("v9-schedule-attempts") { db in
             try db.execute(sql: """
                 CREATE TABLE audit_schedule_attempts (
                     name        TEXT    NOT NULL,
