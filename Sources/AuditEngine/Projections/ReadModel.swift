@@ -11,10 +11,15 @@ struct ReadModelTarget: Sendable {
     let kind: Kind
     let columns: [Projection.Column]
 
-    init(projection: String, kind: Kind, columns: [Projection.Column]) {
+    /// A temporary table's name when it is not the projection's.
+    private let name: String?
+
+    /// - Parameter table: for a temporary table, its name (default: the projection's).
+    init(projection: String, kind: Kind, columns: [Projection.Column], table: String? = nil) {
         self.projection = projection
         self.kind = kind
         self.columns = columns
+        name = kind == .temporary ? table : nil
     }
 
     init(projection: String, isBuild: Bool, columns: [Projection.Column]) {
@@ -22,7 +27,7 @@ struct ReadModelTarget: Sendable {
     }
 
     var isBuild: Bool { kind == .build }
-    var table: String { isBuild ? projection + "__build" : projection }
+    var table: String { name ?? (isBuild ? projection + "__build" : projection) }
     var quotedTable: String { ReadModel.quote(table) }
     /// The catalog table that records its position; a temporary table has none.
     var catalog: String? {

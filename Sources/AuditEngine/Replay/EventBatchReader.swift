@@ -17,6 +17,9 @@ struct EventBatch: Sendable {
     var through: Int64 = 0
     /// The largest occurred_at and recorded_at of its rows.
     var times = FoldedTimes()
+    /// With `EventSelection.reportsSkipped`: the events of the range that occurred after
+    /// `asOf`, which are not among the rows.
+    var skipped: [SkippedEvent] = []
     var error: String?
 
     var count: Int { seqs.count }
@@ -66,6 +69,11 @@ struct EventSelection: Sendable {
     var asOf: Timestamp?
     /// Only this stream (one key of a projection keyed by stream).
     var stream: String?
+    /// Only these streams (keys folded again by a series, see `PointFold`).
+    var streams: [String]?
+    /// With `asOf`: the events that occurred after it are listed in their batch's
+    /// `skipped` instead of being left out unseen (a series folds them at a later point).
+    var reportsSkipped = false
     /// The fields of `e` the projections can read (`EventFields`): meta is read out of
     /// SQLite only if one of them reads it (otherwise it is empty). The rest is always
     /// read: the stream and type pick the key and handler, the times are recorded, and a
@@ -75,6 +83,14 @@ struct EventSelection: Sendable {
     /// The SQL of the meta column: itself, or an empty string when no projection reads
     /// `e.meta`, which SQLite then neither decodes nor hands over.
     var metaColumn: String { fields & UInt32(AVM_FIELD_META) != 0 ? "meta" : "'' AS meta" }
+}
+
+/// An event of a range read as of a time, which it occurred after.
+struct SkippedEvent: Sendable {
+    let seq: Int64
+    let stream: String
+    let type: String
+    let occurredAt: String
 }
 
 /// Reads the selected events of seq range (from, end] on its own thread, in batches, so
@@ -110,8 +126,10 @@ final class EventBatchReader: Sendable {
         let placeholders = types.map { _ in "?" }.joined(separator: ", ")
         // `+type` keeps SQLite on the seq order of the primary key instead of the type index.
         var conditions = ""
-        if selection.asOf != nil { conditions += " AND +occurred_at <= :asOf" }
+        if selection.asOf != nil, !selection.reportsSkipped { conditions += " AND +occurred_at <= :asOf" }
         if selection.stream != nil { conditions += " AND stream = :stream" }
+        if selection.streams != nil { conditions += " AND stream IN (SELECT value FROM json_each(:streams))" }
+        let asOf = selection.reportsSkipped ? selection.asOf.map { Array($0.description.utf8) } : nil
         let sql = """
             SELECT seq, id, stream, version, type, occurred_at, recorded_at, data, \(selection.metaColumn) FROM events
             WHERE seq > ? AND seq <= ? AND +type IN (\(placeholders))\(conditions) ORDER BY seq LIMIT :limit
@@ -122,6 +140,8 @@ final class EventBatchReader: Sendable {
         while position < end {
             maxOccurred = -1
             maxRecorded = -1
+            var rowsRead = 0  // with the skipped ones
+            var lastRead = position
             var batch = EventBatch()
             batch.seqs.reserveCapacity(batchSize)
             batch.versions.reserveCapacity(batchSize)
@@ -144,20 +164,38 @@ final class EventBatchReader: Sendable {
                     if let stream = selection.stream {
                         sqlite3_bind_text(stmt, sqlite3_bind_parameter_index(stmt, ":stream"), stream, -1, SQLITE_TRANSIENT_DESTRUCTOR)
                     }
+                    if let streams = selection.streams {
+                        var list: [UInt8] = [UInt8(ascii: "[")]
+                        for (i, stream) in streams.enumerated() {
+                            if i > 0 { list.append(UInt8(ascii: ",")) }
+                            CanonicalJSON.writeString(stream, into: &list)
+                        }
+                        list.append(UInt8(ascii: "]"))
+                        _ = list.withUnsafeBytes {
+                            sqlite3_bind_text(
+                                stmt, sqlite3_bind_parameter_index(stmt, ":streams"), $0.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                Int32($0.count), SQLITE_TRANSIENT_DESTRUCTOR)
+                        }
+                    }
                     while true {
                         let rc = sqlite3_step(stmt)
                         if rc == SQLITE_DONE { break }
                         guard rc == SQLITE_ROW else {
                             throw StoreError.storage("reading events failed: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
                         }
-                        batch.seqs.append(sqlite3_column_int64(stmt, 0))
-                        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-                        if let stream = sqlite3_column_text(stmt, 2) {
-                            for byte in UnsafeBufferPointer(start: stream, count: Int(sqlite3_column_bytes(stmt, 2))) {
-                                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+                        rowsRead += 1
+                        lastRead = sqlite3_column_int64(stmt, 0)
+                        let stream = UnsafeBufferPointer(start: sqlite3_column_text(stmt, 2), count: Int(sqlite3_column_bytes(stmt, 2)))
+                        if let asOf, Self.isAfter(stmt, column: 5, asOf) {
+                            func text(_ column: Int32) -> String {
+                                String(decoding: UnsafeBufferPointer(start: sqlite3_column_text(stmt, column), count: Int(sqlite3_column_bytes(stmt, column))), as: UTF8.self)
                             }
+                            batch.skipped.append(SkippedEvent(
+                                seq: sqlite3_column_int64(stmt, 0), stream: String(decoding: stream, as: UTF8.self), type: text(4), occurredAt: text(5)))
+                            continue
                         }
-                        batch.streamHashes.append(hash)
+                        batch.seqs.append(sqlite3_column_int64(stmt, 0))
+                        batch.streamHashes.append(Self.streamHash(stream))
                         batch.versions.append(sqlite3_column_int64(stmt, 3))
                         for column: Int32 in [1, 2, 4, 5, 6, 7, 8] {
                             let length = Int(sqlite3_column_bytes(stmt, column))
@@ -179,11 +217,24 @@ final class EventBatchReader: Sendable {
                 _ = channel.send(batch)
                 return
             }
-            batch.through = batch.count < batchSize ? end : batch.seqs.last!
+            batch.through = rowsRead < batchSize ? end : lastRead
             batch.times = FoldedTimes(maxOccurredAt: Self.text(batch.bytes, maxOccurred), maxRecordedAt: Self.text(batch.bytes, maxRecorded))
             position = batch.through
             if !channel.send(batch) { return }
         }
+    }
+
+    /// The stable hash of a stream (FNV-1a) that picks the partition folding it.
+    static func streamHash(_ stream: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in stream { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
+    /// Whether the text of `column` (a time) sorts after `bound`.
+    private static func isAfter(_ stmt: OpaquePointer?, column: Int32, _ bound: [UInt8]) -> Bool {
+        let text = UnsafeRawBufferPointer(start: sqlite3_column_text(stmt, column), count: Int(sqlite3_column_bytes(stmt, column)))
+        return bound.withUnsafeBytes { SortedStates.compare(text, $0) > 0 }
     }
 
     /// Of two NUL-terminated times in `bytes` (offset -1: none), the offset of the later.

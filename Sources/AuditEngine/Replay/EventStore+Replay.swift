@@ -152,6 +152,7 @@ extension EventStore {
             if let error = batch.error { throw StoreError.storage(error) }
             let active = runs.filter(\.isActive)
             if active.isEmpty { break }
+            for run in active where !batch.skipped.isEmpty { run.noteSkipped(batch.skipped) }
             if batch.count > 0 {
                 try timed(&timings.folding) {
                     if active.contains(where: { $0.partitions.count > 1 }) {

@@ -343,6 +343,15 @@ final class ProjectionRun {
 
     /// Whether the user has been told that this projection's states outgrew its memory.
     var warnedOfEviction = false
+
+    /// Events of its types after its position that a pass read as of a time they
+    /// occurred after (`EventSelection.reportsSkipped`), oldest first: a series folds
+    /// them at the first later point that selects them (`PointFold`).
+    var skipped: [SkippedEvent] = []
+
+    func noteSkipped(_ events: [SkippedEvent]) {
+        skipped += events.filter { $0.seq > position && projection.handledTypes.contains($0.type) }
+    }
 }
 
 /// The partitions' flushes of one checkpoint, run concurrently.

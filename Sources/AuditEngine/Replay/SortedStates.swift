@@ -223,7 +223,8 @@ struct StateRecords {
 
 /// The rows of a statement that selects (key, state) ordered by key.
 final class StatementCursor: StateCursor {
-    private let statement: Statement
+    /// Its current row holds the key and state, then any other columns selected.
+    let statement: Statement
     private let reading: String
     private(set) var key: UnsafeRawBufferPointer?
     private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)

@@ -28,27 +28,40 @@ extension EventStore {
         _ projection: Projection, at time: TemporalSelection, key: String? = nil, options: TemporalOptions = TemporalOptions(),
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
+        try forEachStateBytes(projection, at: [time], key: key, options: options) { _, key, state in try body(key, state) }
+    }
+
+    /// As `forEachStateBytes(_:at:key:options:_:)` at each of `points` (see
+    /// `PointFold` for the order they must follow), in one pass: `body(point, key,
+    /// state)`, the point being an index into `points`, ascending.
+    func forEachStateBytes(
+        _ projection: Projection, at points: [TemporalSelection], key: String? = nil, options: TemporalOptions,
+        _ body: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        guard !points.isEmpty else { return }
         let states = try TemporaryStates(storePath: path)
-        // The snapshot is not copied: the table gets only the keys the fold changes,
-        // and the output merges it with the snapshot's states, both in key order.
-        let base = try materialise([projection], at: time, key: key, into: states, copyBase: false, options: options).first!
-        let table = ReadModel.quote(projection.name)
-        try states.readStates { db in
-            let folded = try db.makeStatement(
-                sql: "SELECT key, state FROM main.\(table)\(key == nil ? "" : " WHERE key = ?") ORDER BY key")
-            try folded.setArguments(key.map { [$0] } ?? [])
-            // Folded keys win over the snapshot's: the last cursor holding a key gives its state.
-            var cursors = try base.map { try SnapshotStates.deltas(db, $0, schema: "store", key: key) } ?? []
-            cursors.append(try StatementCursor(folded, reading: "the folded states of \(projection.name)"))
-            try SortedStates.merge(cursors, body)
+        let ends = try states.readStates { db in try points.map { try Self.lastSelectedSeq($0, db) } }
+        let fold = try PointFold(
+            store: self, states: states, projections: [projection], first: points[0], end: ends[0], more: points.count > 1,
+            key: key, options: options)
+        for (index, point) in points.enumerated() {
+            try fold.advance(to: point, end: ends[index])
+            try states.readStates { db in
+                let scan = try OverlayScan(db, fold.members[0].overlay, key: key)
+                while let key = scan.key {
+                    try body(index, key, scan.state)
+                    try scan.advance()
+                }
+            }
         }
     }
 
     /// Runs one read-only SQL statement over the projections' tables and the events as
     /// they were at `time` (see `query(sql:…)` for parameters).
     ///
-    /// Only the projections the statement reads are materialised (found by compiling it),
-    /// each as in `forEachState(_:at:)`; `events` holds only the selected events.
+    /// Only the projections the statement reads are folded (found by compiling it),
+    /// each as in `forEachState(_:at:)`, and read as overlays (`StateOverlay`): the
+    /// snapshot's states are not copied. `events` holds only the selected events.
     /// - Parameter projections: the workspace's projections; a table the SQL reads that
     ///   is not among them is an error.
     public func query(
@@ -56,27 +69,59 @@ extension EventStore {
         projections: [Projection], options: TemporalOptions = TemporalOptions(),
         header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
     ) throws {
+        try query(
+            sql: sql, parameters: parameters, source: source, at: [time], projections: projections, options: options,
+            header: header, row: { _, values in try row(values) })
+    }
+
+    /// As `query(sql:…at:…)` at each of `points` (see `PointFold` for the order they
+    /// must follow), in one pass: `header` once, then `row(point, values)`, the point
+    /// being an index into `points`, ascending.
+    func query(
+        sql: String, parameters: [String: String], source: String, at points: [TemporalSelection], projections: [Projection],
+        options: TemporalOptions, header: ([String]) throws -> Void, row: (Int, [SQLValue]) throws -> Void
+    ) throws {
         let states = try TemporaryStates(storePath: path)
-        let end = try temporalEnd(time)
-        // Empty tables for every projection and the events view, so that the statement
-        // compiles; then the tables it reads are the ones to fold.
-        var read: [Projection] = []
         do {
+            let ends = try states.readStates { db in try points.map { try Self.lastSelectedSeq($0, db) } }
+            // Empty tables for every projection and the events view, so that the statement
+            // compiles; then the tables it reads are the ones to fold.
+            var read: [Projection] = []
+            var columns: [String] = []
             try states.writeStates { db in
                 for projection in projections {
                     try db.execute(sql: ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns).createSQL)
                 }
-                try db.execute(sql: eventsView(time, end: end))
+                try db.execute(sql: Self.eventsView(points.first ?? TemporalSelection(), end: ends.first ?? 0))
             }
             try states.readStates { db in
-                let region = try UserSQL.prepare(db, sql: sql, source: source).databaseRegion
-                read = projections.filter { region.isModified(byEventsOfKind: .insert(tableName: $0.name)) }
+                let statement = try UserSQL.prepare(db, sql: sql, source: source)
+                read = projections.filter { statement.databaseRegion.isModified(byEventsOfKind: .insert(tableName: $0.name)) }
+                columns = statement.columnNames
             }
-            try materialise(read, at: time, into: states, end: end, created: true, copyBase: true, options: options)
-            try states.readStates { db in
-                try db.execute(sql: "PRAGMA query_only = 1")
-                defer { try? db.execute(sql: "PRAGMA query_only = 0") }
-                try EventStore.runQuery(db, sql: sql, parameters: parameters, source: source, header: header, row: row)
+            guard let first = points.first else { return try header(columns) }
+            let fold = try PointFold(
+                store: self, states: states, projections: read, first: first, end: ends[0], more: points.count > 1, options: options)
+            let tables = try states.readStates { db in try OverlayTables(db) }
+            var started = false
+            for (index, point) in points.enumerated() {
+                try fold.advance(to: point, end: ends[index])
+                try states.writeStates { db in
+                    for member in fold.members { try tables.install(member.overlay, db) }
+                    if index > 0 {
+                        try db.execute(sql: "DROP VIEW temp.events")
+                        try db.execute(sql: Self.eventsView(point, end: ends[index]))
+                    }
+                }
+                try states.readStates { db in
+                    try db.execute(sql: "PRAGMA query_only = 1")
+                    defer { try? db.execute(sql: "PRAGMA query_only = 0") }
+                    try tables.reading(db) {
+                        try EventStore.runQuery(
+                            db, sql: sql, parameters: parameters, source: source,
+                            header: { if !started { started = true; try header($0) } }, row: { try row(index, $0) })
+                    }
+                }
             }
         } catch let error as DatabaseError {
             throw QueryError(source: source, message: error.message ?? "\(error)")
@@ -84,63 +129,17 @@ extension EventStore {
     }
 
     /// The last seq a question at `time` can see: the head, or the last event recorded
-    /// by `knownAt`.
-    private func temporalEnd(_ time: TemporalSelection) throws -> Int64 {
-        try readTransaction { db in
-            let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
-            guard let knownAt = time.knownAt else { return head }
-            return min(head, try EventFilter.lastSeq(knownAt: knownAt, db))
-        }
+    /// by `knownAt`. Read with `db`, before `events` is shadowed.
+    static func lastSelectedSeq(_ time: TemporalSelection, _ db: Database) throws -> Int64 {
+        let head = try Int64.fetchOne(db, sql: "SELECT seq FROM store.chain_head") ?? 0
+        guard let knownAt = time.knownAt else { return head }
+        return min(head, try EventFilter.lastSeq(knownAt: knownAt, db))
     }
 
     /// A temporary view that shadows the store's `events` with the selected ones.
-    private func eventsView(_ time: TemporalSelection, end: Int64) -> String {
+    static func eventsView(_ time: TemporalSelection, end: Int64) -> String {
         var condition = "seq <= \(end)"
         if let asOf = time.asOf { condition += " AND occurred_at <= '\(asOf.description)'" }
         return "CREATE TEMP VIEW events AS SELECT * FROM store.events WHERE \(condition)"
-    }
-
-    /// Folds `projections` as they were at `time` into tables of `states`, each from
-    /// its newest usable snapshot (returned), copied into the table when `copyBase`.
-    @discardableResult
-    private func materialise(
-        _ projections: [Projection], at time: TemporalSelection, key: String? = nil, into states: TemporaryStates,
-        end: Int64? = nil, created: Bool = false, copyBase: Bool, options: TemporalOptions
-    ) throws -> [SnapshotView?] {
-        guard !projections.isEmpty else { return [] }
-        let end = try end ?? temporalEnd(time)
-        var runs: [ProjectionRun] = []
-        var bases: [SnapshotView?] = []
-        for projection in projections {
-            let target = ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns)
-            var base: SnapshotView?
-            if options.useSnapshots {
-                // Through `states`' transaction, which all later reads of the snapshot share.
-                base = try states.readStates { db in
-                    try Snapshots.newestUsable(
-                        db, schema: "store", projection: projection, asOf: time.asOf, knownAt: time.knownAt, maxSeq: end,
-                        warn: { logger.warning("\($0)") })
-                }
-            }
-            try states.writeStates { db in
-                if !created { try db.execute(sql: target.createSQL) }
-                if let base, copyBase { try SnapshotStates.restore(db, base, into: target, schema: "store", key: key) }
-            }
-            let run = try ProjectionRun(
-                projection: projection, target: target, position: base?.seq ?? 0, limits: options.limits,
-                parallel: options.parallel)
-            if !copyBase { run.base = base }
-            runs.append(run)
-            bases.append(base)
-        }
-        var replay = ReplayOptions()
-        replay.parallel = options.parallel
-        replay.limits = options.limits
-        replay.checkpointSeconds = .infinity  // nothing to resume: write once, at the end
-        var selection = EventSelection(types: [], asOf: time.asOf)
-        if let key, projections.count == 1, projections[0].key == .stream { selection.stream = key }
-        try pass(runs, end: end, selection: selection, options: replay, states: states)
-        if let failure = runs.compactMap(\.failure).first { throw failure }
-        return bases
     }
 }

@@ -1,0 +1,81 @@
+import CLuaSandbox
+import GRDB
+import GRDBSQLite
+
+/// One scan of an overlay's table: the base's states and the changes', merged in key
+/// order, a key of the changes replacing the base's; and the current row's declared
+/// columns, read from the table that holds the row, or else from its state.
+final class OverlayScan {
+    /// The base's states (a snapshot's deltas merged, or a table's rows), or nil.
+    private let base: (any StateCursor)?
+    /// The base's rows when it is a table: their columns are read from it.
+    private let baseRows: StatementCursor?
+    private let changes: StatementCursor?
+    private let columns: StateColumns
+    /// The source of the current row.
+    private var current: (any StateCursor)?
+    private var currentRows: StatementCursor?
+    /// The current row's columns, read from its state on first use (`currentRows` nil).
+    private var columnsRead = false
+
+    init(_ db: Database, _ overlay: StateOverlay, key: String?) throws {
+        columns = try StateColumns(overlay.columns, db)
+        func rows(_ table: String, _ what: String) throws -> StatementCursor {
+            let names = (["key", "state"] + overlay.columns.map { ReadModel.quote($0.name) }).joined(separator: ", ")
+            let statement = try db.makeStatement(
+                sql: "SELECT \(names) FROM \(table)\(key == nil ? "" : " WHERE key = ?") ORDER BY key")
+            if let key { try statement.setArguments([key]) }
+            return try StatementCursor(statement, reading: what)
+        }
+        switch overlay.base {
+        case .none:
+            base = nil
+            baseRows = nil
+        case .snapshot(let view, let schema):
+            base = MergedStates(try SnapshotStates.deltas(db, view, schema: schema, key: key))
+            baseRows = nil
+        case .table(let schema, let table):
+            let cursor = try rows("\(schema).\(ReadModel.quote(table))", "the states of \(overlay.projection)")
+            base = cursor
+            baseRows = cursor
+        }
+        changes = try overlay.changes.map { try rows($0, "the folded states of \(overlay.projection)") }
+        pick()
+    }
+
+    var key: UnsafeRawBufferPointer? { current?.key }
+    var state: UnsafeRawBufferPointer { current!.state }
+
+    func advance() throws {
+        // Both sources at the current key move on (the changes' row replaced the base's).
+        let key = current!.key!
+        if let base, let k = base.key, SortedStates.compare(k, key) == 0 { try base.advance() }
+        if let changes, let k = changes.key, SortedStates.compare(k, key) == 0 { try changes.advance() }
+        pick()
+    }
+
+    /// The source with the smallest key; on a tie, the changes.
+    private func pick() {
+        columnsRead = false
+        switch (base?.key, changes?.key) {
+        case (nil, nil): current = nil
+        case (_?, nil): current = base
+        case (nil, _?): current = changes
+        case (let b?, let c?): current = SortedStates.compare(b, c) < 0 ? base : changes
+        }
+        currentRows = current === changes ? changes : (current != nil && current === baseRows ? baseRows : nil)
+    }
+
+    /// Sets declared column `index`'s value of the current row as `context`'s result.
+    func result(column index: Int, _ context: OpaquePointer?) throws {
+        if let rows = currentRows {
+            sqlite3_result_value(context, sqlite3_column_value(rows.statement.sqliteStatement, Int32(2 + index)))
+            return
+        }
+        if !columnsRead {
+            try columns.read(state)
+            columnsRead = true
+        }
+        columns.result(index, context)
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import GRDB
+
+/// Folds projections forward through points in time, in one pass over the log, into a
+/// temporary database, and gives each projection's states at the current point as an
+/// overlay (`StateOverlay`): the snapshot the fold started from plus the states it
+/// changed since.
+///
+/// The points must not go back in either time (a series: ascending as-of, known-at
+/// fixed or ascending too), so that each selects every event the one before it did.
+/// Each projection starts from its newest snapshot usable for the first point, which is
+/// usable for every later one. At each point the fold goes on from where it was to the
+/// point's last selected seq, applying the events the point selects, in seq order,
+/// through the replay's own pass (`EventStore.pass`: the same VMs, limits, parallel
+/// partitions and failure handling as a replay; where a replay would park a key, so
+/// would this).
+///
+/// **Late events.** Seq order is not business-time order: the pass reaches an event that
+/// occurred after the current point (so it is not applied) before events of earlier
+/// points that were recorded after it. Such an event is passed over and remembered; at
+/// the first point that selects it, the key's state lacks an event in the middle of its
+/// history, so the key is folded again: its state is reset to the snapshot's (or to
+/// `init`) and its events after the snapshot that the point selects are applied again,
+/// in seq order. For a projection keyed by stream, that is the event's stream. A
+/// projection keyed by a function or `global` cannot tell which keys an event touches
+/// without folding it: from the first point that selects such an event on, it is folded
+/// from its newest usable snapshot at each point instead (as separate questions would).
+///
+/// - Complexity: one pass over the events up to the last point; plus, per late event,
+///   its stream's events after the snapshot (or, for the other projections, a fold per
+///   point from then on).
+final class PointFold {
+    /// One projection being folded.
+    final class Member {
+        let projection: Projection
+        /// The one pass's run, into `audit_folded_NAME`.
+        let run: ProjectionRun
+        let base: SnapshotView?
+        /// Set once the one pass cannot place a late event (see the type's doc): the
+        /// projection is folded alone at each point, into `audit_point_NAME`.
+        fileprivate(set) var foldsPerPoint = false
+        fileprivate var pointBase: SnapshotView?
+        fileprivate var pointTarget: ReadModelTarget?
+
+        init(projection: Projection, run: ProjectionRun, base: SnapshotView?) {
+            self.projection = projection
+            self.run = run
+            self.base = base
+        }
+
+        /// Its states at the current point.
+        var overlay: StateOverlay {
+            let (base, target) = foldsPerPoint ? (pointBase, pointTarget!) : (self.base, run.target)
+            return StateOverlay(
+                projection: projection.name, columns: projection.columns, base: base.map { .snapshot($0, schema: "store") } ?? .none,
+                changes: "main.\(target.quotedTable)")
+        }
+    }
+
+    let store: EventStore
+    let states: TemporaryStates
+    let members: [Member]
+    private let options: TemporalOptions
+    /// Whether later points follow (late events must then be remembered).
+    private let tracksLateEvents: Bool
+    /// With only `key` of a projection keyed by stream wanted: only its events are read.
+    private let stream: String?
+
+    /// - Parameters:
+    ///   - first: the first point; the snapshots are chosen for it.
+    ///   - end: the first point's last seq (see `EventStore.lastSelectedSeq`).
+    ///   - more: whether points follow the first.
+    init(
+        store: EventStore, states: TemporaryStates, projections: [Projection], first: TemporalSelection, end: Int64, more: Bool,
+        key: String? = nil, options: TemporalOptions
+    ) throws {
+        self.store = store
+        self.states = states
+        self.options = options
+        tracksLateEvents = more
+        stream = projections.count == 1 && projections[0].key == .stream ? key : nil
+        members = try projections.map { projection in
+            let target = ReadModelTarget(
+                projection: projection.name, kind: .temporary, columns: projection.columns, table: "audit_folded_" + projection.name)
+            let base = try Self.newestSnapshot(projection, at: first, end: end, store: store, states: states, options: options)
+            try states.writeStates { db in try db.execute(sql: target.createSQL) }
+            let run = try ProjectionRun(
+                projection: projection, target: target, position: base?.seq ?? 0, limits: options.limits, parallel: options.parallel)
+            run.base = base
+            return Member(projection: projection, run: run, base: base)
+        }
+    }
+
+    /// The newest snapshot of `projection` usable at `time` (none without snapshots),
+    /// found through `states`' transaction, which all later reads of it share.
+    private static func newestSnapshot(
+        _ projection: Projection, at time: TemporalSelection, end: Int64, store: EventStore, states: TemporaryStates,
+        options: TemporalOptions
+    ) throws -> SnapshotView? {
+        guard options.useSnapshots else { return nil }
+        return try states.readStates { db in
+            try Snapshots.newestUsable(
+                db, schema: "store", projection: projection, asOf: time.asOf, knownAt: time.knownAt, maxSeq: end,
+                warn: { store.logger.warning("\($0)") })
+        }
+    }
+
+    private var replayOptions: ReplayOptions {
+        var replay = ReplayOptions()
+        replay.parallel = options.parallel
+        replay.limits = options.limits
+        replay.checkpointSeconds = .infinity  // nothing to resume: write once per point
+        return replay
+    }
+
+    /// Folds on to `point`, whose last selected seq is `end` (neither before the
+    /// previous point's).
+    /// - Throws: the first `ProjectionError` of a handler on a selected event.
+    func advance(to point: TemporalSelection, end: Int64) throws {
+        var selection = EventSelection(types: [], asOf: point.asOf)
+        selection.stream = stream
+        selection.reportsSkipped = tracksLateEvents && point.asOf != nil
+        let passing = members.filter { !$0.foldsPerPoint }
+        try fold(passing.map(\.run), end: end, selection)
+        for member in passing {
+            let run = member.run
+            let asOf = point.asOf.map(\.description)
+            let due = run.skipped.filter { asOf == nil || $0.occurredAt <= asOf! }
+            guard !due.isEmpty else { continue }
+            run.skipped.removeAll { asOf == nil || $0.occurredAt <= asOf! }
+            if member.projection.key == .stream {
+                try refold(member, streams: Set(due.map(\.stream)).sorted(), to: point, end: end)
+            } else {
+                member.foldsPerPoint = true
+            }
+        }
+        for member in members where member.foldsPerPoint {
+            try foldAlone(member, at: point, end: end)
+        }
+    }
+
+    private func fold(_ runs: [ProjectionRun], end: Int64, _ selection: EventSelection) throws {
+        try store.pass(runs, end: end, selection: selection, options: replayOptions, states: states)
+        if let failure = runs.compactMap(\.failure).first { throw failure }
+    }
+
+    /// Folds `streams` of `member` (keyed by stream) again: each one's state back to the
+    /// snapshot's (or to `init`), then its events after the snapshot that `point` selects.
+    private func refold(_ member: Member, streams: [String], to point: TemporalSelection, end: Int64) throws {
+        let run = member.run
+        try states.readStates { db in
+            for stream in streams {
+                let partition = run.partition(ofStream: stream)
+                // A key the fold never saw is read from the snapshot when its event comes.
+                guard try partition.vm.stateJSON(key: stream) != nil || run.tableHolds(stream, db) else { continue }
+                let state = try member.base.flatMap { try SnapshotStates.state(db, $0, schema: "store", key: stream) }
+                try partition.vm.provideState(key: stream, json: state)
+            }
+        }
+        run.position = run.startPosition
+        var selection = EventSelection(types: [], asOf: point.asOf)
+        selection.streams = streams
+        try fold([run], end: end, selection)
+    }
+
+    /// Folds `member` alone as of `point`, from its newest snapshot usable there.
+    private func foldAlone(_ member: Member, at point: TemporalSelection, end: Int64) throws {
+        let target = ReadModelTarget(
+            projection: member.projection.name, kind: .temporary, columns: member.projection.columns,
+            table: "audit_point_" + member.projection.name)
+        let base = try Self.newestSnapshot(member.projection, at: point, end: end, store: store, states: states, options: options)
+        try states.writeStates { db in
+            try db.execute(sql: "DROP TABLE IF EXISTS main.\(target.quotedTable)")
+            try db.execute(sql: target.createSQL)
+        }
+        let run = try ProjectionRun(
+            projection: member.projection, target: target, position: base?.seq ?? 0, limits: options.limits,
+            parallel: options.parallel)
+        run.base = base
+        var selection = EventSelection(types: [], asOf: point.asOf)
+        selection.stream = stream
+        try fold([run], end: end, selection)
+        member.pointBase = base
+        member.pointTarget = target
+    }
+}
+
+extension ProjectionRun {
+    /// The partition that folds `stream`'s events (as the reader's hash splits them).
+    fileprivate func partition(ofStream stream: String) -> Partition {
+        guard partitions.count > 1 else { return partitions[0] }
+        var stream = stream
+        let hash = stream.withUTF8 { EventBatchReader.streamHash($0) }
+        return partitions[Int(hash % UInt64(partitions.count))]
+    }
+
+    /// Whether its table holds a state of `key`.
+    fileprivate func tableHolds(_ key: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM main.\(target.quotedTable) WHERE key = ?", arguments: [key]) ?? false
+    }
+}
