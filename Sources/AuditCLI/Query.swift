@@ -17,6 +17,13 @@ extension AuditCommand {
                 With --as-of/--known-at, the projections the SQL reads are folded as they were then
                 (from their newest usable snapshots) into a temporary database, and `events` holds only
                 the selected events; the live tables are not touched.
+                A series runs the query at the end of each day, week, month, quarter or year, in one
+                pass, with a leading as_of column:
+                  audit query outstanding_fines --as-of-each month --from 2005-01-01 --to 2005-12-31
+                  audit query outstanding_fines --known-at-each quarter --from 2024-01-01 --to 2024-12-31
+                A restatement compares what was known at two times (rows matched by --key, default the
+                first column, with a change column):
+                  audit query outstanding_fines --as-of 2005-12-31 --known-at 2024-01-01 --compare-known-at 2024-06-30
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -25,6 +32,14 @@ extension AuditCommand {
         @Option(help: "Inline SQL instead of a saved query.") var sql: String?
         @Option(help: ArgumentHelp("A parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
         @OptionGroup var time: TimeOptions
+        @OptionGroup var series: SeriesOptions
+        @Option(help: ArgumentHelp(
+            "Compare with what was known at this time (a restatement): the rows added, removed and changed since --known-at.",
+            valueName: "time"))
+        var compareKnownAt: Timestamp?
+        @Option(help: ArgumentHelp(
+            "With --compare-known-at: the column(s) that match rows (repeatable; default: the first column).", valueName: "column"))
+        var key: [String] = []
         @Flag(help: "With a time: fold from seq 1 instead of the newest usable snapshots.") var noSnapshots = false
         @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
         var parallel = ProcessInfo.processInfo.activeProcessorCount
@@ -35,6 +50,12 @@ extension AuditCommand {
             if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
+            if compareKnownAt != nil {
+                if time.knownAt == nil { throw ValidationError("--compare-known-at compares with --known-at: give both") }
+                if series.isSeries { throw ValidationError("--compare-known-at compares two answers, not a series") }
+            } else if !key.isEmpty {
+                throw ValidationError("--key goes with --compare-known-at")
+            }
         }
 
         func run() throws {
@@ -53,18 +74,36 @@ extension AuditCommand {
             var writer: ResultWriter?
             let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }
             let row = { (values: [SQLValue]) in try writer!.row(values) }
-            if time.selection.isCurrent {
+            let points = try series.points(time)
+            if time.selection.isCurrent, points == nil {
                 try store.query(sql: text, parameters: parameters, source: source, header: header, row: row)
-            } else {
-                // Only projections that load can be folded; one the SQL reads that does not is named by SQLite.
-                let loaded = try workspace.loadProjections()
-                for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
-                var options = TemporalOptions()
-                options.useSnapshots = !noSnapshots
-                options.parallel = parallel
+                try writer?.finish()
+                return
+            }
+            // Only projections that load can be folded; one the SQL reads that does not is named by SQLite.
+            let loaded = try workspace.loadProjections()
+            for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
+            let projections = loaded.compactMap { try? $0.get() }
+            var options = TemporalOptions()
+            options.useSnapshots = !noSnapshots
+            options.parallel = parallel
+            if let points {
                 try store.query(
-                    sql: text, parameters: parameters, source: source, at: time.selection,
-                    projections: loaded.compactMap { try? $0.get() }, options: options, header: header, row: row)
+                    sql: text, parameters: parameters, source: source, series: points, projections: projections, options: options,
+                    header: header, row: row)
+            } else if let compareKnownAt, let knownAt = time.knownAt {
+                let changes = try store.compareQuery(
+                    sql: text, parameters: parameters, source: source, asOf: time.asOf, knownAt: knownAt, comparedTo: compareKnownAt,
+                    keys: key, projections: projections, options: options)
+                if !changes.matchedByKey {
+                    warn("audit: the key column(s) \(key.isEmpty ? "(the first)" : key.joined(separator: ", ")) do not identify the rows (a value appears twice): showing the rows removed and added")
+                }
+                try header(changes.columns)
+                for values in changes.rows { try row(values) }
+            } else {
+                try store.query(
+                    sql: text, parameters: parameters, source: source, at: time.selection, projections: projections, options: options,
+                    header: header, row: row)
             }
             try writer?.finish()
         }

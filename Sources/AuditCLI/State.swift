@@ -16,11 +16,21 @@ extension AuditCommand {
                   audit state fine_balances S45359 --format json
                   audit state fine_balances --as-of 2005-12-31
                   audit state fine_balances S45359 --history
+                A series prints the states at the end of each day, week, month, quarter or year, with a
+                leading as_of; --compare-known-at lists the keys added, removed and changed between what
+                was known at --known-at and at that time:
+                  audit state fine_balances S45359 --as-of-each year --from 2000-01-01 --to 2005-12-31
+                  audit state fine_balances --as-of 2005-12-31 --known-at 2024-01-01 --compare-known-at 2024-06-30
                 """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var time: TimeOptions
+        @OptionGroup var series: SeriesOptions
+        @Option(help: ArgumentHelp(
+            "Compare with what was known at this time (a restatement): the keys added, removed and changed since --known-at.",
+            valueName: "time"))
+        var compareKnownAt: Timestamp?
         @Argument(help: "The projection.") var name: String
         @Argument(help: "Only this key.") var key: String?
         @Flag(help: "List how KEY's state changed: the events that changed it, with the state after each (as `audit explain`).")
@@ -32,6 +42,13 @@ extension AuditCommand {
 
         func validate() throws {
             if history, key == nil { throw ValidationError("--history needs a KEY") }
+            if history, series.isSeries || compareKnownAt != nil {
+                throw ValidationError("--history lists one key's changes; it takes no series or --compare-known-at")
+            }
+            if compareKnownAt != nil {
+                if time.knownAt == nil { throw ValidationError("--compare-known-at compares with --known-at: give both") }
+                if series.isSeries { throw ValidationError("--compare-known-at compares two answers, not a series") }
+            }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
         }
 
@@ -40,6 +57,12 @@ extension AuditCommand {
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()
                 return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
+            }
+            let points = try series.points(time)
+            if points != nil || compareKnownAt != nil {
+                let projection = try workspace.loadProjections([name])[0].get()
+                if let points { return try writeSeries(store, projection, points) }
+                return try writeRestatement(store, projection)
             }
             var found = false
             var writer = try StateWriter(format: format)
@@ -62,6 +85,38 @@ extension AuditCommand {
             if let key, !found {
                 throw ProjectionError(projection: name, message: "no state for key \"\(key)\"")
             }
+        }
+
+        private var options: TemporalOptions {
+            var options = TemporalOptions()
+            options.useSnapshots = !noSnapshots
+            options.parallel = parallel
+            return options
+        }
+
+        /// `as_of`, `key`, `state` at each point.
+        private func writeSeries(_ store: EventStore, _ projection: Projection, _ points: SeriesPoints) throws {
+            var writer = try ResultWriter(columns: ["as_of", "key", "state"], format: format, rawJSONColumns: ["state"])
+            var found = false
+            try store.forEachStateBytes(projection, series: points, key: key, options: options) { asOf, key, state in
+                try writer.row([.text(asOf.description), .text(String(decoding: key, as: UTF8.self)), .text(String(decoding: state, as: UTF8.self))])
+                found = true
+            }
+            try writer.finish()
+            if let key, !found {
+                throw ProjectionError(projection: name, message: "no state for key \"\(key)\" at any point of the series")
+            }
+        }
+
+        /// `change`, `key`, `old`, `new` for each key that differs.
+        private func writeRestatement(_ store: EventStore, _ projection: Projection) throws {
+            var writer = try ResultWriter(columns: ["change", "key", "old", "new"], format: format, rawJSONColumns: ["old", "new"])
+            try store.compareStates(
+                projection, asOf: time.asOf, knownAt: time.knownAt!, comparedTo: compareKnownAt!, key: key, options: options
+            ) { change in
+                try writer.row([.text(change.change.rawValue), .text(change.key), change.old.map(SQLValue.text) ?? .null, change.new.map(SQLValue.text) ?? .null])
+            }
+            try writer.finish()
         }
     }
 }

@@ -3,7 +3,7 @@ import GRDB
 import GRDBSQLite
 
 /// One SQL value of a query result.
-public enum SQLValue: Sendable, Equatable {
+public enum SQLValue: Sendable, Hashable {
     case null
     case integer(Int64)
     case real(Double)
@@ -80,6 +80,26 @@ extension EventStore {
         header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
     ) throws {
         let statement = try UserSQL.prepare(db, sql: sql, source: source)
+        try bind(statement, parameters, source: source)
+        try header(statement.columnNames)
+        let cursor = try Row.fetchCursor(statement)
+        while let next = try cursor.next() {
+            try row(next.databaseValues.map { value in
+                switch value.storage {
+                case .null: return .null
+                case .int64(let i): return .integer(i)
+                case .double(let d): return .real(d)
+                case .string(let s): return .text(s)
+                case .blob(let data): return .blob([UInt8](data))
+                }
+            })
+        }
+    }
+
+
+    /// Binds `parameters` to a user's statement, after checking that they are exactly
+    /// the `:name` placeholders it has.
+    static func bind(_ statement: Statement, _ parameters: [String: String], source: String) throws {
         var wanted: Set<String> = []
         let count = sqlite3_bind_parameter_count(statement.sqliteStatement)
         if count > 0 {
@@ -102,21 +122,7 @@ extension EventStore {
             if let integer = Int64(value), String(integer) == value { return integer }
             return value
         }))
-        try header(statement.columnNames)
-        let cursor = try Row.fetchCursor(statement)
-        while let next = try cursor.next() {
-            try row(next.databaseValues.map { value in
-                switch value.storage {
-                case .null: return .null
-                case .int64(let i): return .integer(i)
-                case .double(let d): return .real(d)
-                case .string(let s): return .text(s)
-                case .blob(let data): return .blob([UInt8](data))
-                }
-            })
-        }
     }
-
 
     /// Every distinct event type in the log, sorted.
     /// - Complexity: one pass over the type index.

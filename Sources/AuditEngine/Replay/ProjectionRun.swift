@@ -122,9 +122,10 @@ final class ProjectionRun {
     var times: FoldedTimes
     /// When this run takes snapshots; nil: it takes none.
     var snapshots: SnapshotSchedule?
-    /// For a temporal question: the snapshot (in the attached store) the run starts
-    /// from without copying it; a key not in the run's table has its state there.
-    var base: SnapshotView?
+    /// For a temporal question: the states the run starts from without copying them
+    /// into its table (a snapshot in the attached store, or those states in memory); a
+    /// key not in the run's table has its state there.
+    var base = StateOverlay.Base.none
     /// Reads one key's state from the table (see `storedState`).
     private let lookupSQL: String
 
@@ -206,8 +207,7 @@ final class ProjectionRun {
             return try statement.stepRow("cannot read the stored state of \(projection.name)")
         }
         if found { return String(decoding: statement.textColumn(0), as: UTF8.self) }
-        guard let base else { return nil }
-        return try SnapshotStates.state(db, base, schema: "store", key: key)
+        return try base.state(of: key, db)
     }
 
     /// Serialises the states changed since the last checkpoint in every partition: the

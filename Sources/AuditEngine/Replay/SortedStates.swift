@@ -30,6 +30,16 @@ final class StateRun: @unchecked Sendable {
         byteCount = flushed.records.count
     }
 
+    /// States already in key order, each key once (`records` as `StateRecords` reads them).
+    init(sorted records: [UInt8], count: Int) {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(records.count, 1), alignment: 8)
+        if !records.isEmpty { records.withUnsafeBytes { copy.copyMemory(from: $0) } }
+        self.records = copy
+        sorted = true
+        self.count = count
+        byteCount = records.count
+    }
+
     /// `runs` (oldest first) merged: each key once, with its newest state, in key order.
     init(merging runs: [StateRun]) {
         let capacity = runs.reduce(0) { $0 + $1.byteCount }
@@ -60,9 +70,12 @@ final class StateRun: @unchecked Sendable {
         runs.count == 1 ? runs[0] : StateRun(merging: runs)
     }
 
+    /// Its records in key order, valid while the run lives.
+    var recordsInOrder: StateRecords { StateRecords(sortedRecords(), count: count) }
+
     /// Calls `body` with each key and its state, in key order.
     func forEach(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
-        var records = StateRecords(sortedRecords(), count: count)
+        var records = recordsInOrder
         // The VM wrote these records itself: they are well formed.
         while let (key, state) = try? records.next() {
             try body(key, state)

@@ -40,7 +40,7 @@ extension EventStore {
     ) throws {
         guard !points.isEmpty else { return }
         let states = try TemporaryStates(storePath: path)
-        let ends = try states.readStates { db in try points.map { try Self.lastSelectedSeq($0, db) } }
+        let ends = try states.readStates { db in try SelectedRange.ends(points, db) }
         let fold = try PointFold(
             store: self, states: states, projections: [projection], first: points[0], end: ends[0], more: points.count > 1,
             key: key, options: options)
@@ -75,19 +75,18 @@ extension EventStore {
     }
 
     /// As `query(sql:…at:…)` at each of `points` (see `PointFold` for the order they
-    /// must follow), in one pass: `header` once, then `row(point, values)`, the point
-    /// being an index into `points`, ascending.
+    /// must follow), in one pass: `header` once (before anything is folded), then
+    /// `row(point, values)`, the point being an index into `points`, ascending.
     func query(
         sql: String, parameters: [String: String], source: String, at points: [TemporalSelection], projections: [Projection],
         options: TemporalOptions, header: ([String]) throws -> Void, row: (Int, [SQLValue]) throws -> Void
     ) throws {
         let states = try TemporaryStates(storePath: path)
         do {
-            let ends = try states.readStates { db in try points.map { try Self.lastSelectedSeq($0, db) } }
+            let ends = try states.readStates { db in try SelectedRange.ends(points, db) }
             // Empty tables for every projection and the events view, so that the statement
             // compiles; then the tables it reads are the ones to fold.
             var read: [Projection] = []
-            var columns: [String] = []
             try states.writeStates { db in
                 for projection in projections {
                     try db.execute(sql: ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns).createSQL)
@@ -96,14 +95,14 @@ extension EventStore {
             }
             try states.readStates { db in
                 let statement = try UserSQL.prepare(db, sql: sql, source: source)
+                try Self.bind(statement, parameters, source: source)
                 read = projections.filter { statement.databaseRegion.isModified(byEventsOfKind: .insert(tableName: $0.name)) }
-                columns = statement.columnNames
+                try header(statement.columnNames)
             }
-            guard let first = points.first else { return try header(columns) }
+            guard let first = points.first else { return }
             let fold = try PointFold(
                 store: self, states: states, projections: read, first: first, end: ends[0], more: points.count > 1, options: options)
             let tables = try states.readStates { db in try OverlayTables(db) }
-            var started = false
             for (index, point) in points.enumerated() {
                 try fold.advance(to: point, end: ends[index])
                 try states.writeStates { db in
@@ -118,22 +117,13 @@ extension EventStore {
                     defer { try? db.execute(sql: "PRAGMA query_only = 0") }
                     try tables.reading(db) {
                         try EventStore.runQuery(
-                            db, sql: sql, parameters: parameters, source: source,
-                            header: { if !started { started = true; try header($0) } }, row: { try row(index, $0) })
+                            db, sql: sql, parameters: parameters, source: source, header: { _ in }, row: { try row(index, $0) })
                     }
                 }
             }
         } catch let error as DatabaseError {
             throw QueryError(source: source, message: error.message ?? "\(error)")
         }
-    }
-
-    /// The last seq a question at `time` can see: the head, or the last event recorded
-    /// by `knownAt`. Read with `db`, before `events` is shadowed.
-    static func lastSelectedSeq(_ time: TemporalSelection, _ db: Database) throws -> Int64 {
-        let head = try Int64.fetchOne(db, sql: "SELECT seq FROM store.chain_head") ?? 0
-        guard let knownAt = time.knownAt else { return head }
-        return min(head, try EventFilter.lastSeq(knownAt: knownAt, db))
     }
 
     /// A temporary view that shadows the store's `events` with the selected ones.

@@ -38,6 +38,9 @@ final class OverlayScan {
             let cursor = try rows("\(schema).\(ReadModel.quote(table))", "the states of \(overlay.projection)")
             base = cursor
             baseRows = cursor
+        case .states(let run):
+            base = RunCursor(run, key: key)
+            baseRows = nil
         }
         changes = try overlay.changes.map { try rows($0, "the folded states of \(overlay.projection)") }
         pick()
@@ -77,5 +80,42 @@ final class OverlayScan {
             columnsRead = true
         }
         columns.result(index, context)
+    }
+}
+
+/// The states of a run in key order, or only one key's (found by the run's index).
+final class RunCursor: StateCursor {
+    private let run: StateRun
+    private var records: StateRecords?
+    /// The key looked up, owned here (the run holds no copy to point at).
+    private let wanted: UnsafeMutableRawBufferPointer?
+    private(set) var key: UnsafeRawBufferPointer?
+    private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
+
+    init(_ run: StateRun, key: String? = nil) {
+        self.run = run
+        guard let key else {
+            wanted = nil
+            records = run.recordsInOrder
+            advance()
+            return
+        }
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(key.utf8.count, 1), alignment: 1)
+        let wanted = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<key.utf8.count])
+        _ = wanted.initializeMemory(as: UInt8.self, from: key.utf8)
+        self.wanted = bytes
+        let lookup = UnsafeRawBufferPointer(wanted)
+        if let state = run.state(forKey: lookup, hash: KeyIndex.hash(lookup)) { (self.key, self.state) = (lookup, state) }
+    }
+
+    deinit { wanted?.deallocate() }
+
+    func advance() {
+        // A run's records were written by the engine: they are well formed.
+        guard let next = try? records?.next() else {
+            key = nil
+            return
+        }
+        (key, state) = next
     }
 }

@@ -35,14 +35,14 @@ final class PointFold {
         let projection: Projection
         /// The one pass's run, into `audit_folded_NAME`.
         let run: ProjectionRun
-        let base: SnapshotView?
+        let base: StateOverlay.Base
         /// Set once the one pass cannot place a late event (see the type's doc): the
         /// projection is folded alone at each point, into `audit_point_NAME`.
         fileprivate(set) var foldsPerPoint = false
-        fileprivate var pointBase: SnapshotView?
+        fileprivate var pointBase = StateOverlay.Base.none
         fileprivate var pointTarget: ReadModelTarget?
 
-        init(projection: Projection, run: ProjectionRun, base: SnapshotView?) {
+        init(projection: Projection, run: ProjectionRun, base: StateOverlay.Base) {
             self.projection = projection
             self.run = run
             self.base = base
@@ -51,9 +51,7 @@ final class PointFold {
         /// Its states at the current point.
         var overlay: StateOverlay {
             let (base, target) = foldsPerPoint ? (pointBase, pointTarget!) : (self.base, run.target)
-            return StateOverlay(
-                projection: projection.name, columns: projection.columns, base: base.map { .snapshot($0, schema: "store") } ?? .none,
-                changes: "main.\(target.quotedTable)")
+            return StateOverlay(projection: projection.name, columns: projection.columns, base: base, changes: "main.\(target.quotedTable)")
         }
     }
 
@@ -65,10 +63,13 @@ final class PointFold {
     private let tracksLateEvents: Bool
     /// With only `key` of a projection keyed by stream wanted: only its events are read.
     private let stream: String?
+    /// Whether every state is read at each point (not one key's): snapshots are then
+    /// loaded into memory (`BaseStates`).
+    private let loadsBase: Bool
 
     /// - Parameters:
     ///   - first: the first point; the snapshots are chosen for it.
-    ///   - end: the first point's last seq (see `EventStore.lastSelectedSeq`).
+    ///   - end: the first point's last seq (see `SelectedRange.ends`).
     ///   - more: whether points follow the first.
     init(
         store: EventStore, states: TemporaryStates, projections: [Projection], first: TemporalSelection, end: Int64, more: Bool,
@@ -79,13 +80,15 @@ final class PointFold {
         self.options = options
         tracksLateEvents = more
         stream = projections.count == 1 && projections[0].key == .stream ? key : nil
+        loadsBase = key == nil
         members = try projections.map { projection in
             let target = ReadModelTarget(
                 projection: projection.name, kind: .temporary, columns: projection.columns, table: "audit_folded_" + projection.name)
-            let base = try Self.newestSnapshot(projection, at: first, end: end, store: store, states: states, options: options)
+            let view = try Self.newestSnapshot(projection, at: first, end: end, store: store, states: states, options: options)
+            let base = try states.readStates { db in try BaseStates.base(view, db, load: key == nil) }
             try states.writeStates { db in try db.execute(sql: target.createSQL) }
             let run = try ProjectionRun(
-                projection: projection, target: target, position: base?.seq ?? 0, limits: options.limits, parallel: options.parallel)
+                projection: projection, target: target, position: view?.seq ?? 0, limits: options.limits, parallel: options.parallel)
             run.base = base
             return Member(projection: projection, run: run, base: base)
         }
@@ -153,8 +156,7 @@ final class PointFold {
                 let partition = run.partition(ofStream: stream)
                 // A key the fold never saw is read from the snapshot when its event comes.
                 guard try partition.vm.stateJSON(key: stream) != nil || run.tableHolds(stream, db) else { continue }
-                let state = try member.base.flatMap { try SnapshotStates.state(db, $0, schema: "store", key: stream) }
-                try partition.vm.provideState(key: stream, json: state)
+                try partition.vm.provideState(key: stream, json: try member.base.state(of: stream, db))
             }
         }
         run.position = run.startPosition
@@ -168,13 +170,14 @@ final class PointFold {
         let target = ReadModelTarget(
             projection: member.projection.name, kind: .temporary, columns: member.projection.columns,
             table: "audit_point_" + member.projection.name)
-        let base = try Self.newestSnapshot(member.projection, at: point, end: end, store: store, states: states, options: options)
+        let view = try Self.newestSnapshot(member.projection, at: point, end: end, store: store, states: states, options: options)
+        let base = try states.readStates { db in try BaseStates.base(view, db, load: loadsBase) }
         try states.writeStates { db in
             try db.execute(sql: "DROP TABLE IF EXISTS main.\(target.quotedTable)")
             try db.execute(sql: target.createSQL)
         }
         let run = try ProjectionRun(
-            projection: member.projection, target: target, position: base?.seq ?? 0, limits: options.limits,
+            projection: member.projection, target: target, position: view?.seq ?? 0, limits: options.limits,
             parallel: options.parallel)
         run.base = base
         var selection = EventSelection(types: [], asOf: point.asOf)

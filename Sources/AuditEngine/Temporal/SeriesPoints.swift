@@ -14,7 +14,7 @@ public struct SeriesPoints: Sendable, Equatable {
     /// With `knownAtEach` false: every point known at this time (nil: now).
     public var knownAt: Timestamp?
 
-    /// At most this many points in one series.
+    /// The most points the command line takes in one series.
     public static let maximumPoints = 10_000
 
     public init(unit: Unit, from: Timestamp, to: Timestamp, knownAtEach: Bool = false, knownAt: Timestamp? = nil) {
@@ -30,7 +30,7 @@ public struct SeriesPoints: Sendable, Equatable {
     public var boundaries: [Timestamp] {
         var result: [Timestamp] = []
         var end = Self.end(of: unit, containing: from)
-        while end.milliseconds <= to.milliseconds, result.count <= Self.maximumPoints {
+        while end.milliseconds <= to.milliseconds {
             if end.milliseconds >= from.milliseconds { result.append(end) }
             end = Self.end(of: unit, containing: Timestamp(milliseconds: end.milliseconds + 1))
         }

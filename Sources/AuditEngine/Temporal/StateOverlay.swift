@@ -36,6 +36,25 @@ struct StateOverlay {
         case snapshot(SnapshotView, schema: String)
         /// The states of a table with the projection's columns (`key`, `state`, declared columns).
         case table(schema: String, table: String)
+        /// States in memory, in key order (a snapshot's, loaded: see `BaseStates`).
+        case states(StateRun)
+
+        /// The state of `key` in the base, or nil.
+        func state(of key: String, _ db: Database) throws -> String? {
+            switch self {
+            case .none: return nil
+            case .snapshot(let view, let schema): return try SnapshotStates.state(db, view, schema: schema, key: key)
+            case .table(let schema, let table):
+                return try String.fetchOne(
+                    db, sql: "SELECT state FROM \(schema).\(ReadModel.quote(table)) WHERE key = ?", arguments: [key])
+            case .states(let run):
+                var key = key
+                return key.withUTF8 { key in
+                    run.state(forKey: UnsafeRawBufferPointer(key), hash: KeyIndex.hash(UnsafeRawBufferPointer(key)))
+                        .map { String(decoding: $0, as: UTF8.self) }
+                }
+            }
+        }
     }
 
     /// The name the table gets (in the `temp` schema): the projection's, so that it

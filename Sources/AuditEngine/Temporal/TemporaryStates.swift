@@ -33,6 +33,7 @@ final class TemporaryStates: StateDatabase {
         queue = try DatabaseQueue(path: "", configuration: config)
         try queue.inDatabase { db in
             try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [storePath])
+            try db.execute(sql: "PRAGMA store.mmap_size = 4294967296")
             // `store` is the one attachment: a user's query cannot attach (create) files.
             sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, 1)
             try db.beginTransaction(.deferred)
