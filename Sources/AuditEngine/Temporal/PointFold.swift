@@ -63,6 +63,8 @@ final class PointFold {
     private let tracksLateEvents: Bool
     /// With only `key` of a projection keyed by stream wanted: only its events are read.
     private let stream: String?
+    /// How many streams were folded again for late events (see the type's doc).
+    private(set) var refoldedStreams = 0
     /// Whether every state is read at each point (not one key's): snapshots are then
     /// loaded into memory (`BaseStates`).
     private let loadsBase: Bool
@@ -151,6 +153,7 @@ final class PointFold {
     /// snapshot's (or to `init`), then its events after the snapshot that `point` selects.
     private func refold(_ member: Member, streams: [String], to point: TemporalSelection, end: Int64) throws {
         let run = member.run
+        refoldedStreams += streams.count
         try states.readStates { db in
             for stream in streams {
                 let partition = run.partition(ofStream: stream)
