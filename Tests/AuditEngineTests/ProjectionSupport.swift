@@ -103,3 +103,9 @@ func expectedOrderTotals(_ lines: [String]) throws -> [String] {
         return #"\#(key) {\#(customer)"status":"\#(s.status)","total":\#(s.total)}"#
     }
 }
+
+/// A message with the workspace's folder left out of its paths (Lua shortens long
+/// ones to "...tail"): the same in every workspace.
+func withoutFolder(_ message: String) -> String {
+    message.replacingOccurrences(of: #"[^ "(]*/projections/"#, with: "projections/", options: .regularExpression)
+}
