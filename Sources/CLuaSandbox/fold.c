@@ -311,7 +311,8 @@ int avm_apply_batch(avm *vm, avm_batch *batch) {
     lua_pushlightuserdata(L, batch);
     batch->status = AVM_ERROR;
     avm_reset_budget(vm);
-    return avm_finish_call(vm, avm_pcall(vm, 1, 0), batch->status);
+    int status = avm_pcall(vm, 1, 0);  // before batch->status is read: C does not order arguments
+    return avm_finish_call(vm, status, batch->status);
 }
 
 static int provide_protected(lua_State *L) {

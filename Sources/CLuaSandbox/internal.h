@@ -180,6 +180,7 @@ struct avm {
 // Lua 5.4's Table: array part pointer, hash part pointer; the size of a TValue.
 #define AVM_TABLE_ARRAY 16
 #define AVM_TABLE_NODE 24
+#define AVM_TABLE_METATABLE 40  // (read where vm->check_layout_ok)
 #define AVM_TVALUE_SIZE 16
 
 // The states in memory: slot i is ref_states[i / AVM_STATES_CHUNK + 1][i % AVM_STATES_CHUNK + 1],

@@ -31,6 +31,10 @@ typedef struct {
     int nframes;
     struct { const jkey *key; size_t element; } frames[MAX_DEPTH + 2];
     const void *tables[MAX_DEPTH + 2];  // the tables being written, outermost first
+    // The tables of the state written so far: the first few here, the rest (a state of
+    // many tables) in vm->seen.
+    const void *seen[8];
+    int nseen;
 } jwriter;
 
 static void path_put_key(abuf *path, const jkey *k);
@@ -390,17 +394,22 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
 /// The spec (allow_functions) is written through views, as plain data.
 static int check_plain(jwriter *w, int idx, int depth) {
     lua_State *L = w->L;
-    if (lua_getmetatable(L, idx)) {
-        lua_pop(L, 1);
+    const void *self = lua_topointer(L, idx);
+    int has_metatable = w->vm->check_layout_ok ? *(const void *const *)((const char *)self + AVM_TABLE_METATABLE) != NULL
+                                               : lua_getmetatable(L, idx) && (lua_pop(L, 1), 1);
+    if (has_metatable) {
         if (w->allow_functions) return avm_frozen_real(L, idx) ? lua_gettop(L) : idx;
         if (avm_frozen_name(L, idx))
             wfail(w, "%s cannot be stored in state: it is read-only (what the projection set up when it loaded is shared by every key); store a copy of it", lua_tostring(L, -1));
         wfail(w, "a table with a metatable cannot be stored in state%s (it would be read back without it); store a plain table", "");
     }
     if (w->allow_functions) return idx;
-    const void *self = lua_topointer(L, idx);
-    int added = avm_ptrset_add(&w->vm->seen, self);
+    int added = 1;
+    for (int i = 0; i < w->nseen && i < 8; i++) if (w->seen[i] == self) added = 0;
+    if (added && w->nseen < 8) w->seen[w->nseen] = self;
+    else if (added) added = avm_ptrset_add(&w->vm->seen, self);
     if (added < 0) luaL_error(L, "out of memory writing JSON");
+    w->nseen++;
     if (!added) {
         for (int i = 0; i < depth; i++) {
             if (w->tables[i] == self) wfail(w, "a table that contains itself (a cycle)%s cannot be stored in state", "");
@@ -515,6 +524,7 @@ void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functio
     w.allow_functions = allow_functions;
     w.root = key;  // the path starts as `the state of key "K"` (or names the spec)
     w.nframes = 0;
-    if (!allow_functions) avm_ptrset_clear(&vm->seen);
+    w.nseen = 0;
+    if (vm->seen.count) avm_ptrset_clear(&vm->seen);  // (also after a write that failed)
     write_value(&w, lua_absindex(L, idx), 0);
 }

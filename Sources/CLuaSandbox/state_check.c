@@ -24,7 +24,7 @@
 #define T_ALIMIT 12
 #define T_ARRAY 16
 #define T_NODE 24
-#define T_METATABLE 40
+#define T_METATABLE AVM_TABLE_METATABLE
 #define TV_SIZE 16
 #define TV_TAG 8
 #define NODE_SIZE 24
@@ -66,7 +66,25 @@ static size_t array_size(const char *t) {
     return (size_t)size + 1;
 }
 
+/// Whether a string of fewer than 16 bytes is ASCII: two (overlapping) loads.
+static inline int ascii_short(const unsigned char *s, size_t n) {
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        return !((a | b) & 0x8080808080808080ULL);
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        return !((a | b) & 0x80808080u);
+    }
+    return n == 0 || !((s[0] | s[n / 2] | s[n - 1]) & 0x80);
+}
+
 static int utf8_plain(const unsigned char *s, size_t n) {
+    if (n < 16 && ascii_short(s, n)) return 1;  // the usual key or short value
     size_t i = 0;
     while (i + 8 <= n) {
         uint64_t w;
@@ -100,7 +118,7 @@ static size_t string_length(const char *ts) {
 }
 
 /// Counts a string; CHECK_LARGE past the bound.
-static int check_string(checker *c, const char *ts) {
+static inline int check_string(checker *c, const char *ts) {
     size_t len = string_length(ts);
     c->bytes += len;
     if (c->bytes > AVM_CHECK_BYTES) return CHECK_LARGE;
@@ -111,7 +129,7 @@ static int check_string(checker *c, const char *ts) {
 static int check_table(checker *c, const char *t, int depth);
 
 /// The value of the TValue at v; `column` the declared column it fills, or NULL.
-static int check_value(checker *c, const char *v, int depth, const avm_column *column) {
+static inline int check_value(checker *c, const char *v, int depth, const avm_column *column) {
     if (++c->values > AVM_CHECK_VALUES) return CHECK_LARGE;
     switch (byte_at(v, TV_TAG)) {
     case TAG_FALSE: case TAG_TRUE:
@@ -184,8 +202,9 @@ static int check_table(checker *c, const char *t, int depth) {
         const avm_column *column = NULL;
         if (key == TAG_SHORT || key == TAG_LONG) {
             const char *ks = ptr_at(n, NODE_KEY);
-            if (check_string(c, ks) == CHECK_LARGE) return CHECK_LARGE;
             if (top) column = column_named(c, ks);
+            if (column) c->bytes += column->len;  // a column's name: UTF-8 already
+            else if (check_string(c, ks) == CHECK_LARGE) return CHECK_LARGE;
             strings++;
         } else if (key == TAG_INT) {
             lua_Integer k = *(const lua_Integer *)(n + NODE_KEY);
@@ -201,11 +220,14 @@ static int check_table(checker *c, const char *t, int depth) {
     return CHECK_OK;
 }
 
-/// CHECK_* for the table at idx: large past the bounds (whatever else it holds), else
+/// CHECK_* for the table t: large past the bounds (whatever else it holds), else
 /// unsure when the writer must look, else fine.
-static int quick_check(const avm *vm, lua_State *L, int idx) {
-    checker c = { vm, 0, 0, 0, 0, { 0 }, 0 };
-    if (check_table(&c, lua_topointer(L, idx), 0) == CHECK_LARGE) return CHECK_LARGE;
+static int quick_check(const avm *vm, const char *t) {
+    checker c;  // c.tables is filled as far as c.ntables says
+    c.vm = vm;
+    c.values = c.bytes = c.ntables = 0;
+    c.unsure = c.many = 0;
+    if (check_table(&c, t, 0) == CHECK_LARGE) return CHECK_LARGE;
     return c.unsure || c.many ? CHECK_UNSURE : CHECK_OK;
 }
 
@@ -213,7 +235,8 @@ void avm_check_state(avm *vm, lua_State *L, int idx, long slot) {
     kslot *s = &vm->keys.slots[slot];
     if (s->flags & KEY_LARGE) return;
     if (vm->check_layout_ok) {
-        int r = quick_check(vm, L, idx);
+        // The table was noted when the handler returned (states_note).
+        int r = quick_check(vm, s->table ? (const char *)s->table : (const char *)lua_topointer(L, idx));
         if (r == CHECK_OK) return;
         if (r == CHECK_LARGE) { s->flags |= KEY_LARGE; return; }
     }
@@ -232,7 +255,7 @@ static int expect(avm *vm, lua_State *L, const char *src, int expected) {
         lua_pop(L, 1);
         return 0;
     }
-    int r = quick_check(vm, L, lua_gettop(L));
+    int r = quick_check(vm, (const char *)lua_topointer(L, -1));
     lua_pop(L, 1);
     return r == expected;
 }

@@ -63,16 +63,18 @@ struct DeterminismPropertyTests {
         """,
     ]
 
-    /// Fragments that must fail the projection at the event where TRIGGER holds.
+    /// Fragments that must fail the projection at the first event from the trigger on.
+    /// Those that write hidden state read it back into s: were the write allowed, the
+    /// state would depend on which keys a VM folded before (parallel, restarts).
     static let poisons = [
-        "shared.tally[e.stream] = true",                          // a module's table
-        "count = count + 1",                                      // an upvalue
-        "cache[e.stream] = e.seq",                                // an upvalue table
-        "rawset(_G, 'seen', e.seq)",                              // a global
-        "s.ints = { [e.data.v + 2] = 1 }",                        // integer keys outside 1..n
-        "local t = { 1 } s.one = t s.two = { t }",                // a table in two places
-        "s.tmp = function() end",                                 // a function, removed below
-        "s.weak = setmetatable({}, { __index = function() return 0 end })",  // a metatable
+        "shared.tally.n = (shared.tally.n or 0) + 1 s.tally = shared.tally.n",   // a module's table
+        "count = count + 1 s.count = count",                                      // an upvalue
+        "cache.n = (cache.n or 0) + 1 s.cached = cache.n",                        // an upvalue table
+        "rawset(_G, 'seen', (rawget(_G, 'seen') or 0) + 1) s.seen = rawget(_G, 'seen')",  // a global
+        "s.ints = { [e.data.v + 2] = 1 }",                                        // integer keys outside 1..n
+        "local t = { 1 } s.one = t s.two = { t }",                                // a table in two places
+        "s.tmp = function() end",                                                 // a function, removed below
+        "s.weak = setmetatable({}, { __index = function() return 0 end })",      // a metatable
     ]
 
     static let module = """
@@ -96,7 +98,7 @@ struct DeterminismPropertyTests {
         let trigger = 20 + pick(events - 40)
         var body = chosen.map { hazards[$0] }.joined(separator: "\n")
         if let poison {
-            body += "\nif e.data.n == \(trigger) then \(poisons[poison]) end"
+            body += "\nif e.data.n >= \(trigger) then \(poisons[poison]) end"
             body += "\nif e.data.n == \(trigger + 5) then s.tmp = nil end"
         }
         let projection = """
