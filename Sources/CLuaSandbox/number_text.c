@@ -40,7 +40,13 @@ static int reads_back(const digits *g, double v) {
     text[at++] = '.';
     for (int i = 1; i < g->n; i++) text[at++] = g->d[i];
     if (g->n == 1) text[at++] = '0';
-    snprintf(text + at, sizeof text - (size_t)at, "e%d", g->exp);
+    text[at++] = 'e';
+    int e = g->exp;
+    if (e < 0) { text[at++] = '-'; e = -e; }
+    if (e >= 100) text[at++] = (char)('0' + e / 100);
+    if (e >= 10) text[at++] = (char)('0' + e / 10 % 10);
+    text[at++] = (char)('0' + e % 10);
+    text[at] = 0;
     return strtod_l(text, NULL, avm_c_locale()) == v;
 }
 
@@ -97,10 +103,13 @@ static void shortest(double v, digits *g) {
         // the correctly rounded one.
         rounded(v, 15, g);
         if (reads_back(g, v)) { strip_zeros(g); return; }
-        // 16 digits: the correctly rounded candidate, else the one across v from it
-        // (the interval that reads back to v is not centred at a power of two).
+        // 16 digits: the correctly rounded candidate; at a power of two (where the
+        // interval that reads back to v is not centred on it) else the one across v.
         rounded(v, 16, g);
         if (reads_back(g, v)) return;
+        uint64_t bits;
+        memcpy(&bits, &v, sizeof bits);
+        if (bits & 0x000FFFFFFFFFFFFFULL) { rounded(v, 17, g); return; }
         digits other = *g;
         step(&other, 1);
         if (reads_back(&other, v)) { *g = other; return; }

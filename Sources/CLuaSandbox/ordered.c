@@ -7,9 +7,9 @@
 // pairs order would change from run to run. Keys of other types (tables, functions)
 // have no fixed order and are refused.
 //
-// pairs takes a sorted snapshot of the keys (O(n log n) once, O(1) per step); a key
-// removed during the traversal is skipped, one added is not visited (as Lua leaves
-// adding undefined). next(t) finds the smallest key in one pass; next(t, k) keeps one
+// pairs takes a sorted snapshot of the keys (O(n log n) once, O(1) per step) and
+// returns an iterator over it; a key removed during the traversal is skipped, one
+// added is not visited (as Lua leaves adding undefined). next(t) finds the smallest key in one pass; next(t, k) keeps one
 // snapshot per VM, dropped at every event, so what it answers depends only on what
 // the handler did.
 #include <math.h>
@@ -25,13 +25,12 @@ typedef struct {
     lua_Number f;
     const char *s;
     size_t len;
-    lua_Integer at; // the key's index in the snapshot's key table
+    uint64_t prefix; // a string's first 8 bytes, big-endian (compared before the rest)
+    lua_Integer at;  // the key's index in the snapshot's key table
 } okey;
 
 /// A snapshot: the keys sorted. User values: 1, the keys (in the order lua_next gave
-/// them; keys[at] of each okey); 2, the table read.
-#define SNAPSHOT "audit.snapshot"
-
+/// them; keys[at] of each okey); 2, the table read. Never handed to a script.
 typedef struct {
     size_t n;
     size_t hint;    // where the last step was: the next one usually follows it
@@ -50,6 +49,8 @@ static void describe(lua_State *L, int idx, okey *k) {
     case LUA_TSTRING:
         k->cls = KEY_STRING;
         k->s = lua_tolstring(L, idx, &k->len);  // a string already: no conversion
+        k->prefix = 0;
+        for (size_t i = 0; i < 8; i++) k->prefix = (k->prefix << 8) | (i < k->len ? (unsigned char)k->s[i] : 0);
         break;
     case LUA_TBOOLEAN:
         k->cls = KEY_BOOLEAN;
@@ -78,8 +79,9 @@ static int okey_cmp(const okey *a, const okey *b) {
         if (!a->is_int && !b->is_int) return (a->f > b->f) - (a->f < b->f);
         return a->is_int ? int_float_cmp(a->i, b->f) : -int_float_cmp(b->i, a->f);
     case KEY_STRING: {
+        if (a->prefix != b->prefix) return a->prefix < b->prefix ? -1 : 1;
         size_t n = a->len < b->len ? a->len : b->len;
-        int c = memcmp(a->s, b->s, n);
+        int c = n > 8 ? memcmp(a->s + 8, b->s + 8, n - 8) : 0;
         if (c) return c;
         return (a->len > b->len) - (a->len < b->len);
     }
@@ -124,7 +126,6 @@ int avm_push_snapshot(lua_State *L, int idx) {
     while (lua_next(L, t)) { lua_pop(L, 1); n++; }
     snapshot *s = lua_newuserdatauv(L, sizeof(snapshot) + n * sizeof(okey), 2);
     int ud = lua_gettop(L);
-    luaL_setmetatable(L, SNAPSHOT);
     s->n = n;
     s->hint = 0;
     s->unordered = 0;
@@ -207,12 +208,30 @@ static int unordered_error(lua_State *L, const char *fn, snapshot *s, int ud) {
     return 0;
 }
 
-/// The iterator pairs returns: (snapshot, previous key) -> key, value.
+/// The iterator pairs returns: (_, previous key) -> key, value. Upvalues: 1 the
+/// snapshot, 2 its keys, 3 the table read, 4 the key it returned last.
 static int ordered_step(lua_State *L) {
-    snapshot *s = luaL_checkudata(L, 1, SNAPSHOT);
-    long pos = position_after(L, s, 1, 2);
-    if (pos < 0) return luaL_error(L, "invalid key to 'next'");
-    return step_from(L, s, 1, (size_t)pos);
+    snapshot *s = lua_touserdata(L, lua_upvalueindex(1));
+    size_t pos;
+    if (lua_isnil(L, 2)) pos = 0;
+    else if (s->hint < s->n && lua_rawequal(L, 2, lua_upvalueindex(4))) pos = s->hint + 1;
+    else {
+        long p = position_after(L, s, lua_upvalueindex(1), 2);
+        if (p < 0) return luaL_error(L, "invalid key to 'next'");
+        pos = (size_t)p;
+    }
+    for (; pos < s->n; pos++) {
+        lua_rawgeti(L, lua_upvalueindex(2), s->keys[pos].at);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL) {
+            s->hint = pos;
+            lua_copy(L, -2, lua_upvalueindex(4));
+            return 2;
+        }
+        lua_pop(L, 2);
+    }
+    lua_pushnil(L);
+    return 1;
 }
 
 static int ordered_pairs(lua_State *L) {
@@ -225,8 +244,11 @@ static int ordered_pairs(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     if (avm_push_snapshot(L, 1)) return unordered_error(L, "pairs", lua_touserdata(L, 2), 2);
-    lua_pushcfunction(L, ordered_step);
-    lua_insert(L, 2);
+    lua_getiuservalue(L, 2, 1);
+    lua_getiuservalue(L, 2, 2);
+    lua_pushnil(L);
+    lua_pushcclosure(L, ordered_step, 4);
+    lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
 }
@@ -294,10 +316,6 @@ static int ordered_next(lua_State *L) {
 }
 
 void avm_open_ordered(lua_State *L) {
-    luaL_newmetatable(L, SNAPSHOT);
-    lua_pushliteral(L, "snapshot");
-    lua_setfield(L, -2, "__metatable");  // never handed out: nothing can be added to it
-    lua_pop(L, 1);
     lua_pushglobaltable(L);
     lua_pushcfunction(L, ordered_pairs);
     lua_setfield(L, -2, "pairs");

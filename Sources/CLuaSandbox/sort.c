@@ -97,7 +97,6 @@ static idx_t partition(lua_State *L, idx_t lo, idx_t up) {
 
 static void sort_range(lua_State *L, idx_t lo, idx_t up) {
     while (lo < up) {
-        luaL_checkstack(L, 8, "sorting");
         // t[lo], the middle and t[up] in order: the middle is the pivot.
         lua_geti(L, 1, lo);
         lua_geti(L, 1, up);
@@ -147,6 +146,7 @@ static int deterministic_sort(lua_State *L) {
         luaL_argcheck(L, n < INT_MAX, 1, "array too big");
         if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
         lua_settop(L, 2);
+        luaL_checkstack(L, 12, "sorting");  // each level of the recursion leaves the stack as it found it
         sort_range(L, 1, (idx_t)n);
     }
     return 0;
