@@ -343,6 +343,9 @@ void avm_bytecode_check(avm *vm, lua_State *L);
 /// Checks the state at idx (of the slot's key) as it will be written out; raises.
 void avm_check_state(avm *vm, lua_State *L, int idx, long slot);
 void avm_check_layout(avm *vm, lua_State *L);
+/// How many fields the table t has room for (its array and hash parts), 0 when this
+/// VM does not read tables directly.
+size_t avm_table_capacity(const avm *vm, const void *t);
 /// Raises unless a key can be stored and read back as it is (UTF-8, no NUL).
 void avm_check_key(lua_State *L, const char *key, size_t len, int from_function);
 

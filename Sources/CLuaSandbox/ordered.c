@@ -49,8 +49,15 @@ static void describe(lua_State *L, int idx, okey *k) {
     case LUA_TSTRING:
         k->cls = KEY_STRING;
         k->s = lua_tolstring(L, idx, &k->len);  // a string already: no conversion
-        k->prefix = 0;
-        for (size_t i = 0; i < 8; i++) k->prefix = (k->prefix << 8) | (i < k->len ? (unsigned char)k->s[i] : 0);
+        if (k->len >= 8) {
+            memcpy(&k->prefix, k->s, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            k->prefix = __builtin_bswap64(k->prefix);  // the first byte most significant
+#endif
+        } else {
+            k->prefix = 0;
+            for (size_t i = 0; i < 8; i++) k->prefix = (k->prefix << 8) | (i < k->len ? (unsigned char)k->s[i] : 0);
+        }
         break;
     case LUA_TBOOLEAN:
         k->cls = KEY_BOOLEAN;
@@ -121,17 +128,20 @@ static int read_table(lua_State *L, int idx) {
 
 int avm_push_snapshot(lua_State *L, int idx) {
     int t = read_table(L, idx);
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) { lua_pop(L, 1); n++; }
+    // Room for every key: what the table has room for (one pass), else counted.
+    size_t n = avm_table_capacity(avm_of(L), lua_topointer(L, t));
+    if (!n) {
+        lua_pushnil(L);
+        while (lua_next(L, t)) { lua_pop(L, 1); n++; }
+    }
     snapshot *s = lua_newuserdatauv(L, sizeof(snapshot) + n * sizeof(okey), 2);
     int ud = lua_gettop(L);
-    s->n = n;
     s->hint = 0;
     s->unordered = 0;
     lua_createtable(L, (int)n, 0);
     int keys = lua_gettop(L);
-    okey *tmp = n > 12 ? lua_newuserdatauv(L, (n / 2 + 1) * sizeof(okey), 0) : NULL;
+    okey small[32];
+    okey *tmp = n / 2 + 1 <= 32 ? small : lua_newuserdatauv(L, (n / 2 + 1) * sizeof(okey), 0);
     lua_Integer at = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {
@@ -143,6 +153,7 @@ int avm_push_snapshot(lua_State *L, int idx) {
         k->at = at;
         if (k->cls == KEY_UNORDERED) s->unordered = 1;
     }
+    s->n = n = (size_t)at;
     sort_keys(s->keys, tmp, n);
     lua_settop(L, keys);
     lua_setiuservalue(L, ud, 1);

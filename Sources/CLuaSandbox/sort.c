@@ -68,8 +68,8 @@ static void heap_sort(lua_State *L, idx_t lo, idx_t up) {
     }
 }
 
-/// With the pivot P on top and in t[up - 1], and t[lo] <= P <= t[up]: puts the
-/// elements less than P before it and the greater after; returns P's place.
+/// With the pivot P on top (popped) and in t[up - 1], and t[lo] <= P <= t[up]: puts
+/// the elements less than P before it and the greater after; returns P's place.
 static idx_t partition(lua_State *L, idx_t lo, idx_t up) {
     int pivot = lua_gettop(L);
     idx_t i = lo, j = up - 1;
@@ -87,8 +87,8 @@ static idx_t partition(lua_State *L, idx_t lo, idx_t up) {
             lua_pop(L, 1);
         }
         if (j < i) {
-            lua_pop(L, 2);
-            swap(L, up - 1, i);
+            lua_pop(L, 1);
+            store2(L, up - 1, i);  // t[i]'s value to up - 1, P (consumed) to i
             return i;
         }
         store2(L, i, j);  // t[j]'s value (on top) to i, t[i]'s to j
@@ -120,7 +120,6 @@ static void sort_range(lua_State *L, idx_t lo, idx_t up) {
         lua_geti(L, 1, up - 1);
         store2(L, p, up - 1);     // and moved to t[up - 1]
         p = partition(L, lo, up);
-        lua_pop(L, 1);
         idx_t smaller;
         if (p - lo < up - p) {
             sort_range(L, lo, p - 1);

@@ -308,6 +308,11 @@ void avm_check_layout(avm *vm, lua_State *L) {
         && expect(vm, L, "return { m = setmetatable({}, {}) }", CHECK_UNSURE);
 }
 
+size_t avm_table_capacity(const avm *vm, const void *t) {
+    if (!vm->check_layout_ok || !t) return 0;
+    return array_size((const char *)t) + ((size_t)1 << byte_at((const char *)t, T_LSIZENODE));
+}
+
 // --- keys -----------------------------------------------------------------------
 
 void avm_check_key(lua_State *L, const char *key, size_t len, int from_function) {
