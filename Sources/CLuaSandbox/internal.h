@@ -343,6 +343,8 @@ void avm_bytecode_check(avm *vm, lua_State *L);
 /// Checks the state at idx (of the slot's key) as it will be written out; raises.
 void avm_check_state(avm *vm, lua_State *L, int idx, long slot);
 void avm_check_layout(avm *vm, lua_State *L);
+/// Whether the bytes are UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+int avm_utf8_valid(const unsigned char *s, size_t n);
 /// How many fields the table t has room for (its array and hash parts), 0 when this
 /// VM does not read tables directly.
 size_t avm_table_capacity(const avm *vm, const void *t);

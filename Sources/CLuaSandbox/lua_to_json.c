@@ -100,29 +100,6 @@ static void put_integer(jwriter *w, long long v) {
     put(w, start, (size_t)(tmp + sizeof tmp - start));
 }
 
-static int valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned cp;
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return 0;
-        if (i + len > n) return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-        if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-        i += len;
-    }
-    return 1;
-}
-
 static void put_string(jwriter *w, const char *s, size_t n) {
     // Most strings are plain printable ASCII: copied in one go, no validation needed.
     size_t plain = 0;
@@ -140,7 +117,7 @@ static void put_string(jwriter *w, const char *s, size_t n) {
         out->len += n + 2;
         return;
     }
-    if (!valid_utf8((const unsigned char *)s + plain, n - plain)) wfail(w, "a string is not valid UTF-8%s", "");
+    if (!avm_utf8_valid((const unsigned char *)s + plain, n - plain)) wfail(w, "a string is not valid UTF-8%s", "");
     static const char hex[] = "0123456789abcdef";
     put(w, "\"", 1);
     size_t run = 0;

@@ -83,7 +83,7 @@ static inline int ascii_short(const unsigned char *s, size_t n) {
     return n == 0 || !((s[0] | s[n / 2] | s[n - 1]) & 0x80);
 }
 
-static int utf8_plain(const unsigned char *s, size_t n) {
+int avm_utf8_valid(const unsigned char *s, size_t n) {
     if (n < 16 && ascii_short(s, n)) return 1;  // the usual key or short value
     size_t i = 0;
     while (i + 8 <= n) {
@@ -122,7 +122,7 @@ static inline int check_string(checker *c, const char *ts) {
     size_t len = string_length(ts);
     c->bytes += len;
     if (c->bytes > AVM_CHECK_BYTES) return CHECK_LARGE;
-    if (!utf8_plain((const unsigned char *)ts + S_CONTENTS, len)) c->unsure = 1;
+    if (!avm_utf8_valid((const unsigned char *)ts + S_CONTENTS, len)) c->unsure = 1;
     return CHECK_OK;
 }
 
@@ -317,7 +317,7 @@ size_t avm_table_capacity(const avm *vm, const void *t) {
 
 void avm_check_key(lua_State *L, const char *key, size_t len, int from_function) {
     int nul = memchr(key, 0, len) != NULL;
-    if (!nul && utf8_plain((const unsigned char *)key, len)) return;
+    if (!nul && avm_utf8_valid((const unsigned char *)key, len)) return;
     // Shown with the bytes that are not printable ASCII escaped, as far as 60 bytes.
     luaL_Buffer b;
     luaL_buffinit(L, &b);

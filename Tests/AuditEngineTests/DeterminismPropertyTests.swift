@@ -141,30 +141,8 @@ struct DeterminismPropertyTests {
         let w = try Workspace()
         w.module("shared", module)
         w.projection("p", scenario.projection)
-        var options = ReplayOptions()
-        options.parallel = way.parallel
-        options.batchSize = way.batch
-        options.checkpointEvery = way.batch
-        if let memory = way.memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
-        let events = scenario.events
-        var failure: String?
-        var ingested = 0
-        for part in 0..<way.parts {
-            let end = (part + 1) * events.count / way.parts
-            try w.ingest(Array(events[ingested..<end]))
-            var replays = way.stops.filter { $0 > Int64(ingested) && $0 < Int64(end) }.map { Optional($0) }
-            replays.append(nil)
-            ingested = end
-            for stop in replays {
-                options.toSeq = stop
-                failure = nil
-                if case .failed(let error)? = try w.replay(["p"], options).first?.status {
-                    failure = "failed at \(error.seq.map(String.init) ?? "?"): " + withoutFolder(error.message)
-                }
-            }
-        }
-        if let failure { return [failure] }
-        return try w.dump("p")
+        return try w.replayInParts(
+            "p", scenario.events, parts: way.parts, stops: way.stops, .batches(way.batch, parallel: way.parallel, memory: way.memory))
     }
 
     @Test("random projections full of hazards: byte-identical states every way they are replayed, or the same failure at the same event", arguments: 1...8)

@@ -66,15 +66,7 @@ struct DeterministicLibraryTests {
         func run(parts: Int, batch: Int, memory: Int?) throws -> [String] {
             let w = try Workspace()
             w.projection("p", source)
-            var options = ReplayOptions()
-            options.batchSize = batch
-            options.checkpointEvery = batch
-            if let memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
-            for part in 0..<parts {
-                try w.ingest(Array(events[(part * events.count / parts)..<((part + 1) * events.count / parts)]))
-                try w.replay(["p"], options)
-            }
-            return try w.dump("p")
+            return try w.replayInParts("p", events, parts: parts, .batches(batch, memory: memory))
         }
         let once = try run(parts: 1, batch: 20_000, memory: nil)
         #expect(once.count == 3 && once[0].contains(#""first":"k0""#), "\(once)")

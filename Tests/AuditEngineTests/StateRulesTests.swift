@@ -22,23 +22,11 @@ struct StateRulesTests {
         (0..<count).map { eventLine(stream: "s\($0 % 5)", type: "T", data: #"{"n":\#($0)}"#, extra: #","id":"e\#($0)""#) }
     }
 
-    /// Replays `source` over `events`, ingested in `parts` parts (a replay after each):
-    /// the states, or the failure as "seq message".
+    /// Replays `source` over `events`, ingested in `parts` parts: the states, or the failure.
     func outcome(_ source: String, _ events: [String], parts: Int = 1, batch: Int = 20_000, memory: Int? = nil) throws -> [String] {
         let w = try Workspace()
         w.projection("p", source)
-        var options = ReplayOptions()
-        options.batchSize = batch
-        options.checkpointEvery = batch
-        if let memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
-        let size = (events.count + parts - 1) / parts
-        for start in stride(from: 0, to: events.count, by: size) {
-            try w.ingest(Array(events[start..<min(start + size, events.count)]))
-            if case .failed(let error)? = try w.replay(["p"], options).first?.status {
-                return ["\(error.seq.map(String.init) ?? "-") " + withoutFolder(error.message)]
-            }
-        }
-        return try w.dump("p")
+        return try w.replayInParts("p", events, parts: parts, .batches(batch, memory: memory))
     }
 
     @Test("integer keys that are not a list 1..n fail the first event that writes one, naming the key, in one pass or in two")
@@ -46,7 +34,7 @@ struct StateRulesTests {
         let source = Self.tally.replacingOccurrences(of: "KEY", with: "k")
         let once = try outcome(source, Self.log(200))
         #expect(once == (try outcome(source, Self.log(200), parts: 2)))
-        #expect(once.count == 1 && once[0].hasPrefix("1 "), "\(once)")
+        #expect(once.count == 1 && once[0].hasPrefix("failed at 1: "), "\(once)")
         #expect(once[0].contains(#"integer key 5 in a table whose integer keys are not 1..n"#) && once[0].contains("t[tostring(k)]"), "\(once)")
         #expect(once[0].contains(#"at the state of key "s0".c"#), "\(once)")
     }
@@ -87,7 +75,7 @@ struct StateRulesTests {
     @Test("a value that cannot be stored fails its event, also when a later event removes it before any checkpoint", arguments: [1, 3, 20_000])
     func transient(batch: Int) throws {
         let result = try outcome(Self.transient.replacingOccurrences(of: "PAD", with: ""), Self.log(20), batch: batch)
-        #expect(result.count == 1 && result[0].hasPrefix("8 "), "\(result)")
+        #expect(result.count == 1 && result[0].hasPrefix("failed at 8: "), "\(result)")
         #expect(result[0].contains(#"a function cannot be stored in state (only tables, strings, numbers and booleans) at the state of key "s2".tmp"#), "\(result)")
     }
 
@@ -105,6 +93,6 @@ struct StateRulesTests {
     ])
     func keys(function: String, expected: String) throws {
         let result = try outcome("return { key = function(e) \(function) end, on = { T = function(s, e) s.n = 1 end } }", Self.log(4))
-        #expect(result.count == 1 && result[0].hasPrefix("1 ") && result[0].contains(expected), "\(result)")
+        #expect(result.count == 1 && result[0].hasPrefix("failed at 1: ") && result[0].contains(expected), "\(result)")
     }
 }
