@@ -94,7 +94,7 @@ struct avm {
     int64_t budget_left;     // hook ticks left
     int budget_exceeded;
     int loading;             // while true, limits are generous (setup)
-    int closing;             // lua_close is freeing everything (limits.c)
+    int closing;             // lua_close is freeing everything (alloc.c)
 
     int key_mode;
     unsigned event_fields;
@@ -174,11 +174,13 @@ void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functio
 
 static inline avm *avm_of(lua_State *L) { return *(avm **)lua_getextraspace(L); }
 
-// limits.c
+// alloc.c
 void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void avm_pool_release(apool *pool);
+
+// limits.c
 void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
-void avm_pool_release(apool *pool);
 
 // depot.c
 /// A 2 MB pool chunk, its pages faulted in ahead when one is ready; NULL when memory is short.

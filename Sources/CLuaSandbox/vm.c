@@ -1,5 +1,5 @@
 // The projection VM: its life cycle, loading the script and reading its spec.
-// Limits are in limits.c, folding events and writing states in fold.c.
+// Limits are in limits.c and alloc.c, folding events and writing states in fold.c.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
