@@ -439,6 +439,7 @@ int avm_evict(avm *vm) {
     int r = avm_finish_call(vm, lua_pcall(vm->L, 0, 0, 0), AVM_OK);
     vm->assume_absent = 0;  // what was evicted is stored now
     lua_gc(vm->L, LUA_GCCOLLECT);
+    avm_pool_give_back(vm);  // the states' slabs are the system's again
     return r;
 }
 

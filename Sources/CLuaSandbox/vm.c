@@ -110,6 +110,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->ref_spec = vm->ref_on = vm->ref_init = vm->ref_key = vm->ref_merge = LUA_NOREF;
     vm->event_fields = AVM_FIELD_ALL;
     keymap_seed(&vm->keys);
+    avm_pool_init(&vm->pool);
     vm->L = lua_newstate(avm_limited_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
     *(avm **)lua_getextraspace(vm->L) = vm;
