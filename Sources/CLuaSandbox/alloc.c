@@ -124,6 +124,7 @@ static void *refill(avm *vm, size_t c, int force) {
     }
     s->where = SLAB_CURRENT;
     pool->current[c] = s;
+    vm->refused.nsize = 0;  // a refusal before is not final (see refuse)
     void *block = s->free;
     if (block) {
         s->free = *(void **)block;
@@ -266,6 +267,7 @@ static void *large_alloc(avm *vm, size_t n, int force) {
     void *p = large_get(n);
     if (!p) return NULL;
     vm->mem_used += cost;
+    vm->refused.nsize = 0;
     if (n >= ((size_t)4 << 20)) advise_huge(p, n);
     return p;
 }
@@ -291,14 +293,23 @@ static void *large_realloc(avm *vm, void *p, size_t old, size_t n) {
     if (!q) return NULL;  // only when the system is out of memory
     vm->mem_used = vm->mem_used - was + cost;
     if (n > old) {
-            if (n >= ((size_t)4 << 20)) advise_huge(q, n);
+        vm->refused.nsize = 0;
+        if (n >= ((size_t)4 << 20)) advise_huge(q, n);
     }
     return q;
 }
 
-/// Refuses a request: the event fails even when the script catches the error.
-static void *refuse(avm *vm) {
-    vm->mem_exceeded = 1;
+/// Lua answers a refused request with an emergency collection, then makes the same
+/// request again: only a refusal of that one too is final, and fails the event even when
+/// the script catches the error. A request that succeeds clears what was refused.
+static void *refuse(avm *vm, void *ptr, size_t osize, size_t nsize) {
+    if (vm->refused.nsize == nsize && vm->refused.ptr == ptr && vm->refused.osize == osize) {
+        vm->mem_exceeded = 1;
+    } else {
+        vm->refused.ptr = ptr;
+        vm->refused.osize = osize;
+        vm->refused.nsize = nsize;
+    }
     return NULL;
 }
 
@@ -333,7 +344,7 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
             if (old > POOL_MAX) large_free(vm, ptr, old); else pool_put(&vm->pool, ptr);
         }
     }
-    if (!p) return refuse(vm);
+    if (!p) return refuse(vm, ptr, osize, nsize);
     if (vm->tracing && vm->ntraced < 4) {
         vm->traced[vm->ntraced] = p;
         vm->traced_size[vm->ntraced++] = nsize;

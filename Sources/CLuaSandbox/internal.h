@@ -171,6 +171,11 @@ struct avm {
     avm_column *columns;     // declared columns, checked as states are written out
     size_t ncolumns;
     char *error;
+
+    // Memory (alloc.c). mem_used counts what the VM holds from the system: its pool's
+    // slabs, in use or empty, and its large blocks. The last request refused, until one
+    // succeeds (nsize 0: none), tells Lua's retry after its emergency collection apart.
+    struct { const void *ptr; size_t osize, nsize; } refused;
 };
 
 #define AVM_HOOK_COUNT 1000

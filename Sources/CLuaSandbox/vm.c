@@ -10,6 +10,7 @@ void avm_reset_budget(avm *vm) {
     vm->budget_left = vm->budget / AVM_HOOK_COUNT + 1;
     vm->budget_exceeded = 0;
     vm->mem_exceeded = 0;
+    vm->refused.nsize = 0;
 }
 
 void avm_set_error(avm *vm, const char *msg) {
