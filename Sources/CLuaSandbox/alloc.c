@@ -10,10 +10,10 @@
 // Slabs are cut from chunks of 2 MB aligned to their size; a chunk's header holds the
 // bookkeeping of its slabs, so a block's slab is found from its address alone. A slab
 // whose blocks are all free is kept for any class (reusing it costs no system call and
-// no page fault); the empty slabs are given back to the system when a large block would
-// pass the limit, and after the VM lets go of its states (avm_pool_give_back): a chunk
-// whose slabs are all given back is unmapped, others are madvise'd away a run of slabs
-// at a time.
+// no page fault); the empty slabs are given back to the system when a large block or the
+// JSON of states written out would pass the limit, and after the VM lets go of its
+// states (avm_pool_give_back): a chunk whose slabs are all given back is unmapped,
+// others are madvise'd away a run of slabs at a time.
 #define _GNU_SOURCE  // mremap
 #include <stdint.h>
 #include <stdlib.h>

@@ -401,6 +401,7 @@ static int flush_protected(lua_State *L) {
         }
         const char *key = keymap_key(&vm->keys, slot);
         size_t key_len = vm->keys.slots[slot].len;
+        vm->json_before = out->len;
         put_u32(L, out, key_len);
         if (!abuf_put(out, key, key_len)) return luaL_error(L, "out of memory");
         size_t at = out->len;

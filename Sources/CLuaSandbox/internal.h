@@ -176,6 +176,7 @@ struct avm {
     // slabs, in use or empty, and its large blocks. The last request refused, until one
     // succeeds (nsize 0: none), tells Lua's retry after its emergency collection apart.
     struct { const void *ptr; size_t osize, nsize; } refused;
+    size_t json_before;      // bytes of the states avm_flush wrote before this one (lua_to_json.c)
 };
 
 #define AVM_HOOK_COUNT 1000

@@ -11,6 +11,12 @@ void avm_reset_budget(avm *vm) {
     vm->budget_exceeded = 0;
     vm->mem_exceeded = 0;
     vm->refused.nsize = 0;
+    // The last call's output has been read by now: a large one is given back, so that
+    // beside the limit the VM keeps at most an eighth of it (see json_room).
+    if (vm->out.cap > ((size_t)1 << 20) && vm->out.cap > vm->mem_limit / 8) {
+        free(vm->out.data);
+        vm->out = (abuf){ 0 };
+    }
 }
 
 void avm_set_error(avm *vm, const char *msg) {
