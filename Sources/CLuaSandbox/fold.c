@@ -38,12 +38,12 @@ static void push_event(avm *vm, lua_State *L, const avm_event *e, int names) {
     if (f & AVM_FIELD_RECORDED_AT) SET_STRING(AVM_FIELD_RECORDED_AT, e->recorded_at, e->recorded_at_len);
     if (f & AVM_FIELD_DATA) {
         lua_pushvalue(L, FIELD(AVM_FIELD_DATA));
-        avm_push_json(vm, L, e->data, e->data_len, "event data");
+        avm_push_json(vm, L, e->data, e->data_len, "event data", AVM_JSON_EVENT);
         lua_rawset(L, -3);
     }
     if (f & AVM_FIELD_META) {
         lua_pushvalue(L, FIELD(AVM_FIELD_META));
-        avm_push_json(vm, L, e->meta, e->meta_len, "event meta");
+        avm_push_json(vm, L, e->meta, e->meta_len, "event meta", AVM_JSON_EVENT);
         lua_rawset(L, -3);
     }
 }
@@ -314,7 +314,7 @@ static int provide_protected(lua_State *L) {
     uint32_t hash = states_hash(vm, key, key_len);
     long slot = states_find(vm, key, key_len, hash);
     if (json) {
-        avm_push_json(vm, L, json, json_len, "stored state");
+        avm_push_json(vm, L, json, json_len, "stored state", AVM_JSON_STATE);
         if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
     } else {
         push_initial(vm, L, key, key_len);
@@ -483,7 +483,7 @@ static int merge_protected(lua_State *L) {
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_merge);
     lua_pushvalue(L, 4);
-    avm_push_json(vm, L, json, json_len, "a partial state");
+    avm_push_json(vm, L, json, json_len, "a partial state", AVM_JSON_STATE);
     lua_call(L, 2, 1);                                     // 5: merged
     if (!lua_istable(L, 5)) return luaL_error(L, "merge must return the combined state (a table), not a %s", luaL_typename(L, 5));
     slot = states_set(vm, L, slot, key, key_len, hash);

@@ -193,8 +193,16 @@ struct avm {
 #define AVM_STATES_CHUNK_BITS 10
 #define AVM_STATES_CHUNK (1L << AVM_STATES_CHUNK_BITS)
 
-/// Pushes the value of the JSON text [p, end); raises a Lua error on malformed JSON.
-void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what);
+/// Nesting limits (docs/events.md, docs/projections.md): an event's data and meta nest at
+/// most AVM_EVENT_LEVELS arrays and objects, counting the outermost (as ingest counts
+/// them); a state's tables at most AVM_STATE_LEVELS levels inside the state.
+#define AVM_EVENT_LEVELS 128
+#define AVM_STATE_LEVELS 64
+enum { AVM_JSON_EVENT, AVM_JSON_STATE };
+
+/// Pushes the value of the JSON text [p, end), an event's field or a state (`kind`,
+/// AVM_JSON_*, sets the nesting limit); raises a Lua error on malformed JSON.
+void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what, int kind);
 
 /// Appends the canonical JSON of the value at `idx` to `out`; raises a Lua error on
 /// values that are not plain data (functions unless allow_functions, NaN, cycles…).

@@ -13,7 +13,9 @@
 #include <string.h>
 #include "internal.h"
 
-#define MAX_DEPTH 64
+#define MAX_DEPTH AVM_STATE_LEVELS  // tables inside the state
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 typedef struct jkey jkey;
 
@@ -436,7 +438,7 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
 /// userdata (so an error raised below cannot leak it) and look values up.
 static void write_table(jwriter *w, int idx, int depth) {
     lua_State *L = w->L;
-    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep (is there a cycle?)", "64");
+    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep (is there a cycle?)", STR(AVM_STATE_LEVELS));
     enum { SMALL = 24 };
     luaL_checkstack(L, 2 * SMALL + 8, "state nesting");
     jkey small_keys[SMALL];

@@ -73,7 +73,7 @@ private struct Parser {
         }
         let value: JSONValue
         do {
-            value = try JSONParser.parse(text)
+            value = try JSONParser.parse(text, outerLevels: 1)  // data may nest as deep as ingest takes it
         } catch {
             fail(number, "an event must be one JSON object on one line: \(error)")
             return
