@@ -195,9 +195,9 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     // A slot found ahead stays valid (keys are only ever added here); a key not found
     // then may have been added since.
     long slot = a->slot >= 0 ? a->slot : states_find(vm, key, key_len, hash);
-    // Its flags are marked dirty after the handler: fetched meanwhile (measured: the
+    // Its flags and seq are set after the handler: fetched meanwhile (measured: the
     // miss on them was a twentieth of a replay's time).
-    if (slot >= 0 && !vm->all_dirty) __builtin_prefetch(&vm->keys.slots[slot], 1);
+    if (slot >= 0) __builtin_prefetch(&vm->keys.slots[slot], 1);
     if (states_push(vm, L, slot) == LUA_TNIL) {
         lua_pop(L, 1);
         if (!vm->assume_absent) {
@@ -223,6 +223,8 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     } else {
         states_note(vm, L, slot, state);  // its fields may have moved
     }
+    // Named when the state cannot be written out at the next checkpoint.
+    vm->keys.slots[slot].seq = e->seq;
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
     lua_settop(L, base);
     return AVM_OK;
@@ -406,6 +408,7 @@ static int flush_protected(lua_State *L) {
         if (!abuf_put(out, key, key_len)) return luaL_error(L, "out of memory");
         size_t at = out->len;
         put_u32(L, out, 0);
+        vm->flush_seq = vm->keys.slots[slot].seq;
         avm_write_json(vm, L, -1, out, 0, key);
         lua_pop(L, 1);
         le32((unsigned char *)out->data + at, out->len - at - 4);
@@ -417,8 +420,11 @@ static int flush_protected(lua_State *L) {
     return 1;
 }
 
+int64_t avm_flush_failed_seq(const avm *vm) { return vm->flush_seq; }
+
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count) {
     lua_State *L = vm->L;
+    vm->flush_seq = 0;
     lua_pushcfunction(L, flush_protected);
     avm_reset_budget(vm);
     int status = lua_pcall(L, 0, 1, 0);

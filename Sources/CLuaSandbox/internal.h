@@ -71,6 +71,7 @@ typedef struct {
     size_t off;          // bytes in keymap.bytes, NUL-terminated
     uint32_t len;
     uint32_t flags;      // KEY_* (used by states.c)
+    int64_t seq;         // the last event that changed its state (0: none since the key was added)
     // Where its state's table and hash part were when last seen (states.c), fetched
     // into cache while earlier events are folded; only ever prefetched, never read.
     const void *table, *node;
@@ -176,6 +177,7 @@ struct avm {
     // slabs, in use or empty, and its large blocks. The last request refused, until one
     // succeeds (nsize 0: none), tells Lua's retry after its emergency collection apart.
     struct { const void *ptr; size_t osize, nsize; } refused;
+    int64_t flush_seq;       // the kslot seq of the state avm_flush is writing
     size_t json_before;      // bytes of the states avm_flush wrote before this one (lua_to_json.c)
 };
 
