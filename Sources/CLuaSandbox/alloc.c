@@ -1,7 +1,7 @@
 // The VM's allocator, and its memory limit charged on what it holds from the system.
 //
 // Blocks of up to POOL_MAX bytes come from slabs of one size class each (the pool);
-// larger ones from malloc. vm->mem_used is what counts against the limit: the pool's
+// larger ones from malloc, and from 128 KB on from mappings of their own. vm->mem_used is what counts against the limit: the pool's
 // slabs (in use, or empty and kept for reuse) and the large blocks. So the memory the
 // VM holds stays within its limit whatever it allocates and frees in which order: a
 // pool whose freed blocks could only be used again by their own size class held 5x its
@@ -238,7 +238,6 @@ static inline size_t pages(size_t n) { return (n + 4095) & ~(size_t)4095; }
 /// 4 KB pages nearly every lookup also missed the TLB. The whole mapping, not only its
 /// aligned middle: a mapping split in two kinds could no longer be grown by mremap.
 static void advise_huge(void *p, size_t n) { madvise(p, pages(n), MADV_HUGEPAGE); }
-
 
 /// What a large block holds: its pages, or its bytes with malloc's header and rounding.
 static inline size_t large_cost(size_t n) { return n >= MAPPED_MIN ? pages(n) : (n + 16 + 15) & ~(size_t)15; }
