@@ -28,8 +28,8 @@ extension AuditCommand {
             let summary = try openStore(global).ingest(path: file, progress: stderrIsTerminal ? Self.showProgress : nil)
             if stderrIsTerminal { ProgressLine.clear() }
             var out = Output()
-            out.line(summary.json)
-            out.flush()
+            try out.line(summary.json)
+            try out.flush()
         }
     }
 }

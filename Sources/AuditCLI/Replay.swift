@@ -67,7 +67,7 @@ extension AuditCommand {
             var failures: [String] = []
             for case .failure(let error) in loaded {
                 failures.append(error.description)
-                out.line(#"{"projection":\#(json(error.projection)),"status":"failed","position":null,"events":0}"#)
+                try out.line(#"{"projection":\#(json(error.projection)),"status":"failed","position":null,"events":0}"#)
             }
             for outcome in outcomes {
                 let status: String
@@ -80,13 +80,11 @@ extension AuditCommand {
                     status = "failed"
                     failures.append(error.description)
                 }
-                out.line(#"{"projection":\#(json(outcome.projection)),"status":"\#(status)","position":\#(outcome.position),"events":\#(outcome.eventsApplied)}"#)
+                try out.line(#"{"projection":\#(json(outcome.projection)),"status":"\#(status)","position":\#(outcome.position),"events":\#(outcome.eventsApplied)}"#)
             }
-            out.flush()
-            if !failures.isEmpty {
-                for failure in failures { warn("audit: \(failure)") }
-                throw ExitCode(65)
-            }
+            for failure in failures { warn("audit: \(failure)") }
+            try out.flush()
+            if !failures.isEmpty { throw ExitCode(65) }
         }
     }
 }
@@ -107,10 +105,10 @@ enum ProgressLine {
 
     /// Rewrites the progress line in place.
     static func show(_ text: String) {
-        FileHandle.standardError.write(Data("\r\(text)\u{1B}[K".utf8))
+        StandardStreams.writeError("\r\(text)\u{1B}[K")
     }
 
     static func clear() {
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        StandardStreams.writeError("\r\u{1B}[K")
     }
 }

@@ -38,12 +38,12 @@ static void push_event(avm *vm, lua_State *L, const avm_event *e, int names) {
     if (f & AVM_FIELD_RECORDED_AT) SET_STRING(AVM_FIELD_RECORDED_AT, e->recorded_at, e->recorded_at_len);
     if (f & AVM_FIELD_DATA) {
         lua_pushvalue(L, FIELD(AVM_FIELD_DATA));
-        avm_push_json(vm, L, e->data, e->data_len, "event data");
+        avm_push_json(vm, L, e->data, e->data_len, "event data", AVM_JSON_EVENT);
         lua_rawset(L, -3);
     }
     if (f & AVM_FIELD_META) {
         lua_pushvalue(L, FIELD(AVM_FIELD_META));
-        avm_push_json(vm, L, e->meta, e->meta_len, "event meta");
+        avm_push_json(vm, L, e->meta, e->meta_len, "event meta", AVM_JSON_EVENT);
         lua_rawset(L, -3);
     }
 }
@@ -198,9 +198,9 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     long slot = a->slot >= 0 ? a->slot : states_find(vm, key, key_len, hash);
     // A key new to memory is checked once: it must be stored as text and read back.
     if (slot < 0 && vm->key_mode != AVM_KEY_GLOBAL) avm_check_key(L, key, key_len, vm->key_mode == AVM_KEY_FUNCTION);
-    // Its flags are marked dirty after the handler: fetched meanwhile (measured: the
+    // Its flags and seq are set after the handler: fetched meanwhile (measured: the
     // miss on them was a twentieth of a replay's time).
-    if (slot >= 0 && !vm->all_dirty) __builtin_prefetch(&vm->keys.slots[slot], 1);
+    if (slot >= 0) __builtin_prefetch(&vm->keys.slots[slot], 1);
     if (states_push(vm, L, slot) == LUA_TNIL) {
         lua_pop(L, 1);
         if (!vm->assume_absent) {
@@ -228,6 +228,8 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     } else {
         states_note(vm, L, slot, state);  // its fields may have moved
     }
+    // Named when the state cannot be written out at the next checkpoint.
+    vm->keys.slots[slot].seq = e->seq;
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
     // What the event did is checked now, not when states are next written out: the
     // outcome must not depend on where checkpoints fall.
@@ -324,7 +326,7 @@ static int provide_protected(lua_State *L) {
     uint32_t hash = states_hash(vm, key, key_len);
     long slot = states_find(vm, key, key_len, hash);
     if (json) {
-        avm_push_json(vm, L, json, json_len, "stored state");
+        avm_push_json(vm, L, json, json_len, "stored state", AVM_JSON_STATE);
         if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
     } else {
         push_initial(vm, L, key, key_len);
@@ -411,10 +413,12 @@ static int flush_protected(lua_State *L) {
         }
         const char *key = keymap_key(&vm->keys, slot);
         size_t key_len = vm->keys.slots[slot].len;
+        vm->json_before = out->len;
         put_u32(L, out, key_len);
         if (!abuf_put(out, key, key_len)) return luaL_error(L, "out of memory");
         size_t at = out->len;
         put_u32(L, out, 0);
+        vm->flush_seq = vm->keys.slots[slot].seq;
         avm_write_json(vm, L, -1, out, 0, key);
         lua_pop(L, 1);
         vm->keys.slots[slot].flags &= ~KEY_LARGE;  // checked again after its next event
@@ -427,8 +431,11 @@ static int flush_protected(lua_State *L) {
     return 1;
 }
 
+int64_t avm_flush_failed_seq(const avm *vm) { return vm->flush_seq; }
+
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count) {
     lua_State *L = vm->L;
+    vm->flush_seq = 0;
     lua_pushcfunction(L, flush_protected);
     avm_reset_budget(vm);
     int status = avm_pcall(vm, 0, 1);
@@ -450,6 +457,7 @@ int avm_evict(avm *vm) {
     int r = avm_finish_call(vm, avm_pcall(vm, 0, 0), AVM_OK);
     vm->assume_absent = 0;  // what was evicted is stored now
     lua_gc(vm->L, LUA_GCCOLLECT);
+    avm_pool_give_back(vm);  // the states' slabs are the system's again
     return r;
 }
 
@@ -493,7 +501,7 @@ static int merge_protected(lua_State *L) {
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_merge);
     lua_pushvalue(L, 4);
-    avm_push_json(vm, L, json, json_len, "a partial state");
+    avm_push_json(vm, L, json, json_len, "a partial state", AVM_JSON_STATE);
     lua_call(L, 2, 1);                                     // 5: merged
     if (!lua_istable(L, 5)) return luaL_error(L, "merge must return the combined state (a table), not a %s", luaL_typename(L, 5));
     lua_pushvalue(L, 5);

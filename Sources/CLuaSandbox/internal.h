@@ -27,17 +27,40 @@ int abuf_putc(abuf *b, char c);
 #define POOL_GRAIN 16
 #define POOL_MAX 512
 #define POOL_CLASSES (POOL_MAX / POOL_GRAIN)
-#define POOL_CHUNK (256 * 1024)
-#define POOL_HUGE_CHUNK (2 * 1024 * 1024)
+/// The pool's memory comes in chunks of 2 MB aligned to their size, each cut into slabs
+/// of one size class (alloc.c).
+#define POOL_CHUNK_SHIFT 21
+#define POOL_CHUNK ((size_t)1 << POOL_CHUNK_SHIFT)
+#define POOL_SLAB_SHIFT 14
+#define POOL_SLAB ((size_t)1 << POOL_SLAB_SHIFT)
+#define POOL_SLABS (POOL_CHUNK / POOL_SLAB)
 
-/// Small blocks of Lua's allocations, recycled by size class: each event makes and
-/// drops a few tables and strings, and glibc's malloc/free for them cost a quarter
-/// of replay time (measured).
+/// One slab's bookkeeping, in the header of its chunk (alloc.c).
+typedef struct aslab aslab;
+struct aslab {
+    void *free;          // its free blocks, linked through their first word
+    char *bump, *end;    // blocks never handed out: [bump, end)
+    aslab *next, *prev;  // in its class's list of slabs with free blocks, or a list of the pool's
+    uint32_t live;       // blocks handed out
+    uint8_t cls;         // size class of its blocks
+    uint8_t where;       // SLAB_* (alloc.c)
+};
+
+typedef struct achunk achunk;
+
+/// Small blocks of Lua's allocations, by size class: each event makes and drops a few
+/// tables and strings, and glibc's malloc/free for them cost a quarter of replay time
+/// (measured). Each class takes blocks from its current slab, then from its other slabs
+/// with free blocks; a slab whose blocks are all free again is kept for any class, and
+/// given back to the system when memory is short (alloc.c).
 typedef struct {
-    void *free_list[POOL_CLASSES + 1];
-    char *cursor;
-    size_t left;
-    void *chunks;  // linked through their first word, freed with the VM
+    aslab *current[POOL_CLASSES + 1];
+    aslab *partial[POOL_CLASSES + 1];  // each class's other slabs with free blocks
+    aslab none;          // the current slab of a class that has none: no free blocks
+    aslab *empty;        // slabs with no block in use, held for reuse
+    aslab *unheld;       // slabs given back to the system, to use again before new ones
+    achunk *chunks;      // every chunk, newest first
+    size_t fresh;        // slabs of the newest chunk from this one on were never used
     size_t nchunks;
 } apool;
 
@@ -50,6 +73,7 @@ typedef struct {
     size_t off;          // bytes in keymap.bytes, NUL-terminated
     uint32_t len;
     uint32_t flags;      // KEY_* (used by states.c)
+    int64_t seq;         // the last event that changed its state (0: none since the key was added)
     // Where its state's table and hash part were when last seen (states.c), fetched
     // into cache while earlier events are folded; only ever prefetched, never read.
     const void *table, *node;
@@ -104,7 +128,7 @@ struct avm {
     int64_t budget_left;     // hook ticks left
     int budget_exceeded;
     int loading;             // while true, limits are generous (setup)
-    int closing;             // lua_close is freeing everything (limits.c)
+    int closing;             // lua_close is freeing everything (alloc.c)
 
     int key_mode;
     unsigned event_fields;
@@ -159,6 +183,13 @@ struct avm {
     size_t ncolumns;
     char *error;
 
+    // Memory (alloc.c). mem_used counts what the VM holds from the system: its pool's
+    // slabs, in use or empty, and its large blocks. The last request refused, until one
+    // succeeds (nsize 0: none), tells Lua's retry after its emergency collection apart.
+    struct { const void *ptr; size_t osize, nsize; } refused;
+    int64_t flush_seq;       // the kslot seq of the state avm_flush is writing
+    size_t json_before;      // bytes of the states avm_flush wrote before this one (lua_to_json.c)
+
     // --- determinism: what a handler may change, in which order it sees keys, what a
     // state may hold (freeze.c, bytecode.c, ordered.c, state_check.c) ---
     int ref_views;           // real table -> its read-only view, walked function -> true; LUA_NOREF while loading
@@ -191,8 +222,16 @@ struct avm {
 #define AVM_STATES_CHUNK_BITS 10
 #define AVM_STATES_CHUNK (1L << AVM_STATES_CHUNK_BITS)
 
-/// Pushes the value of the JSON text [p, end); raises a Lua error on malformed JSON.
-void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what);
+/// Nesting limits (docs/events.md, docs/projections.md): an event's data and meta nest at
+/// most AVM_EVENT_LEVELS arrays and objects, counting the outermost (as ingest counts
+/// them); a state's tables at most AVM_STATE_LEVELS levels inside the state.
+#define AVM_EVENT_LEVELS 128
+#define AVM_STATE_LEVELS 64
+enum { AVM_JSON_EVENT, AVM_JSON_STATE };
+
+/// Pushes the value of the JSON text [p, end), an event's field or a state (`kind`,
+/// AVM_JSON_*, sets the nesting limit); raises a Lua error on malformed JSON.
+void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what, int kind);
 
 /// Appends the canonical JSON of the value at `idx` to `out`; raises a Lua error on
 /// values that are not plain data (functions unless allow_functions, NaN, cycles…).
@@ -201,15 +240,26 @@ void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functio
 
 static inline avm *avm_of(lua_State *L) { return *(avm **)lua_getextraspace(L); }
 
-// limits.c
+// alloc.c
 void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/// Before the VM's first allocation.
+void avm_pool_init(apool *pool);
+/// Gives the pool's empty slabs back to the system (after a collection freed many).
+void avm_pool_give_back(avm *vm);
+/// Unmaps every chunk (the VM is closed).
+void avm_pool_release(apool *pool);
+
+// limits.c
 void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
-void avm_pool_release(apool *pool);
 
 // depot.c
 /// A 2 MB pool chunk, its pages faulted in ahead when one is ready; NULL when memory is short.
 void *avm_depot_take(void);
+/// A pool chunk, zeroed and aligned to its size, on a 2 MB page when `huge`; NULL when
+/// memory is short. avm_chunk_unmap gives it back to the system.
+void *avm_chunk_map(int huge);
+void avm_chunk_unmap(void *chunk);
 
 // keymap.c
 void keymap_seed(keymap *m);

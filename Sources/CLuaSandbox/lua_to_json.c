@@ -15,7 +15,9 @@
 #include <string.h>
 #include "internal.h"
 
-#define MAX_DEPTH 64
+#define MAX_DEPTH AVM_STATE_LEVELS  // tables inside the state
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 typedef struct jkey jkey;
 
@@ -35,6 +37,10 @@ typedef struct {
     // many tables) in vm->seen.
     const void *seen[8];
     int nseen;
+    // The JSON counts against the memory limit (see json_room): out->len stays within
+    // room; below fast_end (room or out->cap, the smaller) bytes are put without a check.
+    size_t room, fast_end, start;
+    int collected;
 } jwriter;
 
 static void path_put_key(abuf *path, const jkey *k);
@@ -75,14 +81,59 @@ static void wfail(jwriter *w, const char *fmt, const char *detail) {
     lua_error(w->L);
 }
 
+/// The JSON of a projection's table (avm_describe) is read into Swift whole: a table
+/// returned with data in it stops at this size.
+#define SPEC_JSON_MAX ((size_t)1 << 20)
+
+/// What the JSON in the VM's output may take: what the memory limit leaves beside the
+/// memory the VM holds, or half the limit whatever it holds, so that a VM near its
+/// limit can still write its states out; the VM then holds at most 1.5x its limit. A
+/// state of shared tables (t = { t, t } twenty times over) is small in memory and
+/// enormous in JSON: it fails here, not when the machine runs out of memory.
+static size_t json_room(const avm *vm, int spec) {
+    size_t left = vm->mem_used < vm->mem_limit ? vm->mem_limit - vm->mem_used : 0;
+    size_t room = left > vm->mem_limit / 2 ? left : vm->mem_limit / 2;
+    return spec && room > SPEC_JSON_MAX ? SPEC_JSON_MAX : room;
+}
+
+static void too_large(jwriter *w) {
+    char msg[320], others[96] = "";
+    double mb = 1 << 20;
+    if (w->allow_functions) {
+        snprintf(msg, sizeof msg, "the projection table is too large: its JSON passed %zu MB (keep data out of the table a projection returns)",
+                 SPEC_JSON_MAX >> 20);
+        wfail(w, "%s", msg);
+    }
+    size_t before = w->start > 0 ? w->vm->json_before : 0;
+    if (before > 0) snprintf(others, sizeof others, ", after %.1f MB of the other states changed since the last checkpoint", (double)before / mb);
+    snprintf(msg, sizeof msg,
+             "state too large: its JSON (%.1f MB so far%s) passed what the memory limit of %zu MB leaves beside the VM's own %.1f MB "
+             "(JSON written out counts against the limit; a table stored in many places is written out in each)",
+             (double)(w->out->len - w->start) / mb, others,
+             w->vm->mem_limit >> 20, (double)w->vm->mem_used / mb);
+    wfail(w, "%s", msg);
+}
+
+/// Makes room for n more bytes in the output, within json_room: when they do not fit,
+/// once, collects the garbage and gives the empty slabs back, then fails.
+static void make_room(jwriter *w, size_t n) {
+    abuf *out = w->out;
+    if (out->len + n > w->room && !w->collected) {
+        w->collected = 1;
+        lua_gc(w->L, LUA_GCCOLLECT);
+        avm_pool_give_back(w->vm);
+        w->room = json_room(w->vm, w->allow_functions);
+    }
+    if (out->len + n > w->room) too_large(w);
+    if (!abuf_reserve(out, n)) luaL_error(w->L, "out of memory writing JSON");
+    w->fast_end = out->cap < w->room ? out->cap : w->room;
+}
+
 static inline void put(jwriter *w, const char *p, size_t n) {
     abuf *out = w->out;
-    if (out->len + n <= out->cap) {
-        memcpy(out->data + out->len, p, n);
-        out->len += n;
-    } else if (!abuf_put(out, p, n)) {
-        luaL_error(w->L, "out of memory writing JSON");
-    }
+    if (out->len + n > w->fast_end) make_room(w, n);
+    memcpy(out->data + out->len, p, n);
+    out->len += n;
 }
 
 /// Decimal digits of v into the end of buf (at least 21 bytes); returns the start.
@@ -110,7 +161,7 @@ static void put_string(jwriter *w, const char *s, size_t n) {
     }
     if (plain == n) {
         abuf *out = w->out;
-        if (out->len + n + 2 > out->cap && !abuf_reserve(out, n + 2)) luaL_error(w->L, "out of memory writing JSON");
+        if (out->len + n + 2 > w->fast_end) make_room(w, n + 2);
         out->data[out->len] = '"';
         memcpy(out->data + out->len + 1, s, n);
         out->data[out->len + 1 + n] = '"';
@@ -403,7 +454,7 @@ static int check_plain(jwriter *w, int idx, int depth) {
 /// their keys in a userdata (so an error raised below cannot leak it) and look values up.
 static void write_table(jwriter *w, int idx, int depth) {
     lua_State *L = w->L;
-    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep", "64");
+    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep", STR(AVM_STATE_LEVELS));
     enum { SMALL = 24 };
     luaL_checkstack(L, 2 * SMALL + 8, "state nesting");
     int top = lua_gettop(L);
@@ -503,5 +554,9 @@ void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functio
     w.nframes = 0;
     w.nseen = 0;
     if (vm->seen.count) avm_ptrset_clear(&vm->seen);  // (also after a write that failed)
+    w.start = out->len;  // a checkpoint's other states are before
+    w.room = json_room(vm, allow_functions);
+    w.fast_end = out->cap < w.room ? out->cap : w.room;
+    w.collected = 0;
     write_value(&w, lua_absindex(L, idx), 0);
 }

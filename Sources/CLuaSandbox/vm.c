@@ -1,5 +1,5 @@
 // The projection VM: its life cycle, loading the script and reading its spec.
-// Limits are in limits.c, folding events and writing states in fold.c.
+// Limits are in limits.c and alloc.c, folding events and writing states in fold.c.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,13 @@ void avm_reset_budget(avm *vm) {
     vm->budget_left = vm->budget / AVM_HOOK_COUNT + 1;
     vm->budget_exceeded = 0;
     vm->mem_exceeded = 0;
+    vm->refused.nsize = 0;
+    // The last call's output has been read by now: a large one is given back, so that
+    // beside the limit the VM keeps at most an eighth of it (see json_room).
+    if (vm->out.cap > ((size_t)1 << 20) && vm->out.cap > vm->mem_limit / 8) {
+        free(vm->out.data);
+        vm->out = (abuf){ 0 };
+    }
 }
 
 int avm_pcall(avm *vm, int nargs, int nresults) {
@@ -123,6 +130,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->ref_views = LUA_NOREF;
     vm->event_fields = AVM_FIELD_ALL;
     keymap_seed(&vm->keys);
+    avm_pool_init(&vm->pool);
     vm->L = lua_newstate(avm_limited_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
     *(avm **)lua_getextraspace(vm->L) = vm;

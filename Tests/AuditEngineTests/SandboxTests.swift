@@ -94,11 +94,33 @@ struct SandboxTests {
             return
         }
         #expect(error.description.contains(expected), "\(name): \(error)")
-        #expect(error.seq == 2 && error.description.contains(#"handler "T" (event "#), "\(name): \(error)")
+        #expect(error.seq == 2 && error.description.contains(#"handler "T" (event "#) && error.description.contains(#"stream "k1")"#), "\(name): \(error)")
         #expect(outcomes[1].status == .rebuilt)
         let records = try w.store.projectionRecords()
         #expect(records.live["hostile"] == nil)
         #expect(records.builds["hostile"]?.status == "failed" && records.builds["hostile"]?.error?.contains(expected) == true)
+    }
+
+    @Test("among many events of one checkpoint, the failure names the last event that changed the failing state, and the position stored")
+    func checkpointFailureNamesTheEvent() throws {
+        let w = try Workspace()
+        w.projection("ratio", """
+            return { on = { T = function(s, e)
+              s.n = (s.n or 0) + 1
+              if e.data.amount == 100 then s.avg = 0/0 end
+            end } }
+            """)
+        try w.ingest((1...300).map { i in eventLine(stream: "acct-\(i % 7)", type: "T", data: #"{"amount":\#(i)}"#, extra: #","id":"e\#(i)""#) })
+        let outcome = try w.replay(["ratio"])[0]
+        guard case .failed(let error) = outcome.status else {
+            Issue.record("not stopped: \(outcome.status)")
+            return
+        }
+        // seq 100 set NaN in acct-2; its state last changed at seq 296, the last acct-2 event.
+        #expect(error.seq == 296, "\(error)")
+        #expect(error.description.contains(#"NaN is not allowed in state (JSON cannot store it) at the state of key "acct-2".avg"#), "\(error)")
+        #expect(error.description.contains(#"handler "T" (event e296, stream "acct-2")"#), "\(error)")
+        #expect(outcome.position == 0, "nothing was stored, whatever the batch reached")
     }
 
     @Test("tostring of a table is stable (no address), and library functions still work")

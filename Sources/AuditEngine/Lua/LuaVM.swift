@@ -193,6 +193,13 @@ final class LuaVM {
         return FlushedStates(records: UnsafeRawBufferPointer(start: pointer, count: length), count: count)
     }
 
+    /// After `flush` failed on a state that cannot be stored: the seq of the last event
+    /// that changed it, or nil when not known.
+    var flushFailedSeq: Int64? {
+        let seq = avm_flush_failed_seq(vm)
+        return seq > 0 ? seq : nil
+    }
+
     var hasMerge: Bool { avm_has_merge(vm) != 0 }
 
     /// state[key] = merge(state[key], partial), where partial is canonical JSON.

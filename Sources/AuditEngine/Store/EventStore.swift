@@ -61,6 +61,8 @@ public final class EventStore: Sendable {
             try Schema.migrator.migrate(pool)
         } catch let error as StoreError {
             throw error
+        } catch let error as DatabaseError {
+            throw StoreError.storage("cannot open the database \(path)", error, path: path)
         } catch {
             throw StoreError.storage("cannot open the database \(path): \(error)")
         }
@@ -79,7 +81,7 @@ public final class EventStore: Sendable {
                 return result!
             }
         } catch let error as DatabaseError {
-            throw StoreError.storage("database write failed (\(path)): \(error)")
+            throw StoreError.storage("database write failed (\(path))", error, path: path)
         }
     }
 
@@ -88,7 +90,7 @@ public final class EventStore: Sendable {
         do {
             return try pool.read(body)
         } catch let error as DatabaseError {
-            throw StoreError.storage("database read failed (\(path)): \(error)")
+            throw StoreError.storage("database read failed (\(path))", error, path: path)
         }
     }
 

@@ -235,6 +235,26 @@ enum Schema {
             _ = try writer?.finish()
             try db.execute(sql: "DROP TABLE snapshot_states")
         }
+
+        // ---- The scheduler's attempts (issue 24). Kept in its own block: other
+        // migrations may be registered before it. ----
+        //
+        // v9: one row per finished attempt of a scheduled export's slot, timed by the
+        // scheduler's clock, so that a failed slot is retried with backoff within its
+        // window and `schedule list` can say how often it was tried and when it is tried
+        // next (`ScheduleAttempts`). What each export run did stays in `export_runs`.
+        migrator.registerMigration("v9-schedule-attempts") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_schedule_attempts (
+                    name        TEXT    NOT NULL,
+                    slot        TEXT    NOT NULL,
+                    attempt     INTEGER NOT NULL CHECK (attempt >= 1),
+                    finished_at TEXT    NOT NULL,
+                    outcome     TEXT    NOT NULL CHECK (outcome IN ('completed', 'failed')),
+                    PRIMARY KEY (name, slot, attempt)
+                ) STRICT, WITHOUT ROWID;
+                """)
+        }
         return migrator
     }()
 

@@ -105,6 +105,9 @@ void avm_assume_no_stored_states(avm *vm, int flag);
 /// [u32 key_len][key][u32 json_len][json] (lengths little-endian), in no particular
 /// order, and forgets which were changed. Valid until the next call.
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
+/// After avm_flush failed on a state that cannot be stored: the seq of the last event
+/// that changed that state (0: not known, e.g. a state only merged).
+int64_t avm_flush_failed_seq(const avm *vm);
 /// Copies `count` records of `in` (as avm_flush writes them, `len` bytes) into `out`
 /// (`len` bytes) in ascending bytewise key order. Needs no VM: any thread may call it.
 /// Returns 0; -1 when memory is short; -2 when the records are malformed.
