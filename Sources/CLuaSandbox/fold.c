@@ -161,6 +161,7 @@ static void warm(const avm *vm, const event_look *a) {
 /// Folds one event that was looked at; the stack is as it was after.
 static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a, int names) {
     if (!a->handler) return AVM_SKIPPED;
+    if (vm->next_cached) avm_ordered_reset(vm, L);  // next() starts afresh at each event
     int base = lua_gettop(L);
     int handler = a->handler;
     if (handler < 0) {
@@ -195,6 +196,8 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     // A slot found ahead stays valid (keys are only ever added here); a key not found
     // then may have been added since.
     long slot = a->slot >= 0 ? a->slot : states_find(vm, key, key_len, hash);
+    // A key new to memory is checked once: it must be stored as text and read back.
+    if (slot < 0 && vm->key_mode != AVM_KEY_GLOBAL) avm_check_key(L, key, key_len, vm->key_mode == AVM_KEY_FUNCTION);
     // Its flags and seq are set after the handler: fetched meanwhile (measured: the
     // miss on them was a twentieth of a replay's time).
     if (slot >= 0) __builtin_prefetch(&vm->keys.slots[slot], 1);
@@ -217,6 +220,8 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     lua_pushvalue(L, ev);
     lua_call(L, 2, 1);
     if (lua_istable(L, -1)) {
+        state = lua_gettop(L);
+        lua_pushvalue(L, state);
         states_set(vm, L, slot, key, key_len, hash);
     } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "a handler must change s in place or return a new state table, not a %s", luaL_typename(L, -1));
@@ -226,6 +231,10 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     // Named when the state cannot be written out at the next checkpoint.
     vm->keys.slots[slot].seq = e->seq;
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
+    // What the event did is checked now, not when states are next written out: the
+    // outcome must not depend on where checkpoints fall.
+    avm_check_state(vm, L, state, slot);
+    if (vm->nwatched) avm_check_watched(vm, L);
     lua_settop(L, base);
     return AVM_OK;
 }
@@ -245,7 +254,7 @@ int avm_apply(avm *vm, const avm_event *event) {
     lua_pushcfunction(L, apply_protected);
     lua_pushlightuserdata(L, (void *)event);
     avm_reset_budget(vm);
-    int status = lua_pcall(L, 1, 1, 0);
+    int status = avm_pcall(vm, 1, 1);
     int result = status == LUA_OK ? (int)lua_tointeger(L, -1) : AVM_ERROR;
     return avm_finish_call(vm, status, result);
 }
@@ -304,7 +313,8 @@ int avm_apply_batch(avm *vm, avm_batch *batch) {
     lua_pushlightuserdata(L, batch);
     batch->status = AVM_ERROR;
     avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 1, 0, 0), batch->status);
+    int status = avm_pcall(vm, 1, 0);  // before batch->status is read: C does not order arguments
+    return avm_finish_call(vm, status, batch->status);
 }
 
 static int provide_protected(lua_State *L) {
@@ -335,7 +345,7 @@ static int call_with_key_json(avm *vm, lua_CFunction fn, const char *key, size_t
     lua_pushlightuserdata(L, (void *)json);
     lua_pushinteger(L, (lua_Integer)json_len);
     avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 3, 0, 0), AVM_OK);
+    return avm_finish_call(vm, avm_pcall(vm, 3, 0), AVM_OK);
 }
 
 int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
@@ -411,6 +421,7 @@ static int flush_protected(lua_State *L) {
         vm->flush_seq = vm->keys.slots[slot].seq;
         avm_write_json(vm, L, -1, out, 0, key);
         lua_pop(L, 1);
+        vm->keys.slots[slot].flags &= ~KEY_LARGE;  // checked again after its next event
         le32((unsigned char *)out->data + at, out->len - at - 4);
         count++;
     }
@@ -427,7 +438,7 @@ int avm_flush(avm *vm, const char **records, size_t *len, size_t *count) {
     vm->flush_seq = 0;
     lua_pushcfunction(L, flush_protected);
     avm_reset_budget(vm);
-    int status = lua_pcall(L, 0, 1, 0);
+    int status = avm_pcall(vm, 0, 1);
     *count = status == LUA_OK ? (size_t)lua_tointeger(L, -1) : 0;
     int r = avm_finish_call(vm, status, AVM_OK);
     *records = vm->out.data ? vm->out.data : "";
@@ -443,7 +454,7 @@ static int evict_protected(lua_State *L) {
 int avm_evict(avm *vm) {
     lua_pushcfunction(vm->L, evict_protected);
     avm_reset_budget(vm);
-    int r = avm_finish_call(vm, lua_pcall(vm->L, 0, 0, 0), AVM_OK);
+    int r = avm_finish_call(vm, avm_pcall(vm, 0, 0), AVM_OK);
     vm->assume_absent = 0;  // what was evicted is stored now
     lua_gc(vm->L, LUA_GCCOLLECT);
     avm_pool_give_back(vm);  // the states' slabs are the system's again
@@ -466,7 +477,7 @@ int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, 
     lua_pushcfunction(L, state_json_protected);
     lua_pushlstring(L, key, key_len);
     avm_reset_budget(vm);
-    int status = lua_pcall(L, 1, 1, 0);
+    int status = avm_pcall(vm, 1, 1);
     int result = status == LUA_OK ? (int)lua_tointeger(L, -1) : AVM_ERROR;
     int r = avm_finish_call(vm, status, result);
     *json = vm->out.data ? vm->out.data : "";
@@ -476,6 +487,7 @@ int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, 
 
 static int merge_protected(lua_State *L) {
     avm *vm = avm_of(L);
+    if (vm->next_cached) avm_ordered_reset(vm, L);
     size_t key_len;
     const char *key = lua_tolstring(L, 1, &key_len);
     const char *json = lua_touserdata(L, 2);
@@ -492,8 +504,11 @@ static int merge_protected(lua_State *L) {
     avm_push_json(vm, L, json, json_len, "a partial state", AVM_JSON_STATE);
     lua_call(L, 2, 1);                                     // 5: merged
     if (!lua_istable(L, 5)) return luaL_error(L, "merge must return the combined state (a table), not a %s", luaL_typename(L, 5));
+    lua_pushvalue(L, 5);
     slot = states_set(vm, L, slot, key, key_len, hash);
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
+    avm_check_state(vm, L, 5, slot);
+    if (vm->nwatched) avm_check_watched(vm, L);
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #ifndef AUDIT_LUA_INTERNAL_H
 #define AUDIT_LUA_INTERNAL_H
 
+#include <locale.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -63,8 +64,9 @@ typedef struct {
     size_t nchunks;
 } apool;
 
-/// Flags of a key's slot in vm->keys.
-enum { KEY_DIRTY = 1, KEY_KEPT = 2 };
+/// Flags of a key's slot in vm->keys. KEY_LARGE: its state was too large to check
+/// after each event (state_check.c) since it was last written out.
+enum { KEY_DIRTY = 1, KEY_KEPT = 2, KEY_LARGE = 4 };
 
 /// A key's entry in a keymap: where its bytes are, and the states' bookkeeping.
 typedef struct {
@@ -108,6 +110,14 @@ typedef struct {
 } avm_column;
 
 #define AVM_SHAPE_KEYS 24
+
+/// A set of pointers that is emptied in O(1) (buffer.c).
+typedef struct { const void *p; uint32_t gen; } ptrset_slot;
+typedef struct {
+    ptrset_slot *slots;
+    size_t mask, count;
+    uint32_t gen;
+} ptrset;
 
 struct avm {
     lua_State *L;
@@ -179,12 +189,29 @@ struct avm {
     struct { const void *ptr; size_t osize, nsize; } refused;
     int64_t flush_seq;       // the kslot seq of the state avm_flush is writing
     size_t json_before;      // bytes of the states avm_flush wrote before this one (lua_to_json.c)
+
+    // --- determinism: what a handler may change, in which order it sees keys, what a
+    // state may hold (freeze.c, bytecode.c, ordered.c, state_check.c) ---
+    int ref_views;           // real table -> its read-only view, walked function -> true; LUA_NOREF while loading
+    int ref_watched;         // [i] = { function, n, value at load } of upvalues its code assigns; upvalue ids -> true
+    size_t nwatched;
+    lua_CFunction gmatch_step; // string.gmatch's iterator: one made at load carries state
+    int bytecode_ok;         // bytecode.c reads this Lua's dumps
+    abuf dump;
+    int ref_next_cache;      // the snapshot next(t, k) walks (ordered.c)
+    int next_cached;
+    int check_layout_ok;     // state_check.c reads tables directly
+    abuf check_out;
+    ptrset seen;             // the tables of the state being written (lua_to_json.c)
+    const void **column_keys; // each column's name as a Lua string (NULL: a long one), kept in ref_column_keys
+    int ref_column_keys;
 };
 
 #define AVM_HOOK_COUNT 1000
 // Lua 5.4's Table: array part pointer, hash part pointer; the size of a TValue.
 #define AVM_TABLE_ARRAY 16
 #define AVM_TABLE_NODE 24
+#define AVM_TABLE_METATABLE 40  // (read where vm->check_layout_ok)
 #define AVM_TVALUE_SIZE 16
 
 // The states in memory: slot i is ref_states[i / AVM_STATES_CHUNK + 1][i % AVM_STATES_CHUNK + 1],
@@ -308,5 +335,70 @@ int avm_new_ref_table(lua_State *L);
 
 /// Opens the sandboxed libraries and globals; returns 0 or raises.
 int avm_open_sandbox(lua_State *L);
+/// lua_pcall in the "C" locale (numbers are written and read with a '.', whatever
+/// locale the process or thread set).
+int avm_pcall(avm *vm, int nargs, int nresults);
+
+// --- determinism --------------------------------------------------------------------
+
+// buffer.c: 1 when p was added, 0 when it was there, -1 when memory is short.
+int avm_ptrset_add(ptrset *s, const void *p);
+void avm_ptrset_clear(ptrset *s);
+void avm_ptrset_free(ptrset *s);
+
+// number_text.c
+locale_t avm_c_locale(void);
+/// Swift's Double.description of a finite d into out (32 bytes); its length. Call in
+/// the "C" locale.
+size_t avm_number_text(double d, char *out);
+
+// ordered.c
+/// Pushes a snapshot of the keys of the table (or view) at idx, sorted; returns
+/// whether it has keys of a type with no order (tables, functions), put last.
+int avm_push_snapshot(lua_State *L, int idx);
+/// Forgets next()'s snapshot: at every event, so what next answers depends on the
+/// handler alone.
+void avm_ordered_reset(avm *vm, lua_State *L);
+void avm_open_ordered(lua_State *L);
+
+// sort.c
+void avm_open_sort(lua_State *L);
+
+// freeze.c
+/// Whether idx is a read-only view; pushes its name (1) or nothing (0).
+int avm_frozen_name(lua_State *L, int idx);
+/// Whether idx is a read-only view; pushes the table it shows (1) or nothing (0).
+int avm_frozen_real(lua_State *L, int idx);
+/// The key under which a metatable copy keeps the table given to setmetatable.
+const void *avm_original_key(void);
+/// Raises the error for a write of `key` into the view at `view`.
+int avm_refuse_change(lua_State *L, int view, int key);
+/// After the script loaded: everything it set up becomes read-only.
+void avm_freeze_loaded(avm *vm, lua_State *L);
+/// After a require at handler time: the module's value (at idx, replaced) too.
+void avm_freeze_module(avm *vm, lua_State *L, int idx, const char *name);
+void avm_watch_upvalue(avm *vm, lua_State *L, int f, int n);
+/// Raises if a watched upvalue changed (after each handler).
+void avm_check_watched(avm *vm, lua_State *L);
+
+// bytecode.c
+/// written[i]: the function at f (or one nested in it) assigns upvalue i + 1. Returns 0
+/// when it cannot tell (then every upvalue is watched).
+int avm_upvalues_written(avm *vm, lua_State *L, int f, unsigned char *written, size_t count);
+void avm_bytecode_check(avm *vm, lua_State *L);
+
+// state_check.c
+#define AVM_CHECK_VALUES 256
+#define AVM_CHECK_BYTES 16384
+/// Checks the state at idx (of the slot's key) as it will be written out; raises.
+void avm_check_state(avm *vm, lua_State *L, int idx, long slot);
+void avm_check_layout(avm *vm, lua_State *L);
+/// Whether the bytes are UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+int avm_utf8_valid(const unsigned char *s, size_t n);
+/// How many fields the table t has room for (its array and hash parts), 0 when this
+/// VM does not read tables directly.
+size_t avm_table_capacity(const avm *vm, const void *t);
+/// Raises unless a key can be stored and read back as it is (UTF-8, no NUL).
+void avm_check_key(lua_State *L, const char *key, size_t len, int from_function);
 
 #endif

@@ -155,12 +155,6 @@ static void push_name(jreader *r) {
     r->p = p + 1;
 }
 
-static locale_t c_locale(void) {
-    static locale_t loc = (locale_t)0;
-    if (!loc) loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    return loc;
-}
-
 static void push_number(jreader *r) {
     const char *start = r->p;
     int is_float = 0;
@@ -193,7 +187,7 @@ static void push_number(jreader *r) {
         if (errno == 0 && *endp == 0) { lua_pushinteger(r->L, (lua_Integer)v); return; }
     }
     char *endp;
-    double d = strtod_l(tmp, &endp, c_locale());
+    double d = strtod_l(tmp, &endp, avm_c_locale());
     if (*endp != 0) jfail(r, "bad number");
     lua_pushnumber(r->L, (lua_Number)d);
 }

@@ -68,6 +68,9 @@ final class LuaVM {
     var memoryUsed: Int { avm_memory_used(vm) }
     /// Whether the batch fold fetches the states of the events ahead (see avm_prefetches_states).
     var prefetchesStates: Bool { avm_prefetches_states(vm) != 0 }
+    /// Whether the state check and the upvalue watch read Lua's internals directly (see
+    /// avm_checks_directly).
+    var checksDirectly: Bool { avm_checks_directly(vm) != 0 }
     /// Keys this VM started from init: keys new to the projection.
     var keysCreated: Int { avm_keys_created(vm) }
     var memoryLimit: Int { avm_memory_limit(vm) }

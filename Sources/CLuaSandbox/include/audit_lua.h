@@ -84,6 +84,10 @@ typedef struct {
 /// states of the events ahead into cache (avm_apply_batch); without, it folds the same,
 /// only slower.
 int avm_prefetches_states(const avm *vm);
+/// Whether this VM checks each event's state by reading Lua's tables directly and
+/// finds the upvalues a function assigns in its bytecode, as it does on the Lua 5.4 it
+/// was made for; without, it checks the same, only slower.
+int avm_checks_directly(const avm *vm);
 /// Folds batch->events from batch->at on, in order, as avm_apply would one by one (the
 /// keys of the events ahead are fetched into cache meanwhile). Returns AVM_OK when all
 /// are done; AVM_NEED_STATE or AVM_ERROR for the event at batch->at, which was not applied.
@@ -134,6 +138,13 @@ int avm_merge(avm *vm, const char *key, size_t key_len, const char *json, size_t
 
 /// Drops every state held in memory (call right after a flush that was committed).
 int avm_evict(avm *vm);
+
+/// Writes a finite double into out (at least 32 bytes) as Swift's Double.description
+/// does, as the engine writes floats in state: the fewest digits that read back to it,
+/// in exponent form above 2^53 or below 0.0001 ("1e+16", "1e-05"), otherwise with a
+/// '.' ("100.0", "0.001"). Returns its length. (Exposed for the tests that compare it
+/// with Swift's.)
+size_t avm_format_double(double d, char *out);
 
 /// The canonical JSON of a key's state as it is in memory now (for tests and explain);
 /// AVM_SKIPPED when the key is not in memory.
