@@ -148,6 +148,20 @@ struct avm {
     avm_column *columns;     // declared columns, checked as states are written out
     size_t ncolumns;
     char *error;
+
+    // --- Work limits (budget.c, watchdog.c, strcharge.c, strmatch.c; the hook in limits.c).
+    // budget_left counts instructions; C functions charge the work they do to it too.
+    int *hook_base, *hook_count; // the lua_State's basehookcount and hookcount (NULL: not found, see budget.c)
+    int hook_period;             // the count hook's period: AVM_HOOK_COUNT, or 1 while a limit may be hit
+    int phase_left;              // with period 1: instructions until the next tick of AVM_HOOK_COUNT
+    int string_exceeded;         // a string longer than max_string was refused
+    int cpu_exceeded;            // the watchdog found the event over its CPU time
+    const char *spent_in;        // the C function whose charge spent the budget (NULL: Lua code)
+    size_t max_string;           // the longest string the VM may make, in bytes
+    size_t refused_string;       // the length of the string refused
+    struct avm_watch *watch;     // the CPU-time watchdog's view of this VM; NULL: no CPU limit
+    int error_deterministic;     // whether vm->error is one the same events always give
+    int pending_absent;          // the key in `pending` has no stored state (fold.c)
 };
 
 #define AVM_HOOK_COUNT 1000
@@ -176,6 +190,7 @@ static inline avm *avm_of(lua_State *L) { return *(avm **)lua_getextraspace(L); 
 
 // limits.c
 void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/// The count hook (AVM_HOOK_COUNT instructions, or every instruction once a limit is hit).
 void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
 void avm_pool_release(apool *pool);
@@ -248,9 +263,60 @@ const char *avm_column_type_name(int type);
 /// Whether the value at idx fits a column of this type.
 int avm_column_accepts(lua_State *L, int idx, int type);
 
-// vm.c
-/// Arms the budget and clears the limit flags before a protected call.
+// budget.c: the instruction budget and the limits enforced with it
+/// What C functions are charged: 1 instruction per AVM_BYTES_PER_INSTRUCTION bytes read
+/// or written, per value pushed or table element touched, and per
+/// AVM_STEPS_PER_INSTRUCTION steps of the pattern matcher.
+#define AVM_BYTES_PER_INSTRUCTION 16
+#define AVM_STEPS_PER_INSTRUCTION 2
+/// The longest string a VM may make: it bounds the work of one `==`, `..` or hash of a
+/// string, which the VM does in one instruction.
+#define AVM_MAX_STRING ((size_t)16 << 20)
+/// Finds the hook's counters in the lua_State (after lua_sethook in avm_new).
+void avm_budget_init(avm *vm);
+/// Arms the budget and clears the limit flags before each event or protected call.
 void avm_reset_budget(avm *vm);
+/// Called by the hook (limits.c): one tick of AVM_HOOK_COUNT instructions, or (period 1)
+/// one instruction since a limit may have been hit. Raises when a limit is hit.
+void avm_budget_tick(lua_State *L, avm *vm);
+/// Charges `instructions` of work done by the C function `what`; raises the budget error
+/// when the budget is spent (or the CPU time, see watchdog.c).
+void avm_charge(lua_State *L, int64_t instructions, const char *what);
+static inline int64_t avm_bytes(size_t n) { return (int64_t)(n / AVM_BYTES_PER_INSTRUCTION); }
+/// Raises the string size error for a string of `length` bytes (longer than max_string),
+/// before the work of making it is done.
+void avm_refuse_string(lua_State *L, size_t length);
+/// Whether a limit was hit in this call (the script may have caught its error).
+int avm_limit_hit(const avm *vm);
+/// Makes the hook fire at the next instruction, to check the limit flags there (a refused
+/// allocation); the instructions counted stay exact.
+void avm_stop_soon(avm *vm);
+/// The allocator the VM is made with: refuses strings past max_string, then avm_limited_alloc.
+void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/// The message of the limit hit (NULL when none), and whether it is deterministic.
+const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministic);
+
+// watchdog.c: the per-event limit on the thread's CPU time
+/// Watches the VM's calls into scripts from now on (seconds > 0), or stops (0).
+int avm_watch_start(avm *vm, double seconds);
+void avm_watch_stop(avm *vm);
+/// Around a call that runs the script: whose CPU time is watched, on this thread.
+void avm_watch_enter(avm *vm);
+void avm_watch_leave(avm *vm);
+/// A new event began (called by avm_reset_budget).
+void avm_watch_next(avm *vm);
+/// Whether the watchdog found the event being run over its limit.
+int avm_watch_fired(const avm *vm);
+double avm_watch_limit(const avm *vm);
+
+// strmatch.c, strcharge.c, tablecharge.c: the library functions that loop over their input
+/// Replaces them in the sandbox's libraries with charged ones (the last step of avm_open_sandbox).
+int avm_open_charged(lua_State *L);
+void avm_open_matcher(lua_State *L);
+void avm_open_string_charges(lua_State *L);
+void avm_open_table_charges(lua_State *L);
+
+// vm.c
 void avm_set_error(avm *vm, const char *msg);
 /// After a pcall: a failure or a limit the script caught becomes AVM_ERROR.
 int avm_finish_call(avm *vm, int status, int ok_result);

@@ -5,13 +5,6 @@
 #include <string.h>
 #include "internal.h"
 
-void avm_reset_budget(avm *vm) {
-    if (vm->budget_exceeded) lua_sethook(vm->L, avm_budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
-    vm->budget_left = vm->budget / AVM_HOOK_COUNT + 1;
-    vm->budget_exceeded = 0;
-    vm->mem_exceeded = 0;
-}
-
 void avm_set_error(avm *vm, const char *msg) {
     free(vm->error);
     vm->error = strdup(msg ? msg : "unknown error");
@@ -22,14 +15,15 @@ void avm_set_error(avm *vm, const char *msg) {
 int avm_finish_call(avm *vm, int status, int ok_result) {
     lua_State *L = vm->L;
     char buf[256];
+    vm->error_deterministic = 1;
     if (vm->mem_exceeded) {
         snprintf(buf, sizeof buf, "memory limit of %zu MB exceeded", vm->mem_limit >> 20);
         avm_set_error(vm, buf);
+        vm->error_deterministic = 0;
         lua_settop(L, 0);
         return AVM_ERROR;
     }
-    if (vm->budget_exceeded) {
-        snprintf(buf, sizeof buf, "instruction budget of %lld instructions exceeded (an endless loop?)", (long long)vm->budget);
+    if (avm_limit_message(vm, buf, sizeof buf, &vm->error_deterministic)) {
         avm_set_error(vm, buf);
         lua_settop(L, 0);
         return AVM_ERROR;
@@ -110,12 +104,13 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->ref_spec = vm->ref_on = vm->ref_init = vm->ref_key = vm->ref_merge = LUA_NOREF;
     vm->event_fields = AVM_FIELD_ALL;
     keymap_seed(&vm->keys);
-    vm->L = lua_newstate(avm_limited_alloc, vm);
+    vm->L = lua_newstate(avm_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
     *(avm **)lua_getextraspace(vm->L) = vm;
     lua_atpanic(vm->L, avm_on_panic);
     // Set once, now: a hook must exist before any thread is created to apply to it.
     lua_sethook(vm->L, avm_budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
+    avm_budget_init(vm);
     lua_pushcfunction(vm->L, setup_protected);
     int status = lua_pcall(vm->L, 0, 0, 0);
     vm->loading = 0;
@@ -134,6 +129,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
 
 void avm_free(avm *vm) {
     if (!vm) return;
+    avm_watch_stop(vm);
     vm->closing = 1;
     if (vm->L) lua_close(vm->L);
     vm->closing = 0;
@@ -293,7 +289,10 @@ int avm_load(avm *vm, const char *src, size_t len, const char *chunkname) {
     lua_pushlstring(L, src, len);
     lua_pushstring(L, chunkname);
     avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 2, 0, 0), AVM_OK);
+    avm_watch_enter(vm);
+    int status = lua_pcall(L, 2, 0, 0);
+    avm_watch_leave(vm);
+    return avm_finish_call(vm, status, AVM_OK);
 }
 
 static int describe_protected(lua_State *L) {
