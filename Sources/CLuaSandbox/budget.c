@@ -134,16 +134,14 @@ void avm_refuse_string(lua_State *L, size_t length) {
 void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     avm *vm = ud;
     // A new string (its type tag in osize): long strings are allocated whole, so their
-    // length is known before a byte is copied.
-    if (!ptr && osize == LUA_TSTRING && vm->max_string && nsize > vm->max_string + TSTRING_HEADER + 1) {
+    // length is known before a byte is copied. (max_string is 0 while the state is made.)
+    if (__builtin_expect(!ptr && osize == LUA_TSTRING && nsize > vm->max_string + TSTRING_HEADER + 1, 0) && vm->max_string) {
         vm->string_exceeded = 1;
         vm->refused_string = nsize - TSTRING_HEADER - 1;
         avm_stop_soon(vm);
         return NULL;
     }
-    void *p = avm_limited_alloc(ud, ptr, osize, nsize);
-    if (!p && nsize) avm_stop_soon(vm);  // the hook then looks at the memory flag
-    return p;
+    return avm_limited_alloc(ud, ptr, osize, nsize);
 }
 
 const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministic) {

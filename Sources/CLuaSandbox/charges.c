@@ -185,25 +185,35 @@ static const charged base_charges[] = {
     { NULL, NULL, NULL, NULL },
 };
 
-static int call_charged(lua_State *L, int direct) {
-    const charged *c = lua_touserdata(L, lua_upvalueindex(2));
-    if (c->before) avm_charge(L, c->before(L), c->name);
-    int n;
-    if (direct) {
-        n = lua_tocfunction(L, lua_upvalueindex(1))(L);
-    } else {
-        int args = lua_gettop(L);
-        lua_pushvalue(L, lua_upvalueindex(1));
-        lua_insert(L, 1);
-        lua_call(L, args, LUA_MULTRET);
-        n = lua_gettop(L);
-    }
-    if (c->after) avm_charge(L, c->after(L, n), c->name);
+/// What a wrapper of a plain C function holds: the function and its charges (one
+/// upvalue: these wrappers are called per event by ordinary projections).
+typedef struct {
+    lua_CFunction fn;
+    const charged *c;
+} direct_call;
+
+static int charged_direct(lua_State *L) {
+    const direct_call *d = lua_touserdata(L, lua_upvalueindex(1));
+    int64_t cost = d->c->before ? d->c->before(L) : 0;
+    if (cost) avm_charge(L, cost, d->c->name);
+    int n = d->fn(L);
+    if (d->c->after && (cost = d->c->after(L, n)) != 0) avm_charge(L, cost, d->c->name);
     return n;
 }
 
-static int charged_direct(lua_State *L) { return call_charged(L, 1); }
-static int charged_closure(lua_State *L) { return call_charged(L, 0); }
+/// A wrapper of a closure (upvalues: the closure, and its charges).
+static int charged_closure(lua_State *L) {
+    const charged *c = lua_touserdata(L, lua_upvalueindex(2));
+    int64_t cost = c->before ? c->before(L) : 0;
+    if (cost) avm_charge(L, cost, c->name);
+    int args = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, args, LUA_MULTRET);
+    int n = lua_gettop(L);
+    if (c->after && (cost = c->after(L, n)) != 0) avm_charge(L, cost, c->name);
+    return n;
+}
 
 /// Whether the function on top is a C function without upvalues: one that can be
 /// called in the wrapper's own frame.
@@ -223,9 +233,16 @@ static void wrap_all(lua_State *L, const charged *list) {
             lua_pop(L, 1);
             continue;
         }
-        int direct = plain_c_function(L);
-        lua_pushlightuserdata(L, (void *)c);
-        lua_pushcclosure(L, direct ? charged_direct : charged_closure, 2);
+        if (plain_c_function(L)) {
+            direct_call *d = lua_newuserdatauv(L, sizeof *d, 0);
+            d->fn = lua_tocfunction(L, -2);
+            d->c = c;
+            lua_remove(L, -2);
+            lua_pushcclosure(L, charged_direct, 1);
+        } else {
+            lua_pushlightuserdata(L, (void *)c);
+            lua_pushcclosure(L, charged_closure, 2);
+        }
         lua_setfield(L, -2, c->field);
     }
 }

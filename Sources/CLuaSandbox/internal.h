@@ -149,7 +149,7 @@ struct avm {
     size_t ncolumns;
     char *error;
 
-    // --- Work limits (budget.c, watchdog.c, strcharge.c, strmatch.c; the hook in limits.c).
+    // --- Work limits (budget.c, watchdog.c, charges.c, tablecharge.c, strmatch.c; the hook in limits.c).
     // budget_left counts instructions; C functions charge the work they do to it too.
     int *hook_base, *hook_count; // the lua_State's basehookcount and hookcount (NULL: not found, see budget.c)
     int hook_period;             // the count hook's period: AVM_HOOK_COUNT, or 1 while a limit may be hit
@@ -288,8 +288,9 @@ static inline int64_t avm_bytes(size_t n) { return (int64_t)(n / AVM_BYTES_PER_I
 void avm_refuse_string(lua_State *L, size_t length);
 /// Whether a limit was hit in this call (the script may have caught its error).
 int avm_limit_hit(const avm *vm);
-/// Makes the hook fire at the next instruction, to check the limit flags there (a refused
-/// allocation); the instructions counted stay exact.
+/// Makes the hook fire at the next instruction, to check the limit flags there: called
+/// where an allocation is refused (the allocator), so that a script catching the error
+/// in a loop is stopped at once; the instructions counted stay exact.
 void avm_stop_soon(avm *vm);
 /// The allocator the VM is made with: refuses strings past max_string, then avm_limited_alloc.
 void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
@@ -309,11 +310,13 @@ void avm_watch_next(avm *vm);
 int avm_watch_fired(const avm *vm);
 double avm_watch_limit(const avm *vm);
 
-// strmatch.c, strcharge.c, tablecharge.c: the library functions that loop over their input
-/// Replaces them in the sandbox's libraries with charged ones (the last step of avm_open_sandbox).
+// charges.c, tablecharge.c, strmatch.c: the library functions that loop over their input
+/// Replaces them in the sandbox's libraries with charged ones, and xpcall (the last step
+/// of avm_open_sandbox: these wrap whatever the sandbox put there before).
 int avm_open_charged(lua_State *L);
+/// find, match, gmatch and gsub into the table on top.
 void avm_open_matcher(lua_State *L);
-void avm_open_string_charges(lua_State *L);
+/// insert, remove, concat and unpack into the table on top.
 void avm_open_table_charges(lua_State *L);
 
 // vm.c

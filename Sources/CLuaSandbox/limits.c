@@ -78,6 +78,7 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     if (nsize > old && vm->mem_used - old + nsize > vm->mem_limit) {
         vm->mem_exceeded = 1;
+        avm_stop_soon(vm);  // the hook stops the script at its next instruction (budget.c)
         return NULL;
     }
     void *p;
@@ -95,7 +96,10 @@ void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         }
     }
     if (!p) {
-        if (nsize > old) vm->mem_exceeded = 1;
+        if (nsize > old) {
+            vm->mem_exceeded = 1;
+            avm_stop_soon(vm);
+        }
         return NULL;
     }
     vm->mem_used = vm->mem_used - old + nsize;

@@ -6,8 +6,8 @@
 // semantics and messages (classes, sets, %b, %f, captures, position captures,
 // anchors, back-references, replacement strings, tables and functions, init and plain
 // mode, "pattern too complex" after 200 nested items), and counts its steps: each item
-// tried at a position, each byte scanned by %b, a back-reference or a plain search,
-// each byte it copies. AVM_STEPS_PER_INSTRUCTION steps are one instruction of the
+// tried at a position, each repetition a `*`, `+` or `-` takes, each byte scanned by %b,
+// a back-reference or a plain search, each byte it copies. AVM_STEPS_PER_INSTRUCTION steps are one instruction of the
 // event's budget, so a runaway pattern fails with the budget error, at the same step
 // on every run. Classes are those of the C locale whatever the process's locale, so
 // that a match never depends on the machine (Lua asks the C library, which follows
@@ -36,6 +36,7 @@ typedef struct {
     int64_t taken;             // steps of the chunks before
     int64_t charged;           // instructions charged for them
     const char *what;          // the function, for the budget error
+    size_t max_string;         // the longest result gsub may make
 } matcher;
 
 // --- the budget ---------------------------------------------------------------
@@ -55,7 +56,7 @@ static void settle(matcher *m) {
     m->taken += m->allowed - m->left;
     int64_t due = m->taken / AVM_STEPS_PER_INSTRUCTION - m->charged;
     m->charged += due;
-    avm_charge(m->L, due, m->what);
+    if (due) avm_charge(m->L, due, m->what);
     m->allowed = m->left = allowance(m->L);
 }
 
@@ -71,6 +72,8 @@ static void start_steps(matcher *m, lua_State *L) {
 
 static void start(matcher *m, lua_State *L, const char *what, const char *s, size_t ls, const char *p, size_t lp) {
     start_steps(m, L);
+    avm *vm = avm_of(L);
+    m->max_string = vm ? vm->max_string : (size_t)-1;
     m->what = what;
     m->depth = MAX_DEPTH;
     m->src = s;
@@ -161,9 +164,9 @@ static int in_set(int c, const char *p, const char *ec) {
     return !member;
 }
 
-/// Whether the character at s matches the class from p to ep.
-static int single(matcher *m, const char *s, const char *p, const char *ep) {
-    step(m, 1);
+/// Whether the character at s matches the class from p to ep (its step is counted by the
+/// caller).
+static inline __attribute__((always_inline)) int single(const matcher *m, const char *s, const char *p, const char *ep) {
     if (s >= m->src_end) return 0;
     int c = (unsigned char)*s;
     switch (*p) {
@@ -195,6 +198,7 @@ static const char *balance(matcher *m, const char *s, const char *p) {
 static const char *expand_max(matcher *m, const char *s, const char *p, const char *ep) {
     ptrdiff_t i = 0;
     while (single(m, s + i, p, ep)) i++;
+    step(m, i);
     for (; i >= 0; i--) {  // the longest first, then one fewer each time
         const char *r = match(m, s + i, ep + 1);
         if (r) return r;
@@ -459,10 +463,9 @@ static int str_gmatch(lua_State *L) {
 
 /// Counts n bytes to be added to the result, refusing a result longer than the longest
 /// string the VM may make before the work of making it is done.
-static void adding(matcher *m, luaL_Buffer *b, size_t n) {
+static inline void adding(matcher *m, luaL_Buffer *b, size_t n) {
     step(m, (int64_t)n);
-    avm *vm = avm_of(m->L);
-    if (vm && luaL_bufflen(b) + n > vm->max_string) avm_refuse_string(m->L, luaL_bufflen(b) + n);
+    if (luaL_bufflen(b) + n > m->max_string) avm_refuse_string(m->L, luaL_bufflen(b) + n);
 }
 
 static void add(matcher *m, luaL_Buffer *b, const char *p, size_t n) {
