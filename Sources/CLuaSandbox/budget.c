@@ -155,8 +155,9 @@ const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministi
         snprintf(buf, size, "instruction budget of %lld instructions exceeded (an endless loop?)", (long long)vm->budget);
     } else if (vm->cpu_exceeded) {
         *deterministic = 0;
-        snprintf(buf, size, "CPU time limit of %g s per event exceeded (machine-dependent: a faster or less busy machine may pass this event; "
-                 "raise limits.seconds or --seconds)", avm_watch_limit(vm));
+        snprintf(buf, size, "CPU time limit of %g s per event exceeded (%.2f s with the garbage collector's share for the memory held; "
+                 "machine-dependent: a faster or less busy machine may pass this event; raise limits.seconds or --seconds)",
+                 avm_watch_limit(vm), avm_watch_allowed(vm));
     } else {
         return NULL;
     }

@@ -309,6 +309,8 @@ void avm_watch_next(avm *vm);
 /// Whether the watchdog found the event being run over its limit.
 int avm_watch_fired(const avm *vm);
 double avm_watch_limit(const avm *vm);
+/// The CPU time the event was found over: the limit, and the collector's share (watchdog.c).
+double avm_watch_allowed(const avm *vm);
 
 // charges.c, tablecharge.c, strmatch.c: the library functions that loop over their input
 /// Replaces them in the sandbox's libraries with charged ones, and xpcall (the last step
