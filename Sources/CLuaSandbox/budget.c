@@ -17,6 +17,8 @@ void avm_budget_init(avm *vm) {
     vm->hook_base = vm->hook_count = NULL;
     vm->hook_period = AVM_HOOK_COUNT;
     vm->max_string = AVM_MAX_STRING;
+    atomic_init(&vm->watch_serial, 1);  // watch_fired 0: never this serial
+    atomic_init(&vm->watch_fired, 0);
     // The hook's counters are two ints of the lua_State, basehookcount then hookcount
     // (Lua keeps no public way to read them): found by setting them to a mark, then
     // checked to follow a second mark and to count down while code runs. Written
@@ -65,11 +67,9 @@ void avm_reset_budget(avm *vm) {
     vm->string_exceeded = 0;
     vm->cpu_exceeded = 0;
     vm->spent_in = NULL;
-    if (vm->watch) avm_watch_next(vm);
-}
-
-int avm_limit_hit(const avm *vm) {
-    return vm->budget_exceeded || vm->mem_exceeded || vm->string_exceeded || vm->cpu_exceeded;
+    // A new event for the watchdog: only this thread writes the serial, so a plain
+    // increment, published with a release store.
+    atomic_store_explicit(&vm->watch_serial, atomic_load_explicit(&vm->watch_serial, memory_order_relaxed) + 1, memory_order_release);
 }
 
 void avm_stop_soon(avm *vm) {

@@ -2,6 +2,7 @@
 #ifndef AUDIT_LUA_INTERNAL_H
 #define AUDIT_LUA_INTERNAL_H
 
+#include <stdatomic.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -160,6 +161,8 @@ struct avm {
     size_t max_string;           // the longest string the VM may make, in bytes
     size_t refused_string;       // the length of the string refused
     struct avm_watch *watch;     // the CPU-time watchdog's view of this VM; NULL: no CPU limit
+    _Atomic uint64_t watch_serial; // the event being run (from 1): bumped per event, read by the watchdog
+    _Atomic uint64_t watch_fired;  // the serial the watchdog found over its CPU time (0: none)
     int error_deterministic;     // whether vm->error is one the same events always give
     int pending_absent;          // the key in `pending` has no stored state (fold.c)
 };
@@ -287,7 +290,9 @@ static inline int64_t avm_bytes(size_t n) { return (int64_t)(n / AVM_BYTES_PER_I
 /// before the work of making it is done.
 void avm_refuse_string(lua_State *L, size_t length);
 /// Whether a limit was hit in this call (the script may have caught its error).
-int avm_limit_hit(const avm *vm);
+static inline int avm_limit_hit(const avm *vm) {
+    return vm->budget_exceeded | vm->mem_exceeded | vm->string_exceeded | vm->cpu_exceeded;
+}
 /// Makes the hook fire at the next instruction, to check the limit flags there: called
 /// where an allocation is refused (the allocator), so that a script catching the error
 /// in a loop is stopped at once; the instructions counted stay exact.
@@ -304,10 +309,10 @@ void avm_watch_stop(avm *vm);
 /// Around a call that runs the script: whose CPU time is watched, on this thread.
 void avm_watch_enter(avm *vm);
 void avm_watch_leave(avm *vm);
-/// A new event began (called by avm_reset_budget).
-void avm_watch_next(avm *vm);
 /// Whether the watchdog found the event being run over its limit.
-int avm_watch_fired(const avm *vm);
+static inline int avm_watch_fired(const avm *vm) {
+    return atomic_load_explicit(&vm->watch_fired, memory_order_acquire) == atomic_load_explicit(&vm->watch_serial, memory_order_relaxed);
+}
 double avm_watch_limit(const avm *vm);
 /// The CPU time the event was found over: the limit, and the collector's share (watchdog.c).
 double avm_watch_allowed(const avm *vm);

@@ -6,7 +6,7 @@
 // every WATCH_PERIOD: it reads the CPU clock of the thread running the call
 // (pthread_getcpuclockid), and when one event has run past its limit it makes the count
 // hook fire at the next instruction, where the hook raises the error (budget.c). The
-// thread folding events pays one store per event (avm_watch_next) and none of the
+// thread folding events pays one store per event (avm_reset_budget) and none of the
 // watchdog's system calls; the watchdog sleeps while no VM runs a script.
 //
 // What it measures is a lower bound of the event's CPU time (from when the watchdog
@@ -32,10 +32,8 @@ struct avm_watch {
     struct avm_watch *next;        // the watchdog's list (under the lock)
     avm *vm;
     int64_t limit_ns;
-    _Atomic uint64_t serial;       // the event being run: bumped per event by its thread
     _Atomic int active;            // inside a call into the script
     _Atomic clockid_t clock;       // the CPU clock of the thread making that call
-    _Atomic uint64_t fired;        // the serial the watchdog found over its limit (0: none)
     _Atomic int64_t allowed_ns;    // the limit it was found over (with the collector's share)
     // The watchdog's own, under the lock:
     uint64_t seen_serial;
@@ -67,7 +65,7 @@ static void poke(avm *vm) {
 }
 
 static void check(struct avm_watch *w) {
-    uint64_t serial = atomic_load_explicit(&w->serial, memory_order_acquire);
+    uint64_t serial = atomic_load_explicit(&w->vm->watch_serial, memory_order_acquire);
     clockid_t clock = atomic_load_explicit(&w->clock, memory_order_acquire);
     int ok;
     int64_t cpu = now_ns(clock, &ok);
@@ -81,14 +79,14 @@ static void check(struct avm_watch *w) {
     // The VM's size, read from another thread: a word, and only an estimate is needed.
     size_t held_mb = *(volatile size_t *)&w->vm->mem_used >> 20;
     int64_t allowed = w->limit_ns + (int64_t)held_mb * WATCH_GC_NS_PER_MB;
-    if (cpu - w->seen_cpu > allowed && atomic_load_explicit(&w->fired, memory_order_relaxed) != serial) {
+    if (cpu - w->seen_cpu > allowed && atomic_load_explicit(&w->vm->watch_fired, memory_order_relaxed) != serial) {
         atomic_store_explicit(&w->allowed_ns, allowed, memory_order_relaxed);
-        atomic_store_explicit(&w->fired, serial, memory_order_release);
+        atomic_store_explicit(&w->vm->watch_fired, serial, memory_order_release);
         // Poked again at each look until the event ends: a poke can be lost to the
         // thread's own decrement of the counter at that instant.
     }
-    if (atomic_load_explicit(&w->fired, memory_order_relaxed) == serial
-        && atomic_load_explicit(&w->serial, memory_order_acquire) == serial) poke(w->vm);
+    if (atomic_load_explicit(&w->vm->watch_fired, memory_order_relaxed) == serial
+        && atomic_load_explicit(&w->vm->watch_serial, memory_order_acquire) == serial) poke(w->vm);
 }
 
 static void *watch_loop(void *unused) {
@@ -134,7 +132,6 @@ int avm_watch_start(avm *vm, double seconds) {
     if (!w) return -1;
     w->vm = vm;
     w->limit_ns = seconds >= 1e6 ? (int64_t)1e15 : (int64_t)(seconds * 1e9);
-    atomic_init(&w->serial, 1);
     pthread_mutex_lock(&watchdog.lock);
     if (!watchdog.started) {
         pthread_t thread;
@@ -184,18 +181,6 @@ void avm_watch_enter(avm *vm) {
 
 void avm_watch_leave(avm *vm) {
     if (vm->watch) atomic_store_explicit(&vm->watch->active, 0, memory_order_release);
-}
-
-void avm_watch_next(avm *vm) {
-    struct avm_watch *w = vm->watch;
-    // Only this thread writes it: a plain increment, published with a release store.
-    uint64_t serial = atomic_load_explicit(&w->serial, memory_order_relaxed);
-    atomic_store_explicit(&w->serial, serial + 1, memory_order_release);
-}
-
-int avm_watch_fired(const avm *vm) {
-    const struct avm_watch *w = vm->watch;
-    return w && atomic_load_explicit(&w->fired, memory_order_acquire) == atomic_load_explicit(&w->serial, memory_order_relaxed);
 }
 
 double avm_watch_limit(const avm *vm) { return vm->watch ? (double)vm->watch->limit_ns / 1e9 : 0; }
