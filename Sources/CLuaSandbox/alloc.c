@@ -304,6 +304,7 @@ static void *large_realloc(avm *vm, void *p, size_t old, size_t n) {
 static void *refuse(avm *vm, void *ptr, size_t osize, size_t nsize) {
     if (vm->refused.nsize == nsize && vm->refused.ptr == ptr && vm->refused.osize == osize) {
         vm->mem_exceeded = 1;
+        avm_stop_soon(vm);  // the hook stops the script at its next instruction (budget.c)
     } else {
         vm->refused.ptr = ptr;
         vm->refused.osize = osize;

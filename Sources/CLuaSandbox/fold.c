@@ -158,6 +158,16 @@ static void warm(const avm *vm, const event_look *a) {
     if (a->slot >= 0) states_prefetch_state(vm, a->slot);
 }
 
+/// Whether avm_provide_state said that this key, the one an event was waiting for, has
+/// no stored state (its init then runs with the event, under the event's budget, as for
+/// a key that was never stored: the budget of an event does not depend on which states
+/// were in memory).
+static int pending_absent(avm *vm, const char *key, size_t len) {
+    if (!vm->pending_absent || !vm->pending.data || vm->pending.len != len || memcmp(vm->pending.data, key, len) != 0) return 0;
+    vm->pending_absent = 0;
+    return 1;
+}
+
 /// Folds one event that was looked at; the stack is as it was after.
 static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a, int names) {
     if (!a->handler) return AVM_SKIPPED;
@@ -203,7 +213,8 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     if (slot >= 0) __builtin_prefetch(&vm->keys.slots[slot], 1);
     if (states_push(vm, L, slot) == LUA_TNIL) {
         lua_pop(L, 1);
-        if (!vm->assume_absent) {
+        if (!vm->assume_absent && !pending_absent(vm, key, key_len)) {
+            vm->pending_absent = 0;
             vm->pending.len = 0;
             if (!abuf_put(&vm->pending, key, key_len)) return luaL_error(L, "out of memory");
             lua_settop(L, base);
@@ -254,7 +265,9 @@ int avm_apply(avm *vm, const avm_event *event) {
     lua_pushcfunction(L, apply_protected);
     lua_pushlightuserdata(L, (void *)event);
     avm_reset_budget(vm);
+    avm_watch_enter(vm);
     int status = avm_pcall(vm, 1, 1);
+    avm_watch_leave(vm);
     int result = status == LUA_OK ? (int)lua_tointeger(L, -1) : AVM_ERROR;
     return avm_finish_call(vm, status, result);
 }
@@ -293,7 +306,7 @@ static int batch_protected(lua_State *L) {
         avm_reset_budget(vm);
         int r = apply_looked(vm, L, &b->events[i], a, names);
         // A limit the script caught with its own pcall still fails the event.
-        if (vm->mem_exceeded || vm->budget_exceeded) return 0;
+        if (avm_limit_hit(vm)) return 0;
         if (r == AVM_NEED_STATE) { b->status = r; return 0; }
         if (r == AVM_OK) {
             b->applied++;
@@ -313,7 +326,9 @@ int avm_apply_batch(avm *vm, avm_batch *batch) {
     lua_pushlightuserdata(L, batch);
     batch->status = AVM_ERROR;
     avm_reset_budget(vm);
+    avm_watch_enter(vm);
     int status = avm_pcall(vm, 1, 0);  // before batch->status is read: C does not order arguments
+    avm_watch_leave(vm);
     return avm_finish_call(vm, status, batch->status);
 }
 
@@ -325,6 +340,11 @@ static int provide_protected(lua_State *L) {
     const char *json = lua_touserdata(L, 2);
     uint32_t hash = states_hash(vm, key, key_len);
     long slot = states_find(vm, key, key_len, hash);
+    if (!json && vm->pending.data && vm->pending.len == key_len && memcmp(vm->pending.data, key, key_len) == 0) {
+        if (slot >= 0) states_keep_for_flush(vm, L, slot);
+        vm->pending_absent = 1;  // init runs when the event is applied again
+        return 0;
+    }
     if (json) {
         avm_push_json(vm, L, json, json_len, "stored state", AVM_JSON_STATE);
         if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
@@ -345,7 +365,10 @@ static int call_with_key_json(avm *vm, lua_CFunction fn, const char *key, size_t
     lua_pushlightuserdata(L, (void *)json);
     lua_pushinteger(L, (lua_Integer)json_len);
     avm_reset_budget(vm);
-    return avm_finish_call(vm, avm_pcall(vm, 3, 0), AVM_OK);
+    avm_watch_enter(vm);
+    int status = avm_pcall(vm, 3, 0);
+    avm_watch_leave(vm);
+    return avm_finish_call(vm, status, AVM_OK);
 }
 
 int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
@@ -447,6 +470,7 @@ int avm_flush(avm *vm, const char **records, size_t *len, size_t *count) {
 }
 
 static int evict_protected(lua_State *L) {
+    avm_of(L)->pending_absent = 0;
     states_evict(avm_of(L), L);
     return 0;
 }
@@ -494,6 +518,7 @@ static int merge_protected(lua_State *L) {
     size_t json_len = (size_t)lua_tointeger(L, 3);
     uint32_t hash = states_hash(vm, key, key_len);
     long slot = states_find(vm, key, key_len, hash);
+    vm->pending_absent = 0;
     if (states_push(vm, L, slot) == LUA_TNIL) {           // 4: the running state
         lua_pop(L, 1);
         push_initial(vm, L, key, key_len);

@@ -3,6 +3,7 @@
 #define AUDIT_LUA_INTERNAL_H
 
 #include <locale.h>
+#include <stdatomic.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -205,9 +206,26 @@ struct avm {
     ptrset seen;             // the tables of the state being written (lua_to_json.c)
     const void **column_keys; // each column's name as a Lua string (NULL: a long one), kept in ref_column_keys
     int ref_column_keys;
+    // --- Work limits (budget.c, watchdog.c, charges.c, tablecharge.c, strmatch.c; the hook in limits.c).
+    // budget_left counts instructions; C functions charge the work they do to it too.
+    int *hook_base, *hook_count; // the lua_State's basehookcount and hookcount (NULL: not found, see budget.c)
+    int hook_period;             // the count hook's period: AVM_HOOK_COUNT, or 1 while a limit may be hit
+    int phase_left;              // with period 1: instructions until the next tick of AVM_HOOK_COUNT
+    int string_exceeded;         // a string longer than max_string was refused
+    int cpu_exceeded;            // the watchdog found the event over its CPU time
+    const char *spent_in;        // the C function whose charge spent the budget (NULL: Lua code)
+    size_t max_string;           // the longest string the VM may make, in bytes
+    size_t refused_string;       // the length of the string refused
+    struct avm_watch *watch;     // the CPU-time watchdog's view of this VM; NULL: no CPU limit
+    _Atomic uint64_t watch_serial; // the event being run (from 1): bumped per event, read by the watchdog
+    _Atomic uint64_t watch_fired;  // the serial the watchdog found over its CPU time (0: none)
+    int error_deterministic;     // whether vm->error is one the same events always give
+    int pending_absent;          // the key in `pending` has no stored state (fold.c)
 };
 
 #define AVM_HOOK_COUNT 1000
+/// The least instruction budget a script's top level runs under when it loads (vm.c).
+#define AVM_LOAD_BUDGET_MIN 1000000
 // Lua 5.4's Table: array part pointer, hash part pointer; the size of a TValue.
 #define AVM_TABLE_ARRAY 16
 #define AVM_TABLE_NODE 24
@@ -250,6 +268,7 @@ void avm_pool_give_back(avm *vm);
 void avm_pool_release(apool *pool);
 
 // limits.c
+/// The count hook (AVM_HOOK_COUNT instructions, or every instruction once a limit is hit).
 void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
 
@@ -325,9 +344,67 @@ const char *avm_column_type_name(int type);
 /// Whether the value at idx fits a column of this type.
 int avm_column_accepts(lua_State *L, int idx, int type);
 
-// vm.c
-/// Arms the budget and clears the limit flags before a protected call.
+// budget.c: the instruction budget and the limits enforced with it
+/// What C functions are charged: 1 instruction per AVM_BYTES_PER_INSTRUCTION bytes read
+/// or written, per value pushed or table element touched, and per
+/// AVM_STEPS_PER_INSTRUCTION steps of the pattern matcher.
+#define AVM_BYTES_PER_INSTRUCTION 16
+#define AVM_STEPS_PER_INSTRUCTION 2
+/// The longest string a VM may make: it bounds the work of one `==`, `..` or hash of a
+/// string, which the VM does in one instruction.
+#define AVM_MAX_STRING ((size_t)16 << 20)
+/// Finds the hook's counters in the lua_State (after lua_sethook in avm_new).
+void avm_budget_init(avm *vm);
+/// Arms the budget and clears the limit flags before each event or protected call.
 void avm_reset_budget(avm *vm);
+/// Called by the hook (limits.c): one tick of AVM_HOOK_COUNT instructions, or (period 1)
+/// one instruction since a limit may have been hit. Raises when a limit is hit.
+void avm_budget_tick(lua_State *L, avm *vm);
+/// Charges `instructions` of work done by the C function `what`; raises the budget error
+/// when the budget is spent (or the CPU time, see watchdog.c).
+void avm_charge(lua_State *L, int64_t instructions, const char *what);
+static inline int64_t avm_bytes(size_t n) { return (int64_t)(n / AVM_BYTES_PER_INSTRUCTION); }
+/// Raises the string size error for a string of `length` bytes (longer than max_string),
+/// before the work of making it is done.
+void avm_refuse_string(lua_State *L, size_t length);
+/// Whether a limit was hit in this call (the script may have caught its error).
+static inline int avm_limit_hit(const avm *vm) {
+    return vm->budget_exceeded | vm->mem_exceeded | vm->string_exceeded | vm->cpu_exceeded;
+}
+/// Makes the hook fire at the next instruction, to check the limit flags there: called
+/// where an allocation is refused (the allocator), so that a script catching the error
+/// in a loop is stopped at once; the instructions counted stay exact.
+void avm_stop_soon(avm *vm);
+/// The allocator the VM is made with: refuses strings past max_string, then avm_limited_alloc.
+void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/// The message of the limit hit (NULL when none), and whether it is deterministic.
+const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministic);
+
+// watchdog.c: the per-event limit on the thread's CPU time
+/// Watches the VM's calls into scripts from now on (seconds > 0), or stops (0).
+int avm_watch_start(avm *vm, double seconds);
+void avm_watch_stop(avm *vm);
+/// Around a call that runs the script: whose CPU time is watched, on this thread.
+void avm_watch_enter(avm *vm);
+void avm_watch_leave(avm *vm);
+/// Whether the watchdog found the event being run over its limit.
+static inline int avm_watch_fired(const avm *vm) {
+    return atomic_load_explicit(&vm->watch_fired, memory_order_acquire) == atomic_load_explicit(&vm->watch_serial, memory_order_relaxed);
+}
+double avm_watch_limit(const avm *vm);
+/// The CPU time the event was found over: the limit, and the collector's share (watchdog.c).
+double avm_watch_allowed(const avm *vm);
+
+// charges.c, tablecharge.c, strmatch.c: the library functions that loop over their input
+/// Replaces them in the sandbox's libraries with charged ones, and xpcall (the last step
+/// of avm_open_sandbox: these wrap whatever the sandbox put there before).
+int avm_open_charged(lua_State *L);
+/// find, match, gmatch and gsub into the table on top.
+void avm_open_matcher(lua_State *L);
+/// insert, remove, concat and unpack into the table on top.
+void avm_open_table_charges(lua_State *L);
+
+// vm.c
 void avm_set_error(avm *vm, const char *msg);
 /// After a pcall: a failure or a limit the script caught becomes AVM_ERROR.
 int avm_finish_call(avm *vm, int status, int ok_result);

@@ -9,13 +9,11 @@
 // getmetatable (gives back the table that was set), tostring and string.format's %s
 // (no addresses), string.format (no %p), rawset/rawget/rawlen (read-only views, see
 // freeze.c), pairs/next (a fixed order, ordered.c), table.sort (deterministic,
-// sort.c), string.rep and table.move (bounded counts: the instruction hook cannot
-// fire inside one C call).
+// sort.c). Last, the functions that loop over their input are
+// replaced with ones charged for their work, and xpcall with one whose handler runs
+// no more once a limit is hit (charges.c).
 #include <string.h>
 #include "internal.h"
-
-#define REP_MAX_COUNT 10000000
-#define MOVE_MAX_COUNT 10000000
 
 
 static int safe_load(lua_State *L) {
@@ -206,24 +204,6 @@ static int safe_format(lua_State *L) {
     return 1;
 }
 
-static int safe_rep(lua_State *L) {
-    lua_Integer n = luaL_checkinteger(L, 2);
-    if (n > REP_MAX_COUNT) return luaL_error(L, "string.rep: count %I is over the limit of %d", (LUAI_UACINT)n, REP_MAX_COUNT);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
-}
-
-static int safe_move(lua_State *L) {
-    lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
-    if (e >= f && (e - f) >= MOVE_MAX_COUNT) return luaL_error(L, "table.move: range of %I elements is over the limit of %d", (LUAI_UACINT)(e - f + 1), MOVE_MAX_COUNT);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
-}
-
 /// Replaces table[name] (table at top) with `wrapper`, whose upvalue is the original.
 static void wrap(lua_State *L, const char *name, lua_CFunction wrapper) {
     lua_getfield(L, -1, name);
@@ -263,22 +243,11 @@ int avm_open_sandbox(lua_State *L) {
 
     lua_getfield(L, -1, "string");
     remove_field(L, "dump");
-    // What a gmatch iterator is (freeze.c refuses one made at load).
-    lua_getfield(L, -1, "gmatch");
-    lua_pushliteral(L, "");
-    lua_pushliteral(L, "");
-    lua_call(L, 2, 1);
-    avm_of(L)->gmatch_step = lua_tocfunction(L, -1);
-    lua_pop(L, 1);
     wrap(L, "format", safe_format);
-    wrap(L, "rep", safe_rep);
     lua_pop(L, 1);
     lua_getfield(L, -1, "math");
     remove_field(L, "random");
     remove_field(L, "randomseed");
-    lua_pop(L, 1);
-    lua_getfield(L, -1, "table");
-    wrap(L, "move", safe_move);
     lua_pop(L, 1);
     lua_pop(L, 1);  // globals
     avm_open_ordered(L);
@@ -293,5 +262,16 @@ int avm_open_sandbox(lua_State *L) {
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    avm_open_charged(L);
+
+    // What a gmatch iterator is (freeze.c refuses one made at load): the matcher's,
+    // which avm_open_charged installed.
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "gmatch");
+    lua_pushliteral(L, "");
+    lua_pushliteral(L, "");
+    lua_call(L, 2, 1);
+    avm_of(L)->gmatch_step = lua_tocfunction(L, -1);
+    lua_pop(L, 2);
     return 0;
 }

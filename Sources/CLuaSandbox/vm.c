@@ -5,20 +5,6 @@
 #include <string.h>
 #include "internal.h"
 
-void avm_reset_budget(avm *vm) {
-    if (vm->budget_exceeded) lua_sethook(vm->L, avm_budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
-    vm->budget_left = vm->budget / AVM_HOOK_COUNT + 1;
-    vm->budget_exceeded = 0;
-    vm->mem_exceeded = 0;
-    vm->refused.nsize = 0;
-    // The last call's output has been read by now: a large one is given back, so that
-    // beside the limit the VM keeps at most an eighth of it (see json_room).
-    if (vm->out.cap > ((size_t)1 << 20) && vm->out.cap > vm->mem_limit / 8) {
-        free(vm->out.data);
-        vm->out = (abuf){ 0 };
-    }
-}
-
 int avm_pcall(avm *vm, int nargs, int nresults) {
     locale_t previous = uselocale(avm_c_locale());
     int status = lua_pcall(vm->L, nargs, nresults, 0);
@@ -36,14 +22,15 @@ void avm_set_error(avm *vm, const char *msg) {
 int avm_finish_call(avm *vm, int status, int ok_result) {
     lua_State *L = vm->L;
     char buf[256];
+    vm->error_deterministic = 1;
     if (vm->mem_exceeded) {
         snprintf(buf, sizeof buf, "memory limit of %zu MB exceeded", vm->mem_limit >> 20);
         avm_set_error(vm, buf);
+        vm->error_deterministic = 0;
         lua_settop(L, 0);
         return AVM_ERROR;
     }
-    if (vm->budget_exceeded) {
-        snprintf(buf, sizeof buf, "instruction budget of %lld instructions exceeded (an endless loop?)", (long long)vm->budget);
+    if (avm_limit_message(vm, buf, sizeof buf, &vm->error_deterministic)) {
         avm_set_error(vm, buf);
         lua_settop(L, 0);
         return AVM_ERROR;
@@ -131,12 +118,13 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->event_fields = AVM_FIELD_ALL;
     keymap_seed(&vm->keys);
     avm_pool_init(&vm->pool);
-    vm->L = lua_newstate(avm_limited_alloc, vm);
+    vm->L = lua_newstate(avm_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
     *(avm **)lua_getextraspace(vm->L) = vm;
     lua_atpanic(vm->L, avm_on_panic);
     // Set once, now: a hook must exist before any thread is created to apply to it.
     lua_sethook(vm->L, avm_budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
+    avm_budget_init(vm);
     lua_pushcfunction(vm->L, setup_protected);
     int status = avm_pcall(vm, 0, 0);
     vm->loading = 0;
@@ -155,6 +143,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
 
 void avm_free(avm *vm) {
     if (!vm) return;
+    avm_watch_stop(vm);
     vm->closing = 1;
     if (vm->L) lua_close(vm->L);
     vm->closing = 0;
@@ -303,8 +292,18 @@ int avm_load(avm *vm, const char *src, size_t len, const char *chunkname) {
     lua_pushcfunction(L, load_protected);
     lua_pushlstring(L, src, len);
     lua_pushstring(L, chunkname);
+    // The top level (and the modules it requires) runs under the larger of the per-event
+    // budget and the default one: a small per-event budget is for handlers, and a
+    // script that builds its lookup tables when it loads must still load.
+    int64_t per_event = vm->budget;
+    if (vm->budget < AVM_LOAD_BUDGET_MIN) vm->budget = AVM_LOAD_BUDGET_MIN;
     avm_reset_budget(vm);
-    return avm_finish_call(vm, avm_pcall(vm, 2, 0), AVM_OK);
+    avm_watch_enter(vm);
+    int status = avm_pcall(vm, 2, 0);
+    avm_watch_leave(vm);
+    int result = avm_finish_call(vm, status, AVM_OK);
+    vm->budget = per_event;
+    return result;
 }
 
 static int describe_protected(lua_State *L) {

@@ -86,6 +86,7 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
             switch key {
             case "instructions": limits.instructionsPerEvent = Int64(number)
             case "memory_mb": limits.memoryBytes = Int(number) << 20
+            case "seconds": limits.cpuSecondsPerEvent = number
             default: return nil
             }
         }

@@ -86,7 +86,8 @@ final class Partition {
         if data.count > 300 { data = String(data.prefix(300)) + "…" }
         failure = ProjectionError(
             projection: projection, seq: event.seq,
-            message: "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)")
+            message: "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)",
+            deterministic: (error as? LuaError)?.deterministic ?? true)
     }
 }
 

@@ -35,6 +35,16 @@ typedef struct {
 avm *avm_new(size_t memory_limit, int64_t instruction_budget);
 void avm_free(avm *vm);
 const char *avm_error(const avm *vm);
+/// Limits the CPU time of each call of the script (an event's key, init and handler, or
+/// the top level when loading) to `seconds` of the calling thread's CPU time (0: none).
+/// Returns 0, or -1 when the watchdog thread cannot start.
+int avm_set_cpu_limit(avm *vm, double seconds);
+/// Whether the last error is deterministic: the same code and events always give it (a
+/// handler's error, the instruction budget, the string size limit, a state that cannot
+/// be stored); 0 for the CPU time and memory limits, which depend on the machine.
+int avm_error_deterministic(const avm *vm);
+/// The longest string a VM may make, in bytes.
+size_t avm_max_string(void);
 size_t avm_memory_used(const avm *vm);
 /// Keys whose state this VM started from init (keys new to the projection), ever.
 size_t avm_keys_created(const avm *vm);

@@ -1,5 +1,5 @@
 -- expect: ok
--- limits: memory_mb=64
+-- limits: memory_mb=64 instructions=1e8
 -- events: 20
 -- within: 60
 -- An allocation refused while the excess is garbage succeeds after Lua's emergency collection:

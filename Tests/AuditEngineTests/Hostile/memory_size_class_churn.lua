@@ -1,5 +1,5 @@
 -- expect: ok
--- limits: memory_mb=64 instructions=1e9
+-- limits: memory_mb=64 instructions=1e9 seconds=60
 -- events: 1
 -- within: 60
 -- rss-mb: 170
