@@ -2,7 +2,8 @@ extension EventStore {
     /// Runs one read-only SQL statement at every point of `series` (see `query(sql:…at:…)`),
     /// in one pass over the log: one result whose first column, `as_of`, is the point's
     /// boundary, followed by the rows the statement gives at that point, exactly those
-    /// a separate question at the point gives.
+    /// a separate question at the point gives. `reading` is told the projections the
+    /// statement reads (the ones folded), after `header`.
     ///
     /// The projections are folded forward from point to point, not from a snapshot per
     /// point (see `PointFold` for late events, and for projections keyed by a function
@@ -15,7 +16,7 @@ extension EventStore {
     public func query(
         sql: String, parameters: [String: String] = [:], source: String = "--sql", series: SeriesPoints,
         projections: [Projection], options: TemporalOptions = TemporalOptions(),
-        header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
+        header: ([String]) throws -> Void, reading: ([Projection]) throws -> Void = { _ in }, row: ([SQLValue]) throws -> Void
     ) throws {
         let boundaries = series.boundaries
         try query(
@@ -28,6 +29,7 @@ extension EventStore {
                 }
                 try header(["as_of"] + columns)
             },
+            reading: reading,
             row: { point, values in try row([.text(boundaries[point].description)] + values) })
     }
 

@@ -76,10 +76,12 @@ extension EventStore {
 
     /// As `query(sql:…at:…)` at each of `points` (see `PointFold` for the order they
     /// must follow), in one pass: `header` once (before anything is folded), then
-    /// `row(point, values)`, the point being an index into `points`, ascending.
+    /// `row(point, values)`, the point being an index into `points`, ascending;
+    /// `reading` is told the projections the statement reads, after `header`.
     func query(
         sql: String, parameters: [String: String], source: String, at points: [TemporalSelection], projections: [Projection],
-        options: TemporalOptions, header: ([String]) throws -> Void, row: (Int, [SQLValue]) throws -> Void
+        options: TemporalOptions, header: ([String]) throws -> Void, reading: ([Projection]) throws -> Void = { _ in },
+        row: (Int, [SQLValue]) throws -> Void
     ) throws {
         let states = try TemporaryStates(storePath: path)
         do {
@@ -99,6 +101,7 @@ extension EventStore {
                 read = projections.filter { statement.databaseRegion.isModified(byEventsOfKind: .insert(tableName: $0.name)) }
                 try header(statement.columnNames)
             }
+            try reading(read)
             guard let first = points.first else { return }
             let fold = try PointFold(
                 store: self, states: states, projections: read, first: first, end: ends[0], more: points.count > 1, options: options)

@@ -1,0 +1,105 @@
+import ArgumentParser
+import AuditEngine
+import Foundation
+
+extension AuditCommand {
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a series of a query as one self-contained HTML page: a chart over as_of, its table, and what it was made from.",
+            discussion: """
+                The query runs at the end of each unit from --from to --to, in one pass (as
+                `audit query … --as-of-each`). When it returns one row per point, each numeric column
+                is a line; otherwise --series COL names the column whose values label the lines.
+                The page holds no script and loads nothing: it can be mailed, archived and printed.
+                Examples:
+                  audit report --sql 'SELECT count(*) AS fines FROM fine_balances' --as-of-each year --from 2000-01-01 --to 2005-12-31 --out fines.html
+                  audit report --sql 'SELECT status, count(*) AS fines FROM fine_balances GROUP BY status' --series status --as-of-each year --from 2000-01-01 --to 2013-12-31 --out status.html
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var workspace: WorkspaceOptions
+        @Argument(help: "A saved query's name (queries/NAME.sql).") var name: String?
+        @Option(help: "Inline SQL instead of a saved query.") var sql: String?
+        @Option(help: ArgumentHelp("A parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
+        @OptionGroup var time: TimeOptions
+        @OptionGroup var series: SeriesOptions
+        @Option(name: .customLong("series"), help: ArgumentHelp("The column whose values label the lines.", valueName: "column"))
+        var label: String?
+        @Option(help: "The page's title (default: the query's name, or \"Report\").") var title: String?
+        @Option(help: ArgumentHelp("The HTML file to write.", valueName: "file")) var out: String
+        @Flag(help: "Fold from seq 1 instead of the newest usable snapshots.") var noSnapshots = false
+        @Option(help: ArgumentHelp("Workers for projections keyed by stream.", valueName: "n"))
+        var parallel = ProcessInfo.processInfo.activeProcessorCount
+
+        func validate() throws {
+            if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
+            if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
+            if !series.isSeries { throw ValidationError("a report is a series: give --as-of-each or --known-at-each with --from and --to") }
+            if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
+            for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
+        }
+
+        func run() throws {
+            guard let points = try series.points(time) else { return }
+            let store = try openStore(global)
+            var text = sql ?? ""
+            var source = "--sql"
+            if let name {
+                source = SavedQuery.file(name, in: workspace.queries)
+                text = try SavedQuery.load(name, from: workspace.queries)
+            }
+            var parameters: [String: String] = [:]
+            for p in param {
+                let parts = p.split(separator: "=", maxSplits: 1)
+                parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+            }
+            let loaded = try workspace.loadProjections()
+            for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
+            var options = TemporalOptions()
+            options.useSnapshots = !noSnapshots
+            options.parallel = parallel
+            var columns: [String] = [], rows: [[SQLValue]] = [], read: [Projection] = []
+            try store.query(
+                sql: text, parameters: parameters, source: source, series: points, projections: loaded.compactMap { try? $0.get() },
+                options: options, header: { columns = $0 }, reading: { read = $0 }, row: { rows.append($0) })
+            let chart = try ReportLines(columns: columns, rows: rows, boundaries: points.boundaries, label: label, source: source)
+            let head = try store.head()
+            var selection = [(name.map { "query \($0)" } ?? "query", text.trimmingCharacters(in: .whitespacesAndNewlines))]
+            if !parameters.isEmpty { selection.append(("parameters", parameters.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " "))) }
+            let unit = points.unit.rawValue
+            selection.append(("series", "as of the end of each \(unit) (UTC) from \(points.from) to \(points.to): \(points.boundaries.count) points"))
+            let now = Timestamp.now()
+            selection.append(("known at", points.knownAtEach ? "each point (the series as it was reported at the time)" : (points.knownAt ?? now).description))
+            let page = ReportPage(
+                title: title ?? name ?? "Report", chart: chart, unit: points.unit, columns: columns, rows: rows, selection: selection,
+                code: read.map { ($0.name, $0.codeHash) }, head: (head.seq, head.hash.map { String(format: "%02x", $0) }.joined()),
+                made: "\(now) by audit \(AuditVersion.current)")
+            try Self.write(page.html, to: out)
+        }
+
+        /// Writes `html` whole or not at all: into a file beside `path`, renamed over it.
+        static func write(_ html: String, to path: String) throws {
+            let url = URL(fileURLWithPath: path)
+            let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
+            do {
+                try Data(html.utf8).write(to: temporary)
+                if FileManager.default.fileExists(atPath: url.path) {
+                    _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
+                } else {
+                    try FileManager.default.moveItem(at: temporary, to: url)
+                }
+            } catch {
+                try? FileManager.default.removeItem(at: temporary)
+                throw ReportWriteFailure(path: path, reason: "\(error.localizedDescription)")
+            }
+        }
+    }
+}
+
+/// The report's file could not be written (exit 1); nothing is left at its path.
+struct ReportWriteFailure: AuditFailure {
+    var path: String
+    var reason: String
+    var category: FailureCategory { .failure }
+    var description: String { "cannot write the report to \(path): \(reason)" }
+}
