@@ -63,9 +63,7 @@ extension AuditCommand {
                 // At a past time the projections the SQL reads are folded from their code.
                 var projections: [Projection] = []
                 if time.asOf != nil || time.knownAt != nil {
-                    let loaded = try workspace.loadProjections()
-                    for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
-                    projections = loaded.compactMap { try? $0.get() }
+                    projections = try workspace.loadableProjections()
                 }
                 content = .query(QuerySelection(
                     name: query, sql: sql, parameters: parseParameters(param), asOf: time.asOf, knownAt: time.knownAt, projections: projections))

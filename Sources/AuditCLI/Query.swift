@@ -28,9 +28,7 @@ extension AuditCommand {
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
-        @Argument(help: "A saved query's name (queries/NAME.sql).") var name: String?
-        @Option(help: "Inline SQL instead of a saved query.") var sql: String?
-        @Option(help: ArgumentHelp("A parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
+        @OptionGroup var query: QueryText
         @OptionGroup var time: TimeOptions
         @OptionGroup var series: SeriesOptions
         @Option(help: ArgumentHelp(
@@ -46,10 +44,7 @@ extension AuditCommand {
         @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
 
         func validate() throws {
-            if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
-            if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
-            for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
             if compareKnownAt != nil {
                 if time.knownAt == nil { throw ValidationError("--compare-known-at compares with --known-at: give both") }
                 if series.isSeries { throw ValidationError("--compare-known-at compares two answers, not a series") }
@@ -60,17 +55,7 @@ extension AuditCommand {
 
         func run() throws {
             let store = try openStore(global)
-            var text = sql ?? ""
-            var source = "--sql"
-            if let name {
-                source = SavedQuery.file(name, in: workspace.queries)
-                text = try SavedQuery.load(name, from: workspace.queries)
-            }
-            var parameters: [String: String] = [:]
-            for p in param {
-                let parts = p.split(separator: "=", maxSplits: 1)
-                parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-            }
+            let (text, source, parameters) = try query.load(workspace)
             var writer: ResultWriter?
             let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }
             let row = { (values: [SQLValue]) in try writer!.row(values) }
@@ -81,9 +66,7 @@ extension AuditCommand {
                 return
             }
             // Only projections that load can be folded; one the SQL reads that does not is named by SQLite.
-            let loaded = try workspace.loadProjections()
-            for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
-            let projections = loaded.compactMap { try? $0.get() }
+            let projections = try workspace.loadableProjections()
             var options = TemporalOptions()
             options.useSnapshots = !noSnapshots
             options.parallel = parallel

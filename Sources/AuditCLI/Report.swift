@@ -18,9 +18,7 @@ extension AuditCommand {
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
-        @Argument(help: "A saved query's name (queries/NAME.sql).") var name: String?
-        @Option(help: "Inline SQL instead of a saved query.") var sql: String?
-        @Option(help: ArgumentHelp("A parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
+        @OptionGroup var query: QueryText
         @OptionGroup var time: TimeOptions
         @OptionGroup var series: SeriesOptions
         @Option(name: .customLong("series"), help: ArgumentHelp("The column whose values label the lines.", valueName: "column"))
@@ -32,47 +30,33 @@ extension AuditCommand {
         var parallel = ProcessInfo.processInfo.activeProcessorCount
 
         func validate() throws {
-            if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
-            if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
             if !series.isSeries { throw ValidationError("a report is a series: give --as-of-each or --known-at-each with --from and --to") }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
-            for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
         }
 
         func run() throws {
             guard let points = try series.points(time) else { return }
             let store = try openStore(global)
-            var text = sql ?? ""
-            var source = "--sql"
-            if let name {
-                source = SavedQuery.file(name, in: workspace.queries)
-                text = try SavedQuery.load(name, from: workspace.queries)
-            }
-            var parameters: [String: String] = [:]
-            for p in param {
-                let parts = p.split(separator: "=", maxSplits: 1)
-                parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-            }
-            let loaded = try workspace.loadProjections()
-            for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
+            let (text, source, parameters) = try query.load(workspace)
+            let projections = try workspace.loadableProjections()
             var options = TemporalOptions()
             options.useSnapshots = !noSnapshots
             options.parallel = parallel
             var columns: [String] = [], rows: [[SQLValue]] = [], read: [Projection] = []
             try store.query(
-                sql: text, parameters: parameters, source: source, series: points, projections: loaded.compactMap { try? $0.get() },
+                sql: text, parameters: parameters, source: source, series: points, projections: projections,
                 options: options, header: { columns = $0 }, reading: { read = $0 }, row: { rows.append($0) })
             let chart = try ReportLines(columns: columns, rows: rows, boundaries: points.boundaries, label: label, source: source)
             let head = try store.head()
-            var selection = [(name.map { "query \($0)" } ?? "query", text.trimmingCharacters(in: .whitespacesAndNewlines))]
+            var selection = [(query.name.map { "query \($0)" } ?? "query", text.trimmingCharacters(in: .whitespacesAndNewlines))]
             if !parameters.isEmpty { selection.append(("parameters", parameters.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " "))) }
             let unit = points.unit.rawValue
             selection.append(("series", "as of the end of each \(unit) (UTC) from \(points.from) to \(points.to): \(points.boundaries.count) points"))
             let now = Timestamp.now()
             selection.append(("known at", points.knownAtEach ? "each point (the series as it was reported at the time)" : (points.knownAt ?? now).description))
             let page = ReportPage(
-                title: title ?? name ?? "Report", chart: chart, unit: points.unit, columns: columns, rows: rows, selection: selection,
-                code: read.map { ($0.name, $0.codeHash) }, head: (head.seq, head.hash.map { String(format: "%02x", $0) }.joined()),
+                title: title ?? query.name ?? "Report", chart: chart, unit: points.unit, columns: columns, rows: rows, selection: selection,
+                code: read.map { ($0.name, $0.codeHash) }, head: (head.seq, Hex.encode(head.hash)),
                 made: "\(now) by audit \(AuditVersion.current)")
             try Self.write(page.html, to: out)
         }

@@ -10,6 +10,14 @@ struct WorkspaceOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The saved queries folder.", valueName: "dir"))
     var queries = "queries"
 
+    /// Every projection that loads, each one that does not named in a warning on
+    /// stderr (a question fails only if it reads one of those).
+    func loadableProjections() throws -> [Projection] {
+        let loaded = try loadProjections()
+        for case .failure(let error) in loaded { warn("audit: warning: \(error)") }
+        return loaded.compactMap { try? $0.get() }
+    }
+
     /// Loads the named projections (all when `names` is empty). Unknown names are a
     /// usage error; a file that fails to load is returned as a failure.
     func loadProjections(_ names: [String] = [], limits: LuaLimits = .default) throws -> [Result<Projection, ProjectionError>] {
