@@ -10,6 +10,9 @@ struct Measurement: Codable {
     var summary: String = ""
     /// A replay's: where its pass's time went.
     var timings: ReplayTimings?
+    /// CPU seconds (user and system, all threads) of the measured work, where taken:
+    /// on a machine shared with other work, steadier than the wall clock.
+    var cpuSeconds: Double?
 
     var eventsPerSecond: Double { Double(events) / seconds }
 }
@@ -20,6 +23,24 @@ enum Measure {
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// Seconds taken by `body` on the monotonic clock, and the CPU seconds this
+    /// process spent meanwhile (user and system, every thread).
+    static func timed(_ body: () throws -> Void) rethrows -> (seconds: Double, cpu: Double) {
+        let cpu = cpuSeconds(RUSAGE_SELF)
+        let seconds = try time(body)
+        return (seconds, cpuSeconds(RUSAGE_SELF) - cpu)
+    }
+
+    /// User and system CPU seconds of this process (`RUSAGE_SELF`) or of its waited-for
+    /// children (`RUSAGE_CHILDREN`).
+    static func cpuSeconds(_ who: __rusage_who) -> Double {
+        let who = who.rawValue
+        var usage = rusage()
+        getrusage(who, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
     }
 
     /// This process's peak resident memory in MB.

@@ -89,7 +89,7 @@ enum ReplayBenchmark {
         options.parallel = parallel
         options.useSnapshots = snapshots
         var outcome: [ReplayOutcome] = []
-        let seconds = try Measure.time { outcome = try store.replay([projection], options: options) }
+        let (seconds, cpu) = try Measure.timed { outcome = try store.replay([projection], options: options) }
         guard case .rebuilt = outcome.first?.status else { throw BenchError("replay did not finish: \(outcome)") }
         var summary = ""
         let events = try store.head().seq
@@ -102,7 +102,8 @@ enum ReplayBenchmark {
             header: { _ in }, row: { summary = #"{"orders":\#($0[0].text),"open_revenue":\#($0[1].text),"events":\#(events)}"# })
         let label = (parallel == 1 ? "engine sequential" : "engine --parallel \(parallel)") + (snapshots ? "" : " --no-snapshots")
         return Measurement(
-            name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary, timings: outcome.first?.timings)
+            name: label, events: Int(events), seconds: seconds, peakRSSMB: Measure.peakRSSMB(), summary: summary, timings: outcome.first?.timings,
+            cpuSeconds: cpu)
     }
 
     /// Runs the baseline with lua5.4 and returns its measurement and printed summary.
