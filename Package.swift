@@ -54,7 +54,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AuditCLITests",
-            dependencies: ["AuditCLI", "AuditEngine"]
+            dependencies: ["AuditCLI", "AuditEngine", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )
