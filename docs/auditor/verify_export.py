@@ -563,8 +563,11 @@ def verify_directory(directory, trusted, allow_unsigned):
         for path, count, _, _ in m.files:
             if count is None:
                 continue
+            raw_rows = read_file(os.path.join(directory, path))
+            if raw_rows is None:
+                continue
             try:
-                found = data_rows(read_file(os.path.join(directory, path)), path, m.format)
+                found = data_rows(raw_rows, path, m.format)
             except Invalid as error:
                 problems.append(str(error))
                 continue
