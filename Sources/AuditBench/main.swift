@@ -9,8 +9,9 @@ struct Bench: ParsableCommand {
         commandName: "audit-bench",
         abstract: "Benchmarks of the audit engine against its baselines.",
         subcommands: [
-            IngestCommand.self, ReplayCommand.self, AsOfCommand.self, VerifyProjectionsCommand.self, ChildAsOf.self, ChildEngineIngest.self,
-            ChildBareInsert.self, ChildEngineReplay.self, ChildVerifyProjections.self,
+            IngestCommand.self, ReplayCommand.self, AsOfCommand.self, ExamplesCommand.self, VerifyProjectionsCommand.self,
+            ChildAsOf.self, ChildEngineIngest.self, ChildBareInsert.self, ChildEngineReplay.self, ChildExampleReplay.self,
+            ChildVerifyProjections.self,
         ])
 }
 

@@ -44,12 +44,14 @@ extension AuditCommand {
 
             var invalid = false
             var files: [ProjectionTestFile] = []
+            var unreadable = 0
             for path in paths {
                 do {
                     files.append(try ProjectionTestFile.load(path: path))
                 } catch let error as TestFileError {
                     warn(error.description.split(separator: "\n").map { "audit: \($0)" }.joined(separator: "\n"))
                     invalid = true
+                    unreadable += 1
                 }
             }
             let needed = Set(files.map(\.projection))
@@ -95,7 +97,8 @@ extension AuditCommand {
                 }
             }
             let total = passed + failed
-            try out.line("\(total) case\(total == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s"): \(passed) passed, \(failed) failed")
+            let notRun = unreadable == 0 ? "" : "; \(unreadable) file\(unreadable == 1 ? "" : "s") not run (cannot be read, see above)"
+            try out.line("\(total) case\(total == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s"): \(passed) passed, \(failed) failed\(notRun)")
             try out.flush()
             if paths.isEmpty { warn("audit: no test files in \(folder)/: write \(folder)/NAME.test for projection NAME (see docs/testing.md)") }
             if invalid { throw ExitCode(65) }

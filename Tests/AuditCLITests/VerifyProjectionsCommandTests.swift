@@ -40,10 +40,18 @@ struct VerifyProjectionsCommandTests {
 
     @Test("a limit hit by the rebuild could not check (exit 1), and a table without code too")
     func couldNotCheck() throws {
-        let dir = try workspace()
-        let tight = try audit(["verify", "--projections", "fine_balances", "--instructions", "5"], in: dir.path)
-        #expect(tight.status == 1 && tight.stderr.contains("could not check projection fine_balances: the rebuild stopped at a limit"), "\(tight.stderr)")
+        // A handler that loads in a few instructions and runs a few thousand per event.
+        let busy = TempDir()
+        try FileManager.default.createDirectory(atPath: busy.path + "/projections", withIntermediateDirectories: true)
+        try "return { on = { Payment = function(s, e) for i = 1, 2000 do s.n = i end end } }\n"
+            .write(toFile: busy.path + "/projections/spin.lua", atomically: true, encoding: .utf8)
+        _ = try audit(["init"], in: busy.path)
+        _ = try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: busy.path)
+        #expect(try audit(["replay"], in: busy.path).status == 0)
+        let tight = try audit(["verify", "--projections", "spin", "--instructions", "100"], in: busy.path)
+        #expect(tight.status == 1 && tight.stderr.contains("could not check projection spin: the rebuild stopped at a limit"), "\(tight.stderr)")
         #expect(tight.stdout.contains(#""status":"could_not_check""#))
+        let dir = try workspace()
         // A folder lacking a projection the database holds.
         try FileManager.default.removeItem(atPath: dir.path + "/projections")
         try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)

@@ -184,13 +184,18 @@ extension Projection {
         case .object(let entries)?:
             for entry in entries {
                 switch (entry.key, entry.value) {
-                case ("memory_mb", .int(let mb)) where mb > 0 && mb <= 65536: limits.memoryBytes = Int(mb) << 20
+                case ("memory_mb", .int(let mb)) where mb > 0 && mb <= LuaLimits.maxMemoryMB: limits.memoryBytes = Int(mb) << 20
                 case ("instructions", .int(let n)) where n > 0: limits.instructionsPerEvent = n
                 case ("instructions", .double(let n)) where n >= 1 && n < 9e18: limits.instructionsPerEvent = Int64(n)
-                default: throw fail("'limits' takes memory_mb (MB, a positive integer) and instructions (per event)")
+                case ("seconds", .int(let n)) where n > 0 && Double(n) <= LuaLimits.maxCPUSeconds: limits.cpuSecondsPerEvent = Double(n)
+                case ("seconds", .double(let n)) where n > 0 && n <= LuaLimits.maxCPUSeconds: limits.cpuSecondsPerEvent = n
+                default:
+                    throw fail(
+                        "'limits' takes memory_mb (MB, an integer from 1 to \(LuaLimits.maxMemoryMB)), instructions (per event) "
+                            + "and seconds (CPU time per event, at most \(Int(LuaLimits.maxCPUSeconds)))")
                 }
             }
-        default: throw fail("'limits' must be a table like { memory_mb = 64, instructions = 1e6 }")
+        default: throw fail("'limits' must be a table like { memory_mb = 64, instructions = 1e6, seconds = 0.5 }")
         }
         var snapshots = SnapshotPolicy.default
         switch spec["snapshot_every"] {

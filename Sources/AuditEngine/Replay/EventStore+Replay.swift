@@ -104,8 +104,10 @@ extension EventStore {
             } else {
                 status = run.position == run.startPosition ? .upToDate : .updated
             }
+            // A failed run's table stays where its last checkpoint left it.
+            let position = run.failure == nil ? run.position : run.storedPosition
             outcomes[run.projection.name] = ReplayOutcome(
-                projection: run.projection.name, status: status, position: run.position, eventsApplied: run.eventsApplied,
+                projection: run.projection.name, status: status, position: position, eventsApplied: run.eventsApplied,
                 timings: timings)
         }
         return projections.compactMap { outcomes[$0.name] }
@@ -224,7 +226,7 @@ extension EventStore {
         _ runs: [ProjectionRun], full: Bool, end: Int64, writer: CheckpointWriter<some StateDatabase>, timings: inout ReplayTimings
     ) throws {
         timed(&timings.serializing) {
-            for run in runs where run.isActive { run.serializeStates() }
+            for run in runs where run.isActive { run.serializeStates(describe: describeEvent) }
         }
         try writer.wait()  // plans build on what the previous checkpoint left
         let writing = runs.filter(\.isActive)
@@ -245,6 +247,12 @@ extension EventStore {
             }
         }
         try recordFailures(runs, writer: writer)
+    }
+
+    /// The handler, id and stream of the event at `seq`, for a failure that names it.
+    private func describeEvent(_ seq: Int64) -> String? {
+        guard let event = try? events(EventFilter(fromSeq: seq, toSeq: seq)).first else { return nil }
+        return eventDescription(type: event.type, id: event.id, stream: event.stream)
     }
 
     /// Sets up `run`'s snapshots per its projection's policy (none with `--no-snapshots`).
