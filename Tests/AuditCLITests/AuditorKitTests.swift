@@ -25,6 +25,8 @@ struct AuditorKitTests {
         static let edgeEvents = [
             #"{"id":"edge-1","stream":"edge","type":"Numbers","data":{"above_2^53":9007199254740994.0,"below_1e16":9999999999999998.0,"e16":1e16,"e21":1e21,"tiny":1e-7,"subnormal":5e-324,"negative_zero":-0.0,"int64_max":9223372036854775807,"int64_min":-9223372036854775808,"past_int64":9223372036854775808,"huge":123456789012345678901234567890,"integral_float":100.0,"exponent":1E2,"e-4":0.0001,"e-5":0.00001,"max":1.7976931348623157e308,"list":[1,1.5,-2.5e-8,true,null]}}"#,
             #"{"id":"edge-2","stream":"edge","type":"Strings","data":{"s":"tab\t nl\n cr\r nul\u0000 us\u001f del\u007f ls\u2028 e\u0301 é 😀 \"q\" \\ \/ ﻿bom"},"meta":{"\uff01":1,"😀":2,"a":3,"A":4,"":5,"é":6}}"#,
+            // data as deep as ingest takes it: 128 levels, its own object included.
+            #"{"id":"edge-3","stream":"edge","type":"Deep","data":"# + String(repeating: #"{"k":"#, count: 127) + "[1]" + String(repeating: "}", count: 127) + "}",
         ]
 
         init() throws {
