@@ -31,7 +31,7 @@ extension AuditCommand {
 
         func run() throws {
             let key = try publicKey.map { try PublicKey(argument: $0) }
-            let store = try global.db.map { try EventStore(path: $0) }
+            let store = try global.db.map { try EventStore(path: $0, access: .readOnly) }
             var verified: [ExportVerification] = []
             var failures: [String] = []
             for directory in try expand(directories) {
