@@ -1,3 +1,5 @@
+import GRDB
+
 /// `verify`'s check of the events, one stored row at a time, in seq order.
 ///
 /// Each row is read as SQLite stores it, never coerced: every column must have the
@@ -21,6 +23,7 @@ struct ChainCheck {
     private(set) var rows: Int64 = 0
     private var hasher = EventHash()
     private var expectedSeq: Int64 = 1
+    private var indexes = IndexCheck()
 
     /// Checks the current row of a statement selecting `columns`.
     mutating func check(_ row: SQLStatement) {
@@ -85,9 +88,16 @@ struct ChainCheck {
         }
         if !faults.isEmpty { findings.add(seq: seq, faults.joined(separator: "; ")) }
 
+        indexes.add(row: row)
         last = ChainHead(seq: seq, hash: [UInt8](hash), recordedAt: [UInt8](recorded))
         rows &+= 1
         if seq >= expectedSeq { expectedSeq = seq &+ 1 }
+    }
+
+    /// Compares each of the `present` indexes of `events` with the rows checked.
+    mutating func checkIndexes(_ db: Database, present: Set<String>) throws {
+        let indexes = self.indexes
+        try indexes.check(db, present: present, rows: rows, into: &self)
     }
 
     /// Records a problem found by another part of the check.
@@ -106,15 +116,18 @@ struct ChainCheck {
         where head.storageClass(column) != expected {
             faults.append("its \(name) is stored as \(head.storageClass(column)), not \(expected)")
         }
+        if head.storageClass(0) == .integer, head.int64(0) != 1 { faults.append("its singleton is \(head.int64(0)), not 1") }
         let seq = head.int64(1)
-        if head.int64(0) != 1 { faults.append("its singleton is \(head.int64(0)), not 1") }
-        if seq > end {
+        if head.storageClass(1) != .integer {
+            // Its seq says nothing; the other fields are still compared.
+        } else if seq > end {
             findings.add(
                 seq: end &+ 1, "the log ends at seq \(end) but the chain head records seq \(seq): events were removed from the end")
         } else if seq < end {
             findings.add(
                 seq: seq &+ 1, "events after seq \(seq) were added outside the engine (the chain head record ends there)")
-        } else {
+        }
+        if head.storageClass(1) != .integer || seq == end {
             if !head.blob(2).elementsEqual(last.hash) {
                 faults.append("its hash is not the hash of the last event (seq \(end))")
             }

@@ -11,6 +11,12 @@ extension EventStore {
     /// - Throws: `IntegrityFailure` for any damage; `StoreError` when the machine
     ///   failed or nothing is at `path`.
     public static func verify(path: String, progress: (@Sendable (UpgradeProgress) -> Void)? = nil) throws -> VerifyReport {
+        try check(path: path, progress: progress).get()
+    }
+
+    /// As `verify(path:progress:)`, with the damage found returned, not thrown (a
+    /// caller checking many files pays for no thrown error per damaged one).
+    static func check(path: String, progress: (@Sendable (UpgradeProgress) -> Void)?) throws -> Result<VerifyReport, IntegrityFailure> {
         var attempt = 0
         while true {
             attempt += 1
@@ -19,9 +25,9 @@ extension EventStore {
                 do {
                     store = try EventStore(path: path, access: .readOnly)
                 } catch StoreError.notAuditDatabase(_, let reason) {
-                    throw IntegrityFailure(problems: [IntegrityProblem(seq: nil, reason: "no audit database at \(path): \(reason)")], total: 1)
+                    return .failure(IntegrityFailure(problems: [IntegrityProblem(seq: nil, reason: "no audit database at \(path): \(reason)")], total: 1))
                 }
-                return try store.verify(progress: progress)
+                return try store.check(progress: progress)
             } catch StoreError.changedWhileRead(_) where attempt < 3 {
                 continue
             }
@@ -35,7 +41,7 @@ extension EventStore {
     ///   seqs 1, 2, 3 … without gaps, recorded_at never going back, and its hash
     ///   against its stored predecessor's (`ChainCheck`);
     /// - the side tables derived from the events, rebuilt and compared
-    ///   (`CorrelationCheck`);
+    ///   (`CorrelationCheck`), and the indexes of `events` (`IndexCheck`);
     /// - every field of the chain head record against the last event.
     ///
     /// Detects any row changed, removed, inserted or reordered by editing the database
@@ -48,14 +54,19 @@ extension EventStore {
     ///   the first 20 bad seqs, with the count of all; `StoreError` only when the
     ///   machine failed (I/O, memory, a lock).
     public func verify(progress: (@Sendable (UpgradeProgress) -> Void)? = nil) throws -> VerifyReport {
+        try check(progress: progress).get()
+    }
+
+    /// As `verify(progress:)`, with the damage found returned, not thrown.
+    func check(progress: (@Sendable (UpgradeProgress) -> Void)?) throws -> Result<VerifyReport, IntegrityFailure> {
         do {
             return try readTransaction { db in
                 try Verification(db: db, applied: appliedMigrations, progress: progress).run()
             }
         } catch StoreError.sqlite(let failure) where !failure.isMachineFailure {
-            throw IntegrityFailure(
+            return .failure(IntegrityFailure(
                 problems: [IntegrityProblem(seq: nil, reason: "the database file is damaged: SQLite reports \"\(failure.message)\"")],
-                total: 1)
+                total: 1))
         }
     }
 }
@@ -72,8 +83,9 @@ private struct Verification {
         self.progress = progress
     }
 
-    func run() throws -> VerifyReport {
+    func run() throws -> Result<VerifyReport, IntegrityFailure> {
         var check = ChainCheck()
+        var eventsRead = false
         try Self.reading("the schema", &check) { check in
             for problem in try SchemaCheck.problems(db, applied: applied) { check.add(seq: nil, problem) }
         }
@@ -82,6 +94,7 @@ private struct Verification {
             let last = try total.step() ? total.int64(0) : 0
             let rows = try SQLStatement(db, "SELECT \(ChainCheck.columns) FROM events ORDER BY seq")
             var correlations = applied.contains("v2-read-indexes") ? CorrelationCheck(try SQLStatement(db, CorrelationCheck.sql)) : nil
+            progress?(UpgradeProgress(step: "verifying the log", done: 0, total: last))
             while try rows.step() {
                 check.check(rows)
                 try correlations?.check(seq: rows.int64(0), meta: rows.text(8), into: &check)
@@ -90,15 +103,24 @@ private struct Verification {
                 }
             }
             try correlations?.finish(into: &check)
+            progress?(UpgradeProgress(step: "verifying the log", done: check.rows, total: last))
+            eventsRead = true
         }
+        // The indexes are compared with every row: only when all of them were read.
+        if eventsRead { try Self.reading("the indexes of events", &check) { check in
+            let names = try SQLStatement(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
+            var present: Set<String> = []
+            while try names.step() { present.insert(names.string(0)) }
+            try check.checkIndexes(db, present: present)
+        } }
         try Self.reading("the chain head", &check) { check in
             try check.checkHead(SQLStatement(db, "SELECT singleton, seq, hash, recorded_at FROM chain_head"))
         }
-        if !check.findings.isEmpty { throw check.findings.failure }
+        if !check.findings.isEmpty { return .failure(check.findings.failure) }
         let findings = check.findings
-        return VerifyReport(
+        return .success(VerifyReport(
             events: check.rows, head: Hex.encode(check.last.hash), olderBuildSeqs: findings.olderBuildSeqs,
-            olderBuildCount: findings.olderBuildCount, olderBuildNotes: findings.olderBuildNotes)
+            olderBuildCount: findings.olderBuildCount, olderBuildNotes: findings.olderBuildNotes))
     }
 
     /// Runs one part of the check. SQLite failing on the file's content (damage, an

@@ -49,7 +49,7 @@ public struct SQLiteFailure: Error, Sendable, Equatable, CustomStringConvertible
 }
 
 /// The kinds of value SQLite stores (its storage classes).
-enum StorageClass: Sendable, Equatable, CustomStringConvertible {
+enum StorageClass: Sendable, Hashable, CustomStringConvertible {
     case integer, real, text, blob, null
 
     var description: String {

@@ -18,8 +18,10 @@ enum SchemaCheck {
         var sql: String?
     }
 
-    /// The schema of a database with every migration this build knows.
-    private static let current: Result<[Object], any Error> = Result { try made(byMigrationsUpTo: Schema.migrationIdentifiers.last) }
+    /// The schema each sequence of this build's migrations makes, by its last migration
+    /// (made once, at the first verification).
+    private static let made: [String: Result<[Object], any Error>] = Dictionary(
+        uniqueKeysWithValues: Schema.migrationIdentifiers.map { last in (last, Result { try made(byMigrationsUpTo: last) }) })
 
     /// What is wrong with the schema of `db`, which records `applied` migrations (as
     /// read from it, in this build's order). Empty when it is as the engine made it.
@@ -28,7 +30,7 @@ enum SchemaCheck {
         guard !applied.isEmpty, applied == Array(known.prefix(applied.count)) else {
             return ["the schema was altered: grdb_migrations records the migrations \(applied.joined(separator: ", ")), which is not a sequence this build's migrations (\(known.joined(separator: ", "))) leave"]
         }
-        let expected = applied == known ? try current.get() : try made(byMigrationsUpTo: applied.last)
+        guard let last = applied.last, let expected = try made[last]?.get() else { return [] }
         let found = try objects(db)
         var problems: [String] = []
         let engineTables = Set(expected.filter { $0.type == "table" }.map { $0.name.lowercased() })
@@ -65,9 +67,9 @@ enum SchemaCheck {
     }
 
     /// The schema the migrations up to `last` make in an empty database.
-    private static func made(byMigrationsUpTo last: String?) throws -> [Object] {
+    private static func made(byMigrationsUpTo last: String) throws -> [Object] {
         let queue = try DatabaseQueue()
-        if let last { try Schema.migrator.migrate(queue, upTo: last) }
+        try Schema.migrator.migrate(queue, upTo: last)
         return try queue.read(objects)
     }
 }
