@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// Opening a store: what the file holds is found out read-only first, so that a
 /// command never writes into a file that is not an audit database, nor upgrades one
@@ -35,6 +36,8 @@ extension EventStore {
             return Opened(database: queue, mode: mode, stamp: stamp, migrations: migrations, attachLocation: attach)
         } catch let error as DatabaseError {
             throw openFailure(SQLiteFailure(error, path: path))
+        } catch StoreError.sqlite(let failure) where !failure.isMachineFailure {
+            throw openFailure(failure)
         }
     }
 
@@ -96,8 +99,9 @@ extension EventStore {
         if fileSize == 0 {
             throw StoreError.notAuditDatabase(path: path, reason: "the file is empty (only `audit init` makes a database)")
         }
+        // `events` of any kind: a view in its place is the schema altered, for verify to say.
         let statement = try SQLStatement(
-            db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('grdb_migrations', 'events')", path: path)
+            db, "SELECT name FROM sqlite_master WHERE (type = 'table' AND name = 'grdb_migrations') OR name = 'events'", path: path)
         var found: Set<String> = []
         while try statement.step() { found.insert(statement.string(0)) }
         guard found.count == 2 else {
@@ -106,7 +110,15 @@ extension EventStore {
         let applied = try Schema.appliedMigrations(db, path: path)
         let known = Schema.migrationIdentifiers
         let unknown = applied.subtracting(known)
-        if !unknown.isEmpty { throw StoreError.schemaTooNew(path: path, unknownMigrations: unknown.sorted()) }
+        if !unknown.isEmpty {
+            // A later build's migrations are named as these are, with a higher number.
+            guard unknown.allSatisfy(Schema.isLaterMigration) else {
+                let shown = unknown.sorted().prefix(3).map { "\"\($0.prefix(40))\"" }.joined(separator: ", ")
+                throw StoreError.notAuditDatabase(
+                    path: path, reason: "its record of migrations is damaged: grdb_migrations holds \(shown), which no audit build writes")
+            }
+            throw StoreError.schemaTooNew(path: path, unknownMigrations: unknown.sorted())
+        }
         return known.filter(applied.contains)
     }
 
@@ -116,6 +128,9 @@ extension EventStore {
             return .notAuditDatabase(path: failure.path, reason: "it is not an SQLite database, or it is damaged (\(failure.message))")
         }
         if failure.isReadOnly { return .readOnlyDatabase(path: failure.path, reason: "SQLite: \(failure.message)") }
+        if failure.primaryCode == SQLITE_ERROR {
+            return .notAuditDatabase(path: failure.path, reason: "its schema is not the audit schema (\(failure.message))")
+        }
         return .sqlite(failure)
     }
 }
