@@ -48,8 +48,13 @@ struct ChainHead: Equatable {
     /// - Throws: `StoreError.integrity` when they differ (someone changed the database
     ///   outside the engine): nothing may be appended until `verify` has been run.
     static func forAppending(_ db: Database) throws -> (head: ChainHead, lastRecordedAt: Timestamp?) {
-        let head = try read(db)
         let last = try lastEvent(db)
+        let head: ChainHead
+        do {
+            head = try read(db)
+        } catch StoreError.integrity(_, let reason) {
+            throw StoreError.integrity(seq: last.seq, reason: reason.replacingOccurrences(of: "; run", with: ", so nothing was appended; run"))
+        }
         guard head == last else {
             let field = head.seq != last.seq ? "seq" : head.hash != last.hash ? "hash" : "recorded_at"
             throw StoreError.integrity(

@@ -70,16 +70,29 @@ extension EventStore {
         let clock = ContinuousClock.now
         var lastReport = clock
         let channel = BatchChannel<IngestBatch>(capacity: 8)
+        // The parser reads `fd` until it stops: every return waits for it, so that the
+        // caller may close `fd` (whose number the next open reuses) once this returns.
+        let parsed = DispatchSemaphore(value: 0)
         let parser = Thread {
             IngestParser(fd: fd, channel: channel, missingIds: missingIds).run()
+            parsed.signal()
         }
         parser.stackSize = 8 << 20  // JSON nesting recursion
-        parser.start()
+        var started = false
+        defer {
+            if started {
+                channel.cancel()
+                parsed.wait()
+            }
+        }
 
         var lineErrors: [LineError] = []
         do {
             return try writeTransaction { db in
+                // The lock and the chain head first: when they fail, no input was read.
                 let writer = try EventWriter(db)
+                parser.start()
+                started = true
                 while let batch = channel.receive() {
                     for item in batch.events {
                         do {
