@@ -155,6 +155,9 @@ final class SQLStatement {
         while try step() {}
     }
 
+    /// Rows the last INSERT, UPDATE or DELETE on this statement's connection changed.
+    var changes: Int32 { sqlite3_changes(sqlite3_db_handle(handle)) }
+
     /// Makes the statement ready to run again; bindings are kept.
     func reset() {
         sqlite3_reset(handle)

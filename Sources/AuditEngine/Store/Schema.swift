@@ -248,9 +248,15 @@ enum Schema {
         // value cast to a blob hashes the same but no longer matches `type = 'X'`.
         // And a trigger lets INSERT do nothing but append: REPLACE and UPSERT forms
         // would otherwise delete or overwrite a stored event without firing the
-        // UPDATE or DELETE triggers. A row whose id is stored is ignored (the writer's
-        // duplicate path relies on it); one whose seq is not the next, or whose
-        // stream already has its version, is refused.
+        // UPDATE or DELETE triggers: a row whose id is stored is ignored (the writer's
+        // duplicate path relies on it), one whose seq is not the next or whose stream
+        // already has its version is refused.
+        //
+        // The trigger raises FAIL, not ABORT, and neither it nor `events` calls a SQL
+        // function (no CHECK (length(hash) = 32) there, unlike chain_head): any of
+        // them makes SQLite keep a statement journal for each INSERT, a copy of every
+        // page it changes (measured: twice the ingest time). A refused row fails its
+        // statement and nothing of it is stored. `verify` checks each hash's length.
         migrator.registerMigration("v8-strict-events") { db in
             try db.execute(sql: """
                 CREATE TABLE events_v8 (
@@ -263,7 +269,7 @@ enum Schema {
                     recorded_at TEXT    NOT NULL,
                     data        TEXT    NOT NULL,
                     meta        TEXT    NOT NULL DEFAULT '{}',
-                    hash        BLOB    NOT NULL CHECK (length(hash) = 32),
+                    hash        BLOB    NOT NULL,
                     UNIQUE (stream, version)
                 ) STRICT
                 """)
@@ -280,9 +286,9 @@ enum Schema {
                 CREATE TRIGGER events_are_appended BEFORE INSERT ON events
                 BEGIN
                     SELECT RAISE(IGNORE) WHERE EXISTS (SELECT 1 FROM events WHERE id = NEW.id);
-                    SELECT RAISE(ABORT, 'events are only appended: seq must be the last seq + 1')
-                        WHERE NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM events);
-                    SELECT RAISE(ABORT, 'events are only appended: the stream already has an event of this version')
+                    SELECT RAISE(FAIL, 'events are only appended: seq must be the last seq + 1')
+                        WHERE NEW.seq IS NOT coalesce((SELECT max(seq) FROM events), 0) + 1;
+                    SELECT RAISE(FAIL, 'events are only appended: the stream already has an event of this version')
                         WHERE EXISTS (SELECT 1 FROM events WHERE stream = NEW.stream AND version = NEW.version);
                 END;
 
@@ -348,6 +354,21 @@ enum Schema {
         "v7-snapshot-chunks": "snapshot deltas stored in chunks",
         "v8-strict-events": "events, chain_head and event_correlations rebuilt as STRICT tables (every value has the storage class the engine writes, a hash is 32 bytes), and a trigger that lets INSERT only append (no REPLACE or UPSERT of a stored event)",
     ]
+
+    /// Whether `identifier` names a migration of a later build: `v<number>-<name>`,
+    /// numbered past this build's last.
+    static func isLaterMigration(_ identifier: String) -> Bool {
+        func number(_ id: String) -> Int? {
+            guard id.hasPrefix("v"), let dash = id.firstIndex(of: "-") else { return nil }
+            let name = id[id.index(after: dash)...]
+            guard !name.isEmpty, name.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }) else {
+                return nil
+            }
+            return Int(id[id.index(after: id.startIndex)..<dash])
+        }
+        guard let later = number(identifier), let last = migrationIdentifiers.last.flatMap(number) else { return false }
+        return later > last
+    }
 
     /// The identifiers of all migrations this build knows, oldest first.
     static var migrationIdentifiers: [String] { migrator.migrations }
