@@ -8,7 +8,11 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit-bench",
         abstract: "Benchmarks of the audit engine against its baselines.",
-        subcommands: [IngestCommand.self, ReplayCommand.self, VerifyCommand.self, AsOfCommand.self, ChildAsOf.self, ChildEngineIngest.self, ChildBareInsert.self, ChildEngineReplay.self])
+        subcommands: [
+            IngestCommand.self, ReplayCommand.self, AsOfCommand.self, ExamplesCommand.self, VerifyCommand.self, VerifyProjectionsCommand.self,
+            ChildAsOf.self, ChildEngineIngest.self, ChildBareInsert.self, ChildEngineReplay.self, ChildExampleReplay.self,
+            ChildVerifyProjections.self,
+        ])
 }
 
 struct WorkloadOptions: ParsableArguments {

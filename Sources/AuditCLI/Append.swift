@@ -54,8 +54,8 @@ extension AuditCommand {
                 expectedVersion: ExpectedVersion(text: expectedVersion)!)
             let result = try openStore(global).append(event)
             var out = Output()
-            out.line(result.event.jsonLine)
-            out.flush()
+            try out.line(result.event.jsonLine)
+            try out.flush()
         }
     }
 }

@@ -26,7 +26,15 @@ public struct AuditCommand: ParsableCommand {
     public init() {}
 
     /// Runs the command line and exits with the contract's exit codes.
+    ///
+    /// Output that cannot be written fails the command (exit 1), except when stdout's
+    /// reader went away (EPIPE), which ends it quietly; a failing stderr never changes
+    /// the exit code.
     public static func runAndExit() -> Never {
+        // EPIPE instead of death by SIGPIPE, so that a closed pipe ends the command
+        // through the path below.
+        signal(SIGPIPE, SIG_IGN)
+        StandardStreams.occupyClosedDescriptors()
         LoggingSystem.bootstrap { _ in StderrLogHandler() }
         if let problem = ArgumentText.firstProblem(CommandLine.arguments.count, CommandLine.unsafeArgv) {
             FileHandle.standardError.write(Data("audit: \(problem.message)\n".utf8))
@@ -36,11 +44,31 @@ public struct AuditCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
             Foundation.exit(0)
+        } catch is OutputClosed {
+            Foundation.exit(ExitCodes.outputClosed)
         } catch let failure as any AuditFailure {
-            FileHandle.standardError.write(Data("audit: \(failure)\n".utf8))
+            StandardStreams.writeError("audit: \(failure)\n")
             Foundation.exit(ExitCodes.code(for: failure.category))
         } catch {
-            exit(withError: error)
+            // Usage errors, --help, --version and ExitCode: ArgumentParser's message and
+            // code, written here so that a failing stdout is reported as well.
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                if code == .success {
+                    do {
+                        try StandardStreams.writeOut(message + "\n")
+                    } catch is OutputClosed {
+                        Foundation.exit(ExitCodes.outputClosed)
+                    } catch {
+                        StandardStreams.writeError("audit: \(error)\n")
+                        Foundation.exit(1)
+                    }
+                } else {
+                    StandardStreams.writeError(message + "\n")
+                }
+            }
+            Foundation.exit(code.rawValue)
         }
     }
 }
@@ -68,6 +96,10 @@ public enum ExitCodes {
         case .failure: return 1
         }
     }
+
+    /// Stdout's reader went away: the status a shell gives a process that SIGPIPE ended,
+    /// as `cat` or `grep` would end, so that `set -o pipefail` scripts see the same.
+    public static let outputClosed: Int32 = 128 + SIGPIPE
 }
 
 /// The engine's version, printed by `audit --version` and written into exports.
@@ -76,6 +108,10 @@ public enum AuditVersion {
 }
 
 /// Where command output goes: stdout carries only results, so it can be piped.
+///
+/// Buffered; `line` and `flush` throw `OutputFailure` when stdout cannot be written
+/// and `OutputClosed` when its reader went away, so a command never claims success
+/// for output that was lost.
 struct Output {
     private var buffer: [UInt8] = []
 
@@ -83,30 +119,23 @@ struct Output {
         buffer.reserveCapacity(1 << 16)
     }
 
-    mutating func line(_ text: String) {
+    mutating func line(_ text: String) throws {
         buffer.append(contentsOf: text.utf8)
         buffer.append(0x0A)
-        if buffer.count >= 1 << 16 { flush() }
+        if buffer.count >= 1 << 16 { try flush() }
     }
 
     /// Appends a line that `write` puts into the buffer.
-    mutating func line(_ write: (inout [UInt8]) -> Void) {
+    mutating func line(_ write: (inout [UInt8]) -> Void) throws {
         write(&buffer)
         buffer.append(0x0A)
-        if buffer.count >= 1 << 16 { flush() }
+        if buffer.count >= 1 << 16 { try flush() }
     }
 
-    mutating func flush() {
+    mutating func flush() throws {
         guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(1, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { break }  // a closed pipe: stop quietly
-                offset += n
-            }
-        }
-        buffer.removeAll(keepingCapacity: true)
+        defer { buffer.removeAll(keepingCapacity: true) }
+        try buffer.withUnsafeBytes { try StandardStreams.writeOut($0) }
     }
 }
 
@@ -127,6 +156,6 @@ struct StderrLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        FileHandle.standardError.write(Data("audit: \(event.level): \(event.message)\n".utf8))
+        StandardStreams.writeError("audit: \(event.level): \(event.message)\n")
     }
 }

@@ -36,28 +36,28 @@ extension AuditCommand {
             case .jsonl, .json:
                 var out = Output()
                 var first = true
-                if format == .json { out.line("[") }
+                if format == .json { try out.line("[") }
                 try store.forEachEvent(filter) { event in
                     if format == .json {
-                        out.line((first ? "" : ",") + event.jsonLine)
+                        try out.line((first ? "" : ",") + event.jsonLine)
                     } else {
-                        out.line(event.jsonLine)
+                        try out.line(event.jsonLine)
                     }
                     first = false
                 }
-                if format == .json { out.line("]") }
-                out.flush()
+                if format == .json { try out.line("]") }
+                try out.flush()
             case .csv, .table:
                 var writer = TabularWriter(
                     columns: ["seq", "id", "stream", "version", "type", "occurred_at", "recorded_at", "data", "meta", "hash"],
                     format: format)
                 try store.forEachEvent(filter) { e in
-                    writer.row([
+                    try writer.row([
                         String(e.seq), e.id, e.stream, String(e.version), e.type, e.occurredAt.description,
                         e.recordedAt.description, e.data, e.meta, e.hashHex,
                     ])
                 }
-                writer.finish()
+                try writer.finish()
             }
         }
     }

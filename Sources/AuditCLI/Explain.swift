@@ -33,15 +33,15 @@ extension AuditCommand {
 func writeHistory(store: EventStore, projection: Projection, key: String, time: TimeOptions, format: OutputFormat) throws {
     let filter = EventFilter(asOf: time.asOf, knownAt: time.knownAt)
     let columns = ["seq", "occurred_at", "type", "id", "state"]
-    var writer = ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"])
+    var writer = try ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"])
     var found = false
     try store.explain(projection, key: key, filter: filter) { step in
         found = true
-        writer.row([
+        try writer.row([
             .integer(step.event.seq), .text(step.event.occurredAt.description), .text(step.event.type),
             .text(step.event.id), .text(step.state),
         ])
     }
-    writer.finish()
+    try writer.finish()
     if !found { throw ProjectionError(projection: projection.name, message: "no event changed the state of key \"\(key)\"") }
 }

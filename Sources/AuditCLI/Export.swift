@@ -52,16 +52,14 @@ extension AuditCommand {
             for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
             if rowsPerFile < 1 { throw ValidationError("--rows-per-file must be at least 1") }
             if let name, !ExportRequest.isValidName(name) { throw ValidationError("--name may use letters, digits, '.', '_' and '-'") }
+            if let query, !SavedQuery.isValidName(query) { throw ValidationError("--query: " + SavedQuery.invalidNameMessage(query)) }
         }
 
         func run() throws {
             let store = try openStore(global)
             let content: ExportContent
             if let query {
-                let source = "\(workspace.queries)/\(query).sql"
-                guard let sql = try? String(contentsOfFile: source, encoding: .utf8) else {
-                    throw QueryError(source: source, message: "no such saved query (queries are files NAME.sql in \(workspace.queries)/)")
-                }
+                let sql = try SavedQuery.load(query, from: workspace.queries)
                 // At a past time the projections the SQL reads are folded from their code.
                 var projections: [Projection] = []
                 if time.asOf != nil || time.knownAt != nil {
@@ -86,8 +84,8 @@ extension AuditCommand {
             let result = try store.export(request)
             if stderrIsTerminal { ProgressLine.clear() }
             var output = Output()
-            output.line(exportSummary(result))
-            output.flush()
+            try output.line(exportSummary(result))
+            try output.flush()
         }
     }
 }

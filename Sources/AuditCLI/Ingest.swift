@@ -41,8 +41,8 @@ extension AuditCommand {
                 path: file, missingIds: missingIds, progress: stderrIsTerminal ? Self.showProgress : nil)
             if stderrIsTerminal { ProgressLine.clear() }
             var out = Output()
-            out.line(summary.json)
-            out.flush()
+            try out.line(summary.json)
+            try out.flush()
         }
     }
 }

@@ -17,8 +17,8 @@ extension AuditCommand {
         func run() throws {
             let key = try SigningKey.generate(file: file)
             var out = Output()
-            out.line(key.publicKeyBase64)
-            out.flush()
+            try out.line(key.publicKeyBase64)
+            try out.flush()
             warn("audit: wrote the private key to \(file) (mode 0600) and the public key to \(file).pub")
         }
     }

@@ -32,27 +32,27 @@ struct TabularWriter {
         self.format = format
     }
 
-    mutating func row(_ cells: [String]) {
+    mutating func row(_ cells: [String]) throws {
         switch format {
         case .csv:
             if !wroteHeader {
-                output.line(columns.map(CSV.field).joined(separator: ","))
+                try output.line(columns.map(CSV.field).joined(separator: ","))
                 wroteHeader = true
             }
-            output.line(cells.map(CSV.field).joined(separator: ","))
+            try output.line(cells.map(CSV.field).joined(separator: ","))
         default:
             page.append(cells)
-            if page.count >= TabularWriter.pageSize { flushPage() }
+            if page.count >= TabularWriter.pageSize { try flushPage() }
         }
     }
 
-    mutating func finish() {
-        if format == .csv, !wroteHeader { output.line(columns.map(CSV.field).joined(separator: ",")) }
-        if format == .table { flushPage(force: !wroteHeader) }
-        output.flush()
+    mutating func finish() throws {
+        if format == .csv, !wroteHeader { try output.line(columns.map(CSV.field).joined(separator: ",")) }
+        if format == .table { try flushPage(force: !wroteHeader) }
+        try output.flush()
     }
 
-    private mutating func flushPage(force: Bool = false) {
+    private mutating func flushPage(force: Bool = false) throws {
         guard !page.isEmpty || force else { return }
         let cells = page.map { $0.map(TabularWriter.display) }
         var widths = columns.map(\.count)
@@ -65,11 +65,11 @@ struct TabularWriter {
             }.joined(separator: "  ")
         }
         if !wroteHeader {
-            output.line(render(columns))
-            output.line(render(widths.map { String(repeating: "-", count: $0) }))
+            try output.line(render(columns))
+            try output.line(render(widths.map { String(repeating: "-", count: $0) }))
             wroteHeader = true
         }
-        for row in cells { output.line(render(row)) }
+        for row in cells { try output.line(render(row)) }
         page.removeAll(keepingCapacity: true)
     }
 

@@ -57,26 +57,10 @@ extension AuditCommand {
             let knownSet = Set(known)
             for case .success(let projection) in loaded {
                 for type in projection.handledTypes where !knownSet.contains(type) {
-                    let closest = known.min { editDistance($0, type) < editDistance($1, type) }!
-                    let hint = editDistance(closest, type) <= max(2, type.count / 3) ? " (did you mean \"\(closest)\"?)" : ""
+                    let hint = closestName(to: type, in: known).map { " (did you mean \"\($0)\"?)" } ?? ""
                     warn("audit: warning: projection \(projection.name) handles \"\(type)\", which never occurs in the log\(hint)")
                 }
             }
         }
     }
-}
-
-/// Levenshtein distance over characters.
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    if a.isEmpty { return b.count }
-    var previous = Array(0...b.count)
-    for i in 1...a.count {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in stride(from: 1, through: b.count, by: 1) {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return previous[b.count]
 }

@@ -32,6 +32,7 @@ extension AuditCommand {
 
         func validate() throws {
             if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
+            if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
         }
@@ -41,11 +42,8 @@ extension AuditCommand {
             var text = sql ?? ""
             var source = "--sql"
             if let name {
-                source = "\(workspace.queries)/\(name).sql"
-                guard let saved = try? String(contentsOfFile: source, encoding: .utf8) else {
-                    throw QueryError(source: source, message: "no such saved query (queries are files NAME.sql in \(workspace.queries)/)")
-                }
-                text = saved
+                source = SavedQuery.file(name, in: workspace.queries)
+                text = try SavedQuery.load(name, from: workspace.queries)
             }
             var parameters: [String: String] = [:]
             for p in param {
@@ -53,8 +51,8 @@ extension AuditCommand {
                 parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
             var writer: ResultWriter?
-            let header = { (columns: [String]) in writer = ResultWriter(columns: columns, format: format) }
-            let row = { (values: [SQLValue]) in writer!.row(values) }
+            let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }
+            let row = { (values: [SQLValue]) in try writer!.row(values) }
             if time.selection.isCurrent {
                 try store.query(sql: text, parameters: parameters, source: source, header: header, row: row)
             } else {
@@ -68,7 +66,7 @@ extension AuditCommand {
                     sql: text, parameters: parameters, source: source, at: time.selection,
                     projections: loaded.compactMap { try? $0.get() }, options: options, header: header, row: row)
             }
-            writer?.finish()
+            try writer?.finish()
         }
     }
 }

@@ -28,31 +28,40 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("Events between checkpoints (default: every 30 s of work, and whenever a VM is half full).", valueName: "n")) var checkpointEvery: Int?
         @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
         @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
+        @Option(help: ArgumentHelp("CPU seconds allowed per event (overrides the projections' own; default 0.25).", valueName: "s")) var seconds: Double?
         @Flag(help: "Say on stderr where the replay's time went (what bounds it: see docs/operations.md).") var timings = false
 
         func validate() throws {
             if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
-            if let memoryMb, memoryMb < 1 { throw ValidationError("--memory-mb must be at least 1") }
+            if let memoryMb, memoryMb < 1 || memoryMb > LuaLimits.maxMemoryMB {
+                throw ValidationError("--memory-mb must be from 1 to \(LuaLimits.maxMemoryMB)")
+            }
             if let instructions, instructions < 1 { throw ValidationError("--instructions must be at least 1") }
+            if let seconds, !(seconds > 0 && seconds <= LuaLimits.maxCPUSeconds) {
+                throw ValidationError("--seconds must be over 0 and at most \(Int(LuaLimits.maxCPUSeconds))")
+            }
         }
 
         func run() throws {
             let store = try openStore(global)
-            let loaded = try workspace.loadProjections(names)
             var options = ReplayOptions()
+            if memoryMb != nil || instructions != nil || seconds != nil {
+                let defaults = LuaLimits.default
+                options.limits = LuaLimits(
+                    memoryBytes: memoryMb.map { $0 << 20 } ?? defaults.memoryBytes,
+                    instructionsPerEvent: instructions ?? defaults.instructionsPerEvent,
+                    cpuSecondsPerEvent: seconds ?? defaults.cpuSecondsPerEvent)
+            }
+            // The top levels run under the limits of the run too.
+            let loaded = try workspace.loadProjections(names, limits: options.limits ?? .default)
             options.rebuild = rebuild
             options.toSeq = toSeq
             options.batchSize = batchSize
             options.parallel = parallel
             options.checkpointEvery = checkpointEvery
             options.useSnapshots = !noSnapshots
-            if memoryMb != nil || instructions != nil {
-                options.limits = LuaLimits(
-                    memoryBytes: (memoryMb ?? LuaLimits.default.memoryBytes >> 20) << 20,
-                    instructionsPerEvent: instructions ?? LuaLimits.default.instructionsPerEvent)
-            }
             if stderrIsTerminal { options.progress = ProgressLine.report }
             let projections = loaded.compactMap { try? $0.get() }
             let started = ContinuousClock.now
@@ -67,7 +76,7 @@ extension AuditCommand {
             var failures: [String] = []
             for case .failure(let error) in loaded {
                 failures.append(error.description)
-                out.line(#"{"projection":\#(json(error.projection)),"status":"failed","position":null,"events":0}"#)
+                try out.line(#"{"projection":\#(json(error.projection)),"status":"failed","position":null,"events":0}"#)
             }
             for outcome in outcomes {
                 let status: String
@@ -80,13 +89,11 @@ extension AuditCommand {
                     status = "failed"
                     failures.append(error.description)
                 }
-                out.line(#"{"projection":\#(json(outcome.projection)),"status":"\#(status)","position":\#(outcome.position),"events":\#(outcome.eventsApplied)}"#)
+                try out.line(#"{"projection":\#(json(outcome.projection)),"status":"\#(status)","position":\#(outcome.position),"events":\#(outcome.eventsApplied)}"#)
             }
-            out.flush()
-            if !failures.isEmpty {
-                for failure in failures { warn("audit: \(failure)") }
-                throw ExitCode(65)
-            }
+            for failure in failures { warn("audit: \(failure)") }
+            try out.flush()
+            if !failures.isEmpty { throw ExitCode(65) }
         }
     }
 }
@@ -107,10 +114,10 @@ enum ProgressLine {
 
     /// Rewrites the progress line in place.
     static func show(_ text: String) {
-        FileHandle.standardError.write(Data("\r\(text)\u{1B}[K".utf8))
+        StandardStreams.writeError("\r\(text)\u{1B}[K")
     }
 
     static func clear() {
-        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        StandardStreams.writeError("\r\u{1B}[K")
     }
 }

@@ -10,39 +10,39 @@ struct ResultWriter {
     private var tabular: TabularWriter?
     private var count = 0
 
-    init(columns: [String], format: OutputFormat, rawJSONColumns: Set<String> = []) {
+    init(columns: [String], format: OutputFormat, rawJSONColumns: Set<String> = []) throws {
         self.columns = columns
         self.format = format
         self.rawJSONColumns = rawJSONColumns
         if format == .csv || format == .table { tabular = TabularWriter(columns: columns, format: format) }
-        if format == .json { output.line("[") }
+        if format == .json { try output.line("[") }
     }
 
-    mutating func row(_ values: [SQLValue]) {
+    mutating func row(_ values: [SQLValue]) throws {
         if tabular != nil {
-            tabular!.row(values.map(\.text))
+            try tabular!.row(values.map(\.text))
             return
         }
         let object = "{" + zip(columns, values).map { column, value in
             if rawJSONColumns.contains(column), case .text(let text) = value { return json(column) + ":" + text }
             return json(column) + ":" + value.json
         }.joined(separator: ",") + "}"
-        output.line(format == .json ? (count == 0 ? object : "," + object) : object)
+        try output.line(format == .json ? (count == 0 ? object : "," + object) : object)
         count += 1
     }
 
-    mutating func finish() {
+    mutating func finish() throws {
         if tabular != nil {
-            tabular!.finish()
+            try tabular!.finish()
             return
         }
-        if format == .json { output.line("]") }
-        output.flush()
+        if format == .json { try output.line("]") }
+        try output.flush()
     }
 
     static func write(columns: [String], rows: [[SQLValue]], format: OutputFormat) throws {
-        var writer = ResultWriter(columns: columns, format: format)
-        for row in rows { writer.row(row) }
-        writer.finish()
+        var writer = try ResultWriter(columns: columns, format: format)
+        for row in rows { try writer.row(row) }
+        try writer.finish()
     }
 }

@@ -25,12 +25,11 @@ extension AuditCommand {
         func run() throws {
             let store = try openStore(global)
             var out = Output()
-            defer { out.flush() }
             if list {
                 for snapshot in try store.snapshots() where names.isEmpty || names.contains(snapshot.projection) {
-                    out.line(line(snapshot))
+                    try out.line(line(snapshot))
                 }
-                return
+                return try out.flush()
             }
             let loaded = try workspace.loadProjections(names)
             for case .failure(let error) in loaded { throw error }
@@ -45,9 +44,10 @@ extension AuditCommand {
             let latest = Dictionary(try store.snapshots().map { ($0.projection, $0) }, uniquingKeysWith: { a, b in a.seq > b.seq ? a : b })
             for projection in projections {
                 if let snapshot = latest[projection.name], snapshot.codeHash == projection.codeHash {
-                    out.line(line(snapshot))
+                    try out.line(line(snapshot))
                 }
             }
+            try out.flush()
         }
 
         private func line(_ s: SnapshotRecord) -> String {

@@ -42,10 +42,10 @@ extension AuditCommand {
                 return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
             }
             var found = false
-            var writer = StateWriter(format: format)
+            var writer = try StateWriter(format: format)
             if time.selection.isCurrent {
                 try store.forEachState(projection: name, key: key) { key, state in
-                    writer.row(key: key, state: state)
+                    try writer.row(key: key, state: state)
                     found = true
                 }
             } else {
@@ -54,11 +54,11 @@ extension AuditCommand {
                 options.useSnapshots = !noSnapshots
                 options.parallel = parallel
                 try store.forEachStateBytes(projection, at: time.selection, key: key, options: options) { key, state in
-                    writer.row(key: key, state: state)
+                    try writer.row(key: key, state: state)
                     found = true
                 }
             }
-            writer.finish()
+            try writer.finish()
             if let key, !found {
                 throw ProjectionError(projection: name, message: "no state for key \"\(key)\"")
             }
@@ -73,38 +73,38 @@ struct StateWriter {
     private var table: TabularWriter?
     private var rows = 0
 
-    init(format: OutputFormat) {
+    init(format: OutputFormat) throws {
         self.format = format
         switch format {
         case .jsonl: break
-        case .json: out.line("[")
+        case .json: try out.line("[")
         case .csv, .table: table = TabularWriter(columns: ["key", "state"], format: format)
         }
     }
 
-    mutating func row(key: String, state: String) {
+    mutating func row(key: String, state: String) throws {
         var key = key, state = state
-        key.withUTF8 { key in state.withUTF8 { row(key: UnsafeRawBufferPointer(key), state: UnsafeRawBufferPointer($0)) } }
+        try key.withUTF8 { key in try state.withUTF8 { try row(key: UnsafeRawBufferPointer(key), state: UnsafeRawBufferPointer($0)) } }
     }
 
     /// One state, from its bytes (valid during the call).
-    mutating func row(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer) {
+    mutating func row(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer) throws {
         switch format {
         case .jsonl, .json:
             let comma = format == .json && rows > 0
-            out.line { buffer in
+            try out.line { buffer in
                 if comma { buffer.append(UInt8(ascii: ",")) }
                 StateLine.append(key: key, state: state, to: &buffer)
             }
         case .csv, .table:
-            table!.row([String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self)])
+            try table!.row([String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self)])
         }
         rows += 1
     }
 
-    mutating func finish() {
-        if format == .json { out.line("]") }
-        out.flush()
-        table?.finish()
+    mutating func finish() throws {
+        if format == .json { try out.line("]") }
+        try out.flush()
+        try table?.finish()
     }
 }

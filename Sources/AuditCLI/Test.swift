@@ -44,12 +44,14 @@ extension AuditCommand {
 
             var invalid = false
             var files: [ProjectionTestFile] = []
+            var unreadable = 0
             for path in paths {
                 do {
                     files.append(try ProjectionTestFile.load(path: path))
                 } catch let error as TestFileError {
                     warn(error.description.split(separator: "\n").map { "audit: \($0)" }.joined(separator: "\n"))
                     invalid = true
+                    unreadable += 1
                 }
             }
             let needed = Set(files.map(\.projection))
@@ -73,7 +75,7 @@ extension AuditCommand {
                     invalid = true
                     failed += file.cases.count
                     for testCase in file.cases {
-                        out.line("FAIL  \(file.path):\(testCase.line)  \(testCase.name)  (the projection does not load)")
+                        try out.line("FAIL  \(file.path):\(testCase.line)  \(testCase.name)  (the projection does not load)")
                     }
                     continue
                 case nil:
@@ -85,18 +87,19 @@ extension AuditCommand {
                     let result = try testCase.run(projection, directory: scratch)
                     if result.passed {
                         passed += 1
-                        out.line("PASS  \(file.path):\(testCase.line)  \(testCase.name)")
+                        try out.line("PASS  \(file.path):\(testCase.line)  \(testCase.name)")
                     } else {
                         failed += 1
-                        out.line("FAIL  \(file.path):\(testCase.line)  \(testCase.name)")
-                        for problem in result.problems { out.line("      \(file.path):\(problem.line): \(problem.message)") }
+                        try out.line("FAIL  \(file.path):\(testCase.line)  \(testCase.name)")
+                        for problem in result.problems { try out.line("      \(file.path):\(problem.line): \(problem.message)") }
                     }
-                    out.flush()
+                    try out.flush()
                 }
             }
             let total = passed + failed
-            out.line("\(total) case\(total == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s"): \(passed) passed, \(failed) failed")
-            out.flush()
+            let notRun = unreadable == 0 ? "" : "; \(unreadable) file\(unreadable == 1 ? "" : "s") not run (cannot be read, see above)"
+            try out.line("\(total) case\(total == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s"): \(passed) passed, \(failed) failed\(notRun)")
+            try out.flush()
             if paths.isEmpty { warn("audit: no test files in \(folder)/: write \(folder)/NAME.test for projection NAME (see docs/testing.md)") }
             if invalid { throw ExitCode(65) }
             if failed > 0 { throw ExitCode(1) }

@@ -13,6 +13,9 @@ extension AuditCommand {
                 each incremental run starts right after the previous one ended.
                 With --db, also compares the chain head and the exact rows selected with that database
                 (only when --db is given: $AUDIT_DB is not used here).
+                --public-key is required: the key you were given by whoever signs the exports.
+                --trust-embedded-key checks each signature with the key its manifest names instead,
+                which proves nothing about who signed. An unsigned export fails unless --allow-unsigned.
                 Prints one JSON line per export checked; exits 4 naming every mismatch.
                 Examples:
                   audit verify-export exports/trail/trail-000003 --public-key keys/export.key.pub
@@ -21,54 +24,69 @@ extension AuditCommand {
 
         @Argument(help: ArgumentHelp("Export directories, or folders of them.", valueName: "dir")) var directories: [String]
         @Option(help: ArgumentHelp("The trusted Ed25519 public key: base64 (as keygen prints it), hex, or a file holding it.", valueName: "key")) var publicKey: String?
+        @Flag(help: "Without --public-key: check each signature with the key its own manifest names (proves nothing about who signed).")
+        var trustEmbeddedKey = false
+        @Flag(help: "Accept exports that are not signed (they prove nothing about who made them).") var allowUnsigned = false
         /// `--db PATH`: also compare with that database. Only when given explicitly ($AUDIT_DB
         /// and ./audit.db are not used), so an auditor's check never depends on a local file.
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
             if directories.isEmpty { throw ValidationError("give at least one export directory") }
+            if publicKey == nil, !trustEmbeddedKey {
+                throw ValidationError(
+                    "give --public-key KEY, the key you were given by whoever signs the exports (or --trust-embedded-key to check each signature with the key its manifest names, which proves nothing about who signed)")
+            }
+            if publicKey != nil, trustEmbeddedKey { throw ValidationError("--public-key and --trust-embedded-key exclude each other") }
         }
 
         func run() throws {
-            let key = try publicKey.map { try PublicKey(argument: $0) }
+            let trust = try publicKey.map { SignatureTrust.publicKey(try PublicKey(argument: $0)) } ?? .embeddedKey
             let store = try global.db.map { try EventStore(path: $0, access: .readOnly) }
             var verified: [ExportVerification] = []
             var failures: [String] = []
-            for directory in try expand(directories) {
-                do {
-                    verified.append(try ExportVerifier.verify(directory: directory, publicKey: key, store: store))
-                } catch let failure as ExportVerificationFailure {
-                    failures.append(failure.description)
+            for group in try expand(directories) {
+                var runs: [ExportVerification] = []
+                for directory in group.directories {
+                    do {
+                        runs.append(try ExportVerifier.verify(directory: directory, trust: trust, allowUnsigned: allowUnsigned, store: store))
+                    } catch let failure as ExportVerificationFailure {
+                        failures.append(failure.description)
+                    }
                 }
+                if let folder = group.folder, !runs.isEmpty {
+                    let series = try ExportSeries.check(&runs, folder: folder, store: store)
+                    if !series.isEmpty { failures.append("the runs in \(folder) do not match the log:\n" + series.map { "  - " + $0 }.joined(separator: "\n")) }
+                }
+                verified += runs
             }
             var out = Output()
-            for v in verified { out.line(v.json) }
-            out.flush()
+            for v in verified { try out.line(v.json) }
             let chain = ExportChain.problems(verified)
             if !chain.isEmpty { failures.append("the chain of runs does not hold:\n" + chain.map { "  - " + $0 }.joined(separator: "\n")) }
-            if !failures.isEmpty {
-                for failure in failures { warn("audit: \(failure)") }
-                throw ExitCode(ExitCodes.code(for: .integrity))
-            }
+            for failure in failures { warn("audit: \(failure)") }
+            try out.flush()
+            if !failures.isEmpty { throw ExitCode(ExitCodes.code(for: .integrity)) }
         }
 
-        /// Each argument, or the run directories inside it when it is a folder of runs.
-        private func expand(_ paths: [String]) throws -> [String] {
-            var result: [String] = []
+        /// Each argument as an export directory, or — a folder of runs — the run
+        /// directories inside it, which are then also checked as series.
+        private func expand(_ paths: [String]) throws -> [(folder: String?, directories: [String])] {
+            var result: [(folder: String?, directories: [String])] = []
             for path in paths {
                 var isDirectory: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
                     throw ExportError("\(path): no such export directory", category: .invalidInput)
                 }
                 if FileManager.default.fileExists(atPath: path + "/manifest.json") {
-                    result.append(path)
+                    result.append((nil, [path]))
                     continue
                 }
                 let runs = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { entry in
                     !entry.hasPrefix(".") && FileManager.default.fileExists(atPath: path + "/" + entry + "/manifest.json")
                 }.sorted()
                 // A folder with no run in it is checked as one export, which reports the missing manifest.
-                result += runs.isEmpty ? [path] : runs.map { path + "/" + $0 }
+                result.append(runs.isEmpty ? (nil, [path]) : (path, runs.map { path + "/" + $0 }))
             }
             return result
         }

@@ -15,10 +15,11 @@ struct WorkspaceOptions: ParsableArguments {
     func loadProjections(_ names: [String] = [], limits: LuaLimits = .default) throws -> [Result<Projection, ProjectionError>] {
         let all = try Projection.loadAll(directory: projections, defaultLimits: limits)
         guard !names.isEmpty else { return all }
-        let byName = Dictionary(all.map { (projectionName($0), $0) }, uniquingKeysWith: { a, _ in a })
-        return try names.map { name in
-            guard let found = byName[name] else {
-                throw ValidationError("no projection \(name) in \(projections)/ (known: \(byName.keys.sorted().joined(separator: ", ")))")
+        // Names compare as their tables' names do: without case.
+        let byName = Dictionary(grouping: all, by: { ProjectionNames.folded(projectionName($0)) })
+        return try names.flatMap { name in
+            guard let found = byName[ProjectionNames.folded(name)] else {
+                throw ValidationError("no projection \(name) in \(projections)/ (known: \(all.map(projectionName).joined(separator: ", ")))")
             }
             return found
         }
@@ -32,9 +33,9 @@ func projectionName(_ result: Result<Projection, ProjectionError>) -> String {
     }
 }
 
-/// Writes to stderr.
+/// Writes a line to stderr (never fails: see `StandardStreams.writeError`).
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    StandardStreams.writeError(message + "\n")
 }
 
 /// Rewrites the one progress line on stderr.

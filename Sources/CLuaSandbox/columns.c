@@ -11,8 +11,24 @@
 static void free_columns(avm *vm) {
     for (size_t i = 0; i < vm->ncolumns; i++) free(vm->columns[i].name);
     free(vm->columns);
+    free(vm->column_keys);
     vm->columns = NULL;
+    vm->column_keys = NULL;
     vm->ncolumns = 0;
+}
+
+/// The columns' names as Lua strings, kept referenced: a state's top-level key that is
+/// one of them is the same (interned) string, found by its address (state_check.c).
+static int column_keys_protected(lua_State *L) {
+    avm *vm = avm_of(L);
+    lua_createtable(L, (int)vm->ncolumns, 0);
+    for (size_t i = 0; i < vm->ncolumns; i++) {
+        lua_pushlstring(L, vm->columns[i].name, vm->columns[i].len);
+        vm->column_keys[i] = vm->columns[i].len <= 40 ? lua_topointer(L, -1) : NULL;  // longer: not interned
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_rawseti(L, LUA_REGISTRYINDEX, vm->ref_column_keys);
+    return 0;
 }
 
 int avm_set_columns(avm *vm, const char *const *names, const int *types, size_t count) {
@@ -28,6 +44,11 @@ int avm_set_columns(avm *vm, const char *const *names, const int *types, size_t 
         vm->columns[i].type = types[i];
     }
     vm->ncolumns = count;
+    vm->column_keys = calloc(count, sizeof *vm->column_keys);
+    if (!vm->column_keys) { free_columns(vm); avm_set_error(vm, "out of memory"); return AVM_ERROR; }
+    lua_pushcfunction(vm->L, column_keys_protected);
+    avm_reset_budget(vm);
+    if (avm_finish_call(vm, avm_pcall(vm, 0, 0), AVM_OK) != AVM_OK) { free_columns(vm); return AVM_ERROR; }
     return AVM_OK;
 }
 

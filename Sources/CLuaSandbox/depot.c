@@ -7,6 +7,7 @@
 // on another core while the VM folds. Shared by every VM of the process; started by
 // the first VM that needs a large chunk, and idle once the depot is full.
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include "internal.h"
@@ -20,12 +21,23 @@ static void *depot[DEPOT_CHUNKS];
 static int depot_count;
 static int depot_started;
 
-/// A 2 MB chunk on a 2 MB page (when the kernel grants one); NULL when memory is short.
-static void *new_chunk(void) {
-    void *chunk = aligned_alloc(POOL_HUGE_CHUNK, POOL_HUGE_CHUNK);
-    if (chunk) madvise(chunk, POOL_HUGE_CHUNK, MADV_HUGEPAGE);
+void *avm_chunk_map(int huge) {
+    // Twice the size, then the ends cut off: mmap aligns only to pages. Mapped, not
+    // malloc'd: a chunk given back is unmapped, and its memory is the system's again.
+    size_t span = 2 * POOL_CHUNK;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *chunk = (char *)(((uintptr_t)p + POOL_CHUNK - 1) & ~(uintptr_t)(POOL_CHUNK - 1));
+    if (chunk > p) munmap(p, (size_t)(chunk - p));
+    if (chunk + POOL_CHUNK < p + span) munmap(chunk + POOL_CHUNK, (size_t)(p + span - (chunk + POOL_CHUNK)));
+    if (huge) madvise(chunk, POOL_CHUNK, MADV_HUGEPAGE);
     return chunk;
 }
+
+void avm_chunk_unmap(void *chunk) { munmap(chunk, POOL_CHUNK); }
+
+/// A 2 MB chunk on a 2 MB page (when the kernel grants one); NULL when memory is short.
+static void *new_chunk(void) { return avm_chunk_map(1); }
 
 static void *fill(void *unused) {
     (void)unused;
@@ -36,7 +48,7 @@ static void *fill(void *unused) {
         char *chunk = new_chunk();
         if (chunk) {
             // One write per page faults it in (a 2 MB page at the first).
-            for (size_t at = 0; at < POOL_HUGE_CHUNK; at += PAGE) ((volatile char *)chunk)[at] = 0;
+            for (size_t at = 0; at < POOL_CHUNK; at += PAGE) ((volatile char *)chunk)[at] = 0;
         }
         pthread_mutex_lock(&depot_lock);
         if (!chunk) {

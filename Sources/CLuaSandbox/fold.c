@@ -38,12 +38,12 @@ static void push_event(avm *vm, lua_State *L, const avm_event *e, int names) {
     if (f & AVM_FIELD_RECORDED_AT) SET_STRING(AVM_FIELD_RECORDED_AT, e->recorded_at, e->recorded_at_len);
     if (f & AVM_FIELD_DATA) {
         lua_pushvalue(L, FIELD(AVM_FIELD_DATA));
-        avm_push_json(vm, L, e->data, e->data_len, "event data");
+        avm_push_json(vm, L, e->data, e->data_len, "event data", AVM_JSON_EVENT);
         lua_rawset(L, -3);
     }
     if (f & AVM_FIELD_META) {
         lua_pushvalue(L, FIELD(AVM_FIELD_META));
-        avm_push_json(vm, L, e->meta, e->meta_len, "event meta");
+        avm_push_json(vm, L, e->meta, e->meta_len, "event meta", AVM_JSON_EVENT);
         lua_rawset(L, -3);
     }
 }
@@ -158,9 +158,20 @@ static void warm(const avm *vm, const event_look *a) {
     if (a->slot >= 0) states_prefetch_state(vm, a->slot);
 }
 
+/// Whether avm_provide_state said that this key, the one an event was waiting for, has
+/// no stored state (its init then runs with the event, under the event's budget, as for
+/// a key that was never stored: the budget of an event does not depend on which states
+/// were in memory).
+static int pending_absent(avm *vm, const char *key, size_t len) {
+    if (!vm->pending_absent || !vm->pending.data || vm->pending.len != len || memcmp(vm->pending.data, key, len) != 0) return 0;
+    vm->pending_absent = 0;
+    return 1;
+}
+
 /// Folds one event that was looked at; the stack is as it was after.
 static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a, int names) {
     if (!a->handler) return AVM_SKIPPED;
+    if (vm->next_cached) avm_ordered_reset(vm, L);  // next() starts afresh at each event
     int base = lua_gettop(L);
     int handler = a->handler;
     if (handler < 0) {
@@ -195,12 +206,15 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     // A slot found ahead stays valid (keys are only ever added here); a key not found
     // then may have been added since.
     long slot = a->slot >= 0 ? a->slot : states_find(vm, key, key_len, hash);
-    // Its flags are marked dirty after the handler: fetched meanwhile (measured: the
+    // A key new to memory is checked once: it must be stored as text and read back.
+    if (slot < 0 && vm->key_mode != AVM_KEY_GLOBAL) avm_check_key(L, key, key_len, vm->key_mode == AVM_KEY_FUNCTION);
+    // Its flags and seq are set after the handler: fetched meanwhile (measured: the
     // miss on them was a twentieth of a replay's time).
-    if (slot >= 0 && !vm->all_dirty) __builtin_prefetch(&vm->keys.slots[slot], 1);
+    if (slot >= 0) __builtin_prefetch(&vm->keys.slots[slot], 1);
     if (states_push(vm, L, slot) == LUA_TNIL) {
         lua_pop(L, 1);
-        if (!vm->assume_absent) {
+        if (!vm->assume_absent && !pending_absent(vm, key, key_len)) {
+            vm->pending_absent = 0;
             vm->pending.len = 0;
             if (!abuf_put(&vm->pending, key, key_len)) return luaL_error(L, "out of memory");
             lua_settop(L, base);
@@ -217,13 +231,21 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     lua_pushvalue(L, ev);
     lua_call(L, 2, 1);
     if (lua_istable(L, -1)) {
+        state = lua_gettop(L);
+        lua_pushvalue(L, state);
         states_set(vm, L, slot, key, key_len, hash);
     } else if (!lua_isnil(L, -1)) {
         return luaL_error(L, "a handler must change s in place or return a new state table, not a %s", luaL_typename(L, -1));
     } else {
         states_note(vm, L, slot, state);  // its fields may have moved
     }
+    // Named when the state cannot be written out at the next checkpoint.
+    vm->keys.slots[slot].seq = e->seq;
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
+    // What the event did is checked now, not when states are next written out: the
+    // outcome must not depend on where checkpoints fall.
+    avm_check_state(vm, L, state, slot);
+    if (vm->nwatched) avm_check_watched(vm, L);
     lua_settop(L, base);
     return AVM_OK;
 }
@@ -243,7 +265,9 @@ int avm_apply(avm *vm, const avm_event *event) {
     lua_pushcfunction(L, apply_protected);
     lua_pushlightuserdata(L, (void *)event);
     avm_reset_budget(vm);
-    int status = lua_pcall(L, 1, 1, 0);
+    avm_watch_enter(vm);
+    int status = avm_pcall(vm, 1, 1);
+    avm_watch_leave(vm);
     int result = status == LUA_OK ? (int)lua_tointeger(L, -1) : AVM_ERROR;
     return avm_finish_call(vm, status, result);
 }
@@ -282,7 +306,7 @@ static int batch_protected(lua_State *L) {
         avm_reset_budget(vm);
         int r = apply_looked(vm, L, &b->events[i], a, names);
         // A limit the script caught with its own pcall still fails the event.
-        if (vm->mem_exceeded || vm->budget_exceeded) return 0;
+        if (avm_limit_hit(vm)) return 0;
         if (r == AVM_NEED_STATE) { b->status = r; return 0; }
         if (r == AVM_OK) {
             b->applied++;
@@ -302,7 +326,10 @@ int avm_apply_batch(avm *vm, avm_batch *batch) {
     lua_pushlightuserdata(L, batch);
     batch->status = AVM_ERROR;
     avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 1, 0, 0), batch->status);
+    avm_watch_enter(vm);
+    int status = avm_pcall(vm, 1, 0);  // before batch->status is read: C does not order arguments
+    avm_watch_leave(vm);
+    return avm_finish_call(vm, status, batch->status);
 }
 
 static int provide_protected(lua_State *L) {
@@ -313,8 +340,13 @@ static int provide_protected(lua_State *L) {
     const char *json = lua_touserdata(L, 2);
     uint32_t hash = states_hash(vm, key, key_len);
     long slot = states_find(vm, key, key_len, hash);
+    if (!json && vm->pending.data && vm->pending.len == key_len && memcmp(vm->pending.data, key, key_len) == 0) {
+        if (slot >= 0) states_keep_for_flush(vm, L, slot);
+        vm->pending_absent = 1;  // init runs when the event is applied again
+        return 0;
+    }
     if (json) {
-        avm_push_json(vm, L, json, json_len, "stored state");
+        avm_push_json(vm, L, json, json_len, "stored state", AVM_JSON_STATE);
         if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
     } else {
         push_initial(vm, L, key, key_len);
@@ -333,7 +365,10 @@ static int call_with_key_json(avm *vm, lua_CFunction fn, const char *key, size_t
     lua_pushlightuserdata(L, (void *)json);
     lua_pushinteger(L, (lua_Integer)json_len);
     avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 3, 0, 0), AVM_OK);
+    avm_watch_enter(vm);
+    int status = avm_pcall(vm, 3, 0);
+    avm_watch_leave(vm);
+    return avm_finish_call(vm, status, AVM_OK);
 }
 
 int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
@@ -401,12 +436,15 @@ static int flush_protected(lua_State *L) {
         }
         const char *key = keymap_key(&vm->keys, slot);
         size_t key_len = vm->keys.slots[slot].len;
+        vm->json_before = out->len;
         put_u32(L, out, key_len);
         if (!abuf_put(out, key, key_len)) return luaL_error(L, "out of memory");
         size_t at = out->len;
         put_u32(L, out, 0);
+        vm->flush_seq = vm->keys.slots[slot].seq;
         avm_write_json(vm, L, -1, out, 0, key);
         lua_pop(L, 1);
+        vm->keys.slots[slot].flags &= ~KEY_LARGE;  // checked again after its next event
         le32((unsigned char *)out->data + at, out->len - at - 4);
         count++;
     }
@@ -416,11 +454,14 @@ static int flush_protected(lua_State *L) {
     return 1;
 }
 
+int64_t avm_flush_failed_seq(const avm *vm) { return vm->flush_seq; }
+
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count) {
     lua_State *L = vm->L;
+    vm->flush_seq = 0;
     lua_pushcfunction(L, flush_protected);
     avm_reset_budget(vm);
-    int status = lua_pcall(L, 0, 1, 0);
+    int status = avm_pcall(vm, 0, 1);
     *count = status == LUA_OK ? (size_t)lua_tointeger(L, -1) : 0;
     int r = avm_finish_call(vm, status, AVM_OK);
     *records = vm->out.data ? vm->out.data : "";
@@ -429,6 +470,7 @@ int avm_flush(avm *vm, const char **records, size_t *len, size_t *count) {
 }
 
 static int evict_protected(lua_State *L) {
+    avm_of(L)->pending_absent = 0;
     states_evict(avm_of(L), L);
     return 0;
 }
@@ -436,9 +478,10 @@ static int evict_protected(lua_State *L) {
 int avm_evict(avm *vm) {
     lua_pushcfunction(vm->L, evict_protected);
     avm_reset_budget(vm);
-    int r = avm_finish_call(vm, lua_pcall(vm->L, 0, 0, 0), AVM_OK);
+    int r = avm_finish_call(vm, avm_pcall(vm, 0, 0), AVM_OK);
     vm->assume_absent = 0;  // what was evicted is stored now
     lua_gc(vm->L, LUA_GCCOLLECT);
+    avm_pool_give_back(vm);  // the states' slabs are the system's again
     return r;
 }
 
@@ -458,7 +501,7 @@ int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, 
     lua_pushcfunction(L, state_json_protected);
     lua_pushlstring(L, key, key_len);
     avm_reset_budget(vm);
-    int status = lua_pcall(L, 1, 1, 0);
+    int status = avm_pcall(vm, 1, 1);
     int result = status == LUA_OK ? (int)lua_tointeger(L, -1) : AVM_ERROR;
     int r = avm_finish_call(vm, status, result);
     *json = vm->out.data ? vm->out.data : "";
@@ -468,12 +511,14 @@ int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, 
 
 static int merge_protected(lua_State *L) {
     avm *vm = avm_of(L);
+    if (vm->next_cached) avm_ordered_reset(vm, L);
     size_t key_len;
     const char *key = lua_tolstring(L, 1, &key_len);
     const char *json = lua_touserdata(L, 2);
     size_t json_len = (size_t)lua_tointeger(L, 3);
     uint32_t hash = states_hash(vm, key, key_len);
     long slot = states_find(vm, key, key_len, hash);
+    vm->pending_absent = 0;
     if (states_push(vm, L, slot) == LUA_TNIL) {           // 4: the running state
         lua_pop(L, 1);
         push_initial(vm, L, key, key_len);
@@ -481,11 +526,14 @@ static int merge_protected(lua_State *L) {
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_merge);
     lua_pushvalue(L, 4);
-    avm_push_json(vm, L, json, json_len, "a partial state");
+    avm_push_json(vm, L, json, json_len, "a partial state", AVM_JSON_STATE);
     lua_call(L, 2, 1);                                     // 5: merged
     if (!lua_istable(L, 5)) return luaL_error(L, "merge must return the combined state (a table), not a %s", luaL_typename(L, 5));
+    lua_pushvalue(L, 5);
     slot = states_set(vm, L, slot, key, key_len, hash);
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
+    avm_check_state(vm, L, 5, slot);
+    if (vm->nwatched) avm_check_watched(vm, L);
     return 0;
 }
 

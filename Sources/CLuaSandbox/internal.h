@@ -2,6 +2,8 @@
 #ifndef AUDIT_LUA_INTERNAL_H
 #define AUDIT_LUA_INTERNAL_H
 
+#include <locale.h>
+#include <stdatomic.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -26,28 +28,53 @@ int abuf_putc(abuf *b, char c);
 #define POOL_GRAIN 16
 #define POOL_MAX 512
 #define POOL_CLASSES (POOL_MAX / POOL_GRAIN)
-#define POOL_CHUNK (256 * 1024)
-#define POOL_HUGE_CHUNK (2 * 1024 * 1024)
+/// The pool's memory comes in chunks of 2 MB aligned to their size, each cut into slabs
+/// of one size class (alloc.c).
+#define POOL_CHUNK_SHIFT 21
+#define POOL_CHUNK ((size_t)1 << POOL_CHUNK_SHIFT)
+#define POOL_SLAB_SHIFT 14
+#define POOL_SLAB ((size_t)1 << POOL_SLAB_SHIFT)
+#define POOL_SLABS (POOL_CHUNK / POOL_SLAB)
 
-/// Small blocks of Lua's allocations, recycled by size class: each event makes and
-/// drops a few tables and strings, and glibc's malloc/free for them cost a quarter
-/// of replay time (measured).
+/// One slab's bookkeeping, in the header of its chunk (alloc.c).
+typedef struct aslab aslab;
+struct aslab {
+    void *free;          // its free blocks, linked through their first word
+    char *bump, *end;    // blocks never handed out: [bump, end)
+    aslab *next, *prev;  // in its class's list of slabs with free blocks, or a list of the pool's
+    uint32_t live;       // blocks handed out
+    uint8_t cls;         // size class of its blocks
+    uint8_t where;       // SLAB_* (alloc.c)
+};
+
+typedef struct achunk achunk;
+
+/// Small blocks of Lua's allocations, by size class: each event makes and drops a few
+/// tables and strings, and glibc's malloc/free for them cost a quarter of replay time
+/// (measured). Each class takes blocks from its current slab, then from its other slabs
+/// with free blocks; a slab whose blocks are all free again is kept for any class, and
+/// given back to the system when memory is short (alloc.c).
 typedef struct {
-    void *free_list[POOL_CLASSES + 1];
-    char *cursor;
-    size_t left;
-    void *chunks;  // linked through their first word, freed with the VM
+    aslab *current[POOL_CLASSES + 1];
+    aslab *partial[POOL_CLASSES + 1];  // each class's other slabs with free blocks
+    aslab none;          // the current slab of a class that has none: no free blocks
+    aslab *empty;        // slabs with no block in use, held for reuse
+    aslab *unheld;       // slabs given back to the system, to use again before new ones
+    achunk *chunks;      // every chunk, newest first
+    size_t fresh;        // slabs of the newest chunk from this one on were never used
     size_t nchunks;
 } apool;
 
-/// Flags of a key's slot in vm->keys.
-enum { KEY_DIRTY = 1, KEY_KEPT = 2 };
+/// Flags of a key's slot in vm->keys. KEY_LARGE: its state was too large to check
+/// after each event (state_check.c) since it was last written out.
+enum { KEY_DIRTY = 1, KEY_KEPT = 2, KEY_LARGE = 4 };
 
 /// A key's entry in a keymap: where its bytes are, and the states' bookkeeping.
 typedef struct {
     size_t off;          // bytes in keymap.bytes, NUL-terminated
     uint32_t len;
     uint32_t flags;      // KEY_* (used by states.c)
+    int64_t seq;         // the last event that changed its state (0: none since the key was added)
     // Where its state's table and hash part were when last seen (states.c), fetched
     // into cache while earlier events are folded; only ever prefetched, never read.
     const void *table, *node;
@@ -85,6 +112,14 @@ typedef struct {
 
 #define AVM_SHAPE_KEYS 24
 
+/// A set of pointers that is emptied in O(1) (buffer.c).
+typedef struct { const void *p; uint32_t gen; } ptrset_slot;
+typedef struct {
+    ptrset_slot *slots;
+    size_t mask, count;
+    uint32_t gen;
+} ptrset;
+
 struct avm {
     lua_State *L;
     apool pool;
@@ -94,7 +129,7 @@ struct avm {
     int64_t budget_left;     // hook ticks left
     int budget_exceeded;
     int loading;             // while true, limits are generous (setup)
-    int closing;             // lua_close is freeing everything (limits.c)
+    int closing;             // lua_close is freeing everything (alloc.c)
 
     int key_mode;
     unsigned event_fields;
@@ -148,12 +183,53 @@ struct avm {
     avm_column *columns;     // declared columns, checked as states are written out
     size_t ncolumns;
     char *error;
+
+    // Memory (alloc.c). mem_used counts what the VM holds from the system: its pool's
+    // slabs, in use or empty, and its large blocks. The last request refused, until one
+    // succeeds (nsize 0: none), tells Lua's retry after its emergency collection apart.
+    struct { const void *ptr; size_t osize, nsize; } refused;
+    int64_t flush_seq;       // the kslot seq of the state avm_flush is writing
+    size_t json_before;      // bytes of the states avm_flush wrote before this one (lua_to_json.c)
+
+    // --- determinism: what a handler may change, in which order it sees keys, what a
+    // state may hold (freeze.c, bytecode.c, ordered.c, state_check.c) ---
+    int ref_views;           // real table -> its read-only view, walked function -> true; LUA_NOREF while loading
+    int ref_watched;         // [i] = { function, n, value at load } of upvalues its code assigns; upvalue ids -> true
+    size_t nwatched;
+    lua_CFunction gmatch_step; // string.gmatch's iterator: one made at load carries state
+    int bytecode_ok;         // bytecode.c reads this Lua's dumps
+    abuf dump;
+    int ref_next_cache;      // the snapshot next(t, k) walks (ordered.c)
+    int next_cached;
+    int check_layout_ok;     // state_check.c reads tables directly
+    abuf check_out;
+    ptrset seen;             // the tables of the state being written (lua_to_json.c)
+    const void **column_keys; // each column's name as a Lua string (NULL: a long one), kept in ref_column_keys
+    int ref_column_keys;
+    // --- Work limits (budget.c, watchdog.c, charges.c, tablecharge.c, strmatch.c; the hook in limits.c).
+    // budget_left counts instructions; C functions charge the work they do to it too.
+    int *hook_base, *hook_count; // the lua_State's basehookcount and hookcount (NULL: not found, see budget.c)
+    int hook_period;             // the count hook's period: AVM_HOOK_COUNT, or 1 while a limit may be hit
+    int phase_left;              // with period 1: instructions until the next tick of AVM_HOOK_COUNT
+    int string_exceeded;         // a string longer than max_string was refused
+    int cpu_exceeded;            // the watchdog found the event over its CPU time
+    const char *spent_in;        // the C function whose charge spent the budget (NULL: Lua code)
+    size_t max_string;           // the longest string the VM may make, in bytes
+    size_t refused_string;       // the length of the string refused
+    struct avm_watch *watch;     // the CPU-time watchdog's view of this VM; NULL: no CPU limit
+    _Atomic uint64_t watch_serial; // the event being run (from 1): bumped per event, read by the watchdog
+    _Atomic uint64_t watch_fired;  // the serial the watchdog found over its CPU time (0: none)
+    int error_deterministic;     // whether vm->error is one the same events always give
+    int pending_absent;          // the key in `pending` has no stored state (fold.c)
 };
 
 #define AVM_HOOK_COUNT 1000
+/// The least instruction budget a script's top level runs under when it loads (vm.c).
+#define AVM_LOAD_BUDGET_MIN 1000000
 // Lua 5.4's Table: array part pointer, hash part pointer; the size of a TValue.
 #define AVM_TABLE_ARRAY 16
 #define AVM_TABLE_NODE 24
+#define AVM_TABLE_METATABLE 40  // (read where vm->check_layout_ok)
 #define AVM_TVALUE_SIZE 16
 
 // The states in memory: slot i is ref_states[i / AVM_STATES_CHUNK + 1][i % AVM_STATES_CHUNK + 1],
@@ -164,8 +240,16 @@ struct avm {
 #define AVM_STATES_CHUNK_BITS 10
 #define AVM_STATES_CHUNK (1L << AVM_STATES_CHUNK_BITS)
 
-/// Pushes the value of the JSON text [p, end); raises a Lua error on malformed JSON.
-void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what);
+/// Nesting limits (docs/events.md, docs/projections.md): an event's data and meta nest at
+/// most AVM_EVENT_LEVELS arrays and objects, counting the outermost (as ingest counts
+/// them); a state's tables at most AVM_STATE_LEVELS levels inside the state.
+#define AVM_EVENT_LEVELS 128
+#define AVM_STATE_LEVELS 64
+enum { AVM_JSON_EVENT, AVM_JSON_STATE };
+
+/// Pushes the value of the JSON text [p, end), an event's field or a state (`kind`,
+/// AVM_JSON_*, sets the nesting limit); raises a Lua error on malformed JSON.
+void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what, int kind);
 
 /// Appends the canonical JSON of the value at `idx` to `out`; raises a Lua error on
 /// values that are not plain data (functions unless allow_functions, NaN, cycles…).
@@ -174,15 +258,27 @@ void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functio
 
 static inline avm *avm_of(lua_State *L) { return *(avm **)lua_getextraspace(L); }
 
-// limits.c
+// alloc.c
 void *avm_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/// Before the VM's first allocation.
+void avm_pool_init(apool *pool);
+/// Gives the pool's empty slabs back to the system (after a collection freed many).
+void avm_pool_give_back(avm *vm);
+/// Unmaps every chunk (the VM is closed).
+void avm_pool_release(apool *pool);
+
+// limits.c
+/// The count hook (AVM_HOOK_COUNT instructions, or every instruction once a limit is hit).
 void avm_budget_hook(lua_State *L, lua_Debug *ar);
 int avm_on_panic(lua_State *L);
-void avm_pool_release(apool *pool);
 
 // depot.c
 /// A 2 MB pool chunk, its pages faulted in ahead when one is ready; NULL when memory is short.
 void *avm_depot_take(void);
+/// A pool chunk, zeroed and aligned to its size, on a 2 MB page when `huge`; NULL when
+/// memory is short. avm_chunk_unmap gives it back to the system.
+void *avm_chunk_map(int huge);
+void avm_chunk_unmap(void *chunk);
 
 // keymap.c
 void keymap_seed(keymap *m);
@@ -248,9 +344,67 @@ const char *avm_column_type_name(int type);
 /// Whether the value at idx fits a column of this type.
 int avm_column_accepts(lua_State *L, int idx, int type);
 
-// vm.c
-/// Arms the budget and clears the limit flags before a protected call.
+// budget.c: the instruction budget and the limits enforced with it
+/// What C functions are charged: 1 instruction per AVM_BYTES_PER_INSTRUCTION bytes read
+/// or written, per value pushed or table element touched, and per
+/// AVM_STEPS_PER_INSTRUCTION steps of the pattern matcher.
+#define AVM_BYTES_PER_INSTRUCTION 16
+#define AVM_STEPS_PER_INSTRUCTION 2
+/// The longest string a VM may make: it bounds the work of one `==`, `..` or hash of a
+/// string, which the VM does in one instruction.
+#define AVM_MAX_STRING ((size_t)16 << 20)
+/// Finds the hook's counters in the lua_State (after lua_sethook in avm_new).
+void avm_budget_init(avm *vm);
+/// Arms the budget and clears the limit flags before each event or protected call.
 void avm_reset_budget(avm *vm);
+/// Called by the hook (limits.c): one tick of AVM_HOOK_COUNT instructions, or (period 1)
+/// one instruction since a limit may have been hit. Raises when a limit is hit.
+void avm_budget_tick(lua_State *L, avm *vm);
+/// Charges `instructions` of work done by the C function `what`; raises the budget error
+/// when the budget is spent (or the CPU time, see watchdog.c).
+void avm_charge(lua_State *L, int64_t instructions, const char *what);
+static inline int64_t avm_bytes(size_t n) { return (int64_t)(n / AVM_BYTES_PER_INSTRUCTION); }
+/// Raises the string size error for a string of `length` bytes (longer than max_string),
+/// before the work of making it is done.
+void avm_refuse_string(lua_State *L, size_t length);
+/// Whether a limit was hit in this call (the script may have caught its error).
+static inline int avm_limit_hit(const avm *vm) {
+    return vm->budget_exceeded | vm->mem_exceeded | vm->string_exceeded | vm->cpu_exceeded;
+}
+/// Makes the hook fire at the next instruction, to check the limit flags there: called
+/// where an allocation is refused (the allocator), so that a script catching the error
+/// in a loop is stopped at once; the instructions counted stay exact.
+void avm_stop_soon(avm *vm);
+/// The allocator the VM is made with: refuses strings past max_string, then avm_limited_alloc.
+void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/// The message of the limit hit (NULL when none), and whether it is deterministic.
+const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministic);
+
+// watchdog.c: the per-event limit on the thread's CPU time
+/// Watches the VM's calls into scripts from now on (seconds > 0), or stops (0).
+int avm_watch_start(avm *vm, double seconds);
+void avm_watch_stop(avm *vm);
+/// Around a call that runs the script: whose CPU time is watched, on this thread.
+void avm_watch_enter(avm *vm);
+void avm_watch_leave(avm *vm);
+/// Whether the watchdog found the event being run over its limit.
+static inline int avm_watch_fired(const avm *vm) {
+    return atomic_load_explicit(&vm->watch_fired, memory_order_acquire) == atomic_load_explicit(&vm->watch_serial, memory_order_relaxed);
+}
+double avm_watch_limit(const avm *vm);
+/// The CPU time the event was found over: the limit, and the collector's share (watchdog.c).
+double avm_watch_allowed(const avm *vm);
+
+// charges.c, tablecharge.c, strmatch.c: the library functions that loop over their input
+/// Replaces them in the sandbox's libraries with charged ones, and xpcall (the last step
+/// of avm_open_sandbox: these wrap whatever the sandbox put there before).
+int avm_open_charged(lua_State *L);
+/// find, match, gmatch and gsub into the table on top.
+void avm_open_matcher(lua_State *L);
+/// insert, remove, concat and unpack into the table on top.
+void avm_open_table_charges(lua_State *L);
+
+// vm.c
 void avm_set_error(avm *vm, const char *msg);
 /// After a pcall: a failure or a limit the script caught becomes AVM_ERROR.
 int avm_finish_call(avm *vm, int status, int ok_result);
@@ -258,5 +412,70 @@ int avm_new_ref_table(lua_State *L);
 
 /// Opens the sandboxed libraries and globals; returns 0 or raises.
 int avm_open_sandbox(lua_State *L);
+/// lua_pcall in the "C" locale (numbers are written and read with a '.', whatever
+/// locale the process or thread set).
+int avm_pcall(avm *vm, int nargs, int nresults);
+
+// --- determinism --------------------------------------------------------------------
+
+// buffer.c: 1 when p was added, 0 when it was there, -1 when memory is short.
+int avm_ptrset_add(ptrset *s, const void *p);
+void avm_ptrset_clear(ptrset *s);
+void avm_ptrset_free(ptrset *s);
+
+// number_text.c
+locale_t avm_c_locale(void);
+/// Swift's Double.description of a finite d into out (32 bytes); its length. Call in
+/// the "C" locale.
+size_t avm_number_text(double d, char *out);
+
+// ordered.c
+/// Pushes a snapshot of the keys of the table (or view) at idx, sorted; returns
+/// whether it has keys of a type with no order (tables, functions), put last.
+int avm_push_snapshot(lua_State *L, int idx);
+/// Forgets next()'s snapshot: at every event, so what next answers depends on the
+/// handler alone.
+void avm_ordered_reset(avm *vm, lua_State *L);
+void avm_open_ordered(lua_State *L);
+
+// sort.c
+void avm_open_sort(lua_State *L);
+
+// freeze.c
+/// Whether idx is a read-only view; pushes its name (1) or nothing (0).
+int avm_frozen_name(lua_State *L, int idx);
+/// Whether idx is a read-only view; pushes the table it shows (1) or nothing (0).
+int avm_frozen_real(lua_State *L, int idx);
+/// The key under which a metatable copy keeps the table given to setmetatable.
+const void *avm_original_key(void);
+/// Raises the error for a write of `key` into the view at `view`.
+int avm_refuse_change(lua_State *L, int view, int key);
+/// After the script loaded: everything it set up becomes read-only.
+void avm_freeze_loaded(avm *vm, lua_State *L);
+/// After a require at handler time: the module's value (at idx, replaced) too.
+void avm_freeze_module(avm *vm, lua_State *L, int idx, const char *name);
+void avm_watch_upvalue(avm *vm, lua_State *L, int f, int n);
+/// Raises if a watched upvalue changed (after each handler).
+void avm_check_watched(avm *vm, lua_State *L);
+
+// bytecode.c
+/// written[i]: the function at f (or one nested in it) assigns upvalue i + 1. Returns 0
+/// when it cannot tell (then every upvalue is watched).
+int avm_upvalues_written(avm *vm, lua_State *L, int f, unsigned char *written, size_t count);
+void avm_bytecode_check(avm *vm, lua_State *L);
+
+// state_check.c
+#define AVM_CHECK_VALUES 256
+#define AVM_CHECK_BYTES 16384
+/// Checks the state at idx (of the slot's key) as it will be written out; raises.
+void avm_check_state(avm *vm, lua_State *L, int idx, long slot);
+void avm_check_layout(avm *vm, lua_State *L);
+/// Whether the bytes are UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+int avm_utf8_valid(const unsigned char *s, size_t n);
+/// How many fields the table t has room for (its array and hash parts), 0 when this
+/// VM does not read tables directly.
+size_t avm_table_capacity(const avm *vm, const void *t);
+/// Raises unless a key can be stored and read back as it is (UTF-8, no NUL).
+void avm_check_key(lua_State *L, const char *key, size_t len, int from_function);
 
 #endif

@@ -18,6 +18,7 @@ typedef struct {
     const char *p, *end;
     const char *what;
     int names;  // stack index of the name cache's strings
+    int max_nesting, shown;  // arrays and objects open at once; the limit as messages state it
 } jreader;
 
 static void jfail(jreader *r, const char *reason) {
@@ -154,12 +155,6 @@ static void push_name(jreader *r) {
     r->p = p + 1;
 }
 
-static locale_t c_locale(void) {
-    static locale_t loc = (locale_t)0;
-    if (!loc) loc = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    return loc;
-}
-
 static void push_number(jreader *r) {
     const char *start = r->p;
     int is_float = 0;
@@ -192,17 +187,18 @@ static void push_number(jreader *r) {
         if (errno == 0 && *endp == 0) { lua_pushinteger(r->L, (lua_Integer)v); return; }
     }
     char *endp;
-    double d = strtod_l(tmp, &endp, c_locale());
+    double d = strtod_l(tmp, &endp, avm_c_locale());
     if (*endp != 0) jfail(r, "bad number");
     lua_pushnumber(r->L, (lua_Number)d);
 }
 
+/// `depth`: the arrays and objects around the value.
 static void push_value(jreader *r, int depth) {
-    if (depth > 100) jfail(r, "nested too deeply");
     luaL_checkstack(r->L, 4, "JSON nesting");
     skip_ws(r);
     if (r->p >= r->end) jfail(r, "unexpected end");
     char c = *r->p;
+    if ((c == '{' || c == '[') && depth >= r->max_nesting) luaL_error(r->L, "%s is nested more than %d levels", r->what, r->shown);
     if (c == '{') {
         int n = count_members(r, r->p + 1);
         r->p++;
@@ -249,9 +245,13 @@ static void push_value(jreader *r, int depth) {
     jfail(r, "unexpected character");
 }
 
-void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what) {
+void avm_push_json(avm *vm, lua_State *L, const char *p, size_t len, const char *what, int kind) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_names);
-    jreader r = { vm, L, p, p + len, what, lua_gettop(L) };
+    jreader r = { vm, L, p, p + len, what, lua_gettop(L), 0, 0 };
+    // An event's data nests AVM_EVENT_LEVELS levels counting itself; a state's tables
+    // AVM_STATE_LEVELS levels inside the state (as lua_to_json.c writes them).
+    r.max_nesting = kind == AVM_JSON_EVENT ? AVM_EVENT_LEVELS : AVM_STATE_LEVELS + 1;
+    r.shown = kind == AVM_JSON_EVENT ? AVM_EVENT_LEVELS : AVM_STATE_LEVELS;
     push_value(&r, 0);
     skip_ws(&r);
     if (r.p != r.end) jfail(&r, "trailing content");

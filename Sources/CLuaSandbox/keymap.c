@@ -125,6 +125,7 @@ long keymap_insert(avm *vm, keymap *m, const void *key, size_t len, uint32_t has
     s->off = m->bytes_len;
     s->len = (uint32_t)len;
     s->flags = 0;
+    s->seq = 0;
     s->table = s->node = NULL;
     memcpy(m->bytes + s->off, key, len);
     m->bytes[s->off + len] = 0;

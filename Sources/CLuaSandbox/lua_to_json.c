@@ -2,18 +2,22 @@
 //
 // Deterministic whatever Lua's (randomly seeded) table order: object keys are sorted
 // by their bytes. Tables are read with raw access only (no metamethods run), under
-// lua_checkstack and a depth limit that also stops cycles. A table whose keys are
-// exactly 1..n is an array; any other table is an object whose keys are strings or
-// integers (written as decimal strings). Empty tables are objects ({}).
+// lua_checkstack and a depth limit. A state is a tree of plain tables that reads back
+// as it was: a table whose keys are exactly 1..n is an array, one whose keys are all
+// strings an object (an empty table is {}); integer keys of any other kind, a table with
+// a metatable (or a read-only view of what the projection loaded) and a table stored
+// in two places (or inside itself) are refused, as they would come back different.
+// Floats are written as Swift's Double.description writes them (number_text.c).
 #define _GNU_SOURCE
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
-#define MAX_DEPTH 64
+#define MAX_DEPTH AVM_STATE_LEVELS  // tables inside the state
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 typedef struct jkey jkey;
 
@@ -28,6 +32,15 @@ typedef struct {
     const char *root;
     int nframes;
     struct { const jkey *key; size_t element; } frames[MAX_DEPTH + 2];
+    const void *tables[MAX_DEPTH + 2];  // the tables being written, outermost first
+    // The tables of the state written so far: the first few here, the rest (a state of
+    // many tables) in vm->seen.
+    const void *seen[8];
+    int nseen;
+    // The JSON counts against the memory limit (see json_room): out->len stays within
+    // room; below fast_end (room or out->cap, the smaller) bytes are put without a check.
+    size_t room, fast_end, start;
+    int collected;
 } jwriter;
 
 static void path_put_key(abuf *path, const jkey *k);
@@ -68,14 +81,59 @@ static void wfail(jwriter *w, const char *fmt, const char *detail) {
     lua_error(w->L);
 }
 
+/// The JSON of a projection's table (avm_describe) is read into Swift whole: a table
+/// returned with data in it stops at this size.
+#define SPEC_JSON_MAX ((size_t)1 << 20)
+
+/// What the JSON in the VM's output may take: what the memory limit leaves beside the
+/// memory the VM holds, or half the limit whatever it holds, so that a VM near its
+/// limit can still write its states out; the VM then holds at most 1.5x its limit. A
+/// state of shared tables (t = { t, t } twenty times over) is small in memory and
+/// enormous in JSON: it fails here, not when the machine runs out of memory.
+static size_t json_room(const avm *vm, int spec) {
+    size_t left = vm->mem_used < vm->mem_limit ? vm->mem_limit - vm->mem_used : 0;
+    size_t room = left > vm->mem_limit / 2 ? left : vm->mem_limit / 2;
+    return spec && room > SPEC_JSON_MAX ? SPEC_JSON_MAX : room;
+}
+
+static void too_large(jwriter *w) {
+    char msg[320], others[96] = "";
+    double mb = 1 << 20;
+    if (w->allow_functions) {
+        snprintf(msg, sizeof msg, "the projection table is too large: its JSON passed %zu MB (keep data out of the table a projection returns)",
+                 SPEC_JSON_MAX >> 20);
+        wfail(w, "%s", msg);
+    }
+    size_t before = w->start > 0 ? w->vm->json_before : 0;
+    if (before > 0) snprintf(others, sizeof others, ", after %.1f MB of the other states changed since the last checkpoint", (double)before / mb);
+    snprintf(msg, sizeof msg,
+             "state too large: its JSON (%.1f MB so far%s) passed what the memory limit of %zu MB leaves beside the VM's own %.1f MB "
+             "(JSON written out counts against the limit; a table stored in many places is written out in each)",
+             (double)(w->out->len - w->start) / mb, others,
+             w->vm->mem_limit >> 20, (double)w->vm->mem_used / mb);
+    wfail(w, "%s", msg);
+}
+
+/// Makes room for n more bytes in the output, within json_room: when they do not fit,
+/// once, collects the garbage and gives the empty slabs back, then fails.
+static void make_room(jwriter *w, size_t n) {
+    abuf *out = w->out;
+    if (out->len + n > w->room && !w->collected) {
+        w->collected = 1;
+        lua_gc(w->L, LUA_GCCOLLECT);
+        avm_pool_give_back(w->vm);
+        w->room = json_room(w->vm, w->allow_functions);
+    }
+    if (out->len + n > w->room) too_large(w);
+    if (!abuf_reserve(out, n)) luaL_error(w->L, "out of memory writing JSON");
+    w->fast_end = out->cap < w->room ? out->cap : w->room;
+}
+
 static inline void put(jwriter *w, const char *p, size_t n) {
     abuf *out = w->out;
-    if (out->len + n <= out->cap) {
-        memcpy(out->data + out->len, p, n);
-        out->len += n;
-    } else if (!abuf_put(out, p, n)) {
-        luaL_error(w->L, "out of memory writing JSON");
-    }
+    if (out->len + n > w->fast_end) make_room(w, n);
+    memcpy(out->data + out->len, p, n);
+    out->len += n;
 }
 
 /// Decimal digits of v into the end of buf (at least 21 bytes); returns the start.
@@ -93,29 +151,6 @@ static void put_integer(jwriter *w, long long v) {
     put(w, start, (size_t)(tmp + sizeof tmp - start));
 }
 
-static int valid_utf8(const unsigned char *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        unsigned cp;
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return 0;
-        if (i + len > n) return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-        if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-        i += len;
-    }
-    return 1;
-}
-
 static void put_string(jwriter *w, const char *s, size_t n) {
     // Most strings are plain printable ASCII: copied in one go, no validation needed.
     size_t plain = 0;
@@ -126,14 +161,14 @@ static void put_string(jwriter *w, const char *s, size_t n) {
     }
     if (plain == n) {
         abuf *out = w->out;
-        if (out->len + n + 2 > out->cap && !abuf_reserve(out, n + 2)) luaL_error(w->L, "out of memory writing JSON");
+        if (out->len + n + 2 > w->fast_end) make_room(w, n + 2);
         out->data[out->len] = '"';
         memcpy(out->data + out->len + 1, s, n);
         out->data[out->len + 1 + n] = '"';
         out->len += n + 2;
         return;
     }
-    if (!valid_utf8((const unsigned char *)s + plain, n - plain)) wfail(w, "a string is not valid UTF-8%s", "");
+    if (!avm_utf8_valid((const unsigned char *)s + plain, n - plain)) wfail(w, "a string is not valid UTF-8%s", "");
     static const char hex[] = "0123456789abcdef";
     put(w, "\"", 1);
     size_t run = 0;
@@ -162,23 +197,12 @@ static void put_string(jwriter *w, const char *s, size_t n) {
     put(w, "\"", 1);
 }
 
-/// Shortest of %.15g, %.16g, %.17g that reads back to the same double; a float
-/// always shows it is one ("100.0"), matching the engine's Swift formatting.
+/// Swift's spelling: shortest round-trip digits, always a '.' or an exponent. The
+/// protected call that writes runs in the "C" locale (avm_pcall).
 static void put_float(jwriter *w, double d) {
     if (isnan(d) || isinf(d)) wfail(w, "%s is not allowed in state (JSON cannot store it)", isnan(d) ? "NaN" : "infinity");
     char tmp[40];
-    // Always a '.' decimal point, whatever the process's locale.
-    static locale_t c_numeric = (locale_t)0;
-    if (!c_numeric) c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    locale_t previous = uselocale(c_numeric);
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d) break;
-    }
-    uselocale(previous);
-    size_t n = strlen(tmp);
-    if (!strpbrk(tmp, ".en")) { tmp[n++] = '.'; tmp[n++] = '0'; tmp[n] = 0; }
-    put(w, tmp, n);
+    put(w, tmp, avm_number_text(d, tmp));
 }
 
 struct jkey {
@@ -187,14 +211,12 @@ struct jkey {
     int is_int;
     lua_Integer i;
     int value;  // stack index of the value (small tables), else 0
-    char num[24];
 };
 
 static int key_cmp(const void *a, const void *b) {
     const jkey *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
-    // An integer key's text is in the jkey itself, wherever sorting has moved it.
-    int c = memcmp(x->is_int ? x->num : x->s, y->is_int ? y->num : y->s, n);
+    int c = memcmp(x->s, y->s, n);
     if (c) return c;
     return (x->len > y->len) - (x->len < y->len);
 }
@@ -223,14 +245,8 @@ static void column_fail(jwriter *w, const avm_column *column, int idx, size_t at
 }
 
 static void path_put_key(abuf *path, const jkey *k) {
-    if (k->is_int) {
-        char tmp[32];
-        int n = snprintf(tmp, sizeof tmp, "[%lld]", (long long)k->i);
-        abuf_put(path, tmp, (size_t)n);
-    } else {
-        abuf_putc(path, '.');
-        abuf_put(path, k->s, k->len > 60 ? 60 : k->len);
-    }
+    abuf_putc(path, '.');
+    abuf_put(path, k->s, k->len > 60 ? 60 : k->len);
 }
 
 /// Fills `key` from the table key at `at` (a string or an integer), or fails.
@@ -243,12 +259,41 @@ static void read_key(jwriter *w, int at, jkey *key) {
     } else if (t == LUA_TNUMBER && lua_isinteger(L, at)) {
         key->is_int = 1;
         key->i = lua_tointeger(L, at);
-        char *start = format_integer((long long)key->i, key->num + sizeof key->num);
-        key->len = (size_t)(key->num + sizeof key->num - start);
-        memmove(key->num, start, key->len);
     } else {
-        wfail(w, "a table key of type %s (only string and integer keys can be stored)", lua_typename(L, t));
+        wfail(w, "a table key of type %s (only string keys, or the integers 1..n of a list, can be stored)",
+              lua_type(L, at) == LUA_TNUMBER ? "float" : lua_typename(L, t));
     }
+}
+
+/// Keys seen while reading a table: whether they make it an array (integers exactly
+/// 1..n), an object (strings only) or neither.
+typedef struct {
+    size_t ints, strings;
+    lua_Integer min, max;
+} key_kinds;
+
+static void count_key(key_kinds *k, const jkey *key) {
+    if (!key->is_int) { k->strings++; return; }
+    if (k->ints == 0 || key->i < k->min) k->min = key->i;
+    if (k->ints == 0 || key->i > k->max) k->max = key->i;
+    k->ints++;
+}
+
+/// Fails unless the keys are those of an array or of an object; returns whether an array.
+static int array_or_object(jwriter *w, const key_kinds *k) {
+    if (k->ints == 0) return 0;
+    char key[24];
+    if (k->strings > 0) {
+        snprintf(key, sizeof key, "%lld", (long long)k->min);
+        wfail(w, "integer key %s beside string keys (a stored table is a list 1..n or has string keys only, "
+                 "and integer keys would come back as strings: use t[tostring(k)])", key);
+    }
+    if (k->min < 1 || k->max != (lua_Integer)k->ints) {
+        snprintf(key, sizeof key, "%lld", (long long)(k->min < 1 ? k->min : k->max));
+        wfail(w, "integer key %s in a table whose integer keys are not 1..n (a list is stored as a JSON array "
+                 "and comes back as one; for a table keyed by numbers use t[tostring(k)])", key);
+    }
+    return 1;
 }
 
 /// Writes `count` values as a JSON array: value_at[i] is the stack index of element
@@ -278,7 +323,7 @@ static int shape_matches(const avm *vm, const jkey *keys, size_t count) {
     if (vm->shape.n != count) return 0;
     for (size_t i = 0; i < count; i++) {
         // Short strings are interned: the same name is the same address.
-        if (keys[i].is_int || keys[i].s != vm->shape.keys[i] || keys[i].len != vm->shape.lens[i]) return 0;
+        if (keys[i].s != vm->shape.keys[i] || keys[i].len != vm->shape.lens[i]) return 0;
     }
     return 1;
 }
@@ -290,7 +335,7 @@ static void shape_remember(jwriter *w, const jkey *names, const jkey *keys, size
     lua_State *L = w->L;
     vm->shape.n = 0;
     if (count == 0 || count > AVM_SHAPE_KEYS) return;
-    for (size_t i = 0; i < count; i++) if (names[i].is_int || !names[i].value) return;
+    for (size_t i = 0; i < count; i++) if (!names[i].value) return;
     luaL_checkstack(L, 2, "state keys");
     // The strings stay referenced while cached: no other can be made at their address.
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_shape);
@@ -312,19 +357,18 @@ static void shape_remember(jwriter *w, const jkey *names, const jkey *keys, size
 
 /// The declared column a member must fit: a top-level field of a state named like one.
 static const avm_column *column_of(const jwriter *w, const jkey *k, int depth) {
-    if (depth != 0 || !w->vm->ncolumns || w->allow_functions || k->is_int) return NULL;
+    if (depth != 0 || !w->vm->ncolumns || w->allow_functions) return NULL;
     return avm_find_column(w->vm, k->s, k->len);
 }
 
-/// Writes the object's members in key order: keys[i].value is the stack index of each
-/// value, or 0 to look it up in the table.
+/// Writes the object's members (string keys, distinct) in key order: keys[i].value is
+/// the stack index of each value, or 0 to look it up in the table.
 static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int depth) {
     lua_State *L = w->L;
     const avm_column *columns[AVM_SHAPE_KEYS];
     int cacheable = depth == 0 && !w->allow_functions && count <= AVM_SHAPE_KEYS;
     if (cacheable && shape_matches(w->vm, keys, count)) {
-        // The keys of the last state, in the same order: sorted as they were, and,
-        // being distinct strings, without two written alike.
+        // The keys of the last state, in the same order: sorted as they were.
         jkey sorted[AVM_SHAPE_KEYS];
         for (size_t j = 0; j < count; j++) {
             sorted[j] = keys[w->vm->shape.order[j]];
@@ -345,13 +389,6 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
         } else {
             qsort(keys, count, sizeof(jkey), key_cmp);
         }
-        // An integer key's text moved with it: point at it where it is now.
-        for (size_t i = 0; i < count; i++) if (keys[i].is_int) keys[i].s = keys[i].num;
-        for (size_t i = 1; i < count; i++) {
-            if (key_cmp(&keys[i - 1], &keys[i]) == 0) {
-                wfail(w, "two keys that are both written \"%s\" (an integer and a string)", "");
-            }
-        }
         if (cacheable) {
             for (size_t i = 0; i < count; i++) columns[i] = column_of(w, &keys[i], depth);
             shape_remember(w, names, keys, count, columns);
@@ -367,8 +404,7 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
         w->nframes++;
         int value = keys[i].value;
         if (!value) {
-            if (keys[i].is_int) lua_pushinteger(L, keys[i].i);
-            else lua_pushlstring(L, keys[i].s, keys[i].len);
+            lua_pushlstring(L, keys[i].s, keys[i].len);
             lua_rawget(L, idx);
             value = lua_gettop(L);
         }
@@ -381,22 +417,53 @@ static void write_members(jwriter *w, int idx, jkey *keys, size_t count, int dep
     put(w, "}", 1);
 }
 
-/// A table whose keys are exactly 1..n is an array; any other an object. Small tables
-/// (the usual state) are read in one pass, their key/value pairs kept on the Lua
-/// stack: no allocation, no lookups. Larger ones are counted first, keep their keys in a
-/// userdata (so an error raised below cannot leak it) and look values up.
+/// Fails for a table a state cannot hold as it is: one with a metatable (a read-only
+/// view of what the projection loaded among them), one already written in this state.
+/// The spec (allow_functions) is written through views, as plain data.
+static int check_plain(jwriter *w, int idx, int depth) {
+    lua_State *L = w->L;
+    const void *self = lua_topointer(L, idx);
+    int has_metatable = w->vm->check_layout_ok ? *(const void *const *)((const char *)self + AVM_TABLE_METATABLE) != NULL
+                                               : lua_getmetatable(L, idx) && (lua_pop(L, 1), 1);
+    if (has_metatable) {
+        if (w->allow_functions) return avm_frozen_real(L, idx) ? lua_gettop(L) : idx;
+        if (avm_frozen_name(L, idx))
+            wfail(w, "%s cannot be stored in state: it is read-only (what the projection set up when it loaded is shared by every key); store a copy of it", lua_tostring(L, -1));
+        wfail(w, "a table with a metatable cannot be stored in state%s (it would be read back without it); store a plain table", "");
+    }
+    if (w->allow_functions) return idx;
+    int added = 1;
+    for (int i = 0; i < w->nseen && i < 8; i++) if (w->seen[i] == self) added = 0;
+    if (added && w->nseen < 8) w->seen[w->nseen] = self;
+    else if (added) added = avm_ptrset_add(&w->vm->seen, self);
+    if (added < 0) luaL_error(L, "out of memory writing JSON");
+    w->nseen++;
+    if (!added) {
+        for (int i = 0; i < depth; i++) {
+            if (w->tables[i] == self) wfail(w, "a table that contains itself (a cycle)%s cannot be stored in state", "");
+        }
+        wfail(w, "a table stored in two places in one state%s (a stored state is a tree: each place would be read back as a copy of its own); store a copy here", "");
+    }
+    w->tables[depth] = self;
+    return idx;
+}
+
+/// A table whose keys are exactly 1..n is an array; one whose keys are strings an
+/// object. Small tables (the usual state) are read in one pass, their key/value pairs
+/// kept on the Lua stack: no allocation, no lookups. Larger ones are counted first, keep
+/// their keys in a userdata (so an error raised below cannot leak it) and look values up.
 static void write_table(jwriter *w, int idx, int depth) {
     lua_State *L = w->L;
-    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep (is there a cycle?)", "64");
+    if (depth > MAX_DEPTH) wfail(w, "tables nested more than %s levels deep", STR(AVM_STATE_LEVELS));
     enum { SMALL = 24 };
     luaL_checkstack(L, 2 * SMALL + 8, "state nesting");
-    jkey small_keys[SMALL];
+    int top = lua_gettop(L);
+    idx = check_plain(w, idx, depth);
     int base = lua_gettop(L);
+    jkey small_keys[SMALL];
     size_t count = 0;
     int small = 1;
-    // Whether every key is an integer in 1..count: with distinct keys, exactly 1..count.
-    int all_int = 1;
-    lua_Integer max = 0;
+    key_kinds kinds = { 0, 0, 0, 0 };
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (count == SMALL) {
@@ -406,36 +473,36 @@ static void write_table(jwriter *w, int idx, int depth) {
         }
         jkey *key = &small_keys[count];
         read_key(w, -2, key);
-        if (!key->is_int || key->i < 1) all_int = 0;
-        else if (key->i > max) max = key->i;
+        count_key(&kinds, key);
         // stack: …, key, value -> keep (key, value) and continue from a copy of key
         lua_pushvalue(L, -2);
-        key->value = base + (int)(2 * count) + 2;
+        key->value = lua_gettop(L) - 1;
         count++;
     }
     if (small) {
-        if (count > 0 && all_int && max <= (lua_Integer)count) {
+        if (array_or_object(w, &kinds)) {
             int value_at[SMALL];
             for (size_t i = 0; i < count; i++) value_at[small_keys[i].i - 1] = small_keys[i].value;
             write_array(w, idx, count, value_at, depth);
         } else {
             write_members(w, idx, small_keys, count, depth);
         }
-        lua_settop(L, base);
+        lua_settop(L, top);
         return;
     }
     count = 0;
-    all_int = 1;
-    max = 0;
+    kinds = (key_kinds){ 0, 0, 0, 0 };
+    jkey key;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
+        read_key(w, -2, &key);
+        count_key(&kinds, &key);
         count++;
-        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1) all_int = 0;
-        else if (lua_tointeger(L, -2) > max) max = lua_tointeger(L, -2);
         lua_pop(L, 1);
     }
-    if (all_int && max <= (lua_Integer)count) {
+    if (array_or_object(w, &kinds)) {
         write_array(w, idx, count, NULL, depth);
+        lua_settop(L, top);
         return;
     }
     jkey *keys = lua_newuserdatauv(L, count * sizeof(jkey), 0);
@@ -447,7 +514,7 @@ static void write_table(jwriter *w, int idx, int depth) {
         lua_pop(L, 1);
     }
     write_members(w, idx, keys, count, depth);
-    lua_settop(L, base);
+    lua_settop(L, top);
 }
 
 static void write_value(jwriter *w, int idx, int depth) {
@@ -485,5 +552,11 @@ void avm_write_json(avm *vm, lua_State *L, int idx, abuf *out, int allow_functio
     w.allow_functions = allow_functions;
     w.root = key;  // the path starts as `the state of key "K"` (or names the spec)
     w.nframes = 0;
+    w.nseen = 0;
+    if (vm->seen.count) avm_ptrset_clear(&vm->seen);  // (also after a write that failed)
+    w.start = out->len;  // a checkpoint's other states are before
+    w.room = json_room(vm, allow_functions);
+    w.fast_end = out->cap < w.room ? out->cap : w.room;
+    w.collected = 0;
     write_value(&w, lua_absindex(L, idx), 0);
 }

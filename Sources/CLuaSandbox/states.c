@@ -150,6 +150,7 @@ void states_evict(avm *vm, lua_State *L) {
                 return;
             }
         }
+        for (size_t i = 0; i < vm->ndirty; i++) kept.slots[i].seq = vm->keys.slots[vm->dirty[i]].seq;
         keymap_clear(vm, &vm->keys);
         vm->keys = kept;
         for (size_t i = 0; i < vm->ndirty; i++) {

@@ -1,15 +1,15 @@
 // The projection VM: its life cycle, loading the script and reading its spec.
-// Limits are in limits.c, folding events and writing states in fold.c.
+// Limits are in limits.c and alloc.c, folding events and writing states in fold.c.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
-void avm_reset_budget(avm *vm) {
-    if (vm->budget_exceeded) lua_sethook(vm->L, avm_budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
-    vm->budget_left = vm->budget / AVM_HOOK_COUNT + 1;
-    vm->budget_exceeded = 0;
-    vm->mem_exceeded = 0;
+int avm_pcall(avm *vm, int nargs, int nresults) {
+    locale_t previous = uselocale(avm_c_locale());
+    int status = lua_pcall(vm->L, nargs, nresults, 0);
+    uselocale(previous);
+    return status;
 }
 
 void avm_set_error(avm *vm, const char *msg) {
@@ -22,14 +22,15 @@ void avm_set_error(avm *vm, const char *msg) {
 int avm_finish_call(avm *vm, int status, int ok_result) {
     lua_State *L = vm->L;
     char buf[256];
+    vm->error_deterministic = 1;
     if (vm->mem_exceeded) {
         snprintf(buf, sizeof buf, "memory limit of %zu MB exceeded", vm->mem_limit >> 20);
         avm_set_error(vm, buf);
+        vm->error_deterministic = 0;
         lua_settop(L, 0);
         return AVM_ERROR;
     }
-    if (vm->budget_exceeded) {
-        snprintf(buf, sizeof buf, "instruction budget of %lld instructions exceeded (an endless loop?)", (long long)vm->budget);
+    if (avm_limit_message(vm, buf, sizeof buf, &vm->error_deterministic)) {
         avm_set_error(vm, buf);
         lua_settop(L, 0);
         return AVM_ERROR;
@@ -56,6 +57,11 @@ int avm_new_ref_table(lua_State *L) {
 static int setup_protected(lua_State *L) {
     avm *vm = avm_of(L);
     avm_open_sandbox(L);
+    avm_bytecode_check(vm, L);
+    avm_check_layout(vm, L);
+    vm->ref_watched = avm_new_ref_table(L);
+    vm->ref_next_cache = avm_new_ref_table(L);
+    vm->ref_column_keys = avm_new_ref_table(L);
     vm->ref_modules = avm_new_ref_table(L);
     vm->ref_loaded = avm_new_ref_table(L);
     vm->ref_states = avm_new_ref_table(L);
@@ -108,20 +114,23 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->budget = instruction_budget;
     vm->loading = 1;
     vm->ref_spec = vm->ref_on = vm->ref_init = vm->ref_key = vm->ref_merge = LUA_NOREF;
+    vm->ref_views = LUA_NOREF;
     vm->event_fields = AVM_FIELD_ALL;
     keymap_seed(&vm->keys);
-    vm->L = lua_newstate(avm_limited_alloc, vm);
+    avm_pool_init(&vm->pool);
+    vm->L = lua_newstate(avm_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
     *(avm **)lua_getextraspace(vm->L) = vm;
     lua_atpanic(vm->L, avm_on_panic);
     // Set once, now: a hook must exist before any thread is created to apply to it.
     lua_sethook(vm->L, avm_budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
+    avm_budget_init(vm);
     lua_pushcfunction(vm->L, setup_protected);
-    int status = lua_pcall(vm->L, 0, 0, 0);
+    int status = avm_pcall(vm, 0, 0);
     vm->loading = 0;
     if (status != LUA_OK) { avm_free(vm); return NULL; }
     lua_pushcfunction(vm->L, check_layout_protected);
-    if (lua_pcall(vm->L, 0, 0, 0) != LUA_OK) vm->peek_ok = 0;
+    if (avm_pcall(vm, 0, 0) != LUA_OK) vm->peek_ok = 0;
     lua_settop(vm->L, 0);
     vm->tracing = 0;
     // Generational GC: each event leaves short-lived garbage (its tables) while the
@@ -134,6 +143,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
 
 void avm_free(avm *vm) {
     if (!vm) return;
+    avm_watch_stop(vm);
     vm->closing = 1;
     if (vm->L) lua_close(vm->L);
     vm->closing = 0;
@@ -147,6 +157,9 @@ void avm_free(avm *vm) {
     free(vm->out.data);
     free(vm->scratch.data);
     free(vm->path.data);
+    free(vm->dump.data);
+    free(vm->check_out.data);
+    avm_ptrset_free(&vm->seen);
     avm_free_columns(vm);
     free(vm->error);
     free(vm);
@@ -158,6 +171,7 @@ size_t avm_keys_created(const avm *vm) { return vm->created; }
 size_t avm_memory_limit(const avm *vm) { return vm->mem_limit; }
 int avm_has_merge(const avm *vm) { return vm->ref_merge != LUA_NOREF; }
 int avm_prefetches_states(const avm *vm) { return vm->peek_ok; }
+int avm_checks_directly(const avm *vm) { return vm->check_layout_ok && vm->bytecode_ok; }
 void avm_assume_no_stored_states(avm *vm, int flag) {
     vm->assume_absent = flag;
     // Nothing stored and nothing flushed yet: every state in memory will need writing,
@@ -199,12 +213,7 @@ int avm_add_module(avm *vm, const char *name, const char *src, size_t len, const
     lua_pushlstring(L, src, len);
     lua_pushstring(L, chunkname);
     avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 3, 0, 0), AVM_OK);
-}
-
-static int refuse_global(lua_State *L) {
-    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
-    return luaL_error(L, "assignment to global '%s' after the projection loaded: keep state in s (globals would make results depend on replay order)", name);
+    return avm_finish_call(vm, avm_pcall(vm, 3, 0), AVM_OK);
 }
 
 static int ref_field(lua_State *L, int spec, const char *name, int type, const char *expected) {
@@ -272,18 +281,9 @@ static int load_protected(lua_State *L) {
     } else if (t != LUA_TNIL) return luaL_error(L, "the projection's 'streams' must be a glob string like \"order-*\", not a %s", lua_typename(L, t));
     lua_pop(L, 1);
 
-    // From now on, handlers cannot create globals: state must live in s.
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_env);
-    lua_getmetatable(L, -1);
-    lua_pushcfunction(L, refuse_global);
-    lua_setfield(L, -2, "__newindex");
-    lua_pop(L, 2);
-    lua_pushglobaltable(L);
-    lua_newtable(L);
-    lua_pushcfunction(L, refuse_global);
-    lua_setfield(L, -2, "__newindex");
-    lua_setmetatable(L, -2);
-    lua_pop(L, 1);
+    // From now on, handlers can change nothing but s: globals, libraries, modules and
+    // what the script's functions captured become read-only.
+    avm_freeze_loaded(vm, L);
     return 0;
 }
 
@@ -292,8 +292,18 @@ int avm_load(avm *vm, const char *src, size_t len, const char *chunkname) {
     lua_pushcfunction(L, load_protected);
     lua_pushlstring(L, src, len);
     lua_pushstring(L, chunkname);
+    // The top level (and the modules it requires) runs under the larger of the per-event
+    // budget and the default one: a small per-event budget is for handlers, and a
+    // script that builds its lookup tables when it loads must still load.
+    int64_t per_event = vm->budget;
+    if (vm->budget < AVM_LOAD_BUDGET_MIN) vm->budget = AVM_LOAD_BUDGET_MIN;
     avm_reset_budget(vm);
-    return avm_finish_call(vm, lua_pcall(L, 2, 0, 0), AVM_OK);
+    avm_watch_enter(vm);
+    int status = avm_pcall(vm, 2, 0);
+    avm_watch_leave(vm);
+    int result = avm_finish_call(vm, status, AVM_OK);
+    vm->budget = per_event;
+    return result;
 }
 
 static int describe_protected(lua_State *L) {
@@ -307,7 +317,7 @@ static int describe_protected(lua_State *L) {
 int avm_describe(avm *vm, const char **json, size_t *len) {
     lua_pushcfunction(vm->L, describe_protected);
     avm_reset_budget(vm);
-    int r = avm_finish_call(vm, lua_pcall(vm->L, 0, 0, 0), AVM_OK);
+    int r = avm_finish_call(vm, avm_pcall(vm, 0, 0), AVM_OK);
     *json = vm->out.data ? vm->out.data : "";
     *len = vm->out.len;
     return r;

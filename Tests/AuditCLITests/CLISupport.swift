@@ -60,7 +60,7 @@ func audit(_ arguments: [String], in directory: String, stdin: String? = nil, en
     try RunningCommand(arguments, in: directory, stdin: stdin, environment: environment).wait()
 }
 
-final class TempDir {
+final class TempDir: Sendable {
     let path: String
     init() {
         path = NSTemporaryDirectory() + "audit-cli-test-" + UUID().uuidString

@@ -141,4 +141,19 @@ struct InitTests {
         #expect(top.status == 0, "\(top.stderr)")
         #expect(top.stdout.split(separator: "\n").count == 3)
     }
+
+    @Test("query refuses what is not a query, inline and saved, now and at a past time; no file is made")
+    func notAQuery() throws {
+        let dir = TempDir()
+        try audit(["init"], in: dir.path)
+        try "ATTACH DATABASE 'saved.db' AS z".write(toFile: dir.path + "/queries/attach.sql", atomically: true, encoding: .utf8)
+        for time in [[], ["--known-at", "2100-01-01"], ["--as-of", "2100-01-01"]] {
+            for source in [["--sql", "ATTACH DATABASE 'inline.db' AS z"], ["attach"], ["--sql", "COMMIT"], ["--sql", "PRAGMA writable_schema=1"]] {
+                let result = try audit(["query"] + source + time, in: dir.path)
+                #expect(result.status == 65 && result.stderr.contains("not a query: it is a"), "\(source) \(time): \(result.stderr)")
+            }
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        #expect(!files.contains("inline.db") && !files.contains("saved.db"))
+    }
 }

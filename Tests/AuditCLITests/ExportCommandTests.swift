@@ -42,14 +42,14 @@ struct ExportCommandTests {
         #expect(try sqlite("SELECT max(to_seq) FROM export_runs WHERE name = 'trail' AND status = 'completed'", db) == "3000")
         #expect(try sqlite("SELECT status FROM export_runs WHERE run = 2", db) == "started")
         // verify-export on the leftover says it is not a complete export.
-        let leftover = try audit(["verify-export", "exports/" + partialName], in: dir.path)
+        let leftover = try audit(["verify-export", "exports/" + partialName, "--trust-embedded-key"], in: dir.path)
         #expect(leftover.status == 4 && leftover.stderr.contains("no manifest.json"))
 
         let next = try audit(["export", "--name", "trail", "--incremental", "--into", "exports"], in: dir.path)
         #expect(next.status == 0, "\(next.stderr)")
         #expect(next.stdout.contains(#""run":2"#) && next.stdout.contains(#""from_seq":3001"#))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path + "/exports").sorted() == ["trail-000001", "trail-000002"])
-        let verified = try audit(["verify-export", "exports", "--db", "audit.db"], in: dir.path)
+        let verified = try audit(["verify-export", "exports", "--db", "audit.db", "--trust-embedded-key", "--allow-unsigned"], in: dir.path)
         #expect(verified.status == 0, "\(verified.stderr)")
         let failed = try audit(["events", "--stream", "audit-export-trail", "--type", "ExportFailed"], in: dir.path)
         #expect(failed.stdout.contains("interrupted"))
@@ -84,6 +84,22 @@ struct ExportCommandTests {
         #expect(try audit(["export"], in: dir.path).status == 64)
         #expect(try audit(["export", "--out", "x", "--incremental"], in: dir.path).status == 64)
         #expect(try audit(["verify-export", "out", "--public-key", "not-a-key"], in: dir.path).status == 65)
+
+        // Fail safe: no key named is a usage error naming --public-key; the manifest's
+        // own key only when asked for, and then the re-signed forgery still shows.
+        let noKey = try audit(["verify-export", "out"], in: dir.path)
+        #expect(noKey.status == 64 && noKey.stderr.contains("--public-key"), "\(noKey.stderr)")
+        #expect(try audit(["verify-export", "out", "--public-key", publicKey, "--trust-embedded-key"], in: dir.path).status == 64)
+        let embedded = try audit(["verify-export", "out", "--trust-embedded-key"], in: dir.path)
+        #expect(embedded.status == 4 && embedded.stderr.contains("manifest.sig is not a valid signature of manifest.json"), "\(embedded.stderr)")
+        // An unsigned export fails unless --allow-unsigned, whichever key is trusted.
+        #expect(try audit(["export", "--out", "plain"], in: dir.path).status == 0)
+        for trust in [["--public-key", publicKey], ["--trust-embedded-key"]] {
+            let unsigned = try audit(["verify-export", "plain"] + trust, in: dir.path)
+            #expect(unsigned.status == 4 && unsigned.stderr.contains("not signed (no manifest.sig)"), "\(unsigned.stderr)")
+            let allowed = try audit(["verify-export", "plain", "--allow-unsigned"] + trust, in: dir.path)
+            #expect(allowed.status == 0 && allowed.stdout.contains(#""signature":"unsigned""#), "\(allowed.stderr)")
+        }
         let existing = try audit(["export", "--out", "out"], in: dir.path)
         #expect(existing.status == 65 && existing.stderr.contains("already exists"))
     }
@@ -107,5 +123,52 @@ struct ExportCommandTests {
         #expect(list.status == 0 && list.stdout.contains(#""last_status":"completed""#) && list.stdout.contains(#""due":null"#), "\(list.stdout)")
         let bad = try audit(["schedule", "list", "--config", "missing.toml"], in: dir.path)
         #expect(bad.status == 1 && bad.stderr.contains("missing.toml"))
+    }
+
+    @Test("a saved query's name is not a path: query, export --query and a scheduled query refuse ../", arguments: ["../../outside", "../outside", "sub/q"])
+    func savedQueryNames(name: String) throws {
+        let dir = try workspace(events: 3)
+        try FileManager.default.createDirectory(atPath: dir.path + "/queries/sub", withIntermediateDirectories: true)
+        for file in ["../outside.sql", "outside.sql", "queries/sub/q.sql"] {
+            try? "SELECT 42 AS leaked".write(toFile: dir.path + "/" + file, atomically: true, encoding: .utf8)
+        }
+        let query = try audit(["query", name], in: dir.path)
+        #expect(query.status == 64 && query.stderr.contains("invalid saved query name \"\(name)\""), "\(query.stderr)")
+        #expect(!query.stdout.contains("42"))
+        let export = try audit(["export", "--query", name, "--out", "x"], in: dir.path)
+        #expect(export.status == 64 && export.stderr.contains("--query: invalid saved query name"), "\(export.stderr)")
+        #expect(!export.stderr.contains("invalid export name"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
+        try "[exports.leak]\nwhat = \"query:\(name)\"\ndestination = \"exports/leak\"\nschedule = \"@daily\"\n"
+            .write(toFile: dir.path + "/audit.toml", atomically: true, encoding: .utf8)
+        let scheduled = try audit(["schedule", "run", "--once"], in: dir.path)
+        #expect(scheduled.status == 65 && scheduled.stderr.contains("invalid saved query name"), "\(scheduled.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/exports/leak"))
+    }
+
+    @Test("verify-export of a folder: a removed run is caught with --db, a series not starting at run 1 is noted, swapped names exit 4")
+    func missingAndRenamedRuns() throws {
+        let dir = try workspace(events: 20)
+        for _ in 1...3 {
+            #expect(try audit(["export", "--name", "trail", "--incremental", "--into", "exports"], in: dir.path).status == 0)
+        }
+        let flags = ["--trust-embedded-key", "--allow-unsigned"]
+        #expect(try audit(["verify-export", "exports", "--db", "audit.db"] + flags, in: dir.path).status == 0)
+        let fm = FileManager.default
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000003", toPath: dir.path + "/newest")
+        #expect(try audit(["verify-export", "exports"] + flags, in: dir.path).status == 0)
+        let newest = try audit(["verify-export", "exports", "--db", "audit.db"] + flags, in: dir.path)
+        #expect(newest.status == 4 && newest.stderr.contains("export trail, run 3: the log recorded it"), "\(newest.stderr)")
+        try fm.moveItem(atPath: dir.path + "/newest", toPath: dir.path + "/exports/trail-000003")
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000001", toPath: dir.path + "/first")
+        let offline = try audit(["verify-export", "exports"] + flags, in: dir.path)
+        #expect(offline.status == 0 && offline.stdout.contains("export trail starts at run 2"), "\(offline.stdout)")
+        #expect(try audit(["verify-export", "exports", "--db", "audit.db"] + flags, in: dir.path).status == 4)
+        try fm.moveItem(atPath: dir.path + "/first", toPath: dir.path + "/exports/trail-000001")
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000001", toPath: dir.path + "/exports/tmp")
+        try fm.moveItem(atPath: dir.path + "/exports/trail-000002", toPath: dir.path + "/exports/trail-000001")
+        try fm.moveItem(atPath: dir.path + "/exports/tmp", toPath: dir.path + "/exports/trail-000002")
+        let swapped = try audit(["verify-export", "exports"] + flags, in: dir.path)
+        #expect(swapped.status == 4 && swapped.stderr.contains("the directory's name says export trail, run 1, but its manifest is export trail, run 2"), "\(swapped.stderr)")
     }
 }

@@ -197,8 +197,25 @@ struct ReplayCommandTests {
         let bad = try audit(["query", "--sql", "SELECT nope FROM totals"], in: dir.path)
         #expect(bad.status == 65 && bad.stderr.contains("no such column: nope"))
         let write = try audit(["query", "--sql", "DELETE FROM totals"], in: dir.path)
-        #expect(write.status == 65 && write.stderr.contains("readonly"))
+        #expect(write.status == 65 && write.stderr.contains("not a query: it is a DELETE statement"), "\(write.stderr)")
         #expect(try audit(["query", "--sql", "SELECT count(*) AS n FROM totals", "--format", "csv"], in: dir.path).stdout == "n\n2000\n")
         #expect(try audit(["verify"], in: dir.path).stdout.contains(#""events":3000"#))
+    }
+
+    @Test("two projection files differing only in case: replay exits 65 naming both, and the other projections are built")
+    func caseCollision() throws {
+        let dir = try workspace(events: 3_000)
+        try Self.projection.write(toFile: dir.path + "/projections/Totals.lua", atomically: true, encoding: .utf8)
+        try Self.projection.write(toFile: dir.path + "/projections/zz_other.lua", atomically: true, encoding: .utf8)
+        let replay = try audit(["replay"], in: dir.path)
+        #expect(replay.status == 65)
+        #expect(replay.stderr.contains("projections/Totals.lua and projections/totals.lua differ only in case"), "\(replay.stderr)")
+        #expect(!replay.stderr.contains("SQLite error"))
+        #expect(replay.stdout.contains(#"{"projection":"zz_other","status":"rebuilt","position":3000,"#), "\(replay.stdout)")
+        #expect(replay.stdout.contains(#"{"projection":"Totals","status":"failed""#) && replay.stdout.contains(#"{"projection":"totals","status":"failed""#))
+        // A name is looked up without case, as the table is.
+        try FileManager.default.removeItem(atPath: dir.path + "/projections/Totals.lua")
+        let one = try audit(["replay", "TOTALS"], in: dir.path)
+        #expect(one.status == 0 && one.stdout.contains(#""projection":"totals","status":"rebuilt""#), "\(one.stderr)")
     }
 }

@@ -65,6 +65,8 @@ struct TestCommandTests {
         #expect(result.status == 65)
         #expect(result.stderr.contains(#"audit: projections/order_totals.broken.test:2: "seq" is assigned by the store"#), "\(result.stderr)")
         #expect(result.stdout.contains("PASS  projections/order_totals.test:1"))
+        // The summary counts the file that was not run.
+        #expect(result.stdout.hasSuffix("1 case in 1 file: 1 passed, 0 failed; 1 file not run (cannot be read, see above)\n"), "\(result.stdout)")
     }
 
     @Test("a projection that does not load fails its cases and exits 65")

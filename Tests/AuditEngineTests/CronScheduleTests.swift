@@ -26,8 +26,9 @@ struct CronScheduleTests {
         Case(expression: "0 0 * * 7", after: "2024-06-30T00:00:00Z", next: "2024-07-07T00:00:00.000Z"),  // 7 = Sunday
         Case(expression: "@daily", after: "2024-06-30T12:00:00Z", next: "2024-07-01T00:00:00.000Z"),
         Case(expression: "0 2 * * *", zone: "Europe/Berlin", after: "2024-06-30T00:00:00Z", next: "2024-07-01T00:00:00.000Z"),
-        // Spring forward in Berlin (2024-03-31 02:00 → 03:00): 02:30 does not exist that day.
-        Case(expression: "30 2 * * *", zone: "Europe/Berlin", after: "2024-03-30T02:00:00Z", next: "2024-04-01T00:30:00.000Z"),
+        // Spring forward in Berlin (2024-03-31 02:00 → 03:00): 02:30 does not exist that day,
+        // so it fires when the clock jumps past it, at 03:00 CEST.
+        Case(expression: "30 2 * * *", zone: "Europe/Berlin", after: "2024-03-30T02:00:00Z", next: "2024-03-31T01:00:00.000Z"),
         // Fall back (2024-10-27 03:00 → 02:00): 02:30 happens twice and fires once, the first time.
         Case(expression: "30 2 * * *", zone: "Europe/Berlin", after: "2024-10-26T23:00:00Z", next: "2024-10-27T00:30:00.000Z"),
         Case(expression: "30 2 * * *", zone: "Europe/Berlin", after: "2024-10-27T00:30:00Z", next: "2024-10-28T01:30:00.000Z"),

@@ -45,6 +45,9 @@ struct ExportSchedulerTests {
             ("[exports.a]\nwhat = \"events\"\ndestination = \"x\"\nschedule = \"@daily\"\nretension = 3\n", "unknown key \"retension\""),
             ("[exports.a]\nwhat = \"query:q\"\nincremental = true\ndestination = \"x\"\nschedule = \"@daily\"\n", "cannot be incremental"),
             ("[exports.a\nwhat = 1\n", "audit.toml:1:"),
+            ("[exports.a]\nwhat = \"query:../../x\"\ndestination = \"x\"\nschedule = \"@daily\"\n", "[exports.a]: \"what\": invalid saved query name \"../../x\""),
+            ("[exports.a]\nwhat = \"query:sub/q\"\ndestination = \"x\"\nschedule = \"@daily\"\n", "invalid saved query name \"sub/q\""),
+            ("[exports.a]\nwhat = \"query:.hidden\"\ndestination = \"x\"\nschedule = \"@daily\"\n", "invalid saved query name \".hidden\""),
         ]
         for (text, message) in bad {
             #expect { try workspace(dir, text) } throws: { error in
@@ -89,7 +92,7 @@ struct ExportSchedulerTests {
         try scheduler.runForever(shouldStop: { clock.sleeps.count >= 3 }) { slots.append($0.slot.description) }
         #expect(slots == ["2024-06-30T10:00:00.000Z", "2024-06-30T11:00:00.000Z", "2024-06-30T12:00:00.000Z"])
         #expect(clock.sleeps.map(\.description) == ["2024-06-30T11:00:00.000Z", "2024-06-30T12:00:00.000Z", "2024-06-30T13:00:00.000Z"])
-        let verified = try store.exportRuns(name: "trail").map { try ExportVerifier.verify(directory: $0.directory, store: store) }
+        let verified = try store.exportRuns(name: "trail").map { try ExportVerifier.verify(directory: $0.directory, trust: .embeddedKey, allowUnsigned: true, store: store) }
         #expect(ExportChain.problems(verified) == [])
     }
 
@@ -109,7 +112,7 @@ struct ExportSchedulerTests {
         #expect(try scheduler.runDue().count == 1)
     }
 
-    @Test("a run that cannot start is recorded as failed for its slot, in the log too, and not retried until the next slot")
+    @Test("a run that cannot start is recorded as failed for its slot, in the log too, and retried only after its backoff")
     func failedRun() throws {
         let dir = TempDir()
         let store = try exportStore(dir, count: 3)
@@ -123,12 +126,14 @@ struct ExportSchedulerTests {
         let outcome = try #require(try scheduler.runDue().first)
         guard case .failure(let error) = outcome.result else { Issue.record("a missing query ran"); return }
         #expect(error.message.contains("no such saved query"))
-        // Recorded for its slot, in the table and in the log, and not retried until the next slot.
+        // Recorded for its slot, in the table and in the log, and not retried before its backoff.
         let runs = try store.exportRuns(name: "report")
         #expect(runs.map(\.status) == [.failed] && runs[0].scheduledFor == outcome.slot)
         #expect(try store.events(EventFilter(stream: "audit-export-report", type: "ExportFailed")).count == 1)
         #expect(try scheduler.runDue().isEmpty)
-        #expect(try scheduler.status()[0].lastStatus == "failed")
+        let status = try scheduler.status()[0]
+        #expect(status.lastStatus == "failed" && status.lastError?.contains("no such saved query") == true && status.attempts == 1)
+        #expect(status.dueSlot == outcome.slot && status.retryAt?.description == "2024-06-30T10:21:00.000Z")
     }
 
     @Test("retention keeps the newest runs")
@@ -141,5 +146,36 @@ struct ExportSchedulerTests {
         let kept = try FileManager.default.contentsOfDirectory(atPath: dir.file("exports/trail")).sorted()
         #expect(kept == ["trail-000003", "trail-000004"])
         #expect(try store.exportRuns(name: "trail").count == 4)
+        // Each removal is recorded in the log, naming the run and why.
+        let removed = try store.events(EventFilter(stream: "audit-export-trail", type: "ExportRunRemoved"))
+        #expect(removed.map { try! JSONParser.parse($0.data)["run"] } == [.int(1), .int(2)])
+        #expect(removed.allSatisfy { $0.data.contains("retention: keep the newest 2 runs") })
+    }
+}
+
+@Suite("Saved-query names")
+struct SavedQueryNameTests {
+    @Test("a saved query's name is a name, not a path", arguments: ["../outside", "../../outside", "sub/q", "/etc/passwd", ".hidden", "", "a b", "q\u{0}x"])
+    func badNames(name: String) throws {
+        let dir = TempDir()
+        try FileManager.default.createDirectory(atPath: dir.file("queries"), withIntermediateDirectories: true)
+        try "SELECT 1".write(toFile: dir.file("outside.sql"), atomically: true, encoding: .utf8)
+        #expect(!SavedQuery.isValidName(name))
+        #expect { try SavedQuery.load(name, from: dir.file("queries")) } throws: { error in
+            (error as? QueryError).map { $0.message.contains("invalid saved query name") && $0.category == .invalidInput } == true
+        }
+        // An export of it says the query's name is bad (not the export's, which defaults to it).
+        let store = try dir.store()
+        #expect { try store.export(ExportRequest(name: "ok", content: .query(QuerySelection(name: name, sql: "SELECT 1")), destination: .directory(dir.file("x")))) } throws: { error in
+            (error as? ExportError).map { $0.message.contains("invalid saved query name") && $0.category == .invalidInput } == true
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("x")))
+    }
+
+    @Test("good names load", arguments: ["q", "open_orders", "v1.2-final", "A_b-9"])
+    func goodNames(name: String) throws {
+        let dir = TempDir()
+        try "SELECT 1".write(toFile: dir.file(name + ".sql"), atomically: true, encoding: .utf8)
+        #expect(try SavedQuery.load(name, from: dir.path) == "SELECT 1")
     }
 }

@@ -115,10 +115,25 @@ struct ExportTamperingTests {
         try f.write("notes.txt", Array("hello".utf8))
         try FileManager.default.removeItem(atPath: f.path("events-000003.jsonl"))
         let found = f.all()
-        #expect(found.contains { $0.contains("not signed (no manifest.sig)") }, "\(found)")
+        #expect(found.contains { $0.contains("names a signing key but manifest.sig is missing") }, "\(found)")
         #expect(found.contains { $0 == "notes.txt is not listed in the manifest: a file was added to the export" }, "\(found)")
         #expect(found.contains { $0 == "events-000003.jsonl is missing (the manifest lists it)" }, "\(found)")
         #expect(problems(f.out).contains { $0.contains("names a signing key but manifest.sig is missing") })
+    }
+
+    @Test("the signature and the manifest's signing key removed, the manifest edited: refused as unsigned unless unsigned exports are allowed")
+    func strippedSignature() throws {
+        let f = try Fixture()
+        try FileManager.default.removeItem(atPath: f.path("manifest.sig"))
+        let manifest = try ExportManifest(json: try f.read("manifest.json"), source: "m")
+        var stripped = manifest
+        stripped.publicKey = nil
+        try f.write("manifest.json", Array(stripped.jsonText.utf8))
+        for key in [f.trusted, nil] {
+            let found = problems(f.out, key: key, allowUnsigned: false, store: f.store)
+            #expect(found.contains { $0.contains("the export is not signed (no manifest.sig), so it proves nothing about who made it") }, "\(found)")
+        }
+        #expect(problems(f.out, key: f.trusted, allowUnsigned: true, store: f.store) == [])
     }
 
     @Test("an export whose rows and hashes were all rewritten consistently (a forged unsigned export) fails against the store")

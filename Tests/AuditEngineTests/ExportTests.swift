@@ -28,10 +28,11 @@ func eventsExport(_ name: String, _ dir: String, selection: EventExportSelection
     return request
 }
 
-/// The problems verify reports, or [] when it verifies.
-func problems(_ directory: String, key: PublicKey? = nil, store: EventStore? = nil) -> [String] {
+/// The problems verify reports, or [] when it verifies: with `key` the trusted key,
+/// else the manifest's own; unsigned exports are accepted unless `allowUnsigned` is false.
+func problems(_ directory: String, key: PublicKey? = nil, allowUnsigned: Bool = true, store: EventStore? = nil) -> [String] {
     do {
-        _ = try ExportVerifier.verify(directory: directory, publicKey: key, store: store)
+        _ = try ExportVerifier.verify(directory: directory, trust: key.map { .publicKey($0) } ?? .embeddedKey, allowUnsigned: allowUnsigned, store: store)
         return []
     } catch let failure as ExportVerificationFailure {
         return failure.problems
@@ -56,7 +57,7 @@ struct ExportTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.file("out")).sorted()
         #expect(names == ["events-000001.\(format)", "events-000002.\(format)", "events-000003.\(format)", "manifest.json", "manifest.sig"])
         let trusted = try PublicKey(argument: key.publicKeyBase64)
-        let verified = try ExportVerifier.verify(directory: dir.file("out"), publicKey: trusted, store: store)
+        let verified = try ExportVerifier.verify(directory: dir.file("out"), trust: .publicKey(trusted), store: store)
         #expect(verified.signature == .trusted && verified.chainRecomputed && verified.checkedAgainstStore)
         #expect(verified.manifestSHA256 == result.manifestSHA256)
         // The run is in the log.

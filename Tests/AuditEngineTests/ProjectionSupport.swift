@@ -103,3 +103,49 @@ func expectedOrderTotals(_ lines: [String]) throws -> [String] {
         return #"\#(key) {\#(customer)"status":"\#(s.status)","total":\#(s.total)}"#
     }
 }
+
+/// A message with the workspace's folder left out of its paths (Lua shortens long
+/// ones to "...tail"): the same in every workspace.
+func withoutFolder(_ message: String) -> String {
+    message.replacingOccurrences(of: #"[^ "(]*/projections/"#, with: "projections/", options: .regularExpression)
+}
+
+extension ReplayOptions {
+    /// Batches of `batch` events with a checkpoint after each, `parallel` workers, and
+    /// the memory limit when given (states are then dropped and read back).
+    static func batches(_ batch: Int, parallel: Int = 1, memory: Int? = nil) -> ReplayOptions {
+        var options = ReplayOptions()
+        options.batchSize = batch
+        options.checkpointEvery = batch
+        options.parallel = parallel
+        if let memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
+        return options
+    }
+}
+
+extension Workspace {
+    /// Ingests `events` in `parts` parts and replays `name` after each, first stopping at
+    /// each of `stops` that falls in the part (the next replay resumes from there, as
+    /// after a kill): its states as `dump` gives them, or its failure as
+    /// "failed at SEQ: MESSAGE" (the folder left out of paths).
+    func replayInParts(_ name: String, _ events: [String], parts: Int = 1, stops: [Int64] = [], _ options: ReplayOptions) throws -> [String] {
+        var options = options
+        var failure: String?
+        var ingested = 0
+        for part in 0..<parts {
+            let end = (part + 1) * events.count / parts
+            try ingest(Array(events[ingested..<end]))
+            let within = stops.filter { $0 > Int64(ingested) && $0 < Int64(end) }
+            ingested = end
+            for stop in within.map(Optional.some) + [nil] {
+                options.toSeq = stop
+                failure = nil
+                if case .failed(let error)? = try replay([name], options).first?.status {
+                    failure = "failed at \(error.seq.map(String.init) ?? "?"): " + withoutFolder(error.message)
+                }
+            }
+        }
+        if let failure { return [failure] }
+        return try dump(name)
+    }
+}

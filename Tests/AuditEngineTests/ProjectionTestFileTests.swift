@@ -76,6 +76,8 @@ struct ProjectionTestFileTests {
         Malformed(text: "case a\nexpect a {\"x\":}\n", problem: "2: the expected state must be JSON on one line"),
         Malformed(text: "case a\nexpect a maybe\n", problem: "2: after `expect a` give its state"),
         Malformed(text: "case a\nexpect a has [1]\n", problem: "2: `has` takes a JSON object"),
+        Malformed(text: "case a\nexpect a [1]\n", problem: "2: a state is a JSON object ({…}), not an array"),
+        Malformed(text: "case a\n{\"stream\":\"a\",\"type\":\"T\",\"id\":\"x\"}\n{\"stream\":\"b\",\"type\":\"T\",\"id\":\"x\"}\nexpect a absent\n", problem: "3: the id \"x\" is already used at line 2 of this case"),
         Malformed(text: "case a\n{\"stream\":\"a\",\"type\":\"T\"}\nexpect error at 2 \"x\"\n", problem: "3: `expect error at 2`: the case has 1 event(s)"),
         Malformed(text: "case a\nexpect error oops\n", problem: "2: the error text must be a JSON string"),
         Malformed(text: "case a\n{\"stream\":\"a\",\"type\":\"T\"}\nexpect error \"x\"\nexpect a absent\n", problem: "1: case \"a\" expects an error and states"),

@@ -99,17 +99,17 @@ struct ProjectionTests {
         #expect(try w.dump("order_totals") == expectedOrderTotals(log))
     }
 
-    @Test("state is canonical JSON: sorted keys, integers and floats kept apart, arrays, nested tables")
+    @Test("state is canonical JSON: sorted keys, integers and floats kept apart, arrays, nested tables, keys that look like numbers")
     func canonicalState() throws {
         let w = try Workspace()
         w.projection("shapes", """
             return {
               on = { T = function(s, e)
                 s.z = 1; s.a = 1.0; s.m = { b = { 3, 2, 1 }, a = true }; s.big = 2^53; s.txt = "é\\n\\"q\\""
-                s.half = 0.5; s.neg = -0.0; s.tiny = 1e-7; s.list = { "x", { y = 1 } }; s[7] = "seven"
-                s.ints = { [10] = -42, [2] = math.mininteger, [-3] = math.maxinteger, ["k\\1\\"y"] = "ctl\\1" }
+                s.half = 0.5; s.neg = -0.0; s.tiny = 1e-7; s.list = { "x", { y = 1 } }; s["7"] = "seven"
+                s.ints = { ["10"] = -42, ["2"] = math.mininteger, ["-3"] = math.maxinteger, ["k\\1\\"y"] = "ctl\\1" }
                 local wide = {}
-                for i = 30, 1, -1 do wide[i * 3] = i end
+                for i = 30, 1, -1 do wide[tostring(i * 3)] = i end
                 wide.w = 0
                 s.wide = wide
               end },

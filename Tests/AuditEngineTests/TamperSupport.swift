@@ -102,7 +102,8 @@ func downgradeToV7(_ source: String, _ target: String) throws {
         let others = try Row.fetchAll(db, sql: "SELECT name, sql FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
         for row in others {
             let name: String = row["name"]
-            guard !engine.contains(name), name != "grdb_migrations" else { continue }
+            // Engine tables of later migrations are all named audit_… (DECISIONS 4).
+            guard !engine.contains(name), name != "grdb_migrations", !name.hasPrefix("audit_") else { continue }
             try db.execute(sql: row["sql"])
             try db.execute(sql: "INSERT INTO main.\(ReadModel.quote(name)) SELECT * FROM src.\(ReadModel.quote(name))")
         }

@@ -16,7 +16,8 @@
 ---@field data table the payload (JSON integers as integers, null as nil)
 ---@field meta table metadata: correlation_id, actor, tenant, … ({} when none)
 
----A projection's state: plain data only (tables, strings, numbers, booleans).
+---A projection's state: a tree of plain data (tables, strings, numbers, booleans);
+---each table a list 1..n or keyed by strings (see docs/projections.md, State).
 ---@alias audit.State table<string|integer, any>
 
 ---@alias audit.Handler fun(s: audit.State, e: audit.Event): audit.State?

@@ -8,9 +8,17 @@ import Foundation
 /// (`@annually`) are accepted. As in cron, when both day-of-month and day-of-week are
 /// restricted, a day matching either one matches.
 ///
-/// Times are wall-clock times in `timeZone`. Across a daylight-saving change, a time
-/// that does not exist that day (the hour skipped in spring) does not fire, and a time
-/// that occurs twice (the hour repeated in autumn) fires once, the first time.
+/// Times are wall-clock times in `timeZone`; a slot is an instant. Where the clock jumps
+/// (daylight saving, a change of standard time), the rules are Vixie cron's:
+///
+/// - A schedule with a fixed hour (its hour field does not start with `*`) has one slot
+///   per matching wall-clock time: a time the clock skips in spring (`30 2 * * *` on
+///   the day Berlin goes from 02:00 to 03:00) fires at the first instant after the gap
+///   (03:00), and a time the clock shows twice in autumn fires once, the first time.
+///   Several skipped times fire once, together.
+/// - A schedule whose hour field starts with `*` (`*/15 * * * *`, `0 * * * *`,
+///   `0 */2 * * *`) follows the clock: its slots are the instants whose wall-clock time
+///   matches, so a skipped time has no slot and a repeated one has two.
 ///
 /// ```swift
 /// let nightly = try CronSchedule("30 2 * * mon-fri", timeZone: "Europe/Berlin")
@@ -28,6 +36,9 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     let daysOfWeek: Set<Int>
     let dayOfMonthRestricted: Bool
     let dayOfWeekRestricted: Bool
+    /// Its hour field starts with `*`: slots follow the clock across offset changes.
+    let followsClock: Bool
+    let zone: ZoneOffsets
 
     public var description: String { "\(expression) (\(timeZoneName))" }
 
@@ -65,6 +76,8 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         daysOfWeek = weekdays
         dayOfMonthRestricted = !fields[2].hasPrefix("*")
         dayOfWeekRestricted = !fields[4].hasPrefix("*")
+        followsClock = fields[1].hasPrefix("*")
+        self.zone = ZoneOffsets(zone: zone)
     }
 
     public static func == (a: CronSchedule, b: CronSchedule) -> Bool {
@@ -109,31 +122,76 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         return result
     }
 
-    /// The first time strictly after `time` that the schedule fires, or nil when it
-    /// never does within 8 years (`0 0 30 2 *`).
+    /// The first slot strictly after `time`, or nil when there is none within 8 years
+    /// (`0 0 30 2 *`).
     public func next(after time: Timestamp) -> Timestamp? {
-        var minute = wallMinute(of: time) + 1
-        let limit = minute + 8 * 366 * 1440
-        while minute < limit {
-            guard let match = search(from: minute, forward: true, limit: limit) else { return nil }
-            if let instant = instant(ofWallMinute: match), instant > time { return instant }
-            minute = match + 1
+        let after = Self.seconds(time)
+        let limit = after + Self.horizon
+        if followsClock {
+            // Span by span of one offset: the first instant whose wall-clock time matches.
+            var start = after + 1
+            while start < limit {
+                let offset = zone.offset(at: start)
+                let end = zone.nextChange(after: start, before: limit) ?? limit
+                let from = Self.minute(ceilingOf: start + offset), to = Self.minute(ceilingOf: end + offset)
+                if let match = search(from: from, forward: true, limit: to) { return Self.timestamp(match * 60 - offset) }
+                start = end
+            }
+            return nil
         }
-        return nil
+        // Every wall-clock time the clock has reached by `time` has had its slot.
+        let reached = zone.highestWall(atOrBefore: after)
+        let from = Self.minute(floorOf: reached) + 1
+        guard let match = search(from: from, forward: true, limit: from + Self.horizon / 60) else { return nil }
+        return Self.timestamp(zone.firstInstant(reaching: match * 60))
     }
 
-    /// The last time at or before `time` that the schedule fires, or nil when it did not
-    /// within 8 years.
+    /// The last slot at or before `time`, or nil when there was none within 8 years.
     public func previous(atOrBefore time: Timestamp) -> Timestamp? {
-        var minute = wallMinute(of: time)
-        let limit = minute - 8 * 366 * 1440
-        while minute > limit {
-            guard let match = search(from: minute, forward: false, limit: limit) else { return nil }
-            if let instant = instant(ofWallMinute: match), instant <= time { return instant }
-            minute = match - 1
+        let until = Self.seconds(time)
+        let limit = until - Self.horizon
+        if followsClock {
+            var end = until
+            while end > limit {
+                let offset = zone.offset(at: end)
+                let start = zone.lastChange(atOrBefore: end, after: max(limit, end - 400 * 86_400)) ?? max(limit, end - 400 * 86_400)
+                let from = Self.minute(floorOf: end + offset), to = Self.minute(ceilingOf: start + offset)
+                if let match = search(from: from, forward: false, limit: to - 1) { return Self.timestamp(match * 60 - offset) }
+                end = start - 1
+            }
+            return nil
         }
-        return nil
+        let reached = zone.highestWall(atOrBefore: until)
+        let from = Self.minute(floorOf: reached)
+        guard let match = search(from: from, forward: false, limit: from - Self.horizon / 60) else { return nil }
+        return Self.timestamp(zone.firstInstant(reaching: match * 60))
     }
+
+    /// `time` as the schedule's zone shows it, with its offset: `2026-03-29T03:00:00.000+02:00`.
+    public func localTime(_ time: Timestamp) -> String {
+        let offset = zone.offset(at: Self.seconds(time))
+        let wall = Timestamp(milliseconds: time.milliseconds + offset * 1000).description.dropLast()
+        let size = abs(offset)
+        let seconds = size % 60 == 0 ? "" : ":" + Self.twoDigits(size % 60)
+        return wall + (offset < 0 ? "-" : "+") + Self.twoDigits(size / 3600) + ":" + Self.twoDigits(size / 60 % 60) + seconds
+    }
+
+    private static func twoDigits(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
+    /// How far `next` and `previous` look: 8 years, in seconds.
+    private static let horizon: Int64 = 8 * 366 * 86_400
+
+    /// The whole second at or before `time`: a slot (whole seconds) is after `time` when it
+    /// is after this second, and at or before it when it is at or before this second.
+    private static func seconds(_ time: Timestamp) -> Int64 {
+        time.milliseconds >= 0 ? time.milliseconds / 1000 : (time.milliseconds - 999) / 1000
+    }
+
+    private static func timestamp(_ seconds: Int64) -> Timestamp { Timestamp(milliseconds: seconds * 1000) }
+
+    private static func minute(floorOf seconds: Int64) -> Int64 { seconds >= 0 ? seconds / 60 : (seconds - 59) / 60 }
+
+    private static func minute(ceilingOf seconds: Int64) -> Int64 { -minute(floorOf: -seconds) }
 
     /// The nearest wall-clock minute from `start` (inclusive) in the search direction
     /// that matches every field, jumping whole months, days and hours that do not.
@@ -169,27 +227,6 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         case (false, true): return byWeek
         case (false, false): return true
         }
-    }
-
-    /// Minutes since 1970-01-01T00:00 of the wall-clock time at `time` in the zone.
-    private func wallMinute(of time: Timestamp) -> Int64 {
-        let seconds = time.milliseconds / 1000 - (time.milliseconds % 1000 < 0 ? 1 : 0)
-        let offset = Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(seconds))))
-        let local = seconds + offset
-        return local >= 0 ? local / 60 : (local - 59) / 60
-    }
-
-    /// The earliest instant whose wall-clock time is `minute`, or nil when the clock
-    /// skips it (a daylight-saving gap).
-    private func instant(ofWallMinute minute: Int64) -> Timestamp? {
-        let local = minute * 60
-        var candidates: [Int64] = []
-        for probe in [local - 86_400, local + 86_400] {
-            let offset = Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(probe))))
-            let utc = local - offset
-            if Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(utc)))) == offset { candidates.append(utc) }
-        }
-        return candidates.min().map { Timestamp(milliseconds: $0 * 1000) }
     }
 }
 

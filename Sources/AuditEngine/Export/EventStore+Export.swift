@@ -17,6 +17,9 @@ extension EventStore {
     ///   type `ExportCompleted` or `ExportFailed`.
     /// - One at a time: a second run of the same export fails at once (`DatabaseLock`).
     public func export(_ request: ExportRequest) throws -> ExportResult {
+        if case .query(let q) = request.content, !SavedQuery.isValidName(q.name) {
+            throw ExportError(SavedQuery.invalidNameMessage(q.name), category: .invalidInput)
+        }
         guard ExportRequest.isValidName(request.name) else {
             throw ExportError(
                 "invalid export name \"\(request.name)\": use letters, digits, '.', '_' and '-' (at most 128 bytes, not starting with '.')",
@@ -54,6 +57,9 @@ private struct ExportJob {
         var head: [UInt8]
         var before: [UInt8]
         var previous: ExportRunRecord?
+        /// The previous run's `chain.seq` and the log's hash there now (see
+        /// `ExportManifest.Previous`).
+        var previousChain: (seq: Int64, head: [UInt8])?
         /// The head when captured (`toSeq` may end before it).
         var headSeq: Int64
     }
@@ -107,7 +113,7 @@ private struct ExportJob {
             ExportFileWriter.syncDirectory(partial)
             try store.writeTransaction { db in try ExportRuns.markPending(db, id: id, rows: manifest.rows, manifestSHA256: manifestHash) }
             guard rename(partial, directory) == 0 else {
-                throw ExportError("cannot rename \(partial) to \(directory): \(String(cString: strerror(errno)))")
+                throw ExportError("cannot rename \(partial) to \(directory): \(DiskFull.reason(errno))")
             }
             renamed = true
             ExportFileWriter.syncDirectory(parent)
@@ -186,9 +192,13 @@ private struct ExportJob {
                 return [UInt8](try Data.fetchOne(db, sql: "SELECT hash FROM events WHERE seq = ?", arguments: [seq]) ?? Data())
             }
             let last = max(to, from - 1)
+            let previousChain = try previous.map { p in
+                let seq = ExportManifest.chainSeq(fromSeq: p.fromSeq, toSeq: p.toSeq)
+                return (seq, try hash(at: seq))
+            }
             return Capture(
                 fromSeq: from, toSeq: to, head: try hash(at: last), before: try hash(at: min(from - 1, last)), previous: previous,
-                headSeq: head)
+                previousChain: previousChain, headSeq: head)
         }
     }
 
@@ -228,8 +238,14 @@ private struct ExportJob {
             name: request.name, run: run, createdAt: createdAt, engineVersion: EngineVersion.current,
             kind: { if case .query = request.content { return .query } else { return .events } }(), format: request.format,
             selection: selection, query: query, files: files, rows: files.reduce(0) { $0 + ($1.rows ?? 0) },
-            chain: ExportManifest.Chain(seq: max(capture.toSeq, capture.fromSeq - 1), head: Hex.encode(capture.head), before: Hex.encode(capture.before)),
-            previous: capture.previous.map { ExportManifest.Previous(run: $0.run, manifestSHA256: $0.manifestSHA256 ?? "") },
+            chain: ExportManifest.Chain(
+                seq: ExportManifest.chainSeq(fromSeq: capture.fromSeq, toSeq: capture.toSeq), head: Hex.encode(capture.head),
+                before: Hex.encode(capture.before)),
+            previous: capture.previous.map {
+                ExportManifest.Previous(
+                    run: $0.run, manifestSHA256: $0.manifestSHA256 ?? "", chainSeq: capture.previousChain?.seq,
+                    chainHead: capture.previousChain.map { Hex.encode($0.head) })
+            },
             publicKey: request.signingKey?.publicKeyBase64, scheduledFor: request.scheduledFor)
     }
 
@@ -297,7 +313,7 @@ extension EventStore {
     /// Appends an export's outcome to the log, in transaction `db`.
     func appendExportEvent(_ db: Database, name: String, type: String, data: [JSONMember]) throws {
         let event = NewEvent(
-            stream: "audit-export-" + name, type: type, data: .object([JSONMember("name", .string(name))] + data),
+            stream: ExportRuns.stream(name), type: type, data: .object([JSONMember("name", .string(name))] + data),
             meta: .object([JSONMember("actor", .string("audit export")), JSONMember("engine_version", .string(EngineVersion.current))]))
         let prepared = try PreparedEvent(event)
         let writer = try EventWriter(db)

@@ -67,7 +67,7 @@ final class ExportFileWriter {
         let name = "\(base)-\(String(format: "%06d", files.filter { $0.rows != nil }.count + 1)).\(format.rawValue)"
         let path = directory + "/" + name
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ExportError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ExportError("cannot create \(path): \(DiskFull.reason(errno))") }
         current = OpenFile(name: name, fd: fd)
         if let header { append(header) }
     }
@@ -88,7 +88,7 @@ final class ExportFileWriter {
         current = nil
         guard fsync(file.fd) == 0 else {
             close(file.fd)
-            throw ExportError("cannot sync \(directory)/\(file.name): \(String(cString: strerror(errno)))")
+            throw ExportError("cannot sync \(directory)/\(file.name): \(DiskFull.reason(errno))")
         }
         close(file.fd)
         files.append(ExportManifest.File(
@@ -102,7 +102,7 @@ final class ExportFileWriter {
                 let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw ExportError("cannot write \(path): \(String(cString: strerror(errno)))")
+                    throw ExportError("cannot write \(path): \(DiskFull.reason(errno))")
                 }
                 offset += n
             }
@@ -112,10 +112,10 @@ final class ExportFileWriter {
     /// Creates `path` (it must not exist) with `bytes`, fsynced.
     static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ExportError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ExportError("cannot create \(path): \(DiskFull.reason(errno))") }
         defer { close(fd) }
         try writeAll(fd: fd, bytes, path: path)
-        guard fsync(fd) == 0 else { throw ExportError("cannot sync \(path): \(String(cString: strerror(errno)))") }
+        guard fsync(fd) == 0 else { throw ExportError("cannot sync \(path): \(DiskFull.reason(errno))") }
     }
 
     /// Fsyncs a directory, so that the names in it (a rename, a new file) are durable.

@@ -64,6 +64,18 @@ public struct ExportManifest: Sendable, Equatable {
         public var run: Int64
         /// SHA-256 (hex) of the previous run's manifest.json bytes.
         public var manifestSHA256: String
+        /// The previous run's `chain.seq`, and the hash of the log at that seq when this
+        /// run was made: equal to the previous run's `chain.head` unless the log was
+        /// rewritten between the two runs. Nil in manifests of older builds.
+        public var chainSeq: Int64?
+        public var chainHead: String?
+
+        public init(run: Int64, manifestSHA256: String, chainSeq: Int64? = nil, chainHead: String? = nil) {
+            self.run = run
+            self.manifestSHA256 = manifestSHA256
+            self.chainSeq = chainSeq
+            self.chainHead = chainHead
+        }
     }
 
     public var name: String
@@ -85,6 +97,10 @@ public struct ExportManifest: Sendable, Equatable {
 }
 
 extension ExportManifest {
+    /// `chain.seq` of a run covering `fromSeq…toSeq`: its last seq, or the seq before an
+    /// empty range.
+    static func chainSeq(fromSeq: Int64, toSeq: Int64) -> Int64 { max(toSeq, fromSeq - 1) }
+
     /// The manifest as JSON: keys sorted, two-space indented, one trailing newline.
     public var jsonText: String {
         var out: [UInt8] = []
@@ -126,7 +142,11 @@ extension ExportManifest {
                 JSONMember("seq", .int(chain.seq)), JSONMember("head", .string(chain.head)), JSONMember("before", .string(chain.before)),
             ])),
             JSONMember("previous", previous.map { p in
-                .object([JSONMember("run", .int(p.run)), JSONMember("manifest_sha256", .string(p.manifestSHA256))])
+                var members = [JSONMember("run", .int(p.run)), JSONMember("manifest_sha256", .string(p.manifestSHA256))]
+                if let seq = p.chainSeq, let head = p.chainHead {
+                    members += [JSONMember("chain_seq", .int(seq)), JSONMember("chain_head", .string(head))]
+                }
+                return .object(members)
             } ?? .null),
             JSONMember("signing", publicKey.map { key in
                 .object([JSONMember("algorithm", .string("ed25519")), JSONMember("public_key", .string(key))])
@@ -187,7 +207,10 @@ extension ExportManifest {
         let c = try reader.object(value, "chain")
         chain = Chain(seq: try reader.int(c, "seq"), head: try reader.string(c, "head"), before: try reader.string(c, "before"))
         if let p = value["previous"], p != .null {
-            previous = Previous(run: try reader.int(p, "run"), manifestSHA256: try reader.string(p, "manifest_sha256"))
+            previous = Previous(
+                run: try reader.int(p, "run"), manifestSHA256: try reader.string(p, "manifest_sha256"),
+                chainSeq: p["chain_seq"] == nil ? nil : try reader.int(p, "chain_seq"),
+                chainHead: try reader.optionalString(p, "chain_head"))
         }
         if let signing = value["signing"], signing != .null {
             publicKey = try reader.string(signing, "public_key")

@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import GRDB
 
 /// One attempt of a named export, as the `export_runs` table records it.
@@ -32,6 +34,11 @@ public struct ExportRunRecord: Sendable, Equatable {
 }
 
 enum ExportRuns {
+    /// The system stream an export's outcomes are appended to.
+    static func stream(_ name: String) -> String { "audit-export-" + name }
+    /// The event retention appends for each run directory it removes.
+    static let removedType = "ExportRunRemoved"
+
     static func record(_ row: Row) -> ExportRunRecord {
         func time(_ text: String?) -> Timestamp? { text.flatMap { try? Timestamp(rfc3339: $0) } }
         return ExportRunRecord(
@@ -109,6 +116,35 @@ extension EventStore {
                 return try Row.fetchAll(db, sql: "SELECT * FROM export_runs WHERE name = ? ORDER BY id", arguments: [name]).map(ExportRuns.record)
             }
             return try Row.fetchAll(db, sql: "SELECT * FROM export_runs ORDER BY id").map(ExportRuns.record)
+        }
+    }
+}
+
+extension EventStore {
+    /// Removes a completed run's directory, recording it first: an `ExportRunRemoved`
+    /// event (the run, its directory, its manifest's hash and `reason`) in the export's
+    /// stream, so that `verify-export --db` tells a run removed on purpose from one
+    /// that went missing. A directory that cannot be removed stays recorded as
+    /// removed (harmless: a run present is verified anyway); one removed but not
+    /// recorded could not happen.
+    public func removeExportRun(directory: String, reason: String) throws {
+        let directory = URL(fileURLWithPath: directory).standardizedFileURL.path
+        let manifestData = FileManager.default.contents(atPath: directory + "/manifest.json")
+        let manifest = manifestData.flatMap { try? ExportManifest(json: [UInt8]($0), source: directory) }
+        guard let claimed = manifest.map({ ($0.name, $0.run) }) ?? ExportSeries.claim(directory) else {
+            throw ExportError("\(directory) is not a run directory of an export (no manifest, and not named NAME-000001…)")
+        }
+        try writeTransaction { db in
+            try appendExportEvent(db, name: claimed.0, type: ExportRuns.removedType, data: [
+                JSONMember("run", .int(claimed.1)), JSONMember("directory", .string(directory)),
+                JSONMember("manifest_sha256", manifestData.map { .string(Hex.encode(Array(SHA256.hash(data: $0)))) } ?? .null),
+                JSONMember("reason", .string(reason)),
+            ])
+        }
+        do {
+            try FileManager.default.removeItem(atPath: directory)
+        } catch {
+            throw ExportError("cannot remove \(directory): \(error.localizedDescription)")
         }
     }
 }

@@ -6,7 +6,7 @@ public struct ExportVerification: Sendable {
     public enum Signature: String, Sendable {
         /// Signed, and the signature checks with the public key the auditor gave.
         case trusted
-        /// Signed, and it checks with the key the manifest names, but no trusted key was given.
+        /// Signed, and it checks with the key the manifest names (`SignatureTrust.embeddedKey`).
         case untrustedKey = "valid, but with the manifest's own key (give --public-key to check who signed it)"
         case unsigned
     }
@@ -50,16 +50,35 @@ public struct ExportVerificationFailure: AuditFailure, Equatable {
     }
 }
 
+/// Which key a manifest's signature is checked with. There is no default: an
+/// auditor says which key they trust, or that they trust the manifest's own.
+public enum SignatureTrust: Sendable, Equatable {
+    /// The key the auditor was given, through a channel the operator does not
+    /// control: a signature by any other key fails.
+    case publicKey(PublicKey)
+    /// The key each manifest names: proves that the manifest was not changed after it
+    /// was signed, nothing about who signed it (anyone can re-sign with a key of theirs).
+    case embeddedKey
+}
+
 /// Checks export directories offline: with only the directory and a public key, or
 /// against the database too.
 public enum ExportVerifier {
     /// Checks one export directory: the signature, every file's size and SHA-256, that
     /// no file was added or removed, the row counts, the rows against the selection, the
-    /// hash chain of a contiguous events export, and — with `store` — the chain head
-    /// and the exact rows against the database.
+    /// hash chain of a contiguous events export, that a directory named as a run
+    /// (`NAME-000042`) holds that run, and — with `store` — the chain head and the exact
+    /// rows against the database.
     ///
+    /// - Parameters:
+    ///   - trust: the key the signature must check with.
+    ///   - allowUnsigned: accept a manifest without `manifest.sig` (by default that is
+    ///     a problem: an unsigned export proves nothing about who made it). A manifest
+    ///     that names a signing key but lost its signature is a problem either way.
     /// - Throws: `ExportVerificationFailure` (integrity, exit 4) listing every problem.
-    public static func verify(directory: String, publicKey: PublicKey? = nil, store: EventStore? = nil) throws -> ExportVerification {
+    public static func verify(
+        directory: String, trust: SignatureTrust, allowUnsigned: Bool = false, store: EventStore? = nil
+    ) throws -> ExportVerification {
         var problems: [String] = []
         func fail() -> ExportVerificationFailure { ExportVerificationFailure(directory: directory, problems: problems) }
         guard let manifestData = FileManager.default.contents(atPath: directory + "/manifest.json") else {
@@ -74,7 +93,12 @@ public enum ExportVerifier {
             problems.append("\(error)")
             throw fail()
         }
-        let signature = checkSignature(directory: directory, manifest: manifest, bytes: manifestBytes, publicKey: publicKey, problems: &problems)
+        if let claim = ExportSeries.claim(directory), claim.name != manifest.name || claim.run != manifest.run {
+            problems.append(
+                "the directory's name says export \(claim.name), run \(claim.run), but its manifest is export \(manifest.name), run \(manifest.run): run directories were renamed or swapped")
+        }
+        let signature = checkSignature(
+            directory: directory, manifest: manifest, bytes: manifestBytes, trust: trust, allowUnsigned: allowUnsigned, problems: &problems)
         let beforeFiles = problems.count
         checkFiles(directory: directory, manifest: manifest, problems: &problems)
         var contents = ExportContents(directory: directory, manifest: manifest)
@@ -82,6 +106,7 @@ public enum ExportVerifier {
         // manifest itself is forged: the rows then show what was changed).
         if problems.count == beforeFiles { contents.check(problems: &problems) }
         var notes = contents.notes
+        if signature == .unsigned { notes.append("the export is not signed: it proves nothing about who made it (accepted: --allow-unsigned)") }
         var checked = false
         if let store, problems.isEmpty {
             checked = contents.compare(with: store, problems: &problems)
@@ -95,13 +120,14 @@ public enum ExportVerifier {
     }
 
     private static func checkSignature(
-        directory: String, manifest: ExportManifest, bytes: [UInt8], publicKey: PublicKey?, problems: inout [String]
+        directory: String, manifest: ExportManifest, bytes: [UInt8], trust: SignatureTrust, allowUnsigned: Bool, problems: inout [String]
     ) -> ExportVerification.Signature {
         guard let sigText = FileManager.default.contents(atPath: directory + "/manifest.sig") else {
-            if publicKey != nil {
-                problems.append("the export is not signed (no manifest.sig), but a public key was given to check it with")
-            } else if manifest.publicKey != nil {
+            if manifest.publicKey != nil {
                 problems.append("manifest.json names a signing key but manifest.sig is missing: the signature was removed")
+            } else if !allowUnsigned {
+                problems.append(
+                    "the export is not signed (no manifest.sig), so it proves nothing about who made it; give --allow-unsigned to check an unsigned export")
             }
             return .unsigned
         }
@@ -111,7 +137,7 @@ public enum ExportVerifier {
             problems.append("manifest.sig is not an Ed25519 signature (expected 64 bytes in base64)")
             return .unsigned
         }
-        if let publicKey {
+        if case .publicKey(let publicKey) = trust {
             if let named = manifest.publicKey, named != publicKey.base64 {
                 problems.append("manifest.json names the signing key \(named), not the trusted key \(publicKey.base64): it was signed by someone else")
             }

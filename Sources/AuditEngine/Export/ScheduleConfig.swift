@@ -60,20 +60,20 @@ public struct ScheduleConfig: Sendable, Equatable {
     }
 
     public static func parse(_ text: String, file: String) throws -> ScheduleConfig {
-        let root: JSONValue
+        let table: TOMLTable
         do {
-            root = TOMLValues.json(try TOMLTable(string: text))
+            table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             throw ScheduleConfigError(
                 file: "\(file):\(error.source.begin.line):\(error.source.begin.column)", message: error.description)
         }
+        // Every key known and of its type first (WorkspaceKeys): a mistyped value is an
+        // error naming it, never a silent default.
+        try WorkspaceKeys.check(table, text: text, file: file)
+        let root = TOMLValues.json(table)
         let base = URL(fileURLWithPath: file).deletingLastPathComponent().path
         func resolve(_ path: String) -> String { path.hasPrefix("/") ? path : base + "/" + path }
         func fail(_ message: String) -> ScheduleConfigError { ScheduleConfigError(file: file, message: message) }
-        guard case .object(let top) = root else { throw fail("not a TOML table") }
-        for member in top where !["signing_key", "timezone", "queries", "exports"].contains(member.key) {
-            throw fail("unknown key \"\(member.key)\" (known at the top: signing_key, timezone, queries, [exports.NAME])")
-        }
         let defaultKey = root["signing_key"]?.stringValue
         let defaultZone = root["timezone"]?.stringValue ?? "UTC"
         var exports: [ScheduledExport] = []
@@ -90,11 +90,6 @@ public struct ScheduleConfig: Sendable, Equatable {
     ) throws -> ScheduledExport {
         func bad(_ message: String) -> ScheduleConfigError { fail("[exports.\(name)]: \(message)") }
         guard ExportRequest.isValidName(name) else { throw bad("an export's name may use letters, digits, '.', '_' and '-'") }
-        guard case .object(let fields) = value else { throw bad("must be a table") }
-        let known: Set<String> = ["what", "incremental", "format", "destination", "schedule", "timezone", "retention", "signing_key", "stream", "type", "params"]
-        for field in fields where !known.contains(field.key) {
-            throw bad("unknown key \"\(field.key)\" (known: \(known.sorted().joined(separator: ", ")))")
-        }
         func string(_ key: String) throws -> String? {
             switch value[key] {
             case nil: return nil
@@ -137,7 +132,9 @@ public struct ScheduleConfig: Sendable, Equatable {
             } else if value["params"] != nil {
                 throw bad("\"params\" must be a table, e.g. params = { year = \"2005\" }")
             }
-            kind = .query(name: String(what.dropFirst(6)), parameters: parameters)
+            let query = String(what.dropFirst(6))
+            guard SavedQuery.isValidName(query) else { throw bad("\"what\": " + SavedQuery.invalidNameMessage(query)) }
+            kind = .query(name: query, parameters: parameters)
         } else {
             throw bad("\"what\" must be \"events\" or \"query:NAME\", not \"\(what)\"")
         }

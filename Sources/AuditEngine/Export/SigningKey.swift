@@ -34,11 +34,17 @@ public struct SigningKey: Sendable {
         guard stat(file, &info) == 0 else {
             throw ExportError("cannot read the signing key \(file): \(String(cString: strerror(errno)))")
         }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw ExportError("cannot read the signing key \(file): it is not a file")
+        }
         if info.st_mode & 0o077 != 0 {
             throw ExportError(
                 "the signing key \(file) can be read by other users (mode \(String(info.st_mode & 0o777, radix: 8))); run `chmod 600 \(file)`")
         }
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ExportError("cannot read the signing key \(file): \(String(cString: strerror(errno)))")
+        }
+        guard let text = String(data: data, encoding: .utf8),
               let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), raw.count == 32,
               let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
         else {
@@ -66,9 +72,12 @@ public struct SigningKey: Sendable {
         }
         let line = Array((key.key.rawRepresentation.base64EncodedString() + "\n").utf8)
         let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        fsync(fd)
+        let failure = written == line.count ? (fsync(fd) == 0 ? 0 : errno) : (written < 0 ? errno : ENOSPC)
         close(fd)
-        guard written == line.count else { throw ExportError("cannot write the key file \(file)") }
+        guard failure == 0 else {
+            unlink(file)  // a partial key would be "never overwritten" for good
+            throw ExportError("cannot write the key file \(file): \(DiskFull.reason(failure))")
+        }
         do {
             try (key.publicKeyBase64 + "\n").write(toFile: file + ".pub", atomically: true, encoding: .utf8)
         } catch {

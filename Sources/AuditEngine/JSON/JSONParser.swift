@@ -6,6 +6,9 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     public var reason: String
 
     public var description: String { "\(reason) at byte \(offset + 1)" }
+
+    /// Valid JSON, nested deeper than the parser takes.
+    public var isTooDeep: Bool { reason.hasPrefix("nested more than") }
 }
 
 /// A strict RFC 8259 JSON parser over UTF-8 bytes.
@@ -16,11 +19,17 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
 ///
 /// - Complexity: O(n) in the input length; recursion depth bounded by `maxDepth`.
 public struct JSONParser {
+    /// Arrays and objects open at once, the outermost included: `{"a":[1]}` nests 2
+    /// levels. An event's `data` and `meta` nest at most this many, as the projections'
+    /// reader of events allows (docs/events.md).
     public static let maxDepth = 128
 
     /// Parses one complete JSON text.
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
+    /// - Parameter outerLevels: levels around the values that `maxDepth` limits: 1 for an
+    ///   event's line, whose members (`data`, `meta`) may each nest `maxDepth` levels.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, outerLevels: Int = 0) throws(JSONParseError) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
+        parser.depthLimit = maxDepth + outerLevels
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -31,10 +40,10 @@ public struct JSONParser {
     }
 
     /// Parses one complete JSON text given as a string.
-    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+    public static func parse(_ text: String, outerLevels: Int = 0) throws(JSONParseError) -> JSONValue {
         var copy = text
         do {
-            return try copy.withUTF8 { buffer in try parse(buffer) }
+            return try copy.withUTF8 { buffer in try parse(buffer, outerLevels: outerLevels) }
         } catch let error as JSONParseError {
             throw error
         } catch {
@@ -44,6 +53,7 @@ public struct JSONParser {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    private var depthLimit = JSONParser.maxDepth
 
     private init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -91,7 +101,7 @@ public struct JSONParser {
     }
 
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
-        if depth > JSONParser.maxDepth { throw error("nesting deeper than \(JSONParser.maxDepth) levels") }
+        if depth > depthLimit { throw error("nested more than \(JSONParser.maxDepth) levels") }
         index += 1
         var members: [JSONMember] = []
         skipWhitespace()
@@ -132,7 +142,7 @@ public struct JSONParser {
     }
 
     private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
-        if depth > JSONParser.maxDepth { throw error("nesting deeper than \(JSONParser.maxDepth) levels") }
+        if depth > depthLimit { throw error("nested more than \(JSONParser.maxDepth) levels") }
         index += 1
         var elements: [JSONValue] = []
         skipWhitespace()

@@ -26,6 +26,16 @@ public enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// Whether arrays and objects nest more than `limit` levels in it, the outermost
+    /// included (as `JSONParser` counts them); looks no deeper than that.
+    public func nests(deeperThan limit: Int) -> Bool {
+        switch self {
+        case .array(let elements): return limit == 0 || elements.contains { $0.nests(deeperThan: limit - 1) }
+        case .object(let members): return limit == 0 || members.contains { $0.value.nests(deeperThan: limit - 1) }
+        default: return false
+        }
+    }
+
     /// A short name of the value's kind, for error messages ("a number", "an array").
     public var kindDescription: String {
         switch self {

@@ -7,14 +7,27 @@ public struct LuaLimits: Sendable, Equatable {
     /// checkpoints. Past half of it, states are written out and dropped after each
     /// checkpoint (and read back when their key comes up again).
     public var memoryBytes: Int
-    /// Lua instructions per event (key function, init and handler together).
+    /// Lua instructions per event (key function, init and handler together); the C
+    /// functions of the libraries charge their work to it too (docs/projections.md).
     public var instructionsPerEvent: Int64
+    /// CPU time per event, of the thread folding it: a backstop for work the budget
+    /// cannot count. A failure at this limit is machine-dependent.
+    public var cpuSecondsPerEvent: Double
 
+    public static let defaultCPUSeconds = 0.25
     public static let `default` = LuaLimits(memoryBytes: 512 << 20, instructionsPerEvent: 1_000_000)
+    /// The largest memory limit a projection or an option may ask for.
+    public static let maxMemoryMB = 65536
+    /// The largest CPU time limit.
+    public static let maxCPUSeconds = 3600.0
+    /// The longest string a projection may make (fixed: it bounds the work of one `==`
+    /// or `..`, which the VM does in one instruction).
+    public static let maxStringBytes = Int(avm_max_string())
 
-    public init(memoryBytes: Int, instructionsPerEvent: Int64) {
+    public init(memoryBytes: Int, instructionsPerEvent: Int64, cpuSecondsPerEvent: Double = LuaLimits.defaultCPUSeconds) {
         self.memoryBytes = memoryBytes
         self.instructionsPerEvent = instructionsPerEvent
+        self.cpuSecondsPerEvent = cpuSecondsPerEvent
     }
 }
 
@@ -29,6 +42,8 @@ enum ApplyResult {
 /// A failure inside the VM, with Lua's message (which names the file and line).
 struct LuaError: Error, CustomStringConvertible {
     var message: String
+    /// False for the CPU time and memory limits (see `ProjectionError.deterministic`).
+    var deterministic = true
     var description: String { message }
 }
 
@@ -40,10 +55,19 @@ final class LuaVM {
     private let vm: OpaquePointer
 
     init(limits: LuaLimits) throws {
+        guard limits.memoryBytes > 0, limits.memoryBytes <= LuaLimits.maxMemoryMB << 20, limits.instructionsPerEvent > 0,
+              limits.cpuSecondsPerEvent > 0, limits.cpuSecondsPerEvent <= LuaLimits.maxCPUSeconds
+        else {
+            throw LuaError(message: "invalid limits: memory from 1 byte to \(LuaLimits.maxMemoryMB) MB, at least 1 instruction, CPU time over 0 and at most \(Int(LuaLimits.maxCPUSeconds)) s")
+        }
         guard let vm = avm_new(limits.memoryBytes, limits.instructionsPerEvent) else {
             throw LuaError(message: "cannot create a Lua VM (out of memory)")
         }
         self.vm = vm
+        if avm_set_cpu_limit(vm, limits.cpuSecondsPerEvent) != 0 {
+            avm_free(vm)
+            throw LuaError(message: "cannot start the thread that limits CPU time")
+        }
     }
 
     deinit {
@@ -68,12 +92,20 @@ final class LuaVM {
     var memoryUsed: Int { avm_memory_used(vm) }
     /// Whether the batch fold fetches the states of the events ahead (see avm_prefetches_states).
     var prefetchesStates: Bool { avm_prefetches_states(vm) != 0 }
+    /// Whether the state check and the upvalue watch read Lua's internals directly (see
+    /// avm_checks_directly).
+    var checksDirectly: Bool { avm_checks_directly(vm) != 0 }
     /// Keys this VM started from init: keys new to the projection.
     var keysCreated: Int { avm_keys_created(vm) }
     var memoryLimit: Int { avm_memory_limit(vm) }
 
+    /// The VM's last error.
+    private var failure: LuaError {
+        LuaError(message: String(cString: avm_error(vm)), deterministic: avm_error_deterministic(vm) != 0)
+    }
+
     private func check(_ status: Int32) throws {
-        if status == AVM_ERROR { throw LuaError(message: String(cString: avm_error(vm))) }
+        if status == AVM_ERROR { throw failure }
     }
 
     /// Makes `require(name)` load `source`.
@@ -147,7 +179,7 @@ final class LuaVM {
             let pointer = avm_pending_key(vm, &length)
             return .needsState(key: String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self))
         default:
-            throw LuaError(message: String(cString: avm_error(vm)))
+            throw failure
         }
     }
 
@@ -188,6 +220,13 @@ final class LuaVM {
         var count = 0
         try check(avm_flush(vm, &pointer, &length, &count))
         return FlushedStates(records: UnsafeRawBufferPointer(start: pointer, count: length), count: count)
+    }
+
+    /// After `flush` failed on a state that cannot be stored: the seq of the last event
+    /// that changed it, or nil when not known.
+    var flushFailedSeq: Int64? {
+        let seq = avm_flush_failed_seq(vm)
+        return seq > 0 ? seq : nil
     }
 
     var hasMerge: Bool { avm_has_merge(vm) != 0 }

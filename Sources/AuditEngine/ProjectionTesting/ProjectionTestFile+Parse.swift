@@ -31,6 +31,10 @@ private struct Parser {
     var problems: [TestFileError.Problem] = []
     var current: ProjectionTestCase?
     var caseLines: [String: Int] = [:]
+    /// The current case's event ids and expected keys, with their lines: a case of many
+    /// events is read in linear time.
+    var idLines: [String: Int] = [:]
+    var expectedKeyLines: [String: Int] = [:]
     /// Problems found before the current case began: a case whose own lines have
     /// problems is not also told it lacks an expectation.
     var problemsBeforeCase = 0
@@ -48,6 +52,8 @@ private struct Parser {
             if let earlier = caseLines[name] { fail(number, "a case named \"\(name)\" is already at line \(earlier)") }
             caseLines[name] = number
             current = ProjectionTestCase(name: name, line: number, events: [], expectations: [])
+            idLines = [:]
+            expectedKeyLines = [:]
             problemsBeforeCase = problems.count
             return
         }
@@ -73,7 +79,7 @@ private struct Parser {
         }
         let value: JSONValue
         do {
-            value = try JSONParser.parse(text)
+            value = try JSONParser.parse(text, outerLevels: 1)  // data may nest as deep as ingest takes it
         } catch {
             fail(number, "an event must be one JSON object on one line: \(error)")
             return
@@ -116,9 +122,10 @@ private struct Parser {
         } catch {
             return fail(number, error.reason)
         }
-        if let clash = current!.events.first(where: { $0.event.id == event.id }) {
-            return fail(number, "the id \"\(event.id!)\" is already used at line \(clash.line) of this case")
+        if let clash = idLines[event.id!] {
+            return fail(number, "the id \"\(event.id!)\" is already used at line \(clash) of this case")
         }
+        idLines[event.id!] = number
         current!.events.append(.init(line: number, event: event))
     }
 
@@ -139,6 +146,9 @@ private struct Parser {
             kind = .includes(key: key, value)
         } else if rest.hasPrefix("{") || rest.hasPrefix("[") {
             guard let value = json(rest, number) else { return }
+            guard case .object = value else {
+                return fail(number, "a state is a JSON object ({…}), not \(value.kindDescription): `expect \(key) {\"items\":[1]}`")
+            }
             kind = .state(key: key, value)
         } else {
             return fail(number, "after `expect \(key)` give its state as JSON ({…}), `has {…}` for some fields, or `absent`; or write `expect error \"text\"`")
@@ -146,8 +156,9 @@ private struct Parser {
         if case .failure = kind, current!.expectations.contains(where: { if case .failure = $0.kind { true } else { false } }) {
             return fail(number, "a case expects at most one error")
         }
-        if let key = kind.key, let earlier = current!.expectations.first(where: { $0.kind.key == key }) {
-            return fail(number, "key \"\(key)\" is already expected at line \(earlier.line)")
+        if let key = kind.key {
+            if let earlier = expectedKeyLines[key] { return fail(number, "key \"\(key)\" is already expected at line \(earlier)") }
+            expectedKeyLines[key] = number
         }
         current!.expectations.append(.init(line: number, kind: kind))
     }

@@ -50,12 +50,6 @@ public struct Projection: Sendable {
         "version", "streams", "key", "init", "on", "columns", "limits", "merge", "snapshot_every", "snapshot_keep",
     ]
     static let columnTypes: Set<String> = ["text", "integer", "real", "numeric"]
-    /// Names the engine's own tables use.
-    static let reservedNames: Set<String> = [
-        "events", "projections", "projection_builds", "chain_head", "event_correlations", "grdb_migrations",
-        "snapshot_chains", "snapshots", "snapshot_chunks", "export_runs",
-    ]
-
     /// A fresh sandboxed VM with this projection loaded.
     func makeVM(limits override: LuaLimits? = nil) throws -> LuaVM {
         let vm = try LuaVM(limits: override ?? limits)
@@ -99,13 +93,8 @@ extension Projection {
     /// - Throws: `ProjectionError` naming the file and, for Lua errors, the line.
     public static func load(file: String, libDirectory: String? = nil, defaultLimits: LuaLimits = .default) throws -> Projection {
         let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
-        guard name.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
-            throw ProjectionError(
-                projection: name,
-                message: "\(file): a projection's file name is its SQL table name: use letters, digits and _ (not starting with a digit)")
-        }
-        guard !reservedNames.contains(name.lowercased()), !name.hasSuffix("__build"), !name.lowercased().hasPrefix("sqlite_") else {
-            throw ProjectionError(projection: name, message: "\(file): \"\(name)\" is the name of one of the engine's own tables; rename the file")
+        if let problem = ProjectionNames.problem(name) {
+            throw ProjectionError(projection: name, message: "\(file): \(problem)")
         }
         let source: String
         do {
@@ -195,13 +184,18 @@ extension Projection {
         case .object(let entries)?:
             for entry in entries {
                 switch (entry.key, entry.value) {
-                case ("memory_mb", .int(let mb)) where mb > 0 && mb <= 65536: limits.memoryBytes = Int(mb) << 20
+                case ("memory_mb", .int(let mb)) where mb > 0 && mb <= LuaLimits.maxMemoryMB: limits.memoryBytes = Int(mb) << 20
                 case ("instructions", .int(let n)) where n > 0: limits.instructionsPerEvent = n
                 case ("instructions", .double(let n)) where n >= 1 && n < 9e18: limits.instructionsPerEvent = Int64(n)
-                default: throw fail("'limits' takes memory_mb (MB, a positive integer) and instructions (per event)")
+                case ("seconds", .int(let n)) where n > 0 && Double(n) <= LuaLimits.maxCPUSeconds: limits.cpuSecondsPerEvent = Double(n)
+                case ("seconds", .double(let n)) where n > 0 && n <= LuaLimits.maxCPUSeconds: limits.cpuSecondsPerEvent = n
+                default:
+                    throw fail(
+                        "'limits' takes memory_mb (MB, an integer from 1 to \(LuaLimits.maxMemoryMB)), instructions (per event) "
+                            + "and seconds (CPU time per event, at most \(Int(LuaLimits.maxCPUSeconds)))")
                 }
             }
-        default: throw fail("'limits' must be a table like { memory_mb = 64, instructions = 1e6 }")
+        default: throw fail("'limits' must be a table like { memory_mb = 64, instructions = 1e6, seconds = 0.5 }")
         }
         var snapshots = SnapshotPolicy.default
         switch spec["snapshot_every"] {
@@ -222,14 +216,20 @@ extension Projection {
     }
 
     /// Loads every `*.lua` in `directory` (not in lib/), sorted by name. A file that
-    /// fails to load is returned as an error beside the others.
+    /// fails to load is returned as an error beside the others; so are files whose
+    /// names differ only in case (they would share a table), each naming the others.
     public static func loadAll(directory: String, defaultLimits: LuaLimits = .default) throws -> [Result<Projection, ProjectionError>] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
             throw ProjectionError(projection: "*", message: "no projections folder at \(directory) (run `audit init`, or pass --projections)")
         }
         let lib = directory + "/lib"
-        return entries.filter { $0.hasSuffix(".lua") }.sorted().map { entry in
+        let files = entries.filter { $0.hasSuffix(".lua") }.sorted()
+        let collisions = ProjectionNames.collisions(files.map { (String($0.dropLast(4)), directory + "/" + $0) })
+        return files.map { entry in
             Result { () throws(ProjectionError) -> Projection in
+                if let collision = collisions[String(entry.dropLast(4))] {
+                    throw ProjectionError(projection: String(entry.dropLast(4)), message: collision)
+                }
                 do {
                     return try load(file: directory + "/" + entry, libDirectory: lib, defaultLimits: defaultLimits)
                 } catch let error as ProjectionError {

@@ -98,6 +98,12 @@ enum ReadModel {
         return try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE name = ?", arguments: [name]).map(record(from:))
     }
 
+    /// The live projection, if any, whose name differs from `name` only in case: its
+    /// table is `name`'s table too.
+    static func liveName(_ db: Database, sameTableAs name: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT name FROM projections WHERE name = ?1 COLLATE NOCASE AND name <> ?1", arguments: [name])
+    }
+
     private static func record(from row: Row) -> ProjectionRecord {
         ProjectionRecord(
             name: row["name"], version: row["version"], codeHash: row["code_hash"], position: row["position"],

@@ -63,6 +63,10 @@ extension EventStore {
     ) throws {
         do {
             try pool.read { db in
+                // No attachments while a user's statement runs (a reader that does not
+                // create files still opens existing ones).
+                let attached = sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, 0)
+                defer { sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, attached) }
                 try EventStore.runQuery(db, sql: sql, parameters: parameters, source: source, header: header, row: row)
             }
         } catch let error as DatabaseError {
@@ -75,7 +79,7 @@ extension EventStore {
         _ db: Database, sql: String, parameters: [String: String], source: String,
         header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
     ) throws {
-        let statement = try prepare(db, sql: sql, source: source)
+        let statement = try UserSQL.prepare(db, sql: sql, source: source)
         var wanted: Set<String> = []
         let count = sqlite3_bind_parameter_count(statement.sqliteStatement)
         if count > 0 {
@@ -113,14 +117,6 @@ extension EventStore {
         }
     }
 
-    /// Compiles `sql`, or fails naming `source`.
-    static func prepare(_ db: Database, sql: String, source: String) throws -> Statement {
-        do {
-            return try db.makeStatement(sql: sql)
-        } catch let error as DatabaseError {
-            throw QueryError(source: source, message: error.message ?? "\(error)")
-        }
-    }
 
     /// Every distinct event type in the log, sorted.
     /// - Complexity: one pass over the type index.

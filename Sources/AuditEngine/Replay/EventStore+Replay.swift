@@ -19,8 +19,20 @@ extension EventStore {
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
         var wasBuild: Set<String> = []
+        // Names that would share a table (SQLite folds case) fail; the others go on.
+        let collisions = ProjectionNames.collisions(projections.map { ($0.name, $0.file) })
         try writeTransaction { db in
             for projection in projections {
+                var clash = collisions[projection.name]
+                if clash == nil, let other = try ReadModel.liveName(db, sameTableAs: projection.name) {
+                    clash = "\(projection.file): the database holds projection \(other), whose table is this one's (SQLite compares table names without case); rename the file back to \(other).lua"
+                }
+                if let clash {
+                    outcomes[projection.name] = ReplayOutcome(
+                        projection: projection.name, status: .failed(ProjectionError(projection: projection.name, message: clash)),
+                        position: 0, eventsApplied: 0)
+                    continue
+                }
                 let live = try ReadModel.record(db, name: projection.name, build: false)
                 if !options.rebuild, let live, live.codeHash == projection.codeHash, live.version == projection.version {
                     let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
@@ -92,8 +104,10 @@ extension EventStore {
             } else {
                 status = run.position == run.startPosition ? .upToDate : .updated
             }
+            // A failed run's table stays where its last checkpoint left it.
+            let position = run.failure == nil ? run.position : run.storedPosition
             outcomes[run.projection.name] = ReplayOutcome(
-                projection: run.projection.name, status: status, position: run.position, eventsApplied: run.eventsApplied,
+                projection: run.projection.name, status: status, position: position, eventsApplied: run.eventsApplied,
                 timings: timings)
         }
         return projections.compactMap { outcomes[$0.name] }
@@ -212,7 +226,7 @@ extension EventStore {
         _ runs: [ProjectionRun], full: Bool, end: Int64, writer: CheckpointWriter<some StateDatabase>, timings: inout ReplayTimings
     ) throws {
         timed(&timings.serializing) {
-            for run in runs where run.isActive { run.serializeStates() }
+            for run in runs where run.isActive { run.serializeStates(describe: describeEvent) }
         }
         try writer.wait()  // plans build on what the previous checkpoint left
         let writing = runs.filter(\.isActive)
@@ -233,6 +247,12 @@ extension EventStore {
             }
         }
         try recordFailures(runs, writer: writer)
+    }
+
+    /// The handler, id and stream of the event at `seq`, for a failure that names it.
+    private func describeEvent(_ seq: Int64) -> String? {
+        guard let event = try? events(EventFilter(fromSeq: seq, toSeq: seq)).first else { return nil }
+        return eventDescription(type: event.type, id: event.id, stream: event.stream)
     }
 
     /// Sets up `run`'s snapshots per its projection's policy (none with `--no-snapshots`).

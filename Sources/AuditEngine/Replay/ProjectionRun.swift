@@ -8,10 +8,6 @@ import GRDBSQLite
 final class Partition {
     let vm: LuaVM
     var eventsApplied = 0
-    /// `eventsApplied` at the last flush of its states, and the seq of the last event
-    /// applied: when one event changed the states of a failed flush, it is the culprit.
-    var appliedAtFlush = 0
-    var lastApplied: Int64 = 0
     var failure: ProjectionError?
     /// States read back from the run's cache or its table (they had been evicted, or
     /// were never in this VM), and the time that took.
@@ -28,14 +24,10 @@ final class Partition {
             switch try vm.apply(&event) {
             case .applied:
                 eventsApplied += 1
-                lastApplied = event.seq
             case .skipped: break
             case .needsState(let key):
                 try readBack(key, lookup)
-                if case .applied = try vm.apply(&event) {
-                    eventsApplied += 1
-                    lastApplied = event.seq
-                }
+                if case .applied = try vm.apply(&event) { eventsApplied += 1 }
             }
         } catch {
             fail(event, projection: projection, error: error)
@@ -61,17 +53,13 @@ final class Partition {
             do {
                 defer {
                     eventsApplied += batch.applied
-                    if batch.applied > 0 { lastApplied = batch.last_seq }
                     batch.applied = 0
                 }
                 guard case .needsState(let key) = try vm.apply(batch: &batch) else { return }
                 // Its stored state, then the event alone; the batch goes on after it.
                 try readBack(key, lookup)
                 var event = events[batch.at]
-                if case .applied = try vm.apply(&event) {
-                    batch.applied += 1  // counted with the batch's, after them
-                    batch.last_seq = event.seq
-                }
+                if case .applied = try vm.apply(&event) { batch.applied += 1 }  // counted with the batch's, after them
                 batch.at += 1
             } catch {
                 fail(events[batch.at], projection: projection, error: error)
@@ -98,8 +86,14 @@ final class Partition {
         if data.count > 300 { data = String(data.prefix(300)) + "…" }
         failure = ProjectionError(
             projection: projection, seq: event.seq,
-            message: "handler \"\(type)\" (event \(id), stream \"\(stream)\"): \(error); the event's data: \(data)")
+            message: "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)",
+            deterministic: (error as? LuaError)?.deterministic ?? true)
     }
+}
+
+/// How a failure names the event whose handler caused it.
+func eventDescription(type: String, id: String, stream: String) -> String {
+    "handler \"\(type)\" (event \(id), stream \"\(stream)\")"
 }
 
 /// One projection being replayed: its partitions' VMs, where it writes, how far it is.
@@ -113,6 +107,8 @@ final class ProjectionRun {
     let partitions: [Partition]
     var position: Int64
     let startPosition: Int64
+    /// The position the table holds, as of the last checkpoint planned that writes it.
+    private(set) var storedPosition: Int64
     var failureRecorded = false
     /// A failure found at a checkpoint (a state JSON cannot store).
     private var checkpointFailure: ProjectionError?
@@ -150,6 +146,7 @@ final class ProjectionRun {
         self.position = position
         self.times = times
         startPosition = position
+        storedPosition = position
         lookupSQL = "SELECT state FROM main.\(target.quotedTable) WHERE key = ?"
         flushedAt = position
         mergesRanges = projection.key == .global && projection.hasMerge && parallel > 1
@@ -213,8 +210,9 @@ final class ProjectionRun {
     /// Serialises the states changed since the last checkpoint in every partition: the
     /// part of a checkpoint that needs no database, so partitions do it concurrently. A
     /// state that cannot be stored (a function, NaN, a cycle) fails this projection here,
-    /// before anything of it is written.
-    func serializeStates() {
+    /// before anything of it is written, naming the last event that changed it (the VM
+    /// keeps each key's last seq): `describe(seq)` names that event's handler, id and stream.
+    func serializeStates(describe: (Int64) -> String?) {
         let flushing = Array(statePartitions)
         let results = UnsafeMutableBufferPointer<Result<LuaVM.FlushedStates, LuaError>?>.allocate(capacity: flushing.count)
         results.initialize(repeating: nil)
@@ -229,18 +227,24 @@ final class ProjectionRun {
         for (index, result) in results.enumerated() {
             switch result {
             case .success(let states)?: flushed.append(states)
-            case .failure(let error)? where !mergesRanges && flushing[index].eventsApplied - flushing[index].appliedAtFlush == 1:
-                checkpointFailure = ProjectionError(projection: projection.name, seq: flushing[index].lastApplied, message: error.message)
             case .failure(let error)?:
-                checkpointFailure = ProjectionError(
-                    projection: projection.name,
-                    message: "\(error.message) (changed by an event from seq \(flushedAt + 1) to \(position); find it with `audit replay --checkpoint-every 1`)")
+                if !mergesRanges, let seq = flushing[index].vm.flushFailedSeq {
+                    let event = describe(seq).map { ": " + $0 } ?? ""
+                    checkpointFailure = ProjectionError(
+                        projection: projection.name, seq: seq,
+                        message: "\(error.message), as the last event that changed that state left it\(event)")
+                } else {
+                    // Merged from partial states folded in parallel: the event is not known.
+                    checkpointFailure = ProjectionError(
+                        projection: projection.name,
+                        message: "\(error.message) (changed by an event from seq \(flushedAt + 1) to \(position), or by merge; "
+                            + "with `audit replay --parallel 1` the error names the event)")
+                }
             case nil: break
             }
         }
         guard checkpointFailure == nil else { return }
         flushedAt = position
-        for partition in flushing { partition.appliedAtFlush = partition.eventsApplied }
     }
 
     private var flushed: [LuaVM.FlushedStates] = []
@@ -274,6 +278,7 @@ final class ProjectionRun {
         write.backlog = backlog
         tableWrite = nil
         if writesTable {
+            storedPosition = position
             if cache != nil || needsMemory {
                 // The cache keeps a write's states as one run: when it is in use, or
                 // starts now (a VM is full), that run is merged here, with the backlog,

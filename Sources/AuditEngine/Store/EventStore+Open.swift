@@ -20,6 +20,20 @@ extension EventStore {
     ///   create a missing `-shm`.
     static func openReadOnly(_ path: String, probing: Bool = false) throws -> Opened {
         let (location, mode) = try DatabaseFile.readOnlyLocation(path, mayCreateSharedMemory: probing)
+        do {
+            return try openReadOnly(path, location: location, mode: mode)
+        } catch let error as StoreError where mode == .shared && !probing && DatabaseFile.size(path + "-wal") == 0 {
+            // The `-shm` beside an empty `-wal` could not be read (a writer that could
+            // not grow it on a full disk leaves both behind). With no commits in the
+            // `-wal`, the main file alone is the whole database.
+            guard case .notAuditDatabase = error else {
+                return try openReadOnly(path, location: DatabaseFile.uri(path, query: "immutable=1"), mode: .immutable)
+            }
+            throw error
+        }
+    }
+
+    private static func openReadOnly(_ path: String, location: String, mode: DatabaseFile.ReadOnlyMode) throws -> Opened {
         let stamp = DatabaseFile.stamp(path)
         var config = Configuration()
         config.readonly = true
@@ -128,6 +142,9 @@ extension EventStore {
             return .notAuditDatabase(path: failure.path, reason: "it is not an SQLite database, or it is damaged (\(failure.message))")
         }
         if failure.isReadOnly { return .readOnlyDatabase(path: failure.path, reason: "SQLite: \(failure.message)") }
+        if failure.primaryCode == SQLITE_FULL || (failure.primaryCode == SQLITE_IOERR && DiskFull.isFull(directoryOf: failure.path)) {
+            return DiskFull.error("cannot open the database \(failure.path)", failure: failure)
+        }
         if failure.primaryCode == SQLITE_ERROR {
             return .notAuditDatabase(path: failure.path, reason: "its schema is not the audit schema (\(failure.message))")
         }

@@ -113,6 +113,7 @@ public final class EventStore: Sendable {
 
     /// A GRDB failure as the store reports it.
     func storeError(_ error: DatabaseError) -> StoreError {
+        if DiskFull.isDiskFull(error, path: path) { return .storage("the database \(path)", error, path: path) }
         let failure = SQLiteFailure(error, path: path)
         if failure.isReadOnly { return .readOnlyDatabase(path: path, reason: "SQLite: \(failure.message)") }
         return .sqlite(failure)

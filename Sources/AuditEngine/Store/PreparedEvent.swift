@@ -59,6 +59,11 @@ extension PreparedEvent {
         if let occurredAt, occurredAt < .min || occurredAt > .max {
             throw ValidationError(reason: "\"occurred_at\" is outside years 0000–9999")
         }
+        // Every event stored stays readable by projections, whose reader stops there.
+        let payloads: [(String, JSONValue?)] = [("data", data), ("meta", meta)]
+        for (field, value) in payloads where value?.nests(deeperThan: JSONParser.maxDepth) == true {
+            throw ValidationError(reason: "\"\(field)\" is nested more than \(JSONParser.maxDepth) levels")
+        }
         self.id = id
         self.stream = stream
         self.type = type
@@ -86,9 +91,9 @@ extension PreparedEvent {
     init(jsonLine bytes: UnsafeBufferPointer<UInt8>, missingId: (JSONValue) -> String?) throws(ValidationError) {
         let value: JSONValue
         do {
-            value = try JSONParser.parse(bytes)
+            value = try JSONParser.parse(bytes, outerLevels: 1)
         } catch {
-            throw ValidationError(reason: "not valid JSON: \(error)")
+            throw ValidationError(reason: error.isTooDeep ? "\(error)" : "not valid JSON: \(error)")
         }
         guard case .object(let members) = value else {
             throw ValidationError(reason: "an event must be a JSON object, not \(value.kindDescription)")

@@ -313,6 +313,26 @@ enum Schema {
                 ALTER TABLE event_correlations_v8 RENAME TO event_correlations;
                 """)
         }
+
+        // ---- The scheduler's attempts (issue 24). Kept in its own block: other
+        // migrations may be registered before it. ----
+        //
+        // v9: one row per finished attempt of a scheduled export's slot, timed by the
+        // scheduler's clock, so that a failed slot is retried with backoff within its
+        // window and `schedule list` can say how often it was tried and when it is tried
+        // next (`ScheduleAttempts`). What each export run did stays in `export_runs`.
+        migrator.registerMigration("v9-schedule-attempts") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_schedule_attempts (
+                    name        TEXT    NOT NULL,
+                    slot        TEXT    NOT NULL,
+                    attempt     INTEGER NOT NULL CHECK (attempt >= 1),
+                    finished_at TEXT    NOT NULL,
+                    outcome     TEXT    NOT NULL CHECK (outcome IN ('completed', 'failed')),
+                    PRIMARY KEY (name, slot, attempt)
+                ) STRICT, WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -352,7 +372,8 @@ enum Schema {
         "v5-export-runs": "the record of export runs",
         "v6-snapshot-rows-by-seq": "snapshot rows ordered by seq",
         "v7-snapshot-chunks": "snapshot deltas stored in chunks",
-        "v8-strict-events": "events, chain_head and event_correlations rebuilt as STRICT tables (every value has the storage class the engine writes, a hash is 32 bytes), and a trigger that lets INSERT only append (no REPLACE or UPSERT of a stored event)",
+        "v8-strict-events": "events, chain_head and event_correlations rebuilt as STRICT tables (every value has the storage class the engine writes), and a trigger that lets INSERT only append (no REPLACE or UPSERT of a stored event)",
+        "v9-schedule-attempts": "the record of each attempt of a scheduled export, for retries with backoff",
     ]
 
     /// Whether `identifier` names a migration of a later build: `v<number>-<name>`,

@@ -69,7 +69,7 @@ extension EventStore {
                 try db.execute(sql: eventsView(time, end: end))
             }
             try states.readStates { db in
-                let region = try EventStore.prepare(db, sql: sql, source: source).databaseRegion
+                let region = try UserSQL.prepare(db, sql: sql, source: source).databaseRegion
                 read = projections.filter { region.isModified(byEventsOfKind: .insert(tableName: $0.name)) }
             }
             try materialise(read, at: time, into: states, end: end, created: true, copyBase: true, options: options)

@@ -1,9 +1,15 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
-/// A private database file that holds projections' states as they were at a point in
+/// A private database that holds projections' states as they were at a point in
 /// time, with the store attached (read-only use) as schema `store`. Nothing in it
-/// touches the store's own tables; the file is deleted when this is released.
+/// touches the store's own tables.
+///
+/// It is SQLite's own temporary database (opened with an empty path): pages past its
+/// cache go to a file in the temporary directory that SQLite unlinks as soon as it
+/// opens it, so nothing is left behind however the process ends, killed included.
+/// No database beyond `store` can be attached to it.
 ///
 /// The connection holds one transaction from start to end, so every read of the store
 /// through it (the snapshots chosen, their chunks, the states restored or looked up
@@ -13,11 +19,8 @@ import GRDB
 /// file is scratch).
 final class TemporaryStates: StateDatabase {
     let queue: DatabaseQueue
-    private let directory: URL
 
     init(storePath: String) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("audit-asof-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = Configuration()
         config.busyMode = .timeout(EventStore.busyTimeout)
         config.allowsUnsafeTransactions = true  // the one transaction spans every access (see above)
@@ -28,18 +31,16 @@ final class TemporaryStates: StateDatabase {
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA trusted_schema = OFF")  // the attached store is a file a user handed in
         }
-        queue = try DatabaseQueue(path: directory.appendingPathComponent("states.db").path, configuration: config)
+        queue = try DatabaseQueue(path: "", configuration: config)
         try queue.inDatabase { db in
             try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [storePath])
+            // `store` is the one attachment: a user's query cannot attach (create) files.
+            sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, 1)
             try db.beginTransaction(.deferred)
             // A deferred transaction takes its read snapshot of a database at the first
             // read of it: now, before anything is chosen.
             _ = try Int64.fetchOne(db, sql: "SELECT count(*) FROM store.sqlite_master")
         }
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(at: directory)
     }
 
     func readStates<T>(_ body: (Database) throws -> T) throws -> T {

@@ -35,6 +35,16 @@ typedef struct {
 avm *avm_new(size_t memory_limit, int64_t instruction_budget);
 void avm_free(avm *vm);
 const char *avm_error(const avm *vm);
+/// Limits the CPU time of each call of the script (an event's key, init and handler, or
+/// the top level when loading) to `seconds` of the calling thread's CPU time (0: none).
+/// Returns 0, or -1 when the watchdog thread cannot start.
+int avm_set_cpu_limit(avm *vm, double seconds);
+/// Whether the last error is deterministic: the same code and events always give it (a
+/// handler's error, the instruction budget, the string size limit, a state that cannot
+/// be stored); 0 for the CPU time and memory limits, which depend on the machine.
+int avm_error_deterministic(const avm *vm);
+/// The longest string a VM may make, in bytes.
+size_t avm_max_string(void);
 size_t avm_memory_used(const avm *vm);
 /// Keys whose state this VM started from init (keys new to the projection), ever.
 size_t avm_keys_created(const avm *vm);
@@ -84,6 +94,10 @@ typedef struct {
 /// states of the events ahead into cache (avm_apply_batch); without, it folds the same,
 /// only slower.
 int avm_prefetches_states(const avm *vm);
+/// Whether this VM checks each event's state by reading Lua's tables directly and
+/// finds the upvalues a function assigns in its bytecode, as it does on the Lua 5.4 it
+/// was made for; without, it checks the same, only slower.
+int avm_checks_directly(const avm *vm);
 /// Folds batch->events from batch->at on, in order, as avm_apply would one by one (the
 /// keys of the events ahead are fetched into cache meanwhile). Returns AVM_OK when all
 /// are done; AVM_NEED_STATE or AVM_ERROR for the event at batch->at, which was not applied.
@@ -101,6 +115,9 @@ void avm_assume_no_stored_states(avm *vm, int flag);
 /// [u32 key_len][key][u32 json_len][json] (lengths little-endian), in no particular
 /// order, and forgets which were changed. Valid until the next call.
 int avm_flush(avm *vm, const char **records, size_t *len, size_t *count);
+/// After avm_flush failed on a state that cannot be stored: the seq of the last event
+/// that changed that state (0: not known, e.g. a state only merged).
+int64_t avm_flush_failed_seq(const avm *vm);
 /// Copies `count` records of `in` (as avm_flush writes them, `len` bytes) into `out`
 /// (`len` bytes) in ascending bytewise key order. Needs no VM: any thread may call it.
 /// Returns 0; -1 when memory is short; -2 when the records are malformed.
@@ -131,6 +148,13 @@ int avm_merge(avm *vm, const char *key, size_t key_len, const char *json, size_t
 
 /// Drops every state held in memory (call right after a flush that was committed).
 int avm_evict(avm *vm);
+
+/// Writes a finite double into out (at least 32 bytes) as Swift's Double.description
+/// does, as the engine writes floats in state: the fewest digits that read back to it,
+/// in exponent form above 2^53 or below 0.0001 ("1e+16", "1e-05"), otherwise with a
+/// '.' ("100.0", "0.001"). Returns its length. (Exposed for the tests that compare it
+/// with Swift's.)
+size_t avm_format_double(double d, char *out);
 
 /// The canonical JSON of a key's state as it is in memory now (for tests and explain);
 /// AVM_SKIPPED when the key is not in memory.

@@ -1,0 +1,157 @@
+import Foundation
+import GRDB
+
+/// How `verifyProjections` rebuilds.
+public struct ProjectionCheckOptions: Sendable {
+    /// Start each rebuild from the newest snapshot of its code instead of seq 1: faster,
+    /// but it trusts the snapshots, which live in the same writable file as the tables.
+    public var fromSnapshots = false
+    /// Workers for projections keyed by stream, as for replay.
+    public var parallel = ProcessInfo.processInfo.activeProcessorCount
+    /// Overrides every projection's limits (give those the tables were built with).
+    public var limits: LuaLimits?
+    public var batchSize = 20_000
+
+    public init() {}
+}
+
+/// What `verifyProjections` found for one projection.
+public struct ProjectionCheck: Sendable, Equatable {
+    public enum Status: Sendable, Equatable {
+        /// The table holds exactly the states a rebuild from the log gives at its position.
+        case ok
+        /// It does not: `differences` (or `reason`) says how.
+        case differs
+        /// It could not be compared: `reason` says why (a machine-dependent failure such
+        /// as the memory limit, other code than the table's, no code). Not a difference.
+        case couldNotCheck
+        /// It has no table yet: nothing to check.
+        case notBuilt
+    }
+
+    public var projection: String
+    public var status: Status
+    /// The live table's position, to which the rebuild folded.
+    public var position: Int64?
+    public var differences = TableDifferences()
+    public var reason: String?
+    /// The seq of the snapshot the rebuild started from (which it then trusted), if any.
+    public var fromSnapshot: Int64?
+
+    public init(projection: String, status: Status, position: Int64? = nil, reason: String? = nil) {
+        self.projection = projection
+        self.status = status
+        self.position = position
+        self.reason = reason
+    }
+}
+
+extension EventStore {
+    /// Rebuilds `projections` from the log into a temporary database, each to exactly
+    /// its live table's position, and compares every key's state and declared columns
+    /// with the live table.
+    ///
+    /// - The log is the only input trusted: the rebuild starts at seq 1 (with
+    ///   `fromSnapshots`, from the newest snapshot, which it then trusts). Verify the
+    ///   log first (`verify()`).
+    /// - The live side is read in one read transaction (its catalog and its tables), so
+    ///   a replay running meanwhile does not disturb the comparison.
+    /// - It is the replay's fold (`pass`), into SQLite's own temporary database: nothing
+    ///   is written to the store, and nothing is left behind, even when killed.
+    /// - A rebuild that fails on a limit (memory, CPU time, the instruction budget: they
+    ///   depend on the machine or on the limits given) could not check; one whose
+    ///   handler fails on an event the table claims to have folded differs.
+    /// - Complexity: one pass over the log up to the largest position, and one merge
+    ///   pass over each table.
+    public func verifyProjections(_ projections: [Projection], options: ProjectionCheckOptions = ProjectionCheckOptions()) throws -> [ProjectionCheck] {
+        let states = try TemporaryStates(storePath: path)
+        var checks: [String: ProjectionCheck] = [:]
+        var runs: [(run: ProjectionRun, end: Int64)] = []
+        try states.writeStates { db in
+            for projection in projections {
+                var check = ProjectionCheck(projection: projection.name, status: .couldNotCheck)
+                guard let live = try Row.fetchOne(
+                    db, sql: "SELECT position, version, code_hash FROM store.projections WHERE name = ?", arguments: [projection.name])
+                else {
+                    check.status = .notBuilt
+                    check.reason = "it has no table yet (audit replay builds it)"
+                    checks[projection.name] = check
+                    continue
+                }
+                let position: Int64 = live["position"]
+                check.position = position
+                if live["code_hash"] != projection.codeHash || live["version"] != projection.version {
+                    check.reason = "its table was built by other code (version \(live["version"] as Int64), code \(String((live["code_hash"] as String).prefix(12)))…) than \(projection.file) (version \(projection.version)); replay it first, or check with the code that built it"
+                    checks[projection.name] = check
+                    continue
+                }
+                if let problem = try Self.tableProblem(db, projection) {
+                    check.status = .differs
+                    check.reason = problem
+                    checks[projection.name] = check
+                    continue
+                }
+                let target = ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns)
+                try db.execute(sql: target.createSQL)
+                var start: Int64 = 0
+                if options.fromSnapshots, let snapshot = try Snapshots.newestUsable(
+                    db, schema: "store", projection: projection, asOf: nil, knownAt: nil, maxSeq: position, warn: { logger.warning("\($0)") })
+                {
+                    try SnapshotStates.restore(db, snapshot, into: target, schema: "store")
+                    start = snapshot.seq
+                    check.fromSnapshot = snapshot.seq
+                }
+                checks[projection.name] = check
+                let run = try ProjectionRun(
+                    projection: projection, target: target, position: start, limits: options.limits, parallel: options.parallel)
+                runs.append((run, position))
+            }
+        }
+        var replay = ReplayOptions()
+        replay.parallel = options.parallel
+        replay.limits = options.limits
+        replay.batchSize = options.batchSize
+        replay.checkpointSeconds = .infinity  // nothing to resume: written at the end (or when a VM is half full)
+        // One pass over the log, in segments: each run stops at its own table's position.
+        for end in Set(runs.map(\.end)).sorted() {
+            let folding = runs.filter { $0.end >= end && $0.run.isActive }.map(\.run)
+            try pass(folding, end: end, selection: EventSelection(types: []), options: replay, states: states)
+        }
+        for (run, _) in runs {
+            let name = run.projection.name
+            if let failure = run.failure {
+                if Self.dependsOnLimits(failure) {
+                    checks[name]!.reason = "the rebuild stopped at a limit, which depends on the machine or the limits given, not on the log: \(failure) (give the limits the table was built with: --memory-mb, --instructions)"
+                } else {
+                    checks[name]!.status = .differs
+                    checks[name]!.reason = "rebuilding it from the log fails (\(failure)), but its table claims to have folded the log up to seq \(checks[name]!.position!)"
+                }
+                continue
+            }
+            let differences = try states.readStates { db in try TableComparison.compare(db, table: name, columns: run.projection.columns) }
+            checks[name]!.differences = differences
+            checks[name]!.status = differences.isEmpty ? .ok : .differs
+        }
+        return projections.compactMap { checks[$0.name] }
+    }
+
+    /// Whether a failure comes from a limit rather than from the code and the log: the
+    /// memory limit and CPU time (machine-dependent, DECISIONS 11) and the instruction
+    /// budget (which the table does not record, so it may have been built with another).
+    static func dependsOnLimits(_ failure: ProjectionError) -> Bool {
+        ["memory limit of", "not enough memory", "out of memory", "instruction budget", "CPU time"].contains { failure.message.contains($0) }
+    }
+
+    /// What is wrong with the live table's shape, before any row is read: it is gone,
+    /// or its columns are not the projection's.
+    private static func tableProblem(_ db: Database, _ projection: Projection) throws -> String? {
+        let columns = try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?, 'store')", arguments: [projection.name])
+        guard !columns.isEmpty else { return "its table \(projection.name) is missing, although the catalog records it at a position" }
+        let found = columns.map { "\(($0["name"] as String).lowercased()) \(($0["type"] as String).lowercased())" }
+        let expected = ["key text", "state text"] + projection.columns.map { "\($0.name.lowercased()) \($0.type)" }
+        guard found == expected else {
+            return "its table's columns are (\(found.joined(separator: ", "))), not the projection's (\(expected.joined(separator: ", ")))"
+        }
+        return nil
+    }
+}

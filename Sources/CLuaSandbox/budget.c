@@ -1,0 +1,177 @@
+// The instruction budget: what one event may spend, counted in VM instructions and in
+// the work C functions do for it (strcharge.c, tablecharge.c, strmatch.c), and how the
+// limits that share its hook (string size, CPU time, memory) stop a script.
+//
+// Deterministic: the hook's count restarts with each event, and a charge depends only on
+// a function's arguments and results, so whether an event runs out of budget depends on
+// the projection's code and that event's inputs, never on what ran before it in the VM.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+// Lua 5.4's TString: the header before a string's bytes (a '\0' follows them).
+#define TSTRING_HEADER 24
+
+void avm_budget_init(avm *vm) {
+    lua_State *L = vm->L;
+    vm->hook_base = vm->hook_count = NULL;
+    vm->hook_period = AVM_HOOK_COUNT;
+    vm->max_string = AVM_MAX_STRING;
+    atomic_init(&vm->watch_serial, 1);  // watch_fired 0: never this serial
+    atomic_init(&vm->watch_fired, 0);
+    // The hook's counters are two ints of the lua_State, basehookcount then hookcount
+    // (Lua keeps no public way to read them): found by setting them to a mark, then
+    // checked to follow a second mark and to count down while code runs. Written
+    // directly, the count can be set to fire at the next instruction without
+    // lua_sethook, which also walks the call frames: the watchdog does so from another
+    // thread, and a refused allocation mid-instruction keeps the count exact.
+    const int mark = 0x3A5E17;
+    lua_sethook(L, avm_budget_hook, LUA_MASKCOUNT, mark);
+    int *words = (int *)(void *)L;
+    int found = -1;
+    for (int i = 0; i + 1 < 48 && found != -2; i++)
+        if (words[i] == mark && words[i + 1] == mark) found = found == -1 ? i : -2;
+    if (found >= 0) {
+        lua_sethook(L, avm_budget_hook, LUA_MASKCOUNT, mark + 1);
+        if (words[found] == mark + 1 && words[found + 1] == mark + 1
+            && luaL_loadstring(L, "local a, b = 1, 2") == LUA_OK && lua_pcall(L, 0, 0, 0) == LUA_OK) {
+            int ran = mark + 1 - words[found + 1];
+            if (words[found] == mark + 1 && ran >= 1 && ran <= 16) {
+                vm->hook_base = &words[found];
+                vm->hook_count = &words[found + 1];
+            }
+        }
+        lua_settop(L, 0);
+    }
+    lua_sethook(L, avm_budget_hook, LUA_MASKCOUNT, AVM_HOOK_COUNT);
+}
+
+/// The hook fires every `period` instructions, the first time after `left`.
+static void set_period(avm *vm, int period, int left) {
+    vm->hook_period = period;
+    if (vm->hook_count) {
+        *vm->hook_base = period;
+        *vm->hook_count = left;
+    } else {
+        lua_sethook(vm->L, avm_budget_hook, LUA_MASKCOUNT, period);
+    }
+}
+
+void avm_reset_budget(avm *vm) {
+    // Counted from this event's first instruction: where the hook fires, and so whether
+    // an event that runs close to its budget passes, depends on that event alone.
+    // A budget under one period is checked when it runs out, not a period later.
+    set_period(vm, AVM_HOOK_COUNT, vm->budget < AVM_HOOK_COUNT ? (int)vm->budget + 1 : AVM_HOOK_COUNT);
+    vm->budget_left = vm->budget;
+    vm->budget_exceeded = 0;
+    vm->mem_exceeded = 0;
+    vm->refused.nsize = 0;
+    vm->string_exceeded = 0;
+    vm->cpu_exceeded = 0;
+    vm->spent_in = NULL;
+    // The last call's output has been read by now: a large one is given back, so that
+    // beside the limit the VM keeps at most an eighth of it (see json_room).
+    if (vm->out.cap > ((size_t)1 << 20) && vm->out.cap > vm->mem_limit / 8) {
+        free(vm->out.data);
+        vm->out = (abuf){ 0 };
+    }
+    // A new event for the watchdog: only this thread writes the serial, so a plain
+    // increment, published with a release store.
+    atomic_store_explicit(&vm->watch_serial, atomic_load_explicit(&vm->watch_serial, memory_order_relaxed) + 1, memory_order_release);
+}
+
+void avm_stop_soon(avm *vm) {
+    if (!vm->L || vm->hook_period == 1) return;
+    vm->phase_left = vm->hook_count ? *vm->hook_count : AVM_HOOK_COUNT;
+    set_period(vm, 1, 1);
+}
+
+/// Raises the error of the limit hit; from now on the hook fires at every instruction,
+/// so a script that catches the error is stopped again at its next instruction.
+static void raise_limit(lua_State *L, avm *vm) {
+    if (vm->hook_period != 1) {
+        vm->phase_left = AVM_HOOK_COUNT;
+        set_period(vm, 1, 1);
+    }
+    const char *what = vm->cpu_exceeded ? "CPU time limit exceeded"
+        : vm->string_exceeded ? "string size limit exceeded"
+        : vm->mem_exceeded ? "not enough memory" : "instruction budget exceeded";
+    luaL_error(L, "%s", what);
+}
+
+void avm_budget_tick(lua_State *L, avm *vm) {
+    if (avm_watch_fired(vm)) vm->cpu_exceeded = 1;
+    if (vm->hook_period == 1) {
+        if (avm_limit_hit(vm)) raise_limit(L, vm);
+        // Nothing was hit after all (a refused allocation was retried after Lua's
+        // emergency collection, and fit): count on as if the hook had never fired early.
+        if (--vm->phase_left > 0) {
+            set_period(vm, AVM_HOOK_COUNT, vm->phase_left);
+            return;
+        }
+        set_period(vm, AVM_HOOK_COUNT, AVM_HOOK_COUNT);
+    } else if (avm_limit_hit(vm)) {
+        raise_limit(L, vm);
+    }
+    vm->budget_left -= AVM_HOOK_COUNT;
+    if (vm->budget_left < 0) {
+        vm->budget_exceeded = 1;
+        raise_limit(L, vm);
+    }
+}
+
+void avm_charge(lua_State *L, int64_t instructions, const char *what) {
+    avm *vm = avm_of(L);
+    if (!vm || vm->loading) return;  // a plain state (tests), or the libraries opening
+    vm->budget_left -= instructions;
+    if (vm->budget_left < 0 && !vm->budget_exceeded) {
+        vm->budget_exceeded = 1;
+        vm->spent_in = what;
+    }
+    if (avm_watch_fired(vm)) vm->cpu_exceeded = 1;
+    if (avm_limit_hit(vm)) raise_limit(L, vm);
+}
+
+void avm_refuse_string(lua_State *L, size_t length) {
+    avm *vm = avm_of(L);
+    vm->string_exceeded = 1;
+    vm->refused_string = length;
+    raise_limit(L, vm);
+}
+
+void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    avm *vm = ud;
+    // A new string (its type tag in osize): long strings are allocated whole, so their
+    // length is known before a byte is copied. (max_string is 0 while the state is made.)
+    if (__builtin_expect(!ptr && osize == LUA_TSTRING && nsize > vm->max_string + TSTRING_HEADER + 1, 0) && vm->max_string) {
+        vm->string_exceeded = 1;
+        vm->refused_string = nsize - TSTRING_HEADER - 1;
+        avm_stop_soon(vm);
+        return NULL;
+    }
+    return avm_limited_alloc(ud, ptr, osize, nsize);
+}
+
+const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministic) {
+    *deterministic = 1;
+    if (vm->string_exceeded) {
+        snprintf(buf, size, "string size limit of %zu MB exceeded (a string of %zu bytes was to be made)", vm->max_string >> 20, vm->refused_string);
+    } else if (vm->budget_exceeded && vm->spent_in) {
+        snprintf(buf, size, "instruction budget of %lld instructions exceeded in %s (C functions are charged for the work they do: see the sandbox in docs/projections.md)",
+                 (long long)vm->budget, vm->spent_in);
+    } else if (vm->budget_exceeded) {
+        snprintf(buf, size, "instruction budget of %lld instructions exceeded (an endless loop?)", (long long)vm->budget);
+    } else if (vm->cpu_exceeded) {
+        *deterministic = 0;
+        snprintf(buf, size, "CPU time limit of %g s per event exceeded (%.2f s with the garbage collector's share for the memory held; "
+                 "machine-dependent: a faster or less busy machine may pass this event; raise limits.seconds or --seconds)",
+                 avm_watch_limit(vm), avm_watch_allowed(vm));
+    } else {
+        return NULL;
+    }
+    return buf;
+}
+
+int avm_error_deterministic(const avm *vm) { return vm->error_deterministic; }
+size_t avm_max_string(void) { return AVM_MAX_STRING; }

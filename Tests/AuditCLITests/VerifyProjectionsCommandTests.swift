@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+
+@Suite("verify --projections from the command line")
+struct VerifyProjectionsCommandTests {
+    /// The road-fines log, replayed with the repository's projections.
+    func workspace() throws -> TempDir {
+        let dir = TempDir()
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/projections", withDestinationPath: repositoryRoot + "/projections")
+        _ = try audit(["init"], in: dir.path)
+        _ = try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: dir.path)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        return dir
+    }
+
+    @Test("an edited state is served by state, but verify --projections names it and exits 4; the other projections are ok")
+    func editedState() throws {
+        let dir = try workspace()
+        let clean = try audit(["verify", "--projections"], in: dir.path)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let lines = clean.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix(#"{"ok":true,"events":390,"#) == true)
+        #expect(lines.contains(#"{"projection":"fine_balances","status":"ok","position":390,"keys":100}"#), "\(clean.stdout)")
+
+        _ = try sqlite("UPDATE fine_balances SET state = replace(state, '\"status\":\"paid\"', '\"status\":\"open\"') WHERE key = 'S60957'", dir.path + "/audit.db")
+        #expect(try audit(["state", "fine_balances", "S60957"], in: dir.path).stdout.contains(#""status":"open""#))
+        #expect(try audit(["verify"], in: dir.path).status == 0)  // the log is intact
+        let found = try audit(["verify", "--projections"], in: dir.path)
+        #expect(found.status == 4)
+        #expect(found.stdout.contains(#"{"projection":"fine_balances","status":"differs","position":390,"keys":100,"changed":1,"missing":0,"extra":0,"first":[{"key":"S60957","difference":"changed","detail":"state differs"}]}"#), "\(found.stdout)")
+        #expect(found.stdout.contains(#"{"projection":"credit_collection_by_year","status":"ok""#))
+        #expect(found.stderr.contains("audit: projection fine_balances differs from its rebuild from the log at seq 390: 1 changed, 0 missing, 0 extra (of 100 keys rebuilt); first: S60957 (changed: state differs)"), "\(found.stderr)")
+        // Named: only those; --from-snapshots says that it trusts them.
+        let named = try audit(["verify", "--projections", "credit_collection_by_year", "--from-snapshots"], in: dir.path)
+        #expect(named.status == 0 && !named.stdout.contains("fine_balances"), "\(named.stderr)")
+        #expect(named.stderr.contains("this check trusted them"))
+        #expect(try audit(["verify", "--projections", "no_such"], in: dir.path).status == 64)
+        #expect(try audit(["verify", "fine_balances"], in: dir.path).status == 64)
+    }
+
+    @Test("a limit hit by the rebuild could not check (exit 1), and a table without code too")
+    func couldNotCheck() throws {
+        // A handler that loads in a few instructions and runs a few thousand per event.
+        let busy = TempDir()
+        try FileManager.default.createDirectory(atPath: busy.path + "/projections", withIntermediateDirectories: true)
+        try "return { on = { Payment = function(s, e) for i = 1, 2000 do s.n = i end end } }\n"
+            .write(toFile: busy.path + "/projections/spin.lua", atomically: true, encoding: .utf8)
+        _ = try audit(["init"], in: busy.path)
+        _ = try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: busy.path)
+        #expect(try audit(["replay"], in: busy.path).status == 0)
+        let tight = try audit(["verify", "--projections", "spin", "--instructions", "100"], in: busy.path)
+        #expect(tight.status == 1 && tight.stderr.contains("could not check projection spin: the rebuild stopped at a limit"), "\(tight.stderr)")
+        #expect(tight.stdout.contains(#""status":"could_not_check""#))
+        let dir = try workspace()
+        // A folder lacking a projection the database holds.
+        try FileManager.default.removeItem(atPath: dir.path + "/projections")
+        try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/projections/fine_balances.lua", toPath: dir.path + "/projections/fine_balances.lua")
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/projections/lib", toPath: dir.path + "/projections/lib")
+        let partial = try audit(["verify", "--projections"], in: dir.path)
+        #expect(partial.status == 1 && partial.stderr.contains("could not check projection credit_collection_by_year: the database holds its table, but projections/ has no code for it"), "\(partial.stderr)")
+        #expect(partial.stdout.contains(#"{"projection":"fine_balances","status":"ok""#))
+    }
+
+    @Test("killed while it rebuilds, it leaves nothing in the temporary directory, and the store unchanged")
+    func killed() throws {
+        let dir = TempDir()
+        try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/projections/order_totals.lua", toPath: dir.path + "/projections/order_totals.lua")
+        _ = try audit(["init"], in: dir.path)
+        let lines = (0..<80_000).map { i in #"{"id":"e-\#(i)","stream":"order-\#(i % 20_000)","type":"\#(i < 20_000 ? "OrderPlaced" : "ItemAdded")","data":{"customer":"c","amount":3,"qty":1,"price":2}}"# }
+        try lines.joined(separator: "\n").write(toFile: dir.path + "/orders.jsonl", atomically: true, encoding: .utf8)
+        #expect(try audit(["ingest", "orders.jsonl"], in: dir.path).status == 0)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        let before = try sqlite("SELECT count(*), sum(total) FROM order_totals; SELECT hex(hash) FROM chain_head", dir.path + "/audit.db")
+        let scratch = dir.path + "/tmp"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        // The chain is verified first, then the rebuild runs: kills at several moments.
+        for delay: UInt32 in [500_000, 1_500_000, 3_000_000] {
+            let running = try RunningCommand(["verify", "--projections"], in: dir.path, environment: ["TMPDIR": scratch, "SQLITE_TMPDIR": scratch])
+            usleep(delay)
+            kill(running.process.processIdentifier, SIGKILL)
+            _ = running.wait()
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch) == [], "killed after \(delay / 1000) ms")
+        }
+        #expect(try sqlite("SELECT count(*), sum(total) FROM order_totals; SELECT hex(hash) FROM chain_head", dir.path + "/audit.db") == before)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("audit.db") }.sorted()
+        #expect(!files.contains { $0.contains("verify") || $0.contains("tmp") }, "\(files)")
+        let complete = try audit(["verify", "--projections"], in: dir.path, environment: ["TMPDIR": scratch, "SQLITE_TMPDIR": scratch])
+        #expect(complete.status == 0 && complete.stdout.contains(#""keys":20000"#), "\(complete.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch) == [])
+    }
+}

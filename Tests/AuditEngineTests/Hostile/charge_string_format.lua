@@ -1,0 +1,8 @@
+-- expect: exceeded in string.format
+-- limits: instructions=1e6
+-- within: 15
+-- string.format loops over its input inside one C call: charged for that work, the loop stops.
+return { on = { T = function(s, e)
+  local big = ("x"):rep(1e6)
+  for i = 1, 1e9 do string.format("%s", big) end
+end } }
