@@ -22,7 +22,7 @@ extension AuditCommand {
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             let projection = try workspace.loadProjections([name])[0].get()
             try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
         }

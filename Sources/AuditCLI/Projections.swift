@@ -15,7 +15,7 @@ extension AuditCommand {
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             let head = try store.head().seq
             let (live, builds) = try store.projectionRecords()
             let columns = ["name", "version", "position", "lag", "status"]

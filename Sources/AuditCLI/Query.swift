@@ -54,7 +54,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             let (text, source, parameters) = try query.load(workspace)
             var writer: ResultWriter?
             let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }

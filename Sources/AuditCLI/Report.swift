@@ -36,7 +36,7 @@ extension AuditCommand {
 
         func run() throws {
             guard let points = try series.points(time) else { return }
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             let (text, source, parameters) = try query.load(workspace)
             let projections = try workspace.loadableProjections()
             var options = TemporalOptions()

@@ -53,7 +53,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()
                 return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)

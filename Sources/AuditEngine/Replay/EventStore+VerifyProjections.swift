@@ -64,7 +64,7 @@ extension EventStore {
     /// - Complexity: one pass over the log up to the largest position, and one merge
     ///   pass over each table.
     public func verifyProjections(_ projections: [Projection], options: ProjectionCheckOptions = ProjectionCheckOptions()) throws -> [ProjectionCheck] {
-        let states = try TemporaryStates(storePath: path)
+        let states = try TemporaryStates(storePath: attachLocation)
         var checks: [String: ProjectionCheck] = [:]
         var runs: [(run: ProjectionRun, end: Int64)] = []
         try states.writeStates { db in

@@ -39,7 +39,7 @@ extension EventStore {
         _ body: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
         guard !points.isEmpty else { return }
-        let states = try TemporaryStates(storePath: path)
+        let states = try TemporaryStates(storePath: attachLocation)
         let ends = try states.readStates { db in try SelectedRange.ends(points, db) }
         let fold = try PointFold(
             store: self, states: states, projections: [projection], first: points[0], end: ends[0], more: points.count > 1,
@@ -83,7 +83,7 @@ extension EventStore {
         options: TemporalOptions, header: ([String]) throws -> Void, reading: ([Projection]) throws -> Void = { _ in },
         row: (Int, [SQLValue]) throws -> Void
     ) throws {
-        let states = try TemporaryStates(storePath: path)
+        let states = try TemporaryStates(storePath: attachLocation)
         do {
             let ends = try states.readStates { db in try SelectedRange.ends(points, db) }
             // Empty tables for every projection and the events view, so that the statement
