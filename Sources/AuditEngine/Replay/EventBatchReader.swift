@@ -1,7 +1,6 @@
 import CLuaSandbox
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// A run of events copied out of SQLite, handed from the reader thread to the folder.
 struct EventBatch: Sendable {
@@ -17,7 +16,8 @@ struct EventBatch: Sendable {
     var through: Int64 = 0
     /// The largest occurred_at and recorded_at of its rows.
     var times = FoldedTimes()
-    var error: String?
+    /// Why reading stopped, in the last batch.
+    var error: (any Error)?
 
     var count: Int { seqs.count }
 
@@ -129,43 +129,32 @@ final class EventBatchReader: Sendable {
             batch.bytes.reserveCapacity(batchSize * 192)
             do {
                 try pool.read { db in
-                    let statement = try db.makeStatement(sql: sql)
-                    let stmt = statement.sqliteStatement
-                    sqlite3_bind_int64(stmt, 1, position)
-                    sqlite3_bind_int64(stmt, 2, end)
+                    let statement = try SQLStatement(db, sql)
+                    statement.bind(1, position)
+                    statement.bind(2, end)
                     for (i, type) in types.enumerated() {
-                        sqlite3_bind_text(stmt, Int32(i + 3), type, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                        statement.bind(Int32(i + 3), text: type)
                     }
-                    sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), Int64(batchSize))
+                    statement.bind(statement.index(of: ":limit"), Int64(batchSize))
                     if let asOf = selection.asOf {
-                        sqlite3_bind_text(
-                            stmt, sqlite3_bind_parameter_index(stmt, ":asOf"), asOf.description, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                        statement.bind(statement.index(of: ":asOf"), text: asOf.description)
                     }
                     if let stream = selection.stream {
-                        sqlite3_bind_text(stmt, sqlite3_bind_parameter_index(stmt, ":stream"), stream, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                        statement.bind(statement.index(of: ":stream"), text: stream)
                     }
-                    while true {
-                        let rc = sqlite3_step(stmt)
-                        if rc == SQLITE_DONE { break }
-                        guard rc == SQLITE_ROW else {
-                            throw StoreError.storage("reading events failed: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                        }
-                        batch.seqs.append(sqlite3_column_int64(stmt, 0))
+                    while try statement.step("cannot read the events") {
+                        batch.seqs.append(statement.int64(0))
                         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-                        if let stream = sqlite3_column_text(stmt, 2) {
-                            for byte in UnsafeBufferPointer(start: stream, count: Int(sqlite3_column_bytes(stmt, 2))) {
-                                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-                            }
+                        for byte in statement.text(2) {
+                            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
                         }
                         batch.streamHashes.append(hash)
-                        batch.versions.append(sqlite3_column_int64(stmt, 3))
+                        batch.versions.append(statement.int64(3))
                         for column: Int32 in [1, 2, 4, 5, 6, 7, 8] {
-                            let length = Int(sqlite3_column_bytes(stmt, column))
+                            let text = statement.text(column)
                             batch.fields.append(Int32(batch.bytes.count))
-                            batch.fields.append(Int32(length))
-                            if let text = sqlite3_column_text(stmt, column) {
-                                batch.bytes.append(contentsOf: UnsafeBufferPointer(start: text, count: length))
-                            }
+                            batch.fields.append(Int32(text.count))
+                            batch.bytes.append(contentsOf: text)
                             batch.bytes.append(0)
                         }
                         let occurred = batch.fields[batch.fields.count - 8]  // column 5's offset
@@ -175,7 +164,7 @@ final class EventBatchReader: Sendable {
                     }
                 }
             } catch {
-                batch.error = "\(error)"
+                batch.error = error
                 _ = channel.send(batch)
                 return
             }
