@@ -54,12 +54,12 @@ struct SQLStatementTests {
         let dir = TempDir()
         let (queue, path) = try database(dir)
         let failure = try failure {
-            try queue.read { db in _ = try SQLStatement(db, "SELECT nothing FROM nowhere") }
+            try queue.read { db in _ = try SQLStatement(db, "SELECT x FROM nowhere") }
         }
-        #expect(failure.sql == "SELECT nothing FROM nowhere")
+        #expect(failure.sql == "SELECT x FROM nowhere")
         #expect(failure.path == path)
         #expect(failure.description.hasPrefix("\(path): SQLite error 1: no such table: nowhere"))
-        #expect(failure.description.hasSuffix("`SELECT nothing FROM nowhere`"))
+        #expect(failure.description.hasSuffix("`SELECT x FROM nowhere`"))
     }
 
     @Test("a bind that fails is reported by the next step, with the SQL and the file, and runs nothing")
@@ -128,8 +128,9 @@ struct SQLStatementTests {
     func parameterNames() throws {
         let queue = try DatabaseQueue(path: "")
         try queue.read { db in
-            #expect(try SQLStatement(db, "SELECT :a, ?, :b").parameterNames == [":a", nil, ":b"])
-            #expect(try SQLStatement(db, "SELECT 1").parameterNames == [])
+            let named = try SQLStatement(db, "SELECT :a, ?, :b"), none = try SQLStatement(db, "SELECT 1")
+            #expect(named.parameterNames == [":a", nil, ":b"])
+            #expect(none.parameterNames == [])
         }
     }
 
