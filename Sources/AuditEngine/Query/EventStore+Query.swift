@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// One SQL value of a query result.
 public enum SQLValue: Sendable, Hashable {
@@ -65,8 +64,9 @@ extension EventStore {
             try pool.read { db in
                 // No attachments while a user's statement runs (a reader that does not
                 // create files still opens existing ones).
-                let attached = sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, 0)
-                defer { sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, attached) }
+                let attached = db.attachmentLimit
+                db.attachmentLimit = 0
+                defer { db.attachmentLimit = attached }
                 try EventStore.runQuery(db, sql: sql, parameters: parameters, source: source, header: header, row: row)
             }
         } catch let error as DatabaseError {
@@ -101,14 +101,9 @@ extension EventStore {
     /// the `:name` placeholders it has.
     static func bind(_ statement: Statement, _ parameters: [String: String], source: String) throws {
         var wanted: Set<String> = []
-        let count = sqlite3_bind_parameter_count(statement.sqliteStatement)
-        if count > 0 {
-            for index in 1...count {
-                guard let name = sqlite3_bind_parameter_name(statement.sqliteStatement, index) else {
-                    throw QueryError(source: source, message: "use named parameters (:name) with --param, not ?")
-                }
-                wanted.insert(String(String(cString: name).dropFirst()))
-            }
+        for name in SQLStatement(statement).parameterNames {
+            guard let name else { throw QueryError(source: source, message: "use named parameters (:name) with --param, not ?") }
+            wanted.insert(String(name.dropFirst()))
         }
         let missing = wanted.subtracting(parameters.keys).sorted()
         if !missing.isEmpty {

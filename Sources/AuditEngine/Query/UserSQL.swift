@@ -1,5 +1,4 @@
 import GRDB
-import GRDBSQLite
 
 /// The one rule for SQL that users hand in — `audit query`, saved queries, query
 /// exports (now, at a past time, scheduled) — enforced where it is compiled: exactly

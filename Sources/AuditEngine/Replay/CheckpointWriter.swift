@@ -1,6 +1,5 @@
 import Dispatch
 import GRDB
-import GRDBSQLite
 
 /// What one projection's checkpoint writes, decided on the replay's thread
 /// (`ProjectionRun.planCheckpoint`) and written on the writer's: plain values and

@@ -1,7 +1,6 @@
 import CLuaSandbox
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// A run of events copied out of SQLite, handed from the reader thread to the folder.
 struct EventBatch: Sendable {
@@ -20,7 +19,8 @@ struct EventBatch: Sendable {
     /// With `EventSelection.reportsSkipped`: the events of the range that occurred after
     /// `asOf`, which are not among the rows.
     var skipped: [SkippedEvent] = []
-    var error: String?
+    /// Why reading stopped, in the last batch.
+    var error: (any Error)?
 
     var count: Int { seqs.count }
 
@@ -149,20 +149,18 @@ final class EventBatchReader: Sendable {
             batch.bytes.reserveCapacity(batchSize * 192)
             do {
                 try pool.read { db in
-                    let statement = try db.makeStatement(sql: sql)
-                    let stmt = statement.sqliteStatement
-                    sqlite3_bind_int64(stmt, 1, position)
-                    sqlite3_bind_int64(stmt, 2, end)
+                    let statement = try SQLStatement(db, sql)
+                    statement.bind(1, position)
+                    statement.bind(2, end)
                     for (i, type) in types.enumerated() {
-                        sqlite3_bind_text(stmt, Int32(i + 3), type, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                        statement.bind(Int32(i + 3), text: type)
                     }
-                    sqlite3_bind_int64(stmt, sqlite3_bind_parameter_index(stmt, ":limit"), Int64(batchSize))
-                    if let asOf = selection.asOf {
-                        sqlite3_bind_text(
-                            stmt, sqlite3_bind_parameter_index(stmt, ":asOf"), asOf.description, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                    statement.bind(statement.index(of: ":limit"), Int64(batchSize))
+                    if let asOf = selection.asOf, !selection.reportsSkipped {
+                        statement.bind(statement.index(of: ":asOf"), text: asOf.description)
                     }
                     if let stream = selection.stream {
-                        sqlite3_bind_text(stmt, sqlite3_bind_parameter_index(stmt, ":stream"), stream, -1, SQLITE_TRANSIENT_DESTRUCTOR)
+                        statement.bind(statement.index(of: ":stream"), text: stream)
                     }
                     if let streams = selection.streams {
                         var list: [UInt8] = [UInt8(ascii: "[")]
@@ -171,39 +169,26 @@ final class EventBatchReader: Sendable {
                             CanonicalJSON.writeString(stream, into: &list)
                         }
                         list.append(UInt8(ascii: "]"))
-                        _ = list.withUnsafeBytes {
-                            sqlite3_bind_text(
-                                stmt, sqlite3_bind_parameter_index(stmt, ":streams"), $0.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                Int32($0.count), SQLITE_TRANSIENT_DESTRUCTOR)
-                        }
+                        list.withUnsafeBytes { statement.bind(statement.index(of: ":streams"), text: $0) }
                     }
-                    while true {
-                        let rc = sqlite3_step(stmt)
-                        if rc == SQLITE_DONE { break }
-                        guard rc == SQLITE_ROW else {
-                            throw StoreError.storage("reading events failed: SQLite error \(rc): \(String(cString: sqlite3_errmsg(db.sqliteConnection)))")
-                        }
+                    while try statement.step("cannot read the events") {
                         rowsRead += 1
-                        lastRead = sqlite3_column_int64(stmt, 0)
-                        let stream = UnsafeBufferPointer(start: sqlite3_column_text(stmt, 2), count: Int(sqlite3_column_bytes(stmt, 2)))
-                        if let asOf, Self.isAfter(stmt, column: 5, asOf) {
-                            func text(_ column: Int32) -> String {
-                                String(decoding: UnsafeBufferPointer(start: sqlite3_column_text(stmt, column), count: Int(sqlite3_column_bytes(stmt, column))), as: UTF8.self)
-                            }
+                        lastRead = statement.int64(0)
+                        let stream = statement.text(2)
+                        if let asOf, asOf.withUnsafeBytes({ SortedStates.compare(statement.text(5), $0) > 0 }) {
                             batch.skipped.append(SkippedEvent(
-                                seq: sqlite3_column_int64(stmt, 0), stream: String(decoding: stream, as: UTF8.self), type: text(4), occurredAt: text(5)))
+                                seq: statement.int64(0), stream: String(decoding: stream, as: UTF8.self), type: statement.string(4),
+                                occurredAt: statement.string(5)))
                             continue
                         }
-                        batch.seqs.append(sqlite3_column_int64(stmt, 0))
+                        batch.seqs.append(statement.int64(0))
                         batch.streamHashes.append(Self.streamHash(stream))
-                        batch.versions.append(sqlite3_column_int64(stmt, 3))
+                        batch.versions.append(statement.int64(3))
                         for column: Int32 in [1, 2, 4, 5, 6, 7, 8] {
-                            let length = Int(sqlite3_column_bytes(stmt, column))
+                            let text = statement.text(column)
                             batch.fields.append(Int32(batch.bytes.count))
-                            batch.fields.append(Int32(length))
-                            if let text = sqlite3_column_text(stmt, column) {
-                                batch.bytes.append(contentsOf: UnsafeBufferPointer(start: text, count: length))
-                            }
+                            batch.fields.append(Int32(text.count))
+                            batch.bytes.append(contentsOf: text)
                             batch.bytes.append(0)
                         }
                         let occurred = batch.fields[batch.fields.count - 8]  // column 5's offset
@@ -213,7 +198,7 @@ final class EventBatchReader: Sendable {
                     }
                 }
             } catch {
-                batch.error = "\(error)"
+                batch.error = error
                 _ = channel.send(batch)
                 return
             }
@@ -225,16 +210,10 @@ final class EventBatchReader: Sendable {
     }
 
     /// The stable hash of a stream (FNV-1a) that picks the partition folding it.
-    static func streamHash(_ stream: UnsafeBufferPointer<UInt8>) -> UInt64 {
+    static func streamHash<Bytes: Sequence<UInt8>>(_ stream: Bytes) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in stream { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         return hash
-    }
-
-    /// Whether the text of `column` (a time) sorts after `bound`.
-    private static func isAfter(_ stmt: OpaquePointer?, column: Int32, _ bound: [UInt8]) -> Bool {
-        let text = UnsafeRawBufferPointer(start: sqlite3_column_text(stmt, column), count: Int(sqlite3_column_bytes(stmt, column)))
-        return bound.withUnsafeBytes { SortedStates.compare(text, $0) > 0 }
     }
 
     /// Of two NUL-terminated times in `bytes` (offset -1: none), the offset of the later.

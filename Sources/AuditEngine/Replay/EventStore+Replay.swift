@@ -1,7 +1,6 @@
 import CLuaSandbox
 import Foundation
 import GRDB
-import GRDBSQLite
 
 extension EventStore {
     /// Brings projections up to date: each from its checkpoint, or — when its code or
@@ -151,7 +150,7 @@ extension EventStore {
         let reader = EventBatchReader(pool: pool, from: from, end: end, selection: selection, batchSize: options.batchSize)
         defer { reader.cancel() }
         while let batch = timed(&timings.waitingForEvents, { reader.next() }) {
-            if let error = batch.error { throw StoreError.storage(error) }
+            if let error = batch.error { throw (error as? DatabaseError).map(storeError) ?? error }
             let active = runs.filter(\.isActive)
             if active.isEmpty { break }
             for run in active where !batch.skipped.isEmpty { run.noteSkipped(batch.skipped) }

@@ -1,7 +1,6 @@
 import CLuaSandbox
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// One VM folding the keys of one partition of a projection. Used by one thread at a
 /// time: the replay hands each partition to exactly one task per batch.
@@ -196,14 +195,10 @@ final class ProjectionRun {
     /// which cost more than SQLite's lookup itself (measured).
     func storedState(_ key: String, _ db: Database) throws -> String? {
         if let state = cache?.state(forKey: key) { return state }
-        let statement = try db.cachedStatement(sql: lookupSQL)
-        defer { sqlite3_reset(statement.sqliteStatement) }
-        var key = key
-        let found = try key.withUTF8 { bytes in
-            statement.bindText(1, UnsafeRawBufferPointer(bytes))
-            return try statement.stepRow("cannot read the stored state of \(projection.name)")
-        }
-        if found { return String(decoding: statement.textColumn(0), as: UTF8.self) }
+        let statement = try SQLStatement(db, lookupSQL, cached: true)
+        defer { statement.reset() }
+        statement.bind(1, text: key)
+        if try statement.step("cannot read the stored state of \(projection.name)") { return statement.string(0) }
         return try base.state(of: key, db)
     }
 

@@ -1,5 +1,4 @@
 import GRDB
-import GRDBSQLite
 
 /// How a snapshot's delta is stored: its (key, state) records in key order, packed
 /// into chunks of about a few KB (`snapshot_chunks`, one row per chunk, found by the
@@ -33,17 +32,16 @@ enum SnapshotChunks {
 
     /// One key's state in one delta, or nil: the only chunk that may hold it is read.
     static func state(_ db: Database, schema: String, chain: Int64, delta: Int64, key: String) throws -> String? {
-        let statement = try db.cachedStatement(sql: """
+        let statement = try SQLStatement(db, """
             SELECT records, count FROM \(schema).snapshot_chunks WHERE chain = ? AND delta = ? AND first_key <= ?
             ORDER BY first_key DESC LIMIT 1
-            """)
-        try statement.setArguments([chain, delta, key])
-        defer { sqlite3_reset(statement.sqliteStatement) }
-        guard try statement.stepRow("cannot read the snapshot chunks of chain \(chain)") else { return nil }
-        let stmt = statement.sqliteStatement
-        var records = StateRecords(
-            UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, 0), count: Int(sqlite3_column_bytes(stmt, 0))),
-            count: Int(sqlite3_column_int64(stmt, 1)))
+            """, cached: true)
+        statement.bind(1, chain)
+        statement.bind(2, delta)
+        statement.bind(3, text: key)
+        defer { statement.reset() }
+        guard try statement.step("cannot read the snapshot chunks of chain \(chain)") else { return nil }
+        var records = StateRecords(statement.blob(0), count: Int(statement.int64(1)))
         let wanted = Array(key.utf8)
         do {
             while let (k, state) = try records.next() {
@@ -67,7 +65,7 @@ struct DamagedChunk: Error, CustomStringConvertible {
 
 /// Writes one delta: records added in ascending key order, packed into chunks.
 final class ChunkWriter {
-    private let insert: Statement
+    private let insert: SQLStatement
     private var buffer: [UInt8] = []
     private var firstKey: [UInt8] = []
     private var count = 0
@@ -75,10 +73,9 @@ final class ChunkWriter {
     private(set) var digest = DeltaDigest()
 
     init(_ db: Database, chain: Int64, delta: Int64) throws {
-        insert = try db.makeStatement(
-            sql: "INSERT INTO snapshot_chunks (chain, delta, first_key, count, records) VALUES (?, ?, ?, ?, ?)")
-        sqlite3_bind_int64(insert.sqliteStatement, 1, chain)
-        sqlite3_bind_int64(insert.sqliteStatement, 2, delta)
+        insert = try SQLStatement(db, "INSERT INTO snapshot_chunks (chain, delta, first_key, count, records) VALUES (?, ?, ?, ?, ?)")
+        insert.bind(1, chain)
+        insert.bind(2, delta)
         buffer.reserveCapacity(SnapshotChunks.targetBytes + 256)
     }
 
@@ -98,12 +95,11 @@ final class ChunkWriter {
 
     private func flush() throws {
         guard count > 0 else { return }
-        let stmt = insert.sqliteStatement
-        sqlite3_reset(stmt)
-        firstKey.withUnsafeBytes { insert.bindText(3, $0) }
-        sqlite3_bind_int64(stmt, 4, Int64(count))
-        _ = buffer.withUnsafeBytes { sqlite3_bind_blob(stmt, 5, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT_DESTRUCTOR) }
-        _ = try insert.stepRow("cannot write a snapshot")
+        insert.reset()
+        firstKey.withUnsafeBytes { insert.bind(3, text: $0) }
+        insert.bind(4, Int64(count))
+        insert.bind(5, blob: buffer)
+        try insert.run("cannot write a snapshot")
         buffer.removeAll(keepingCapacity: true)
         count = 0
     }
@@ -112,7 +108,7 @@ final class ChunkWriter {
 /// The records of one delta in key order (or only those of one key), read chunk by
 /// chunk without copying: a chunk's bytes stay valid until the statement steps on.
 final class ChunkCursor: StateCursor {
-    private let statement: Statement
+    private let statement: SQLStatement
     private let reading: String
     private let only: [UInt8]?
     private var records = StateRecords(UnsafeRawBufferPointer(start: nil, count: 0), count: 0)
@@ -125,16 +121,17 @@ final class ChunkCursor: StateCursor {
         reading = "the snapshot chunks of chain \(chain), delta \(delta)"
         only = key.map { Array($0.utf8) }
         if let key {
-            statement = try db.makeStatement(sql: """
+            statement = try SQLStatement(db, """
                 SELECT records, count FROM \(schema).snapshot_chunks WHERE chain = ? AND delta = ? AND first_key <= ?
                 ORDER BY first_key DESC LIMIT 1
                 """)
-            try statement.setArguments([chain, delta, key])
+            statement.bind(3, text: key)
         } else {
-            statement = try db.makeStatement(
-                sql: "SELECT records, count FROM \(schema).snapshot_chunks WHERE chain = ? AND delta = ? ORDER BY first_key")
-            try statement.setArguments([chain, delta])
+            statement = try SQLStatement(
+                db, "SELECT records, count FROM \(schema).snapshot_chunks WHERE chain = ? AND delta = ? ORDER BY first_key")
         }
+        statement.bind(1, chain)
+        statement.bind(2, delta)
         try advance()
     }
 
@@ -151,14 +148,12 @@ final class ChunkCursor: StateCursor {
                 (self.key, self.state) = (key, state)
                 return
             }
-            guard !exhausted, try statement.stepRow("cannot read \(reading)") else {
+            guard !exhausted, try statement.step("cannot read \(reading)") else {
                 exhausted = true
                 key = nil
                 return
             }
-            let stmt = statement.sqliteStatement
-            let bytes = UnsafeRawBufferPointer(start: sqlite3_column_blob(stmt, 0), count: Int(sqlite3_column_bytes(stmt, 0)))
-            records = StateRecords(bytes, count: Int(sqlite3_column_int64(stmt, 1)))
+            records = StateRecords(statement.blob(0), count: Int(statement.int64(1)))
         }
     }
 }

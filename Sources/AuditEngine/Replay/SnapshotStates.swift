@@ -1,5 +1,4 @@
 import GRDB
-import GRDBSQLite
 
 /// A usable snapshot, with the deltas its states are merged from.
 struct SnapshotView: Sendable {
@@ -34,12 +33,12 @@ enum SnapshotStates {
     static func restore(
         _ db: Database, _ view: SnapshotView, into target: ReadModelTarget, schema: String, key: String? = nil
     ) throws {
-        let insert = try db.makeStatement(sql: target.insertIfAbsentSQL)
+        let insert = try SQLStatement(db, target.insertIfAbsentSQL)
         try SortedStates.merge(deltas(db, view, schema: schema, key: key)) { key, state in
-            sqlite3_reset(insert.sqliteStatement)
-            insert.bindText(1, key)
-            insert.bindText(2, state)
-            _ = try insert.stepRow("cannot restore a snapshot of \(view.record.projection)")
+            insert.reset()
+            insert.bind(1, text: key)
+            insert.bind(2, text: state)
+            try insert.run("cannot restore a snapshot of \(view.record.projection)")
         }
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// One stored snapshot: a projection's states at a checkpoint seq, made by one code.
 public struct SnapshotRecord: Sendable, Equatable {

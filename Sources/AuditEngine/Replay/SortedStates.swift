@@ -237,22 +237,24 @@ struct StateRecords {
 /// The rows of a statement that selects (key, state) ordered by key.
 final class StatementCursor: StateCursor {
     /// Its current row holds the key and state, then any other columns selected.
-    let statement: Statement
+    let statement: SQLStatement
     private let reading: String
     private(set) var key: UnsafeRawBufferPointer?
     private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
 
-    /// - Parameter reading: what the rows are, for an error message.
+    /// - Parameters:
+    ///   - statement: prepared by GRDB, its arguments set.
+    ///   - reading: what the rows are, for an error message.
     init(_ statement: Statement, reading: String) throws {
-        self.statement = statement
+        self.statement = SQLStatement(statement)
         self.reading = reading
         try advance()
     }
 
     func advance() throws {
-        if try statement.stepRow("cannot read \(reading)") {
-            key = statement.textColumn(0)
-            state = statement.textColumn(1)
+        if try statement.step("cannot read \(reading)") {
+            key = statement.text(0)
+            state = statement.text(1)
         } else {
             key = nil
         }

@@ -1,7 +1,6 @@
 import CLuaSandbox
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// Upserts serialised states into a read-model table at a checkpoint.
 ///
@@ -21,10 +20,10 @@ final class StateUpsert {
 
     private let projection: String
     /// One state, its columns extracted by SQLite.
-    private let extracting: Statement
+    private let extracting: SQLStatement
     /// One state, and `rowsPerStatement` states, their columns bound.
-    private let bound: Statement
-    private let boundMany: Statement
+    private let bound: SQLStatement
+    private let boundMany: SQLStatement
     private let names: [UnsafeMutablePointer<CChar>]
     private let lengths: [Int]
     /// States waiting for `boundMany`, and their columns' values (`names.count` each).
@@ -33,9 +32,9 @@ final class StateUpsert {
 
     init(_ db: Database, target: ReadModelTarget) throws {
         projection = target.projection
-        extracting = try db.makeStatement(sql: target.upsertSQL)
-        bound = try db.makeStatement(sql: target.boundUpsertSQL(rows: 1))
-        boundMany = try db.makeStatement(sql: target.boundUpsertSQL(rows: Self.rowsPerStatement))
+        extracting = try SQLStatement(db, target.upsertSQL)
+        bound = try SQLStatement(db, target.boundUpsertSQL(rows: 1))
+        boundMany = try SQLStatement(db, target.boundUpsertSQL(rows: Self.rowsPerStatement))
         names = target.columns.map { strdup($0.name)! }
         lengths = target.columns.map { $0.name.utf8.count }
         values = Array(repeating: avm_json_value(), count: target.columns.count * Self.rowsPerStatement)
@@ -71,27 +70,26 @@ final class StateUpsert {
     /// Binds `rows` (and their columns' values from `firstValue` on, unless nil: the
     /// statement extracts them) and steps `statement` once.
     private func step(
-        _ statement: Statement, rows: [(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer)], firstValue: Int?
+        _ statement: SQLStatement, rows: [(key: UnsafeRawBufferPointer, state: UnsafeRawBufferPointer)], firstValue: Int?
     ) throws {
-        let stmt = statement.sqliteStatement
         let width = firstValue == nil ? 2 : 2 + names.count
         for (row, (key, state)) in rows.enumerated() {
             let base = Int32(row * width)
-            bindStatic(stmt, base + 1, key)
-            bindStatic(stmt, base + 2, state)
+            statement.bind(base + 1, borrowedText: key)
+            statement.bind(base + 2, borrowedText: state)
             guard let firstValue else { continue }
             for column in 0..<names.count {
                 let value = values[firstValue + row * names.count + column]
                 let index = base + 3 + Int32(column)
                 switch Int32(value.kind) {
-                case Int32(AVM_JV_INT): sqlite3_bind_int64(stmt, index, value.i)
-                case Int32(AVM_JV_TEXT): sqlite3_bind_text(stmt, index, value.s, Int32(value.len), nil)
-                default: sqlite3_bind_null(stmt, index)  // absent or null: `readColumns` let no other through
+                case Int32(AVM_JV_INT): statement.bind(index, value.i)
+                case Int32(AVM_JV_TEXT): statement.bind(index, borrowedText: value.s, count: Int(value.len))
+                default: statement.bindNull(index)  // absent or null: `readColumns` let no other through
                 }
             }
         }
-        _ = try statement.stepRow("cannot write the state of projection \(projection)")
-        sqlite3_reset(stmt)
+        try statement.run("cannot write the state of projection \(projection)")
+        statement.reset()
     }
 
     /// Reads the columns' values of `state` into `values` from `first` on; false when
@@ -110,14 +108,5 @@ final class StateUpsert {
         }
         guard read == 0 else { return false }
         return values[first..<first + names.count].allSatisfy { Int32($0.kind) != Int32(AVM_JV_OTHER) }
-    }
-
-    /// Binds without a copy: the bytes outlive the step that reads them.
-    private func bindStatic(_ stmt: OpaquePointer?, _ index: Int32, _ bytes: UnsafeRawBufferPointer) {
-        if let pointer = bytes.baseAddress?.assumingMemoryBound(to: CChar.self) {
-            sqlite3_bind_text(stmt, index, pointer, Int32(bytes.count), nil)
-        } else {
-            sqlite3_bind_text(stmt, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR)
-        }
     }
 }

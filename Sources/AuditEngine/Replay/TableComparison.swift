@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// How a projection's live table differs from the states rebuilt from the log: keys
 /// missing from it, keys it has that the rebuild has not, and keys whose state or
@@ -47,34 +46,34 @@ enum TableComparison {
     /// and `columns`, every value by storage class and bytes.
     static func compare(_ db: Database, table: String, columns: [Projection.Column]) throws -> TableDifferences {
         let names = (["key", "state"] + columns.map(\.name)).map(ReadModel.quote).joined(separator: ", ")
-        func rows(_ schema: String) throws -> Statement {
-            try db.makeStatement(sql: "SELECT \(names) FROM \(schema).\(ReadModel.quote(table)) ORDER BY key COLLATE BINARY")
+        func rows(_ schema: String) throws -> SQLStatement {
+            try SQLStatement(db, "SELECT \(names) FROM \(schema).\(ReadModel.quote(table)) ORDER BY key COLLATE BINARY")
         }
         let rebuilt = try rows("main"), live = try rows("store")
         var differences = TableDifferences()
-        var haveRebuilt = try rebuilt.stepRow("cannot read the rebuilt states of \(table)")
-        var haveLive = try live.stepRow("cannot read the table \(table)")
+        var haveRebuilt = try rebuilt.step("cannot read the rebuilt states of \(table)")
+        var haveLive = try live.step("cannot read the table \(table)")
         while haveRebuilt || haveLive {
             var order: Int
             if !haveLive {
                 order = -1
-            } else if sqlite3_column_type(live.sqliteStatement, 0) != SQLITE_TEXT {
+            } else if live.storageClass(0) != .text {
                 // Not text (numbers sort before text, blobs after): never a key the engine wrote.
-                differences.add(.extra, displayKey(live), "its key is stored as \(storageClass(live, 0)), not text")
-                haveLive = try live.stepRow("cannot read the table \(table)")
+                differences.add(.extra, displayKey(live), "its key is stored as \(live.storageClass(0)), not text")
+                haveLive = try live.step("cannot read the table \(table)")
                 continue
             } else if !haveRebuilt {
                 order = 1
             } else {
-                order = compareBytes(rebuilt.textColumn(0), live.textColumn(0))
+                order = compareBytes(rebuilt.text(0), live.text(0))
             }
             if order < 0 {
                 differences.keys += 1
                 differences.add(.missing, displayKey(rebuilt), "the rebuild has a state for it, the table none")
-                haveRebuilt = try rebuilt.stepRow("cannot read the rebuilt states of \(table)")
+                haveRebuilt = try rebuilt.step("cannot read the rebuilt states of \(table)")
             } else if order > 0 {
                 differences.add(.extra, displayKey(live), "the table has a state the rebuild has not")
-                haveLive = try live.stepRow("cannot read the table \(table)")
+                haveLive = try live.step("cannot read the table \(table)")
             } else {
                 differences.keys += 1
                 let differing = (1..<Int32(2 + columns.count)).filter { !sameValue(rebuilt, live, $0) }
@@ -82,8 +81,8 @@ enum TableComparison {
                     let what = differing.map { $0 == 1 ? "state" : "column \(columns[Int($0) - 2].name)" }
                     differences.add(.changed, displayKey(live), what.joined(separator: ", ") + " differ" + (differing.count == 1 ? "s" : ""))
                 }
-                haveRebuilt = try rebuilt.stepRow("cannot read the rebuilt states of \(table)")
-                haveLive = try live.stepRow("cannot read the table \(table)")
+                haveRebuilt = try rebuilt.step("cannot read the rebuilt states of \(table)")
+                haveLive = try live.step("cannot read the table \(table)")
             }
         }
         return differences
@@ -91,22 +90,16 @@ enum TableComparison {
 
     /// Whether column `index` holds the same value in both rows: the same storage class
     /// and the same bytes (or number).
-    private static func sameValue(_ a: Statement, _ b: Statement, _ index: Int32) -> Bool {
-        let type = sqlite3_column_type(a.sqliteStatement, index)
-        guard type == sqlite3_column_type(b.sqliteStatement, index) else { return false }
+    private static func sameValue(_ a: SQLStatement, _ b: SQLStatement, _ index: Int32) -> Bool {
+        let type = a.storageClass(index)
+        guard type == b.storageClass(index) else { return false }
         switch type {
-        case SQLITE_NULL: return true
-        case SQLITE_INTEGER: return sqlite3_column_int64(a.sqliteStatement, index) == sqlite3_column_int64(b.sqliteStatement, index)
-        case SQLITE_FLOAT:
-            return sqlite3_column_double(a.sqliteStatement, index).bitPattern == sqlite3_column_double(b.sqliteStatement, index).bitPattern
-        case SQLITE_BLOB: return compareBytes(blobColumn(a, index), blobColumn(b, index)) == 0
-        default: return compareBytes(a.textColumn(index), b.textColumn(index)) == 0
+        case .null: return true
+        case .integer: return a.int64(index) == b.int64(index)
+        case .real: return a.double(index).bitPattern == b.double(index).bitPattern
+        case .blob: return compareBytes(a.blob(index), b.blob(index)) == 0
+        case .text: return compareBytes(a.text(index), b.text(index)) == 0
         }
-    }
-
-    private static func blobColumn(_ statement: Statement, _ index: Int32) -> UnsafeRawBufferPointer {
-        let pointer = sqlite3_column_blob(statement.sqliteStatement, index)
-        return UnsafeRawBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(statement.sqliteStatement, index)))
     }
 
     /// memcmp order, shorter first on a common prefix: SQLite's BINARY collation.
@@ -119,22 +112,11 @@ enum TableComparison {
         return a.count - b.count
     }
 
-    private static func storageClass(_ statement: Statement, _ index: Int32) -> String {
-        switch sqlite3_column_type(statement.sqliteStatement, index) {
-        case SQLITE_NULL: return "null"
-        case SQLITE_INTEGER: return "an integer"
-        case SQLITE_FLOAT: return "a real"
-        case SQLITE_BLOB: return "a blob"
-        default: return "text"
-        }
-    }
-
-    private static func displayKey(_ statement: Statement) -> String {
-        switch sqlite3_column_type(statement.sqliteStatement, 0) {
-        case SQLITE_TEXT: return String(decoding: statement.textColumn(0), as: UTF8.self)
-        case SQLITE_BLOB: return "x'" + Hex.encode(Array(blobColumn(statement, 0))) + "'"
-        case SQLITE_NULL: return "NULL"
-        default: return String(cString: sqlite3_column_text(statement.sqliteStatement, 0))
+    private static func displayKey(_ statement: SQLStatement) -> String {
+        switch statement.storageClass(0) {
+        case .blob: return "x'" + Hex.encode(Array(statement.blob(0))) + "'"
+        case .null: return "NULL"
+        case .text, .integer, .real: return statement.string(0)
         }
     }
 }

@@ -11,16 +11,21 @@ public struct SQLiteFailure: Error, Sendable, Equatable, CustomStringConvertible
     public var sql: String?
     /// The database file.
     public var path: String
+    /// What the engine was doing ("cannot write the state of projection fines").
+    public var context: String?
 
-    public init(code: Int32, message: String, sql: String?, path: String) {
+    public init(code: Int32, message: String, sql: String?, path: String, context: String? = nil) {
         self.code = code
         self.message = message
         self.sql = sql
         self.path = path
+        self.context = context
     }
 
     public var description: String {
-        var text = "\(path): SQLite error \(code): \(message)"
+        var text = "\(path): "
+        if let context { text += "\(context): " }
+        text += "SQLite error \(code): \(message)"
         if let sql { text += " - while executing `\(sql)`" }
         return text
     }
@@ -67,35 +72,53 @@ enum StorageClass: Sendable, Hashable, CustomStringConvertible {
 /// rows itself: text and blobs are bound and read with explicit lengths (so a NUL in
 /// a value neither cuts it nor ends it), values are read in the storage class they
 /// have, not coerced, and every failure carries the SQL and the database's path
-/// instead of a flattened message.
+/// instead of a flattened message. It is the only place of the engine that calls
+/// SQLite's statement functions itself (with `SQLConnection.swift` for the few calls
+/// on a connection): a test scans the sources for any other.
 ///
 /// Reads of text and blob columns are valid until the next `step()` or `reset()`.
 final class SQLStatement {
     /// GRDB's statement, which owns the `sqlite3_stmt` and finalises it.
-    private let statement: Statement
+    let statement: Statement
     let handle: OpaquePointer
     let sql: String
-    let path: String
+    /// The database path the caller named, else nil: `path` asks the connection, only
+    /// when a failure needs it (the hot loops prepare statements often).
+    private let givenPath: String?
     /// The first failed bind since the last reset: reported by the next `step()`.
     private var bindFailure = SQLITE_OK
 
     /// Prepares `sql` on `db` (`cached`: reuses GRDB's cached statement of that SQL).
-    init(_ db: Database, _ sql: String, cached: Bool = false, path: String? = nil) throws {
-        self.sql = sql
-        self.path = path ?? db.displayPath
+    convenience init(_ db: Database, _ sql: String, cached: Bool = false, path: String? = nil) throws {
+        let statement: Statement
         do {
             statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
         } catch let error as DatabaseError {
-            throw StoreError.sqlite(SQLiteFailure(error, path: self.path))
+            throw StoreError.sqlite(SQLiteFailure(error, path: path ?? db.displayPath))
         }
+        self.init(statement, sql: sql, path: path)
+    }
+
+    /// Steps `statement`, which GRDB prepared (a user's query, compiled by `UserSQL`).
+    init(_ statement: Statement, sql: String? = nil, path: String? = nil) {
+        self.statement = statement
+        self.sql = sql ?? statement.sql
+        givenPath = path
         handle = statement.sqliteStatement
         sqlite3_reset(handle)
     }
+
+    /// The database file the statement runs on.
+    var path: String { givenPath ?? SQLConnection.displayPath(sqlite3_db_handle(handle)) }
 
     // MARK: Binding (1-based indexes)
 
     func bind(_ index: Int32, _ value: Int64) {
         note(sqlite3_bind_int64(handle, index, value))
+    }
+
+    func bindNull(_ index: Int32) {
+        note(sqlite3_bind_null(handle, index))
     }
 
     func bind(_ index: Int32, text: String) {
@@ -105,9 +128,24 @@ final class SQLStatement {
 
     /// Binds `bytes` as text, exactly these bytes (SQLite copies them).
     func bind(_ index: Int32, text bytes: UnsafeRawBufferPointer) {
-        if let base = bytes.baseAddress, bytes.count > 0, let count = Int32(exactly: bytes.count) {
-            note(sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self), count, SQLITE_TRANSIENT_DESTRUCTOR))
-        } else if bytes.count > 0 {
+        bindText(index, bytes.baseAddress, bytes.count, SQLITE_TRANSIENT_DESTRUCTOR)
+    }
+
+    /// Binds `bytes` as text without a copy: the caller keeps them alive and unchanged
+    /// until the statement is reset or bound again (the hot loops that write states).
+    func bind(_ index: Int32, borrowedText bytes: UnsafeRawBufferPointer) {
+        bindText(index, bytes.baseAddress, bytes.count, nil)
+    }
+
+    /// Binds `count` bytes at `pointer` as text without a copy (see `borrowedText`).
+    func bind(_ index: Int32, borrowedText pointer: UnsafePointer<CChar>?, count: Int) {
+        bindText(index, pointer.map(UnsafeRawPointer.init), count, nil)
+    }
+
+    private func bindText(_ index: Int32, _ base: UnsafeRawPointer?, _ count: Int, _ destructor: sqlite3_destructor_type?) {
+        if let base, count > 0, let length = Int32(exactly: count) {
+            note(sqlite3_bind_text(handle, index, base.assumingMemoryBound(to: CChar.self), length, destructor))
+        } else if count > 0 {
             note(SQLITE_TOOBIG)
         } else {
             note(sqlite3_bind_text(handle, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR))
@@ -115,17 +153,27 @@ final class SQLStatement {
     }
 
     func bind(_ index: Int32, blob: [UInt8]) {
-        blob.withUnsafeBytes { bytes in
-            if let count = Int32(exactly: bytes.count) {
-                note(sqlite3_bind_blob(handle, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), count, SQLITE_TRANSIENT_DESTRUCTOR))
-            } else {
-                note(SQLITE_TOOBIG)
-            }
+        blob.withUnsafeBytes { bind(index, blob: $0) }
+    }
+
+    /// Binds `bytes` as a blob, exactly these bytes (SQLite copies them).
+    func bind(_ index: Int32, blob bytes: UnsafeRawBufferPointer) {
+        if let count = Int32(exactly: bytes.count) {
+            note(sqlite3_bind_blob(handle, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), count, SQLITE_TRANSIENT_DESTRUCTOR))
+        } else {
+            note(SQLITE_TOOBIG)
         }
     }
 
     /// The 1-based index of the parameter `:name` (0 when the SQL has none).
     func index(of name: String) -> Int32 { sqlite3_bind_parameter_index(handle, name) }
+
+    /// The name of each parameter, `:` and all, in index order; nil for a `?`.
+    var parameterNames: [String?] {
+        let count = sqlite3_bind_parameter_count(handle)
+        guard count > 0 else { return [] }
+        return (1...count).map { index in sqlite3_bind_parameter_name(handle, index).map { String(cString: $0) } }
+    }
 
     private func note(_ rc: Int32) {
         if rc != SQLITE_OK, bindFailure == SQLITE_OK { bindFailure = rc }
@@ -134,25 +182,27 @@ final class SQLStatement {
     // MARK: Stepping
 
     /// Steps once: true on a row, false when the statement is done.
-    func step() throws -> Bool {
+    /// - Parameter context: what the engine was doing, for the error.
+    func step(_ context: @autoclosure () -> String? = nil) throws -> Bool {
         if bindFailure != SQLITE_OK {
             let rc = bindFailure
             bindFailure = SQLITE_OK
-            throw StoreError.sqlite(SQLiteFailure(code: rc, message: String(cString: sqlite3_errstr(rc)), sql: sql, path: path))
+            throw StoreError.sqlite(SQLiteFailure(code: rc, message: String(cString: sqlite3_errstr(rc)), sql: sql, path: path, context: context()))
         }
         let rc = sqlite3_step(handle)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
         let connection = sqlite3_db_handle(handle)
         let failure = SQLiteFailure(
-            code: sqlite3_extended_errcode(connection), message: String(cString: sqlite3_errmsg(connection)), sql: sql, path: path)
+            code: sqlite3_extended_errcode(connection), message: String(cString: sqlite3_errmsg(connection)), sql: sql, path: path,
+            context: context())
         sqlite3_reset(handle)
         throw StoreError.sqlite(failure)
     }
 
     /// Steps to the end of a statement that returns no rows.
-    func run() throws {
-        while try step() {}
+    func run(_ context: @autoclosure () -> String? = nil) throws {
+        while try step(context()) {}
     }
 
     /// Rows the last INSERT, UPDATE or DELETE on this statement's connection changed.
@@ -177,6 +227,8 @@ final class SQLStatement {
     }
 
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+
+    func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
 
     /// The value's bytes as text (an integer as its decimal digits, a blob's bytes as
     /// they are), with its exact length: NULs inside are kept. Empty for null.
@@ -207,12 +259,3 @@ final class SQLStatement {
 
 /// SQLite's SQLITE_TRANSIENT: makes SQLite copy a bound value before the call returns.
 let SQLITE_TRANSIENT_DESTRUCTOR = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-
-extension Database {
-    /// The main database file's path (without the `file:` URI a read-only open may use).
-    var displayPath: String {
-        guard let name = sqlite3_db_filename(sqliteConnection, "main") else { return "the database" }
-        let path = String(cString: name)
-        return path.isEmpty ? "a temporary database" : path
-    }
-}

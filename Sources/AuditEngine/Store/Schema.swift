@@ -225,17 +225,17 @@ enum Schema {
                 ALTER TABLE snapshots ADD COLUMN delta INTEGER NOT NULL DEFAULT 0;
                 UPDATE snapshots SET delta = seq;
                 """)
-            let rows = try db.makeStatement(sql: "SELECT chain, seq, key, state FROM snapshot_states ORDER BY chain, seq, key")
+            let rows = try SQLStatement(db, "SELECT chain, seq, key, state FROM snapshot_states ORDER BY chain, seq, key")
             var writer: ChunkWriter?
             var current: (chain: Int64, seq: Int64) = (-1, -1)
-            while try rows.stepRow("cannot read the snapshot rows") {
-                let chain = sqlite3_column_int64(rows.sqliteStatement, 0), seq = sqlite3_column_int64(rows.sqliteStatement, 1)
+            while try rows.step("cannot read the snapshot rows") {
+                let chain = rows.int64(0), seq = rows.int64(1)
                 if current != (chain, seq) {
                     _ = try writer?.finish()
                     writer = try ChunkWriter(db, chain: chain, delta: seq)
                     current = (chain, seq)
                 }
-                try writer!.add(rows.textColumn(2), rows.textColumn(3))
+                try writer!.add(rows.text(2), rows.text(3))
             }
             _ = try writer?.finish()
             try db.execute(sql: "DROP TABLE snapshot_states")

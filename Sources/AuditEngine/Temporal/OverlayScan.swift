@@ -1,11 +1,9 @@
-import CLuaSandbox
 import GRDB
-import GRDBSQLite
 
 /// One scan of an overlay's table: the base's states and the changes', merged in key
 /// order, a key of the changes replacing the base's; and the current row's declared
 /// columns, read from the table that holds the row, or else from its state.
-final class OverlayScan {
+final class OverlayScan: SQLKeyedCursor {
     /// The base's states (a snapshot's deltas merged, or a table's rows), or nil.
     private let base: (any StateCursor)?
     /// The base's rows when it is a table: their columns are read from it.
@@ -48,6 +46,7 @@ final class OverlayScan {
 
     var key: UnsafeRawBufferPointer? { current?.key }
     var state: UnsafeRawBufferPointer { current!.state }
+    var isAtEnd: Bool { current?.key == nil }
 
     func advance() throws {
         // Both sources at the current key move on (the changes' row replaced the base's).
@@ -69,17 +68,24 @@ final class OverlayScan {
         currentRows = current === changes ? changes : (current != nil && current === baseRows ? baseRows : nil)
     }
 
-    /// Sets declared column `index`'s value of the current row as `context`'s result.
-    func result(column index: Int, _ context: OpaquePointer?) throws {
-        if let rows = currentRows {
-            sqlite3_result_value(context, sqlite3_column_value(rows.statement.sqliteStatement, Int32(2 + index)))
-            return
+    /// Sets column `column` of the current row (key, state, then the declared columns)
+    /// as `result`.
+    func result(column: Int32, _ result: SQLResult) throws {
+        switch column {
+        case 0: result.set(text: key!)
+        case 1: result.set(text: state)
+        default:
+            let index = Int(column) - 2
+            if let rows = currentRows {
+                result.set(rows.statement.value(Int32(2 + index)))
+                return
+            }
+            if !columnsRead {
+                try columns.read(state)
+                columnsRead = true
+            }
+            columns.result(index, result)
         }
-        if !columnsRead {
-            try columns.read(state)
-            columnsRead = true
-        }
-        columns.result(index, context)
     }
 }
 

@@ -1,5 +1,4 @@
 import GRDB
-import GRDBSQLite
 
 /// Where the events a point in time selects end: a seq past which it selects nothing,
 /// so that a fold reads no further (reading the rest of the log only to pass over its

@@ -1,7 +1,6 @@
 import CLuaSandbox
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// A projection's declared columns read from a state as its table stores them: the
 /// state's field as `json_extract` gives it, with the column type's affinity applied
@@ -22,7 +21,7 @@ final class StateColumns {
     private let lengths: [Int]
     private var values: [avm_json_value]
     /// `SELECT json_extract(?1, '$.a'), json_extract(?1, '$.b'), …` for the other values.
-    private let extract: Statement?
+    private let extract: SQLStatement?
     /// Whether the current state's values are in `extract`'s row (C could not read them).
     private var extracted = false
 
@@ -31,8 +30,8 @@ final class StateColumns {
         names = columns.map { strdup($0.name)! }
         lengths = columns.map { $0.name.utf8.count }
         values = Array(repeating: avm_json_value(), count: columns.count)
-        extract = columns.isEmpty ? nil : try db.makeStatement(
-            sql: "SELECT " + columns.map { "json_extract(?1, '$.\($0.name)')" }.joined(separator: ", "))
+        extract = columns.isEmpty ? nil : try SQLStatement(
+            db, "SELECT " + columns.map { "json_extract(?1, '$.\($0.name)')" }.joined(separator: ", "))
     }
 
     deinit { names.forEach { free($0) } }
@@ -51,45 +50,41 @@ final class StateColumns {
         }
         extracted = status != 0 || values.contains { Int32($0.kind) == Int32(AVM_JV_OTHER) }
         guard extracted else { return }
-        let stmt = extract.sqliteStatement
-        sqlite3_reset(stmt)
-        extract.bindText(1, state)
-        _ = try extract.stepRow("cannot read the columns of a state")
+        extract.reset()
+        extract.bind(1, text: state)
+        _ = try extract.step("cannot read the columns of a state")
     }
 
-    /// Sets column `index`'s value as `context`'s result.
-    func result(_ index: Int, _ context: OpaquePointer?) {
+    /// Sets column `index`'s value as `result`.
+    func result(_ index: Int, _ result: SQLResult) {
         let type = columns[index].type
-        if extracted, let stmt = extract?.sqliteStatement {
-            let value = sqlite3_column_value(stmt, Int32(index))
-            switch sqlite3_value_type(value) {
-            case SQLITE_FLOAT where type == "integer" || type == "numeric":
-                let real = sqlite3_value_double(value)
+        if extracted, let extract {
+            let value = extract.value(Int32(index))
+            switch value.storageClass {
+            case .real where type == "integer" || type == "numeric":
+                let real = value.double
                 // SQLite's integer affinity (sqlite3VdbeIntegerAffinity).
                 if let integer = Int64(exactly: real), integer > .min, integer < .max {
-                    sqlite3_result_int64(context, integer)
+                    result.set(integer)
                 } else {
-                    sqlite3_result_double(context, real)
+                    result.set(real)
                 }
-            case SQLITE_INTEGER where type == "real":
-                sqlite3_result_double(context, Double(sqlite3_value_int64(value)))
-            case SQLITE_INTEGER where type == "text", SQLITE_FLOAT where type == "text":
-                let text = sqlite3_value_text(value)
-                sqlite3_result_text(context, UnsafeRawPointer(text)?.assumingMemoryBound(to: CChar.self), sqlite3_value_bytes(value), SQLITE_TRANSIENT_DESTRUCTOR)
+            case .integer where type == "real":
+                result.set(Double(value.int64))
+            case .integer where type == "text", .real where type == "text":
+                result.set(text: value.text)
             default:
-                sqlite3_result_value(context, value)
+                result.set(value)
             }
             return
         }
         let value = values[index]
         switch Int32(value.kind) {
-        case Int32(AVM_JV_INT) where type == "real": sqlite3_result_double(context, Double(value.i))
-        case Int32(AVM_JV_INT) where type == "text":
-            let text = String(value.i)
-            sqlite3_result_text(context, text, Int32(text.utf8.count), SQLITE_TRANSIENT_DESTRUCTOR)
-        case Int32(AVM_JV_INT): sqlite3_result_int64(context, value.i)
-        case Int32(AVM_JV_TEXT): sqlite3_result_text(context, value.s, Int32(value.len), SQLITE_TRANSIENT_DESTRUCTOR)
-        default: sqlite3_result_null(context)
+        case Int32(AVM_JV_INT) where type == "real": result.set(Double(value.i))
+        case Int32(AVM_JV_INT) where type == "text": result.set(text: String(value.i))
+        case Int32(AVM_JV_INT): result.set(value.i)
+        case Int32(AVM_JV_TEXT): result.set(text: value.s, count: Int(value.len))
+        default: result.setNull()
         }
     }
 }

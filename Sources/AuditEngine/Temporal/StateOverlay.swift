@@ -1,5 +1,4 @@
 import GRDB
-import GRDBSQLite
 
 /// A projection's states as one SQL table, without copying them: a *base* — a
 /// snapshot's deltas, or a table — overlaid by a table of *changes* (the states a fold
@@ -75,7 +74,10 @@ struct StateOverlay {
 /// The tables read the store through the connection's GRDB `Database`, which SQLite
 /// does not hand to a module: statements that read them run inside `reading(_:_:)`,
 /// which lends it for their duration.
-final class OverlayTables {
+final class OverlayTables: SQLKeyedTables {
+    /// The virtual-table module's name.
+    static let module = "audit_overlay"
+
     /// In the order they were made: a table's id, which its `CREATE VIRTUAL TABLE`
     /// names, is its position + 1.
     private var tables: [OverlayTable] = []
@@ -83,7 +85,7 @@ final class OverlayTables {
     private(set) var database: Database?
 
     init(_ db: Database) throws {
-        try OverlayModule.register(db, tables: self)
+        try SQLKeyedTableModule.register(db, name: Self.module, tables: self)
     }
 
     /// Creates the table of `overlay`, or, when it exists, changes what it reads:
@@ -95,7 +97,7 @@ final class OverlayTables {
             return
         }
         tables.append(OverlayTable(overlay, tables: self))
-        try db.execute(sql: "CREATE VIRTUAL TABLE temp.\(ReadModel.quote(overlay.projection)) USING \(OverlayModule.name)(\(tables.count))")
+        try db.execute(sql: "CREATE VIRTUAL TABLE temp.\(ReadModel.quote(overlay.projection)) USING \(Self.module)(\(tables.count))")
     }
 
     /// Runs `body`, during which the overlays' tables can be read with `db`.
@@ -105,11 +107,11 @@ final class OverlayTables {
         return try body()
     }
 
-    func table(id: Int) -> OverlayTable? { tables.indices.contains(id - 1) ? tables[id - 1] : nil }
+    func table(id: Int) -> (any SQLKeyedTable)? { tables.indices.contains(id - 1) ? tables[id - 1] : nil }
 }
 
 /// One overlay's table: its current definition.
-final class OverlayTable {
+final class OverlayTable: SQLKeyedTable {
     var overlay: StateOverlay
     unowned let tables: OverlayTables
 
@@ -132,7 +134,7 @@ final class OverlayTable {
     }
 
     /// A scan of its states in key order, or of `key`'s only.
-    func scan(key: String?) throws -> OverlayScan {
+    func scan(key: String?) throws -> any SQLKeyedCursor {
         guard let db = tables.database else {
             throw StoreError.storage("the states of \(overlay.projection) were read outside a question (internal error)")
         }

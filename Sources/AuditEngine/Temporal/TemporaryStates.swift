@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// A private database that holds projections' states as they were at a point in
 /// time, with the store attached (read-only use) as schema `store`. Nothing in it
@@ -36,7 +35,7 @@ final class TemporaryStates: StateDatabase {
             try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [storePath])
             try db.execute(sql: "PRAGMA store.mmap_size = 4294967296")
             // `store` is the one attachment: a user's query cannot attach (create) files.
-            sqlite3_limit(db.sqliteConnection, SQLITE_LIMIT_ATTACHED, 1)
+            db.attachmentLimit = 1
             try db.beginTransaction(.deferred)
             // A deferred transaction takes its read snapshot of a database at the first
             // read of it: now, before anything is chosen.

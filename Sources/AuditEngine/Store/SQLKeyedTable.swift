@@ -1,27 +1,70 @@
 import GRDB
 import GRDBSQLite
 
-/// The `audit_overlay` virtual-table module: SQLite's side of `StateOverlay`, and the
-/// one place of its unsafe calls.
+/// A read-only virtual table keyed by its first column, as a projection's table is:
+/// declared `WITHOUT ROWID` with a text primary key, and read in key order.
 ///
-/// A table is read-only (no `xUpdate`), declared `WITHOUT ROWID` with `key` as its
-/// primary key (as a projection's table), and reads in key order. Its planner
-/// interface offers two plans: a lookup of `key = ?` (with SQLite's own collation for
-/// the column, BINARY), and a scan in key order that satisfies `ORDER BY key`. SQLite
-/// still checks the `key = ?` constraint on each row it gets (`omit` is never set), so
-/// a value of another type than text (which the lookup reads as text) selects exactly
-/// what it selects in a table.
-enum OverlayModule {
-    static let name = "audit_overlay"
+/// SQLite is offered two plans: a lookup of `key = ?` (with the column's own collation,
+/// BINARY), and a scan in key order that satisfies `ORDER BY key`. SQLite still checks
+/// the `key = ?` constraint on each row it gets (`omit` is never set), so a value of
+/// another type than text (which the lookup reads as text) selects exactly what it
+/// selects in a table.
+protocol SQLKeyedTable: AnyObject {
+    /// The `CREATE TABLE x(key TEXT PRIMARY KEY, …) WITHOUT ROWID` it declares.
+    var declaration: String { get }
+    /// About how many rows a scan reads, for SQLite's planner.
+    var estimatedRows: Int64 { get }
+    /// Its rows in key order, or only `key`'s.
+    func scan(key: String?) throws -> any SQLKeyedCursor
+}
 
-    /// Registers the module on `db`'s connection for `tables` (kept alive by SQLite
+protocol SQLKeyedCursor: AnyObject {
+    var isAtEnd: Bool { get }
+    func advance() throws
+    /// Sets column `column` of the current row as `result`.
+    func result(column: Int32, _ result: SQLResult) throws
+}
+
+/// The tables of one module on one connection: `CREATE VIRTUAL TABLE t USING
+/// name(ID)` makes the table `table(id)` returns.
+protocol SQLKeyedTables: AnyObject {
+    func table(id: Int) -> (any SQLKeyedTable)?
+}
+
+/// The module that serves `SQLKeyedTables`: the one place of the C calls.
+enum SQLKeyedTableModule {
+    /// Registers `tables` as module `name` on `db`'s connection (kept alive by SQLite
     /// until the connection closes).
-    static func register(_ db: Database, tables: OverlayTables) throws {
-        let client = Unmanaged.passRetained(tables).toOpaque()
+    static func register(_ db: Database, name: String, tables: any SQLKeyedTables) throws {
+        let client = Unmanaged.passRetained(Client(tables, name: name)).toOpaque()
         let rc = sqlite3_create_module_v2(db.sqliteConnection, name, module, client) { client in
-            if let client { Unmanaged<OverlayTables>.fromOpaque(client).release() }
+            if let client { Unmanaged<Client>.fromOpaque(client).release() }
         }
-        guard rc == SQLITE_OK else { throw StoreError.storage("cannot register the \(name) module: SQLite error \(rc)") }
+        guard rc == SQLITE_OK else {
+            throw StoreError.sqlite(SQLiteFailure(
+                code: rc, message: String(cString: sqlite3_errstr(rc)), sql: nil,
+                path: SQLConnection.displayPath(db.sqliteConnection), context: "cannot register the \(name) module"))
+        }
+    }
+
+    private final class Client {
+        let tables: any SQLKeyedTables
+        let name: String
+        init(_ tables: any SQLKeyedTables, name: String) {
+            self.tables = tables
+            self.name = name
+        }
+    }
+
+    /// Boxes for the protocol values SQLite holds between calls.
+    private final class TableBox {
+        let table: any SQLKeyedTable
+        init(_ table: any SQLKeyedTable) { self.table = table }
+    }
+
+    private final class CursorBox {
+        let cursor: any SQLKeyedCursor
+        init(_ cursor: any SQLKeyedCursor) { self.cursor = cursor }
     }
 
     /// The module's functions. Immutable once made, and only read by SQLite, hence
@@ -49,13 +92,13 @@ enum OverlayModule {
     /// with a C struct as its first stored property puts it at offset 0).
     private struct VTab {
         var base = sqlite3_vtab()
-        let table: Unmanaged<OverlayTable>
+        let table: Unmanaged<TableBox>
     }
 
     private struct Cursor {
         var base = sqlite3_vtab_cursor()
-        let table: Unmanaged<OverlayTable>
-        var scan: Unmanaged<OverlayScan>?
+        let table: Unmanaged<TableBox>
+        var scan: Unmanaged<CursorBox>?
     }
 
     private static func vtab(_ pointer: UnsafeMutablePointer<sqlite3_vtab>?) -> UnsafeMutablePointer<VTab> {
@@ -87,16 +130,16 @@ enum OverlayModule {
         OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
         UnsafeMutablePointer<UnsafeMutablePointer<sqlite3_vtab>?>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
     ) -> Int32 = { db, client, argc, argv, out, error in
-        let tables = Unmanaged<OverlayTables>.fromOpaque(client!).takeUnretainedValue()
+        let client = Unmanaged<Client>.fromOpaque(client!).takeUnretainedValue()
         // argv: module, schema, table name, then the arguments: the table's id.
-        guard argc == 4, let text = argv?[3], let id = Int(String(cString: text)), let table = tables.table(id: id) else {
-            error?.pointee = copy("\(name) takes the id of an overlay")
+        guard argc == 4, let text = argv?[3], let id = Int(String(cString: text)), let table = client.tables.table(id: id) else {
+            error?.pointee = copy("\(client.name) takes the id of a table")
             return SQLITE_ERROR
         }
         let rc = sqlite3_declare_vtab(db, table.declaration)
         guard rc == SQLITE_OK else { return rc }
         let vtab = UnsafeMutablePointer<VTab>.allocate(capacity: 1)
-        vtab.initialize(to: VTab(table: Unmanaged.passRetained(table)))
+        vtab.initialize(to: VTab(table: Unmanaged.passRetained(TableBox(table))))
         out?.pointee = UnsafeMutableRawPointer(vtab).assumingMemoryBound(to: sqlite3_vtab.self)
         return SQLITE_OK
     }
@@ -112,7 +155,7 @@ enum OverlayModule {
 
     /// idxNum 1: `key = argv[0]`; 0: every key. Both in key order.
     private static let bestIndex: @convention(c) (UnsafeMutablePointer<sqlite3_vtab>?, UnsafeMutablePointer<sqlite3_index_info>?) -> Int32 = { pointer, info in
-        let table = vtab(pointer).pointee.table.takeUnretainedValue()
+        let table = vtab(pointer).pointee.table.takeUnretainedValue().table
         let info = info!
         let rows = table.estimatedRows
         info.pointee.idxNum = 0
@@ -162,13 +205,15 @@ enum OverlayModule {
         cursor.pointee.scan?.release()
         cursor.pointee.scan = nil
         var key: String?
-        if index == 1, argc == 1, let value = argv?[0] {
+        if index == 1, argc == 1, let argument = argv?[0] {
             // NULL equals nothing; anything else is compared as text (SQLite checks each row).
-            guard sqlite3_value_type(value) != SQLITE_NULL else { return SQLITE_OK }
-            key = String(decoding: UnsafeRawBufferPointer(start: sqlite3_value_text(value), count: Int(sqlite3_value_bytes(value))), as: UTF8.self)
+            let value = SQLiteValue(handle: argument)
+            guard value.storageClass != .null else { return SQLITE_OK }
+            key = String(decoding: value.text, as: UTF8.self)
         }
         do {
-            cursor.pointee.scan = Unmanaged.passRetained(try cursor.pointee.table.takeUnretainedValue().scan(key: key))
+            let scan = try cursor.pointee.table.takeUnretainedValue().table.scan(key: key)
+            cursor.pointee.scan = Unmanaged.passRetained(CursorBox(scan))
         } catch {
             return fail(cursor.pointee.base.pVtab, error)
         }
@@ -178,7 +223,7 @@ enum OverlayModule {
     private static let next: @convention(c) (UnsafeMutablePointer<sqlite3_vtab_cursor>?) -> Int32 = { pointer in
         let cursor = cursor(pointer)
         do {
-            try cursor.pointee.scan?.takeUnretainedValue().advance()
+            try cursor.pointee.scan?.takeUnretainedValue().cursor.advance()
         } catch {
             return fail(cursor.pointee.base.pVtab, error)
         }
@@ -187,26 +232,15 @@ enum OverlayModule {
 
     private static let eof: @convention(c) (UnsafeMutablePointer<sqlite3_vtab_cursor>?) -> Int32 = { pointer in
         guard let scan = cursor(pointer).pointee.scan else { return 1 }
-        return scan.takeUnretainedValue().key == nil ? 1 : 0
+        return scan.takeUnretainedValue().cursor.isAtEnd ? 1 : 0
     }
 
     private static let column: @convention(c) (UnsafeMutablePointer<sqlite3_vtab_cursor>?, OpaquePointer?, Int32) -> Int32 = { pointer, context, index in
         let cursor = cursor(pointer)
-        let scan = cursor.pointee.scan!.takeUnretainedValue()
-        switch index {
-        case 0, 1:
-            let bytes = index == 0 ? scan.key! : scan.state
-            if let text = bytes.baseAddress?.assumingMemoryBound(to: CChar.self) {
-                sqlite3_result_text(context, text, Int32(bytes.count), SQLITE_TRANSIENT_DESTRUCTOR)
-            } else {
-                sqlite3_result_text(context, "", 0, SQLITE_TRANSIENT_DESTRUCTOR)
-            }
-        default:
-            do {
-                try scan.result(column: Int(index) - 2, context)
-            } catch {
-                return fail(cursor.pointee.base.pVtab, error)
-            }
+        do {
+            try cursor.pointee.scan!.takeUnretainedValue().cursor.result(column: index, SQLResult(context: context))
+        } catch {
+            return fail(cursor.pointee.base.pVtab, error)
         }
         return SQLITE_OK
     }
