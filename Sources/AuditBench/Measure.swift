@@ -50,11 +50,12 @@ enum Measure {
         return Double(usage.ru_maxrss) / 1024
     }
 
-    /// Runs this benchmark binary again with `arguments` (a hidden child subcommand) and
-    /// reads the `Measurement` it prints as its last line.
-    static func child(_ arguments: [String]) throws -> Measurement {
+    /// Runs this benchmark binary again (or the one at `executable`, another build of it)
+    /// with `arguments` (a hidden child subcommand) and reads the `Measurement` it prints
+    /// as its last line.
+    static func child(_ arguments: [String], executable: String = CommandLine.arguments[0]) throws -> Measurement {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        process.executableURL = URL(fileURLWithPath: executable).resolvingSymlinksInPath()
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -36,7 +36,11 @@ int avm_frozen_real(lua_State *L, int idx) {
     if (lua_rawgetp(L, -1, &view_key) == LUA_TNIL) { lua_pop(L, 2); return 0; }
     lua_pop(L, 1);
     lua_pushliteral(L, "__index");
-    lua_rawget(L, -2);
+    // The real table, or the view_index closure that holds it as its first upvalue.
+    if (lua_rawget(L, -2) == LUA_TFUNCTION) {
+        lua_getupvalue(L, -1, 1);
+        lua_remove(L, -2);
+    }
     lua_remove(L, -2);
     return 1;
 }
@@ -76,6 +80,10 @@ static void push_member_name(lua_State *L, int key) {
         else lua_pushfstring(L, "%s%s[%f]", name, at_path(name), (LUAI_UACNUMBER)lua_tonumber(L, key));
         break;
     case LUA_TBOOLEAN: lua_pushfstring(L, "%s%s[%s]", name, at_path(name), lua_toboolean(L, key) ? "true" : "false"); break;
+    case LUA_TLIGHTUSERDATA:
+        // A metatable copy's field holding the table given to setmetatable.
+        if (lua_touserdata(L, key) == &original_key) { lua_pushfstring(L, "%s%s(metatable)", name, at_path(name)); break; }
+        // fallthrough
     default: lua_pushfstring(L, "%s%s[a %s]", name, at_path(name), luaL_typename(L, key));
     }
     lua_remove(L, -2);
@@ -96,10 +104,24 @@ int avm_refuse_change(lua_State *L, int view, int key) {
 /// __newindex of views.
 static int view_newindex(lua_State *L) { return avm_refuse_change(L, 1, 2); }
 
-/// __len of views: the length of what it shows (its own __len, if any).
+/// __len of views of tables without a __len: the length of what it shows.
 static int view_len(lua_State *L) {
     avm_frozen_real(L, 1);
-    lua_len(L, -1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+/// __index of a view of a table whose metatable's __index is a function (upvalues: the
+/// table, the function): what the table holds, else what the function gives for the
+/// view. Lua would call the function with the real table, which it could then change
+/// with rawset (a memo or a counter carried from one key to the next).
+static int view_index(lua_State *L) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
     return 1;
 }
 
@@ -107,7 +129,7 @@ static int view_len(lua_State *L) {
 /// operand, is called, printed or iterated.
 static const char *const operators[] = {
     "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv", "__band", "__bor", "__bxor", "__shl",
-    "__shr", "__bnot", "__concat", "__eq", "__lt", "__le", "__call", "__tostring", "__name", "__pairs",
+    "__shr", "__bnot", "__concat", "__eq", "__lt", "__le", "__call", "__tostring", "__name", "__pairs", "__len",
 };
 
 // --- the walk -------------------------------------------------------------------
@@ -232,19 +254,24 @@ static void walk_table(walk *w, int t, int name) {
     freeze_fields(w, t, name);
     lua_createtable(L, 0, 6);
     int m = lua_gettop(L);
+    // The metamethods Lua would call on the table are called on the view, so that
+    // what they are given is read-only too.
+    lua_pushcfunction(L, view_len);
+    lua_setfield(L, m, "__len");
+    lua_pushvalue(L, t);
     if (mt) {
         for (size_t i = 0; i < sizeof operators / sizeof *operators; i++) {
             lua_pushstring(L, operators[i]);
             if (lua_rawget(L, mt) == LUA_TNIL) lua_pop(L, 1);  // raw, as Lua looks metamethods up
             else lua_setfield(L, m, operators[i]);
         }
+        lua_pushliteral(L, "__index");
+        if (lua_rawget(L, mt) == LUA_TFUNCTION) lua_pushcclosure(L, view_index, 2);
+        else lua_pop(L, 1);
     }
-    lua_pushvalue(L, t);
     lua_setfield(L, m, "__index");
     lua_pushcfunction(L, view_newindex);
     lua_setfield(L, m, "__newindex");
-    lua_pushcfunction(L, view_len);
-    lua_setfield(L, m, "__len");
     lua_pushboolean(L, 0);
     lua_setfield(L, m, "__metatable");
     lua_pushvalue(L, name);

@@ -20,7 +20,11 @@ struct ReadOnlyTests {
         function Account.new(n) return setmetatable({ n = n }, Account) end
         function Account:get() return self.n end
         Helper = { hits = 0 }
-        local function uses() return cache, config, count, label, Account end
+        local memo = setmetatable({}, { __index = function(t, k) rawset(t, k, #k) return #k end })
+        local sized = setmetatable({}, { __len = function(t) rawset(t, 1, true) return 1 end })
+        local defaults = setmetatable({ a = 1 }, { __index = function(t, k) return rawget(t, "a") + #k end, __len = function() return 7 end })
+        local boxed = setmetatable({}, { __index = {} })
+        local function uses() return cache, config, count, label, Account, memo, sized, defaults, boxed end
         """
 
     static let module = """
@@ -29,6 +33,7 @@ struct ReadOnlyTests {
         function M.cents(x) return math.floor(x * M.rounding + 0.5) end
         function M.count() calls = calls + 1 return calls end
         function M.lazy() if not M.table then M.table = {} end return M.table end
+        M.memo = setmetatable({}, { __index = function(t, k) rawset(t, k, 1) return 1 end })
         return M
         """
 
@@ -63,6 +68,11 @@ struct ReadOnlyTests {
         ("a class table", "Account.extra = 1", #"upvalue "Account" of"#),
         ("a class through an object's metatable", "getmetatable(Account.new(1)).get = nil", #"upvalue "Account" of"#),
         ("a global, from code loaded in the handler", #"load("seen = 1")()"#, #"cannot change global "seen""#),
+        // Lua calls a table's __index and __len with the table itself: they are given the view.
+        ("a memo its __index function fills", "local n = memo[e.stream]", #"cannot change upvalue "memo" of"#),
+        ("a module's memo its __index function fills", "local n = money.memo.x", #"cannot change module "money".memo.x"#),
+        ("a table its __len function changes", "local n = #sized", #"cannot change upvalue "sized" of"#),
+        ("the metatable given to setmetatable at load", "getmetatable(boxed).x = 1", "(metatable).x"),
     ]
 
     func run(_ code: String) throws -> (failure: ProjectionError?, healthy: ReplayOutcome.Status) {
@@ -105,6 +115,7 @@ struct ReadOnlyTests {
         ("ipairs, #, rawlen, rawget, next", "local n = 0 for i, v in ipairs(config.list) do n = n + i * v end s.v = n .. #config.list .. rawlen(config.list) .. rawget(config.list, 2) .. next(config.rates)"),
         ("table.concat and unpack of an upvalue", ##"s.v = table.concat(config.list, ",") .. select("#", table.unpack(config.list))"##),
         ("pairs over _G and a library", "local n = 0 for k in pairs(_G) do n = n + 1 end for k in pairs(string) do n = n + 1 end s.v = n > 20"),
+        ("__index and __len functions that only read", #"s.v = defaults.bcd + #defaults + defaults.a"#),
         ("objects of a class made at load", "local a = Account.new(e.seq) s.v = a:get() + (getmetatable(a) == Account and 1 or 0)"),
         ("tables made in the handler stay writable", "local t = {} t.x = 1 rawset(t, 'y', 2) table.insert(t, 3) setmetatable(t, {}) s.v = t.x + t.y + t[1]"),
         ("a copy of a loaded table can be stored", "local c = {} for k, v in pairs(config.rates) do c[k] = v end s.v = c"),
