@@ -31,7 +31,8 @@ extension AuditCommand {
         @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
 
         func validate() throws {
-            if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
+            if name == nil, sql == nil { throw ValidationError("give a saved query's name (queries/NAME.sql) or --sql SQL") }
+            if name != nil, sql != nil { throw ValidationError("give a saved query's name or --sql, not both") }
             if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }

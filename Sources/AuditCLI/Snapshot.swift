@@ -26,6 +26,8 @@ extension AuditCommand {
             let store = try openStore(global)
             var out = Output()
             if list {
+                let known = try KnownProjections(folder: workspace.projections, store: store)
+                for name in names { try known.require(name) }
                 for snapshot in try store.snapshots() where names.isEmpty || names.contains(snapshot.projection) {
                     try out.line(line(snapshot))
                 }

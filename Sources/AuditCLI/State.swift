@@ -37,6 +37,7 @@ extension AuditCommand {
 
         func run() throws {
             let store = try openStore(global)
+            let name = try KnownProjections(folder: workspace.projections, store: store).require(name)
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()
                 return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)

@@ -27,18 +27,16 @@ extension AuditCommand {
 
         func run() throws {
             let folder = workspace.projections
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ValidationError("no projections folder at \(folder) (run `audit init`, or pass --projections)")
-            }
+            try workspace.requireProjectionsFolder()
             var paths = ProjectionTestFile.paths(in: folder)
             if !names.isEmpty {
-                for name in names where !FileManager.default.fileExists(atPath: "\(folder)/\(name).lua") {
-                    throw ValidationError("no projection \(name) in \(folder)/")
+                let known = try KnownProjections(folder: folder, store: nil).inFolder
+                for name in names where !known.contains(name) {
+                    throw UsageError(KnownProjections.unknownMessage(name, known: known, folder: folder))
                 }
                 paths = paths.filter { names.contains(ProjectionTestFile.projectionName(ofPath: $0)) }
                 for name in names where !paths.contains(where: { ProjectionTestFile.projectionName(ofPath: $0) == name }) {
-                    throw ValidationError("no tests for projection \(name): write \(folder)/\(name).test (see docs/testing.md)")
+                    throw UsageError("no tests for projection \(name): write \(folder)/\(name).test (see docs/testing.md)")
                 }
             }
 

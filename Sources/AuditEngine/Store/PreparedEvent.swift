@@ -26,8 +26,9 @@ struct PreparedEvent: Sendable {
 }
 
 /// A validation failure; the caller adds where (line, argument).
-struct ValidationError: Error {
+struct ValidationError: Error, CustomStringConvertible {
     var reason: String
+    var description: String { reason }
 }
 
 extension PreparedEvent {
