@@ -6,9 +6,11 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Append one event; prints it as stored (JSON, with seq and version).",
             discussion: """
-                Example:
-                  audit append --stream order-1 --type OrderPlaced --data '{"amount":25}' --expected-version none
                 Exits 3 when --expected-version does not match the stream's version.
+
+                Example:
+                  audit append --stream order-1 --type OrderPlaced --data '{"amount":25}' \\
+                    --expected-version none
                 """)
 
         @OptionGroup var global: GlobalOptions

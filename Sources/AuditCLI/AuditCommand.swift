@@ -11,7 +11,8 @@ public struct AuditCommand: ParsableCommand {
         abstract: "An embedded, scriptable audit and analytics engine over an append-only event log.",
         discussion: """
             The database is --db, else $AUDIT_DB, else ./audit.db.
-            Exit codes: 0 success, 1 failure, 3 concurrency conflict, 4 integrity check failed,
+
+            Exit codes: 0 success, 1 failure, 3 concurrency conflict, 4 integrity check failed, \
             64 usage error, 65 invalid input.
             """,
         version: AuditVersion.current,
@@ -67,7 +68,8 @@ public struct AuditCommand: ParsableCommand {
     /// code, written here so that a failing stdout is reported as well.
     private static func exitWithParserMessage(for parserError: any Error) -> Never {
         let code = exitCode(for: parserError)
-        let message = fullMessage(for: parserError)
+        let columns = HelpLayout.width()
+        let message = HelpLayout.wrapUsage(fullMessage(for: parserError, columns: columns), columns: columns)
         if !message.isEmpty {
             if code == .success {
                 do {

@@ -6,9 +6,10 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the events that built one key's state, step by step, with the state after each.",
             discussion: """
-                A fresh fold in its own VM: the projection's tables are not read or changed, so it
-                also shows what a changed script would compute. One line per event that changed
+                A fresh fold in its own VM: the projection's tables are not read or changed, so it \
+                also shows what a changed script would compute. One line per event that changed \
                 the key: {"seq":…,"occurred_at":…,"type":…,"id":…,"state":{…}}.
+
                 Examples:
                   audit explain fine_balances S45359
                   audit explain fine_balances S45359 --as-of 2001-12-31 --format table
@@ -17,7 +18,7 @@ extension AuditCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var time: TimeOptions
-        @Argument(help: "The projection.") var name: String
+        @Argument(help: "The projection.", completion: WorkspaceCompletion.projections) var name: String
         @Argument(help: "The key.") var key: String
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
 

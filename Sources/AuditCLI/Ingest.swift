@@ -6,9 +6,10 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Append a JSONL file (or stdin) atomically: all its events, or on any bad line none.",
             discussion: """
-                Prints {"appended":N,"duplicates":M,"last_seq":S}. Bad lines are reported on stderr
-                as FILE:LINE: reason (up to 20), and nothing is appended (exit 65; exit 3 for a
+                Prints {"appended":N,"duplicates":M,"last_seq":S}. Bad lines are reported on stderr \
+                as FILE:LINE: reason (up to 20), and nothing is appended (exit 65; exit 3 for a \
                 version conflict).
+
                 Example:
                   audit ingest road-fines.jsonl
                   cat events.jsonl | audit ingest -

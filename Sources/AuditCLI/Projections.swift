@@ -6,7 +6,7 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "List each projection: name, version, position, lag, status.",
             discussion: """
-                status is ok, building, failed: <reason>, stale (its code changed: the next replay
+                status is ok, building, failed: <reason>, stale (its code changed: the next replay \
                 rebuilds it) or new (never built).
                 """)
 

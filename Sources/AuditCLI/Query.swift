@@ -7,21 +7,22 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a saved query (queries/NAME.sql) or inline SQL over the projections' tables and events.",
             discussion: """
-                Each projection is a table named after it (key, state, and its declared columns);
-                the events table is readable too. Parameters are :name placeholders bound with
+                Each projection is a table named after it (key, state, and its declared columns); \
+                the events table is readable too. Parameters are :name placeholders bound with \
                 --param name=value (decimal integers bind as integers, anything else as text).
+
                 Examples:
                   audit query open_orders
-                  audit query --sql 'SELECT count(*) AS n FROM events WHERE type = :t' --param t=Payment
+                  audit query --sql 'SELECT * FROM events WHERE type = :t' --param t=Payment
                   audit query outstanding_fines --as-of 2005-12-31
-                With --as-of/--known-at, the projections the SQL reads are folded as they were then
-                (from their newest usable snapshots) into a temporary database, and `events` holds only
+                With --as-of/--known-at, the projections the SQL reads are folded as they were then \
+                (from their newest usable snapshots) into a temporary database, and `events` holds only \
                 the selected events; the live tables are not touched.
                 """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
-        @Argument(help: "A saved query's name (queries/NAME.sql).") var name: String?
+        @Argument(help: "A saved query's name (queries/NAME.sql).", completion: WorkspaceCompletion.queries) var name: String?
         @Option(help: "Inline SQL instead of a saved query.") var sql: String?
         @Option(help: ArgumentHelp("A parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
         @OptionGroup var time: TimeOptions

@@ -7,10 +7,11 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a projection's state: every key, or one; now, or at a point in time.",
             discussion: """
-                With --format jsonl (the default), one line per key, {"key":…,"state":{…}}, keys sorted.
-                Without a time, it reads the projection's table (run `audit replay` first). With --as-of
-                and/or --known-at, it folds the selected events from the newest usable snapshot into a
+                With --format jsonl (the default), one line per key, {"key":…,"state":{…}}, keys sorted. \
+                Without a time, it reads the projection's table (run `audit replay` first). With --as-of \
+                and/or --known-at, it folds the selected events from the newest usable snapshot into a \
                 temporary database, leaving the tables alone. --history lists how KEY's state changed.
+
                 Examples:
                   audit state order_totals
                   audit state fine_balances S45359 --format json
@@ -21,7 +22,7 @@ extension AuditCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var time: TimeOptions
-        @Argument(help: "The projection.") var name: String
+        @Argument(help: "The projection.", completion: WorkspaceCompletion.projections) var name: String
         @Argument(help: "Only this key.") var key: String?
         @Flag(help: "List how KEY's state changed: the events that changed it, with the state after each (as `audit explain`).")
         var history = false

@@ -7,14 +7,14 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the projections' tests: projections/NAME.test files (format: docs/testing.md).",
             discussion: """
-                Each case's events go into a new temporary store, the engine's own
-                replay folds them, and the stored states are compared with the
+                Each case's events go into a new temporary store, the engine's own \
+                replay folds them, and the stored states are compared with the \
                 case's `expect` lines. The database (--db) is not used.
 
-                One line per case (PASS or FAIL, file:line, name), the differences
-                under a failed case, then a summary. Exit codes: 0 every case passed,
-                1 a case failed, 64 an unknown NAME or one without tests, 65 a test
-                file that cannot be read (FILE:LINE: reason on stderr) or a
+                One line per case (PASS or FAIL, file:line, name), the differences \
+                under a failed case, then a summary. Exit codes: 0 every case passed, \
+                1 a case failed, 64 an unknown NAME or one without tests, 65 a test \
+                file that cannot be read (FILE:LINE: reason on stderr) or a \
                 projection that does not load.
 
                 Examples:
@@ -23,7 +23,7 @@ extension AuditCommand {
                 """)
 
         @OptionGroup var workspace: WorkspaceOptions
-        @Argument(help: "Test only these projections (default: every test file).") var names: [String] = []
+        @Argument(help: "Test only these projections (default: every test file).", completion: WorkspaceCompletion.projections) var names: [String] = []
 
         func run() throws {
             let folder = workspace.projections
