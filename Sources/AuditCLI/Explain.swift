@@ -33,15 +33,11 @@ extension AuditCommand {
 /// Prints the events that changed one key's state, with the state after each.
 func writeHistory(store: EventStore, projection: Projection, key: String, time: TimeOptions, format: OutputFormat) throws {
     let filter = EventFilter(asOf: time.asOf, knownAt: time.knownAt)
-    let columns = ["seq", "occurred_at", "type", "id", "state"]
-    var writer = try ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"])
+    var writer = try HistoryWriter(format: format)
     var found = false
     try store.explain(projection, key: key, filter: filter) { step in
         found = true
-        try writer.row([
-            .integer(step.event.seq), .text(step.event.occurredAt.description), .text(step.event.type),
-            .text(step.event.id), .text(step.state),
-        ])
+        try writer.row(step)
     }
     try writer.finish()
     if !found { throw ProjectionError(projection: projection.name, message: "no event changed the state of key \"\(key)\"") }

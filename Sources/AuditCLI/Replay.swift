@@ -115,10 +115,10 @@ enum ProgressLine {
 
     /// Rewrites the progress line in place.
     static func show(_ text: String) {
-        StandardStreams.writeError("\r\(text)\u{1B}[K")
+        StandardStreams.writeError(TerminalLine.rewrite(text))
     }
 
     static func clear() {
-        StandardStreams.writeError("\r\u{1B}[K")
+        StandardStreams.writeError(TerminalLine.clear())
     }
 }

@@ -44,7 +44,8 @@ extension AuditCommand {
                 return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
             }
             var found = false
-            var writer = try StateWriter(format: format)
+            let columns = format == .csv || format == .table ? try StateColumns.declared(store, name, time.selection.isCurrent ? nil : workspace) : []
+            var writer = try StateWriter(format: format, columns: columns)
             if time.selection.isCurrent {
                 try store.forEachState(projection: name, key: key) { key, state in
                     try writer.row(key: key, state: state)
@@ -68,19 +69,22 @@ extension AuditCommand {
     }
 }
 
-/// Writes states as `audit state` prints them.
+/// Writes states as `audit state` prints them; CSV and tables spread the declared
+/// `columns` between key and state.
 struct StateWriter {
     private let format: OutputFormat
+    private let columns: [String]
     private var out = Output()
     private var table: TabularWriter?
     private var rows = 0
 
-    init(format: OutputFormat) throws {
+    init(format: OutputFormat, columns: [String] = []) throws {
         self.format = format
+        self.columns = columns
         switch format {
         case .jsonl: break
         case .json: try out.line("[")
-        case .csv, .table: table = TabularWriter(columns: ["key", "state"], format: format)
+        case .csv, .table: table = TabularWriter(columns: ["key"] + columns + ["state"], format: format)
         }
     }
 
@@ -99,7 +103,8 @@ struct StateWriter {
                 StateLine.append(key: key, state: state, to: &buffer)
             }
         case .csv, .table:
-            try table!.row([String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self)])
+            let state = String(decoding: state, as: UTF8.self)
+            try table!.row([String(decoding: key, as: UTF8.self)] + StateColumns.cells(state, columns) + [state])
         }
         rows += 1
     }
