@@ -21,19 +21,22 @@ extension AuditCommand {
         @Argument(help: "The projection.", completion: WorkspaceCompletion.projections) var name: String
         @Argument(help: "The key.") var key: String
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func run() throws {
             let store = try openStore(global)
             let projection = try workspace.loadProjections([name])[0].get()
-            try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
+            try writeHistory(store: store, projection: projection, key: key, time: time, format: format, spreadsheet: spreadsheet)
         }
     }
 }
 
 /// Prints the events that changed one key's state, with the state after each.
-func writeHistory(store: EventStore, projection: Projection, key: String, time: TimeOptions, format: OutputFormat) throws {
+func writeHistory(
+    store: EventStore, projection: Projection, key: String, time: TimeOptions, format: OutputFormat, spreadsheet: SpreadsheetOptions
+) throws {
     let filter = EventFilter(asOf: time.asOf, knownAt: time.knownAt)
-    var writer = try HistoryWriter(format: format)
+    var writer = try HistoryWriter(format: format, spreadsheetSafe: try spreadsheet.protects(format))
     var found = false
     try store.explain(projection, key: key, filter: filter) { step in
         found = true

@@ -8,7 +8,7 @@ struct HistoryWriter {
     private let format: OutputFormat
     private var previous: JSONValue?
 
-    init(format: OutputFormat) throws {
+    init(format: OutputFormat, spreadsheetSafe: Bool = false) throws {
         self.format = format
         let columns: [String]
         switch format {
@@ -16,7 +16,7 @@ struct HistoryWriter {
         case .csv: columns = ["seq", "occurred_at", "type", "id", "changed", "state"]
         case .json, .jsonl: columns = ["seq", "occurred_at", "type", "id", "state"]
         }
-        writer = try ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"])
+        writer = try ResultWriter(columns: columns, format: format, rawJSONColumns: ["state"], spreadsheetSafe: spreadsheetSafe)
     }
 
     mutating func row(_ step: ExplainStep) throws {

@@ -22,6 +22,8 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct TabularWriter {
     let columns: [String]
     let format: OutputFormat
+    /// CSV cells that a spreadsheet would run as formulas get a `'` (`--spreadsheet-safe`).
+    var spreadsheetSafe = false
     var output = Output()
     private var page: [[String]] = []
     private var wroteHeader = false
@@ -38,10 +40,10 @@ struct TabularWriter {
         switch format {
         case .csv:
             if !wroteHeader {
-                try output.line(columns.map(CSV.field).joined(separator: ","))
+                try output.line(csvRecord(columns))
                 wroteHeader = true
             }
-            try output.line(cells.map(CSV.field).joined(separator: ","))
+            try output.line(csvRecord(cells))
         default:
             page.append(cells)
             if page.count >= TabularWriter.pageSize { try flushPage() }
@@ -49,9 +51,13 @@ struct TabularWriter {
     }
 
     mutating func finish() throws {
-        if format == .csv, !wroteHeader { try output.line(columns.map(CSV.field).joined(separator: ",")) }
+        if format == .csv, !wroteHeader { try output.line(csvRecord(columns)) }
         if format == .table { try flushPage(force: !wroteHeader) }
         try output.flush()
+    }
+
+    private func csvRecord(_ cells: [String]) -> String {
+        (spreadsheetSafe ? cells.map(SpreadsheetSafe.cell) : cells).map(CSV.field).joined(separator: ",")
     }
 
     private mutating func flushPage(force: Bool = false) throws {

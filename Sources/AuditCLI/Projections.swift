@@ -13,6 +13,7 @@ extension AuditCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func run() throws {
             let store = try openStore(global)
@@ -45,7 +46,7 @@ extension AuditCommand {
                 let position = record?.position ?? 0
                 rows.append([.text(name), version, .integer(position), .integer(head - position), .text(status)])
             }
-            try ResultWriter.write(columns: columns, rows: rows, format: format)
+            try ResultWriter.write(columns: columns, rows: rows, format: format, spreadsheetSafe: try spreadsheet.protects(format))
             try warnAboutUnknownTypes(store, loaded)
         }
 

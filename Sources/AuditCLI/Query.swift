@@ -30,6 +30,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func validate() throws {
             if name == nil, sql == nil { throw ValidationError("give a saved query's name (queries/NAME.sql) or --sql SQL") }
@@ -53,7 +54,8 @@ extension AuditCommand {
                 parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
             var writer: ResultWriter?
-            let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }
+            let safe = try spreadsheet.protects(format)
+            let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format, spreadsheetSafe: safe) }
             let row = { (values: [SQLValue]) in try writer!.row(values) }
             if time.selection.isCurrent {
                 try store.query(sql: text, parameters: parameters, source: source, header: header, row: row)

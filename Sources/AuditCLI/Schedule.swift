@@ -80,6 +80,7 @@ extension AuditCommand {
             @OptionGroup var global: GlobalOptions
             @OptionGroup var options: ConfigOptions
             @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
+            @OptionGroup var spreadsheet: SpreadsheetOptions
 
             func run() throws {
                 let scheduler = ExportScheduler(store: try openStore(global), config: try ScheduleConfig.load(file: options.config))
@@ -87,7 +88,7 @@ extension AuditCommand {
                     columns: [
                         "name", "schedule", "timezone", "last_slot", "last_status", "attempts", "last_error", "due", "retry_at", "next_slot",
                         "next_slot_local", "problems", "last_directory",
-                    ], format: format)
+                    ], format: format, spreadsheetSafe: try spreadsheet.protects(format))
                 var problems: [String] = []
                 for (export, s) in zip(scheduler.config.exports, try scheduler.status()) {
                     func time(_ t: Timestamp?) -> SQLValue { t.map { .text($0.description) } ?? .null }

@@ -30,6 +30,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func validate() throws {
             if history, key == nil { throw ValidationError("--history needs a KEY") }
@@ -41,11 +42,11 @@ extension AuditCommand {
             let name = try KnownProjections(folder: workspace.projections, store: store).require(name)
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()
-                return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
+                return try writeHistory(store: store, projection: projection, key: key, time: time, format: format, spreadsheet: spreadsheet)
             }
             var found = false
             let columns = format == .csv || format == .table ? try StateColumns.declared(store, name, time.selection.isCurrent ? nil : workspace) : []
-            var writer = try StateWriter(format: format, columns: columns)
+            var writer = try StateWriter(format: format, columns: columns, spreadsheetSafe: try spreadsheet.protects(format))
             if time.selection.isCurrent {
                 try store.forEachState(projection: name, key: key) { key, state in
                     try writer.row(key: key, state: state)
@@ -78,13 +79,15 @@ struct StateWriter {
     private var table: TabularWriter?
     private var rows = 0
 
-    init(format: OutputFormat, columns: [String] = []) throws {
+    init(format: OutputFormat, columns: [String] = [], spreadsheetSafe: Bool = false) throws {
         self.format = format
         self.columns = columns
         switch format {
         case .jsonl: break
         case .json: try out.line("[")
-        case .csv, .table: table = TabularWriter(columns: ["key"] + columns + ["state"], format: format)
+        case .csv, .table:
+            table = TabularWriter(columns: ["key"] + columns + ["state"], format: format)
+            table!.spreadsheetSafe = spreadsheetSafe
         }
     }
 
