@@ -57,7 +57,7 @@ extension AuditCommand {
             guard !known.isEmpty else { return }
             let knownSet = Set(known)
             for case .success(let projection) in loaded {
-                for type in projection.handledTypes where !knownSet.contains(type) {
+                for type in projection.handledTypes where !knownSet.contains(type) && type != Projection.catchAllType {
                     let hint = closestName(to: type, in: known).map { " (did you mean \"\($0)\"?)" } ?? ""
                     warn("audit: warning: projection \(projection.name) handles \"\(type)\", which never occurs in the log\(hint)")
                 }

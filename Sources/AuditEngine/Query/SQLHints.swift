@@ -7,8 +7,10 @@ enum SQLHints {
     static func explain(_ message: String, sql: String, db: Database) -> String {
         if let name = suffix(of: message, after: "no such table: ") {
             let tables = queryableTables(db)
-            let closest = closestName(to: name, in: tables).map { "did you mean \($0)? " } ?? ""
-            return "\(message) (\(closest)the tables are: \(tables.joined(separator: ", ")))"
+            if let closest = closestName(to: name, in: tables) {
+                return "\(message) (did you mean \(closest)? the tables are: \(tables.joined(separator: ", ")))"
+            }
+            return "\(message) (the tables are: \(tables.joined(separator: ", ")); a projection that does not exist or was never built has none: run audit replay)"
         }
         if let name = suffix(of: message, after: "no such column: "), sql.contains("\"\(name)\"") {
             return "\(message) (\"\(name)\" in double quotes is a column's name in SQL; write text in single quotes: '\(name)')"
