@@ -19,10 +19,12 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .target(name: "CLuaSandbox", dependencies: ["CLua"]),
+        .target(name: "CSQLiteSupport", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
         .target(
             name: "AuditEngine",
             dependencies: [
                 "CLuaSandbox",
+                "CSQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -55,7 +57,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AuditCLITests",
-            dependencies: ["AuditCLI", "AuditEngine"]
+            dependencies: ["AuditCLI", "AuditEngine", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

@@ -26,7 +26,8 @@ enum IngestBenchmark {
             try exec(handle, pragma)
         }
         var stmt: OpaquePointer?
-        let sql = "INSERT INTO events (seq, id, stream, version, type, occurred_at, recorded_at, data, meta, hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        // OR FAIL, as the engine's: the same work for SQLite under the append-only trigger.
+        let sql = "INSERT OR FAIL INTO events (seq, id, stream, version, type, occurred_at, recorded_at, data, meta, hash) VALUES (?,?,?,?,?,?,?,?,?,?)"
         guard sqlite3_prepare_v2(handle, sql, -1, &stmt, nil) == SQLITE_OK else { throw BenchError("prepare failed") }
         defer { sqlite3_finalize(stmt) }
         let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

@@ -37,6 +37,10 @@ public struct AuditCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         StandardStreams.occupyClosedDescriptors()
         LoggingSystem.bootstrap { _ in StderrLogHandler() }
+        if let problem = ArgumentText.firstProblem(CommandLine.arguments.count, CommandLine.unsafeArgv) {
+            FileHandle.standardError.write(Data("audit: \(problem.message)\n".utf8))
+            Foundation.exit(problem.isEventContent ? 65 : 64)
+        }
         var command: any ParsableCommand
         do {
             command = try parseAsRoot(NegativeValues.join(Array(CommandLine.arguments.dropFirst())))
@@ -154,9 +158,10 @@ struct Output {
     }
 }
 
-/// Opens the store named by the global options, or fails with what to do.
-func openStore(_ global: GlobalOptions, create: Bool = false) throws -> EventStore {
-    try EventStore(path: global.databasePath, create: create)
+/// Opens the store named by the global options, or fails with what to do. Commands
+/// that only read open it `.readOnly`: they write nothing, not even beside it.
+func openStore(_ global: GlobalOptions, access: EventStore.Access = .readWrite) throws -> EventStore {
+    try EventStore(path: global.databasePath, access: access)
 }
 
 /// Prints the engine's warnings on stderr as `audit: warning: …`.

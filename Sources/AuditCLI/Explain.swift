@@ -24,7 +24,7 @@ extension AuditCommand {
         @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             let projection = try workspace.loadProjections([name])[0].get()
             try writeHistory(store: store, projection: projection, key: key, time: time, format: format, spreadsheet: spreadsheet)
         }

@@ -5,21 +5,49 @@ import Foundation
 extension AuditCommand {
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create the database, and projections/ and queries/ with a working example of each; running it again changes nothing.")
+            abstract: "Create the database, or upgrade one an older audit made, and projections/ and queries/ with a working example of each.",
+            discussion: """
+                On a database this build made, it changes nothing. On one an older build made, it verifies the
+                whole log, upgrades the schema, verifies again (same events, same head) and says what it did;
+                a log that does not verify is not touched (exit 4). A file that is not an audit database is
+                refused (exit 1).
+                """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
 
         func run() throws {
             let path = global.databasePath
-            let existed = FileManager.default.fileExists(atPath: path)
-            let store = try openStore(global, create: true)
-            let head = try store.head()
-            warn("audit: \(existed ? "already initialised" : "created") \(store.path) (\(head.seq) events)")
+            let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
+            if size == nil || size == 0 {
+                let store = try EventStore(path: path, create: true)
+                warn("audit: created \(store.path) (\(try store.head().seq) events)")
+            } else {
+                let report: UpgradeReport
+                do {
+                    report = try EventStore.upgrade(path: path, progress: stderrIsTerminal ? Self.showProgress : nil)
+                } catch StoreError.notAuditDatabase(let path, let reason) {
+                    throw StoreError.notAuditDatabase(
+                        path: path, reason: "\(reason); audit init makes a database only where there is none, or an empty file")
+                }
+                if stderrIsTerminal { ProgressLine.clear() }
+                if report.applied.isEmpty {
+                    warn("audit: already initialised \(path) (\(report.events) events)")
+                } else {
+                    warn("audit: upgraded \(path) from schema \(report.from) to \(report.applied.last ?? ""): verified \(report.events) events before and after, head \(report.head) unchanged")
+                    for migration in report.applied {
+                        warn("audit:   \(migration): \(EventStore.migrationSummary(migration))")
+                    }
+                }
+            }
             try starter(folder: workspace.projections, files: [
                 ("stream_activity.lua", StarterFiles.projection), ("stream_activity.test", StarterFiles.test),
             ])
             try starter(folder: workspace.queries, files: [("busiest_streams.sql", StarterFiles.query)])
+        }
+
+        @Sendable static func showProgress(_ p: UpgradeProgress) {
+            warnInPlace("init: \(p.step): \(p.done) of \(p.total) events")
         }
 
         /// Creates `folder` and, when the folder is new, its starter files.

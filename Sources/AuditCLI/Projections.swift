@@ -16,7 +16,7 @@ extension AuditCommand {
         @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             let head = try store.head().seq
             let (live, builds) = try store.projectionRecords()
             let columns = ["name", "version", "position", "lag", "status"]

@@ -41,7 +41,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             var text = sql ?? ""
             var source = "--sql"
             if let name {

@@ -38,7 +38,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStore(global, access: .readOnly)
             let name = try KnownProjections(folder: workspace.projections, store: store).require(name)
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()

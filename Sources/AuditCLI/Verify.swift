@@ -5,9 +5,15 @@ import Foundation
 extension AuditCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the whole hash chain; with --projections, also rebuild projections aside and compare them with their tables.",
+            abstract: "Check the whole log: the hash chain, every stored value's type, the schema and the side tables; with --projections, also rebuild projections aside and compare them with their tables.",
             discussion: """
-                Prints {"ok":true,"events":N,"head":"<hex>"}, or names the first bad seq and exits 4. \
+                Prints {"ok":true,"events":N,"head":"<hex>"}, or names the problems found (every problem \
+                of the schema and the file, the first 20 bad seqs, and how many there are) and exits 4. \
+                The database is opened read-only: nothing is written, not even beside it.
+
+                Events holding values an older build accepted and this one refuses (a NUL in a stream) \
+                are listed on stderr and in "accepted_by_older_build"; they are not damage.
+
                 With --projections [NAME…] (default: every projection in the folder and every table the \
                 database holds), each is rebuilt from the log alone into a temporary database, to its \
                 table's position, and every key's state and columns are compared with the table: one JSON \
@@ -42,11 +48,18 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
-            let report = try store.verify()
+            let report = try EventStore.verify(path: global.databasePath, progress: stderrIsTerminal ? Self.showProgress : nil)
+            if stderrIsTerminal { ProgressLine.clear() }
+            for (seq, note) in zip(report.olderBuildSeqs, report.olderBuildNotes) {
+                warn("audit: note: seq \(seq): \(note)")
+            }
+            if report.olderBuildCount > report.olderBuildSeqs.count {
+                warn("audit: note: … and \(report.olderBuildCount - report.olderBuildSeqs.count) more events accepted by an older build")
+            }
             var out = Output()
             try out.line(report.json)
             guard projections else { return try out.flush() }
+            let store = try EventStore(path: global.databasePath, access: .readOnly)
             let checks = try checkProjections(store)
             var differs = false, unchecked = false
             for check in checks {
@@ -136,6 +149,10 @@ extension AuditCommand {
             let first = d.first.prefix(5).map { "\($0.key) (\($0.kind.rawValue): \($0.detail))" }
             return "\(d.changed) changed, \(d.missing) missing, \(d.extra) extra (of \(d.keys) keys rebuilt); first: "
                 + first.joined(separator: ", ") + (d.first.count > 5 ? ", …" : "")
+        }
+
+        @Sendable static func showProgress(_ p: UpgradeProgress) {
+            warnInPlace("verify: \(p.done) of \(p.total) events")
         }
     }
 }

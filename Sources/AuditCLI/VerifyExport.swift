@@ -49,7 +49,7 @@ extension AuditCommand {
 
         func run() throws {
             let trust = try publicKey.map { SignatureTrust.publicKey(try PublicKey(argument: $0)) } ?? .embeddedKey
-            let store = try global.db.map { try EventStore(path: $0) }
+            let store = try global.db.map { try EventStore(path: $0, access: .readOnly) }
             var verified: [ExportVerification] = []
             var failures: [String] = []
             for group in try expand(directories) {

@@ -21,14 +21,17 @@ struct CommandResult {
     var stderr: String
 }
 
-/// A started `audit` process; `wait()` collects its result.
+/// A started `audit` process (or another `executable`); `wait()` collects its result.
 final class RunningCommand {
     let process = Process()
     private let out = Pipe()
     private let err = Pipe()
 
-    init(_ arguments: [String], in directory: String, stdin: String? = nil, environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: auditExecutable)
+    init(
+        _ arguments: [String], in directory: String, stdin: String? = nil, environment: [String: String] = [:],
+        executable: String = auditExecutable
+    ) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var env = ProcessInfo.processInfo.environment

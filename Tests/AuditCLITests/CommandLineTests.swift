@@ -74,17 +74,17 @@ struct CommandLineTests {
     func ingestStdinAndBadLines() throws {
         let dir = TempDir()
         try audit(["init"], in: dir.path)
-        let good = #"{"stream":"a","type":"T","data":{}}"# + "\n" + #"{"stream":"b","type":"T","data":{}}"# + "\n"
+        let good = #"{"id":"a1","stream":"a","type":"T","data":{}}"# + "\n" + #"{"id":"b1","stream":"b","type":"T","data":{}}"# + "\n"
         let ok = try audit(["ingest", "-"], in: dir.path, stdin: good)
         #expect(ok.stdout == #"{"appended":2,"duplicates":0,"last_seq":2}"# + "\n")
-        let bad = try audit(["ingest"], in: dir.path, stdin: good + #"{"stream":"c","type":"T","data":5}"# + "\n")
+        let bad = try audit(["ingest"], in: dir.path, stdin: good + #"{"id":"c1","stream":"c","type":"T","data":5}"# + "\n")
         #expect(bad.status == 65)
         #expect(bad.stderr.contains(#"<stdin>:3: "data" must be a JSON object, not a number"#))
         #expect(bad.stdout.isEmpty)
         #expect(try audit(["verify"], in: dir.path).stdout.contains(#""events":2"#))
     }
 
-    @Test("verify exits 4 naming the first bad seq")
+    @Test("verify exits 4 naming the bad seq and the dropped trigger")
     func verifyFailure() throws {
         let dir = TempDir()
         try audit(["init"], in: dir.path)
@@ -96,7 +96,9 @@ struct CommandLineTests {
         sqlite.waitUntilExit()
         let result = try audit(["verify"], in: dir.path)
         #expect(result.status == 4)
-        #expect(result.stderr.contains("integrity check failed at seq 7"))
+        #expect(result.stderr.contains("integrity check failed: 2 problems"))
+        #expect(result.stderr.contains("the schema was altered: trigger events_are_not_updated is missing"))
+        #expect(result.stderr.contains("seq 7: the stored event does not match its hash"))
     }
 
     @Test("events formats: json array, csv with header and quoting, table")

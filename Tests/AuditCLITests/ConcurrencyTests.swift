@@ -33,7 +33,7 @@ struct ConcurrencyTests {
         let file = dir.path + "/batch.jsonl"
         let lines = (0..<2_000).map { #"{"stream":"bulk-\#($0 % 50)","type":"T","data":{"i":\#($0)}}"# }
         _ = FileManager.default.createFile(atPath: file, contents: Data((lines.joined(separator: "\n") + "\n").utf8))
-        var writers = try (0..<2).map { _ in try RunningCommand(["ingest", file], in: dir.path) }
+        var writers = try (0..<2).map { _ in try RunningCommand(["ingest", "--generate-ids", file], in: dir.path) }
         writers += try (0..<6).map { i in
             try RunningCommand(["append", "--stream", "single-\(i)", "--type", "T", "--data", "{}"], in: dir.path)
         }
@@ -56,7 +56,7 @@ struct CrashTests {
         let file = dir.path + "/large.jsonl"
         let line = { (i: Int) in #"{"stream":"s-\#(i % 5000)","type":"T","data":{"i":\#(i),"pad":"\#(String(repeating: "x", count: 200))"}}"# }
         _ = FileManager.default.createFile(atPath: file, contents: Data((0..<300_000).map(line).joined(separator: "\n").utf8))
-        let ingest = try RunningCommand(["ingest", file], in: dir.path)
+        let ingest = try RunningCommand(["ingest", "--generate-ids", file], in: dir.path)
         // Wait until the ingest is writing (its WAL grows), then kill it.
         let wal = dir.path + "/audit.db-wal"
         let deadline = Date().addingTimeInterval(30)

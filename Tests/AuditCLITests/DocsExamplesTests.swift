@@ -86,7 +86,7 @@ struct DocsExamplesTests {
                 continue
             }
             if example.line.hasPrefix("cd ") {
-                folder = URL(fileURLWithPath: String(example.line.dropFirst(3)), relativeTo: URL(fileURLWithPath: folder + "/")).standardized.path
+                folder = URL(fileURLWithPath: String(example.line.dropFirst(3)), relativeTo: URL(fileURLWithPath: folder + "/")).absoluteURL.standardized.path
                 #expect(FileManager.default.fileExists(atPath: folder), "\(file): `\(example.line)`: no such folder")
                 continue
             }

@@ -9,7 +9,7 @@ struct ExportCommandTests {
         let lines = (0..<events).map { i in #"{"stream":"o-\#(i % 50)","type":"Placed","data":{"amount":\#(i)}}"# }
         let file = dir.path + "/events.jsonl"
         _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", file], in: dir.path).status == 0)
+        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
         return dir
     }
 

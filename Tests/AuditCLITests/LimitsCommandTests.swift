@@ -49,7 +49,7 @@ struct LimitsCommandTests {
             "top": "\(Self.xpcallLoop) return { on = { T = function(s, e) end } }",
             "ok": "return { on = { T = function(s, e) s.n = (s.n or 0) + 1 end } }",
         ])
-        try #"{"stream":"a","type":"T","data":{}}"#.write(toFile: dir.path + "/e.jsonl", atomically: true, encoding: .utf8)
+        try #"{"id":"a-1","stream":"a","type":"T","data":{}}"#.write(toFile: dir.path + "/e.jsonl", atomically: true, encoding: .utf8)
         #expect(try audit(["init"], in: dir.path)?.status == 0)
         #expect(try audit(["ingest", "e.jsonl"], in: dir.path)?.status == 0)
         let listed = try #require(try audit(["projections"], in: dir.path), "audit projections did not finish")
@@ -85,7 +85,7 @@ struct LimitsCommandTests {
                 end } }
                 """
         ])
-        try #"{"stream":"a","type":"T","data":{}}"#.write(toFile: dir.path + "/e.jsonl", atomically: true, encoding: .utf8)
+        try #"{"id":"a-1","stream":"a","type":"T","data":{}}"#.write(toFile: dir.path + "/e.jsonl", atomically: true, encoding: .utf8)
         #expect(try audit(["init"], in: dir.path)?.status == 0)
         #expect(try audit(["ingest", "e.jsonl"], in: dir.path)?.status == 0)
         let result = try #require(try audit(["replay", "--instructions", "100000000", "--seconds", "0.3"], in: dir.path))

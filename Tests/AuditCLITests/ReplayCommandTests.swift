@@ -24,7 +24,7 @@ struct ReplayCommandTests {
         }
         let file = dir.path + "/events.jsonl"
         _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", file], in: dir.path).status == 0)
+        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
         return dir
     }
 
@@ -55,7 +55,7 @@ struct ReplayCommandTests {
         let lines = (0..<12_000).map { i in #"{"stream":"o-\#(i % 6_000)","type":"Placed","data":{"amount":\#(i % 97)}}"# }
         let file = dir.path + "/many.jsonl"
         _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", file], in: dir.path).status == 0)
+        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
         let tight = try audit(
             ["replay", "--memory-mb", "3", "--batch-size", "500", "--checkpoint-every", "1000", "--parallel", "1", "--timings"], in: dir.path)
         #expect(tight.status == 0, "\(tight.stderr)")
@@ -109,7 +109,7 @@ struct ReplayCommandTests {
         }
         let file = dir.path + "/events.jsonl"
         _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", file], in: dir.path).status == 0)
+        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
 
         // Checkpoints every 20,000 events, snapshots every 3,000: kill it when snapshots
         // exist past the last checkpoint.

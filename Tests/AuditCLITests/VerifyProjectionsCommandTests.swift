@@ -68,7 +68,7 @@ struct VerifyProjectionsCommandTests {
         try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: repositoryRoot + "/projections/order_totals.lua", toPath: dir.path + "/projections/order_totals.lua")
         _ = try audit(["init"], in: dir.path)
-        let lines = (0..<80_000).map { i in #"{"stream":"order-\#(i % 20_000)","type":"\#(i < 20_000 ? "OrderPlaced" : "ItemAdded")","data":{"customer":"c","amount":3,"qty":1,"price":2}}"# }
+        let lines = (0..<80_000).map { i in #"{"id":"e-\#(i)","stream":"order-\#(i % 20_000)","type":"\#(i < 20_000 ? "OrderPlaced" : "ItemAdded")","data":{"customer":"c","amount":3,"qty":1,"price":2}}"# }
         try lines.joined(separator: "\n").write(toFile: dir.path + "/orders.jsonl", atomically: true, encoding: .utf8)
         #expect(try audit(["ingest", "orders.jsonl"], in: dir.path).status == 0)
         #expect(try audit(["replay"], in: dir.path).status == 0)

@@ -11,7 +11,7 @@ func exportStore(_ dir: TempDir, count: Int = 50) throws -> EventStore {
         eventLine(stream: "order-\(i % 7)", type: i % 3 == 0 ? "Paid" : "Placed", data: #"{"amount":\#(i),"note":"a,b \"c\""}"#,
                   extra: #","occurred_at":"2024-01-\#(String(format: "%02d", i % 28 + 1))T10:00:00Z""#)
     }
-    try store.ingest(path: dir.jsonl("events.jsonl", lines))
+    try store.ingest(path: dir.jsonl("events.jsonl", lines), missingIds: .generate)
     return store
 }
 

@@ -103,7 +103,7 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
 
     /// Event i (1-based) of the run.
     static func event(_ i: Int) -> String {
-        #"{"stream":"s\#(i % 3)","type":"T","data":{"n":\#(i),"x":\#(Double(i) * 0.1)}}"#
+        #"{"id":"e-\#(i)","stream":"s\#(i % 3)","type":"T","data":{"n":\#(i),"x":\#(Double(i) * 0.1)}}"#
     }
 
     /// The projection replayed beside each case, and its states after `events` events.

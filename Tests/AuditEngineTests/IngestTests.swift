@@ -34,7 +34,7 @@ struct IngestTests {
         let dir = TempDir()
         let store = try dir.store()
         let line = eventLine(extra: #","id":"x1""#)
-        let summary = try store.ingest(path: dir.jsonl("dup.jsonl", [line, line, eventLine(stream: "order-2")]))
+        let summary = try store.ingest(path: dir.jsonl("dup.jsonl", [line, line, eventLine(stream: "order-2")]), missingIds: .generate)
         #expect(summary == IngestSummary(appended: 2, duplicates: 1, lastSeq: 2))
     }
 
@@ -65,7 +65,7 @@ struct IngestTests {
         let before = try store.head()
         let file = dir.jsonl("bad.jsonl", [eventLine(), eventLine(stream: "order-2"), line, eventLine(stream: "order-3")])
         #expect {
-            try store.ingest(path: file)
+            try store.ingest(path: file, missingIds: .generate)
         } throws: { error in
             guard let error = error as? StoreError, case .ingestRejected(_, let errors, _) = error else { return false }
             return error.category == .invalidInput && errors.count == 1 && errors[0].line == 3
@@ -85,7 +85,7 @@ struct IngestTests {
             eventLine(type: "ItemAdded", extra: #","expected_version":1"#),
         ])
         #expect {
-            try store.ingest(path: file)
+            try store.ingest(path: file, missingIds: .generate)
         } throws: { error in
             guard let error = error as? StoreError, case .ingestRejected(_, let errors, _) = error else { return false }
             return error.category == .conflict && errors.map(\.line) == [3]
@@ -98,10 +98,10 @@ struct IngestTests {
     func idConflict() throws {
         let dir = TempDir()
         let store = try dir.store()
-        try store.ingest(path: dir.jsonl("a.jsonl", [eventLine(extra: #","id":"x1""#)]))
+        try store.ingest(path: dir.jsonl("a.jsonl", [eventLine(extra: #","id":"x1""#)]), missingIds: .generate)
         let file = dir.jsonl("b.jsonl", [eventLine(stream: "order-9"), eventLine(data: #"{"amount":11}"#, extra: #","id":"x1""#)])
         #expect {
-            try store.ingest(path: file)
+            try store.ingest(path: file, missingIds: .generate)
         } throws: { error in
             guard let error = error as? StoreError, case .ingestRejected(_, let errors, _) = error else { return false }
             return error.category == .invalidInput && errors.map(\.line) == [2] && errors[0].reason.contains("\"x1\"")
@@ -116,14 +116,14 @@ struct IngestTests {
         var lines = (0..<30).map { eventLine(stream: "s\($0)") }
         for i in [4, 9, 17] { lines[i] = "oops" }
         #expect {
-            try store.ingest(path: dir.jsonl("m.jsonl", lines))
+            try store.ingest(path: dir.jsonl("m.jsonl", lines), missingIds: .generate)
         } throws: { error in
             guard case .ingestRejected(_, let errors, let more) = error as? StoreError else { return false }
             return errors.map(\.line) == [5, 10, 18] && !more
         }
         let flood = dir.jsonl("flood.jsonl", Array(repeating: "oops", count: 100))
         #expect {
-            try store.ingest(path: flood)
+            try store.ingest(path: flood, missingIds: .generate)
         } throws: { error in
             guard case .ingestRejected(_, let errors, let more) = error as? StoreError else { return false }
             return errors.count == EventStore.maxReportedLineErrors && more
@@ -137,7 +137,7 @@ struct IngestTests {
         let path = dir.file("crlf.jsonl")
         let text = eventLine() + "\r\n\r\n" + eventLine(stream: "b") + "\r\n   \n" + eventLine(stream: "c")
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-        #expect(try store.ingest(path: path).appended == 3)
+        #expect(try store.ingest(path: path, missingIds: .generate).appended == 3)
     }
 
     @Test("a large file streams through in one transaction, appended in order")
@@ -147,7 +147,7 @@ struct IngestTests {
         let lines = (0..<20_000).map { i in
             eventLine(stream: "s\(i % 997)", type: i % 3 == 0 ? "A" : "B", data: #"{"i":\#(i)}"#)
         }
-        let summary = try store.ingest(path: dir.jsonl("big.jsonl", lines))
+        let summary = try store.ingest(path: dir.jsonl("big.jsonl", lines), missingIds: .generate)
         #expect(summary.appended == 20_000 && summary.lastSeq == 20_000)
         let s5 = try store.events(EventFilter(stream: "s5"))
         #expect(s5.map(\.version) == Array(1...Int64(s5.count)))

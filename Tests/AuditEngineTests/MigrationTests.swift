@@ -28,10 +28,14 @@ struct MigrationTests {
         }
     }
 
-    @Test("a database of the first schema version opens, is upgraded, verifies and takes appends")
+    @Test("a database of the first schema version is read as it is, refused by writers, upgraded, verifies and takes appends")
     func fromFirstVersion() throws {
         let dir = TempDir()
         try firstVersionDatabase(dir.file("old.db"))
+        #expect(try EventStore(path: dir.file("old.db"), access: .readOnly).verify().events == 2)
+        #expect(throws: StoreError.schemaTooOld(path: dir.file("old.db"))) { try EventStore(path: dir.file("old.db")) }
+        let report = try EventStore.upgrade(path: dir.file("old.db"))
+        #expect(report.applied == Array(Schema.migrationIdentifiers.dropFirst()) && report.events == 2)
         let store = try EventStore(path: dir.file("old.db"))
         #expect(try store.verify().events == 2)
         let next = try store.append(NewEvent(stream: "s", type: "T", expectedVersion: .exactly(2))).event
@@ -41,7 +45,8 @@ struct MigrationTests {
             dir.file("old.db"),
             "SELECT name FROM sqlite_master WHERE name LIKE 'events_%' OR name = 'event_correlations' ORDER BY name")
         #expect(added.split(separator: "\n") == [
-            "event_correlations", "events_are_not_deleted", "events_are_not_updated", "events_by_occurred_at", "events_by_type",
+            "event_correlations", "events_are_appended", "events_are_not_deleted", "events_are_not_updated", "events_by_occurred_at",
+            "events_by_type",
         ])
     }
 

@@ -38,7 +38,7 @@ final class Workspace {
     }
 
     func ingest(_ lines: [String]) throws {
-        try store.ingest(path: dir.jsonl("in-\(UUID().uuidString).jsonl", lines))
+        try store.ingest(path: dir.jsonl("in-\(UUID().uuidString).jsonl", lines), missingIds: .generate)
     }
 
     @discardableResult

@@ -12,7 +12,7 @@ struct ReadTests {
             eventLine(stream: "a", extra: #","occurred_at":"2024-06-01T10:00:00Z""#),
             eventLine(stream: "b", extra: #","occurred_at":"2024-06-03T10:00:00Z""#),
             eventLine(stream: "a", type: "Paid", extra: #","occurred_at":"2024-06-02T10:00:00+02:00""#),
-        ]))
+        ]), missingIds: .generate)
         return store
     }
 
@@ -64,7 +64,7 @@ struct ReadTests {
             eventLine(stream: "b", extra: #","meta":{"correlation_id":"req-2"}"#),
             eventLine(stream: "c", extra: #","meta":{"correlation_id":"req-1","actor":"x"}"#),
             eventLine(stream: "d", extra: #","meta":{"correlation_id":7}"#),
-        ]))
+        ]), missingIds: .generate)
         #expect(try store.events(EventFilter(correlationId: "req-1")).map(\.seq) == [1, 3])
         #expect(try store.events(EventFilter(correlationId: "7")).map(\.seq) == [4])
         #expect(try store.events(EventFilter(stream: "c", correlationId: "req-1")).map(\.seq) == [3])

@@ -89,6 +89,8 @@ struct SnapshotChunkTests {
                 DELETE FROM grdb_migrations WHERE identifier = 'v7-snapshot-chunks';
                 """)
         }
+        // Only v7 is missing (the later migrations stay applied), so it runs alone.
+        try Schema.migrator.migrate(w.store.pool)
         let reopened = try EventStore(path: w.store.path)
         let migrated = try reopened.snapshots()
         #expect(migrated.map(\.seq) == snapshots.map(\.seq))

@@ -11,7 +11,7 @@ struct VerifyTests {
 
     func fiveEvents(_ dir: TempDir) throws -> EventStore {
         let store = try dir.store()
-        try store.ingest(path: dir.jsonl("e.jsonl", (1...5).map { eventLine(stream: "s\($0 % 2)", data: #"{"n":\#($0)}"#) }))
+        try store.ingest(path: dir.jsonl("e.jsonl", (1...5).map { eventLine(stream: "s\($0 % 2)", data: #"{"n":\#($0)}"#) }), missingIds: .generate)
         return store
     }
 
@@ -19,8 +19,8 @@ struct VerifyTests {
         #expect {
             try store.verify()
         } throws: { error in
-            guard case .integrity(let badSeq, let reason) = error as? StoreError else { return false }
-            return badSeq == seq && reason.contains(text)
+            guard let failure = error as? IntegrityFailure else { return false }
+            return failure.problems.contains { $0.seq == seq && $0.reason.contains(text) }
         }
     }
 

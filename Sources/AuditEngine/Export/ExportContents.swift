@@ -192,7 +192,8 @@ struct ExportContents {
                 if slice.isEmpty { continue }
                 let text = String(decoding: slice, as: UTF8.self)
                 var fields: [String] = []
-                if let value = try? JSONParser.parse(text), case .object = value {
+                // An event line is one level around data and meta, which nest as deep as ingest takes.
+                if let value = try? JSONParser.parse(text, outerLevels: 1), case .object = value {
                     fields = jsonEventFields(value)
                 }
                 result.append(Row(file: file, line: line, text: text, fields: fields))

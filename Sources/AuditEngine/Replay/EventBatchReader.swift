@@ -84,7 +84,7 @@ struct EventSelection: Sendable {
 final class EventBatchReader: Sendable {
     let channel = BatchChannel<EventBatch>(capacity: 3)
 
-    init(pool: DatabasePool, from: Int64, end: Int64, selection: EventSelection, batchSize: Int) {
+    init(pool: any DatabaseReader, from: Int64, end: Int64, selection: EventSelection, batchSize: Int) {
         let channel = self.channel
         let thread = Thread {
             EventBatchReader.run(pool: pool, from: from, end: end, selection: selection, batchSize: batchSize, channel: channel)
@@ -99,7 +99,7 @@ final class EventBatchReader: Sendable {
     func cancel() { channel.cancel() }
 
     private static func run(
-        pool: DatabasePool, from: Int64, end: Int64, selection: EventSelection, batchSize: Int, channel: BatchChannel<EventBatch>
+        pool: any DatabaseReader, from: Int64, end: Int64, selection: EventSelection, batchSize: Int, channel: BatchChannel<EventBatch>
     ) {
         defer { channel.close() }
         let types = selection.allTypes ? [] : selection.types

@@ -337,7 +337,7 @@ protocol StateDatabase: SendableMetatype {
 extension EventStore: StateDatabase {
     func readStates<T>(_ body: (Database) throws -> T) throws -> T { try readTransaction(body) }
     func writeStates(_ body: (Database) throws -> Void) throws { try writeTransaction(body) }
-    var concurrentReads: Bool { true }  // a pool of WAL readers
+    var concurrentReads: Bool { pool is DatabasePool }  // a pool of WAL readers
 }
 
 /// One batch's folding, shared by the concurrent tasks of `foldInParallel`.

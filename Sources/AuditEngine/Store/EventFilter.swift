@@ -30,33 +30,44 @@ public struct EventFilter: Sendable, Equatable {
         self.limit = limit
     }
 
-    /// The SELECT for these conditions, in seq order, inside read transaction `db`.
+    /// The SELECT of `columns` for these conditions, in seq order, inside read
+    /// transaction `db`, with every text bound with its exact length. Without `limit`:
+    /// the caller stops reading (it may drop candidates first, see `forEachEvent`).
     ///
     /// Business time compares as text: the stored form is fixed-width UTC, so text order
     /// is time order and the `occurred_at` index applies. System time becomes a seq
     /// bound (see `lastSeq(knownAt:)`).
-    func query(_ db: Database, columns: String = "*") throws -> (sql: String, arguments: StatementArguments) {
-        var conditions: [String] = []
-        var arguments: [String: (any DatabaseValueConvertible)?] = [:]
-        if let stream { conditions.append("stream = :stream"); arguments["stream"] = stream }
-        if let type { conditions.append("type = :type"); arguments["type"] = type }
-        if let correlationId {
-            conditions.append("seq IN (SELECT seq FROM event_correlations WHERE correlation_id = :correlationId)")
-            arguments["correlationId"] = correlationId
+    /// - Throws: `StoreError.invalidFilter` for a text holding U+0000, which SQLite's
+    ///   text functions would cut there.
+    func statement(_ db: Database, columns: String = StoredEvent.columns) throws -> SQLStatement {
+        for (name, text) in [("stream", stream), ("type", type), ("correlation id", correlationId)] {
+            if let text, text.utf8.contains(0) { throw StoreError.invalidFilter(reason: "the \(name) must not contain U+0000 (NUL)") }
         }
-        if let fromSeq { conditions.append("seq >= :fromSeq"); arguments["fromSeq"] = fromSeq }
+        var conditions: [String] = []
+        var texts: [String] = []
+        var integers: [Int64] = []
+        if let stream { conditions.append("stream = ?"); texts.append(stream) }
+        if let type { conditions.append("type = ?"); texts.append(type) }
+        if let correlationId {
+            conditions.append("seq IN (SELECT seq FROM event_correlations WHERE correlation_id = ?)")
+            texts.append(correlationId)
+        }
+        if let asOf { conditions.append("occurred_at <= ?"); texts.append(asOf.description) }
+        if let fromSeq { conditions.append("seq >= ?"); integers.append(fromSeq) }
         var upper = toSeq
         if let knownAt {
             let known = try EventFilter.lastSeq(knownAt: knownAt, db)
             upper = min(upper ?? known, known)
         }
-        if let upper { conditions.append("seq <= :toSeq"); arguments["toSeq"] = upper }
-        if let asOf { conditions.append("occurred_at <= :asOf"); arguments["asOf"] = asOf.description }
+        if let upper { conditions.append("seq <= ?"); integers.append(upper) }
         var sql = "SELECT \(columns) FROM events"
         if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         sql += " ORDER BY seq"
-        if let limit { sql += " LIMIT \(max(0, limit))" }
-        return (sql, StatementArguments(arguments))
+        let statement = try SQLStatement(db, sql)
+        var index: Int32 = 1
+        for text in texts { statement.bind(index, text: text); index += 1 }
+        for integer in integers { statement.bind(index, integer); index += 1 }
+        return statement
     }
 
     /// The last seq recorded at or before `time`.

@@ -56,8 +56,39 @@ public struct EventHash {
             data: event.data, meta: event.meta)
     }
 
+    /// The text fields of a stored row, as the bytes SQLite holds.
+    struct StoredFields {
+        var id, stream, type, occurredAt, recordedAt, data, meta: UnsafeRawBufferPointer
+    }
+
+    /// Whether a stored row's hash is `stored`: SHA-256 over `previous` and the row's
+    /// bytes exactly as stored (so a value an older build stored with a NUL in it
+    /// still matches, and a value whose bytes changed does not).
+    mutating func matches(
+        _ stored: UnsafeRawBufferPointer, previous: UnsafeRawBufferPointer, seq: Int64, version: Int64, fields: StoredFields
+    ) -> Bool {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: EventHash.domain)
+        scratch.append(contentsOf: previous)
+        appendInteger(seq)
+        appendInteger(version)
+        appendField(fields.id)
+        appendField(fields.stream)
+        appendField(fields.type)
+        appendField(fields.occurredAt)
+        appendField(fields.recordedAt)
+        appendField(fields.data)
+        appendField(fields.meta)
+        return SHA256.hash(data: scratch).withUnsafeBytes { $0.elementsEqual(stored) }
+    }
+
     private mutating func appendInteger(_ value: Int64) {
         withUnsafeBytes(of: value.bigEndian) { scratch.append(contentsOf: $0) }
+    }
+
+    private mutating func appendField(_ bytes: UnsafeRawBufferPointer) {
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: bytes.count).bigEndian) { scratch.append(contentsOf: $0) }
+        scratch.append(contentsOf: bytes)
     }
 
     private mutating func appendField(_ text: String) {

@@ -1,85 +1,138 @@
 import Foundation
 import GRDB
 
-/// The result of a successful chain check.
-public struct VerifyReport: Sendable, Equatable {
-    /// Events checked.
-    public var events: Int64
-    /// The hash of the last event (the chain head), hex.
-    public var head: String
-
-    /// `{"ok":true,"events":N,"head":"<hex>"}`
-    public var json: String { "{\"ok\":true,\"events\":\(events),\"head\":\"\(head)\"}" }
-}
-
 extension EventStore {
-    /// Recomputes the whole hash chain from the stored rows and checks it against the
-    /// recorded head.
+    /// Verifies the database at `path`, opened read-only (see `verify(progress:)`):
+    /// nothing is written, not even beside it.
+    ///
+    /// A file that is not an audit database (empty, not SQLite, damaged beyond
+    /// opening) is damage too. An immutable read that saw a writer change the file is
+    /// run again (at most three times).
+    /// - Throws: `IntegrityFailure` for any damage; `StoreError` when the machine
+    ///   failed or nothing is at `path`.
+    public static func verify(path: String, progress: (@Sendable (UpgradeProgress) -> Void)? = nil) throws -> VerifyReport {
+        try check(path: path, progress: progress).get()
+    }
+
+    /// As `verify(path:progress:)`, with the damage found returned, not thrown (a
+    /// caller checking many files pays for no thrown error per damaged one).
+    static func check(path: String, progress: (@Sendable (UpgradeProgress) -> Void)?) throws -> Result<VerifyReport, IntegrityFailure> {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let store: EventStore
+                do {
+                    store = try EventStore(path: path, access: .readOnly)
+                } catch StoreError.notAuditDatabase(_, let reason) {
+                    return .failure(IntegrityFailure(problems: [IntegrityProblem(seq: nil, reason: "no audit database at \(path): \(reason)")], total: 1))
+                }
+                return try store.check(progress: progress)
+            } catch StoreError.changedWhileRead(_) where attempt < 3 {
+                continue
+            }
+        }
+    }
+
+    /// Checks the whole log, in one consistent read:
+    ///
+    /// - the schema, against the one the engine's migrations make (`SchemaCheck`);
+    /// - every event: each column's storage class, UTF-8 without NUL in every text,
+    ///   seqs 1, 2, 3 … without gaps, recorded_at never going back, and its hash
+    ///   against its stored predecessor's (`ChainCheck`);
+    /// - the side tables derived from the events, rebuilt and compared
+    ///   (`CorrelationCheck`), and the indexes of `events` (`IndexCheck`);
+    /// - every field of the chain head record against the last event.
     ///
     /// Detects any row changed, removed, inserted or reordered by editing the database
     /// file directly, and events removed from the end. It does not detect a rewrite
     /// that recomputes every later hash and the head too: for that, compare the head
     /// with one recorded outside the database (an export manifest, a published value).
     ///
-    /// - Complexity: reads every event once, in one read transaction.
-    /// - Throws: `StoreError.integrity` naming the first bad seq.
-    public func verify() throws -> VerifyReport {
-        try readTransaction { db in
-            var hasher = EventHash()
-            var previous = EventHash.genesis
-            var expectedSeq: Int64 = 1
-            var lastRecorded = ""
-            let rows = try Row.fetchCursor(
-                db,
-                sql: "SELECT seq, id, stream, version, type, occurred_at, recorded_at, data, meta, hash FROM events ORDER BY seq")
-            while let row = try rows.next() {
-                let seq: Int64 = row[0]
-                if seq != expectedSeq {
-                    throw StoreError.integrity(
-                        seq: expectedSeq,
-                        reason: seq > expectedSeq
-                            ? "event seq \(expectedSeq) is missing (the next stored event is seq \(seq)): events were removed"
-                            : "seq \(seq) is out of order")
+    /// - Complexity: reads every event once.
+    /// - Throws: `IntegrityFailure` naming every problem of the schema and the file and
+    ///   the first 20 bad seqs, with the count of all; `StoreError` only when the
+    ///   machine failed (I/O, memory, a lock).
+    public func verify(progress: (@Sendable (UpgradeProgress) -> Void)? = nil) throws -> VerifyReport {
+        try check(progress: progress).get()
+    }
+
+    /// As `verify(progress:)`, with the damage found returned, not thrown.
+    func check(progress: (@Sendable (UpgradeProgress) -> Void)?) throws -> Result<VerifyReport, IntegrityFailure> {
+        do {
+            return try readTransaction { db in
+                try Verification(db: db, applied: appliedMigrations, progress: progress).run()
+            }
+        } catch StoreError.sqlite(let failure) where !failure.isMachineFailure {
+            return .failure(IntegrityFailure(
+                problems: [IntegrityProblem(seq: nil, reason: "the database file is damaged: SQLite reports \"\(failure.message)\"")],
+                total: 1))
+        }
+    }
+}
+
+/// One run of `verify`, in its read transaction.
+private struct Verification {
+    let db: Database
+    let applied: [String]
+    let progress: (@Sendable (UpgradeProgress) -> Void)?
+
+    init(db: Database, applied: [String], progress: (@Sendable (UpgradeProgress) -> Void)?) {
+        self.db = db
+        self.applied = applied
+        self.progress = progress
+    }
+
+    func run() throws -> Result<VerifyReport, IntegrityFailure> {
+        var check = ChainCheck()
+        var eventsRead = false
+        try Self.reading("the schema", &check) { check in
+            for problem in try SchemaCheck.problems(db, applied: applied) { check.add(seq: nil, problem) }
+        }
+        try Self.reading("the events", &check) { check in
+            let total = try SQLStatement(db, "SELECT max(seq) FROM events")
+            let last = try total.step() ? total.int64(0) : 0
+            let rows = try SQLStatement(db, "SELECT \(ChainCheck.columns) FROM events ORDER BY seq")
+            var correlations = applied.contains("v2-read-indexes") ? CorrelationCheck(try SQLStatement(db, CorrelationCheck.sql)) : nil
+            progress?(UpgradeProgress(step: "verifying the log", done: 0, total: last))
+            while try rows.step() {
+                check.check(rows)
+                try correlations?.check(seq: rows.int64(0), meta: rows.text(8), into: &check)
+                if let progress, check.rows % 100_000 == 0 {
+                    progress(UpgradeProgress(step: "verifying the log", done: check.rows, total: last))
                 }
-                // Hash the stored text exactly as it is: an edit that keeps the meaning
-                // but changes the bytes is still an edit.
-                let stored = row[9] as Data? ?? Data()
-                let recorded: String = row[6]
-                let computed = hasher.hash(
-                    previous: previous, seq: seq, id: row[1], stream: row[2], version: row[3], type: row[4],
-                    occurredAt: row[5], recordedAt: recorded, data: row[7], meta: row[8])
-                guard stored.elementsEqual(computed) else {
-                    throw StoreError.integrity(
-                        seq: seq,
-                        reason: "the stored event does not match its hash: it was changed, replaced or moved after it was recorded")
-                }
-                if recorded < lastRecorded {
-                    throw StoreError.integrity(seq: seq, reason: "recorded_at goes back in time")
-                }
-                lastRecorded = recorded
-                previous = computed
-                expectedSeq += 1
             }
-            let lastSeq = expectedSeq - 1
-            let head = try Row.fetchOne(db, sql: "SELECT seq, hash FROM chain_head WHERE singleton = 1")
-            guard let head else {
-                throw StoreError.integrity(seq: lastSeq + 1, reason: "the chain head record is missing")
-            }
-            let headSeq: Int64 = head["seq"]
-            let headHash = [UInt8](head["hash"] as Data? ?? Data())
-            if headSeq > lastSeq {
-                throw StoreError.integrity(
-                    seq: lastSeq + 1,
-                    reason: "the log ends at seq \(lastSeq) but the chain head records seq \(headSeq): events were removed from the end")
-            }
-            if headSeq < lastSeq {
-                throw StoreError.integrity(
-                    seq: headSeq + 1, reason: "events after seq \(headSeq) were added outside the engine (the chain head ends there)")
-            }
-            if lastSeq > 0, headHash != previous {
-                throw StoreError.integrity(seq: lastSeq, reason: "the last event's hash does not match the chain head record")
-            }
-            return VerifyReport(events: lastSeq, head: Hex.encode(previous))
+            try correlations?.finish(into: &check)
+            progress?(UpgradeProgress(step: "verifying the log", done: check.rows, total: last))
+            eventsRead = true
+        }
+        // The indexes are compared with every row: only when all of them were read.
+        if eventsRead { try Self.reading("the indexes of events", &check) { check in
+            let names = try SQLStatement(db, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
+            var present: Set<String> = []
+            while try names.step() { present.insert(names.string(0)) }
+            try check.checkIndexes(db, present: present)
+        } }
+        try Self.reading("the chain head", &check) { check in
+            try check.checkHead(SQLStatement(db, "SELECT singleton, seq, hash, recorded_at FROM chain_head"))
+        }
+        if !check.findings.isEmpty { return .failure(check.findings.failure) }
+        let findings = check.findings
+        return .success(VerifyReport(
+            events: check.rows, head: Hex.encode(check.last.hash), olderBuildSeqs: findings.olderBuildSeqs,
+            olderBuildCount: findings.olderBuildCount, olderBuildNotes: findings.olderBuildNotes))
+    }
+
+    /// Runs one part of the check. SQLite failing on the file's content (damage, an
+    /// altered schema) is a problem found, after which the other parts still run; a
+    /// failure of the machine is thrown.
+    private static func reading(_ what: String, _ check: inout ChainCheck, _ body: (inout ChainCheck) throws -> Void) throws {
+        do {
+            try body(&check)
+        } catch StoreError.sqlite(let failure) where !failure.isMachineFailure {
+            let place = check.rows > 0 ? " (after seq \(check.last.seq))" : ""
+            let cause = failure.isDamage ? "the database file is damaged" : "the schema was altered"
+            check.add(seq: nil, "\(cause): SQLite reports \"\(failure.message)\" reading \(what)\(place)")
         }
     }
 }

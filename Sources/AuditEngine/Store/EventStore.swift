@@ -10,14 +10,40 @@ import Logging
 /// Durability: WAL mode with `synchronous = FULL`, so an append that returned has been
 /// fsynced and survives a power cut, not only a crash of the process.
 ///
+/// Only a store opened with `create: true` makes a new database, and only
+/// `EventStore.upgrade(path:)` brings an older one up to date; a writable store on an
+/// older schema is refused, a read-only one reads it as it is.
+///
 /// ```swift
 /// let store = try EventStore(path: "audit.db", create: true)
 /// try store.append(NewEvent(stream: "order-1", type: "OrderPlaced"))
+/// let evidence = try EventStore(path: "copy.db", access: .readOnly)
 /// ```
 public final class EventStore: Sendable {
+    /// How a store may use its file.
+    public enum Access: Sendable, Equatable {
+        /// Appends, replays and exports write it.
+        case readWrite
+        /// Nothing is written, not even SQLite's `-wal` and `-shm` files beside it: for
+        /// `verify`, `events` and other reads, on a copy the user may not write.
+        case readOnly
+    }
+
     /// The database file's path.
     public let path: String
-    let pool: DatabasePool
+    public let access: Access
+    /// A `DatabasePool` for a writable store; a read-only `DatabaseQueue` otherwise.
+    let pool: any DatabaseWriter
+    /// How a read-only store reads its file.
+    let readOnlyMode: DatabaseFile.ReadOnlyMode?
+    /// What another connection attaches to read this store as this one does: the path,
+    /// or for a read-only store a `file:` URI that keeps it read-only.
+    let attachLocation: String
+    /// The main file as it was when an immutable read-only store opened it.
+    private let openedStamp: DatabaseFile.Stamp?
+    /// The migrations the database has, oldest first (all of this build's when the
+    /// store is writable).
+    let appliedMigrations: [String]
     /// Where the engine reports what it worked around, such as a damaged snapshot it
     /// did not use (at `warning` level). Bootstrap swift-log to route it.
     public let logger = Logger(label: "audit")
@@ -25,52 +51,33 @@ public final class EventStore: Sendable {
     /// How long a writer waits for another process's write lock before failing.
     public static let busyTimeout: TimeInterval = 60
 
-    /// Opens the store at `path`, creating it first when `create` is true. Brings an
-    /// older schema up to date.
+    /// Opens the store at `path`.
     ///
+    /// - Parameters:
+    ///   - create: make a new database when nothing (or an empty file) is at `path`.
+    ///     Ignored for a read-only store.
+    ///   - access: `.readOnly` writes nothing and reads an older schema as it is.
     /// - Throws: `StoreError.noDatabase` when the file is missing and `create` is false;
-    ///   `StoreError.schemaTooNew` when a newer build wrote it.
-    public init(path: String, create: Bool = false) throws {
-        if !create, !FileManager.default.fileExists(atPath: path) {
-            throw StoreError.noDatabase(path: path)
-        }
-        var config = Configuration()
-        config.busyMode = .timeout(EventStore.busyTimeout)
-        config.label = "audit"
-        config.prepareDatabase { db in
-            // 16 KiB pages for a new file (ignored for an existing one): measured about
-            // a fifth faster ingest than 4 KiB, with fewer B-tree levels for the indexes.
-            // It runs before GRDB switches the file to WAL, so it takes effect.
-            try db.execute(sql: "PRAGMA page_size = 16384")
-            // FULL: each commit is fsynced, in WAL mode too (NORMAL could lose the last
-            // commits on power loss).
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            try db.execute(sql: "PRAGMA cache_size = -65536")  // 64 MiB per connection
-        }
+    ///   `.notAuditDatabase` for a file without the audit schema; `.schemaTooNew` when a
+    ///   newer build wrote it; `.schemaTooOld` (writable only) when an older one did;
+    ///   `.readOnlyDatabase` when a writable store cannot write it.
+    public init(path: String, create: Bool = false, access: Access = .readWrite) throws {
         self.path = path
-        do {
-            pool = try DatabasePool(path: path, configuration: config)
-            try pool.writeWithoutTransaction { db in
-                let known = Set(Schema.migrationIdentifiers)
-                let applied = try Schema.migrator.appliedIdentifiers(db)
-                let unknown = applied.subtracting(known)
-                if !unknown.isEmpty {
-                    throw StoreError.schemaTooNew(path: path, unknownMigrations: unknown.sorted())
-                }
-            }
-            try Schema.migrator.migrate(pool)
-        } catch let error as StoreError {
-            throw error
-        } catch let error as DatabaseError {
-            throw StoreError.storage("cannot open the database \(path)", error, path: path)
-        } catch {
-            throw StoreError.storage("cannot open the database \(path): \(error)")
-        }
+        self.access = access
+        let opened = access == .readOnly ? try Self.openReadOnly(path) : try Self.openWritable(path, create: create)
+        pool = opened.database
+        readOnlyMode = opened.mode
+        attachLocation = opened.attachLocation
+        openedStamp = opened.mode == .immutable ? opened.stamp : nil
+        appliedMigrations = opened.migrations
     }
 
     /// Runs `body` in one IMMEDIATE write transaction, rolled back if `body` throws: it takes the write lock first, so
     /// reads in the body see the latest data and no other process can interleave.
     func writeTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+        guard access == .readWrite else {
+            throw StoreError.readOnlyDatabase(path: path, reason: "it was opened read-only")
+        }
         do {
             return try pool.writeWithoutTransaction { db in
                 var result: T?
@@ -78,27 +85,47 @@ public final class EventStore: Sendable {
                     result = try body(db)
                     return .commit
                 }
-                return result!
+                guard let result else { throw StoreError.storage("the write transaction on \(path) returned nothing") }
+                return result
             }
         } catch let error as DatabaseError {
-            throw StoreError.storage("database write failed (\(path))", error, path: path)
+            throw storeError(error)
         }
     }
 
     /// Runs `body` in a read transaction: one consistent snapshot of the log.
+    ///
+    /// - Throws: `StoreError.changedWhileRead` when an immutable read saw the file change.
     func readTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+        let result: Result<T, any Error>
         do {
-            return try pool.read(body)
+            result = .success(try pool.read(body))
         } catch let error as DatabaseError {
-            throw StoreError.storage("database read failed (\(path))", error, path: path)
+            result = .failure(storeError(error))
+        } catch {
+            result = .failure(error)
         }
+        if let openedStamp, DatabaseFile.stamp(path) != openedStamp {
+            throw StoreError.changedWhileRead(path: path)
+        }
+        return try result.get()
+    }
+
+    /// A GRDB failure as the store reports it.
+    func storeError(_ error: DatabaseError) -> StoreError {
+        if DiskFull.isDiskFull(error, path: path) { return .storage("the database \(path)", error, path: path) }
+        let failure = SQLiteFailure(error, path: path)
+        if failure.isReadOnly { return .readOnlyDatabase(path: path, reason: "SQLite: \(failure.message)") }
+        return .sqlite(failure)
     }
 
     /// The position of the last event and the head of the hash chain.
+    ///
+    /// - Throws: `StoreError.integrity` when the head record is missing or damaged.
     public func head() throws -> (seq: Int64, hash: [UInt8]) {
         try readTransaction { db in
-            let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM chain_head WHERE singleton = 1")!
-            return (row["seq"], [UInt8](row["hash"] as Data))
+            let head = try ChainHead.read(db)
+            return (head.seq, head.hash)
         }
     }
 }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 
 /// Appends prepared events inside one IMMEDIATE write transaction.
 ///
@@ -11,6 +10,9 @@ import GRDBSQLite
 ///
 /// The insert is a raw prepared statement: it is the ingest hot loop (measured: the
 /// per-row cost of going through GRDB's argument binding was ~25% of ingest time).
+/// It is INSERT OR FAIL: with the default ABORT, SQLite would keep a statement journal
+/// for each row under the append-only trigger (see the v8 migration). The trigger
+/// ignores a row whose id is stored, which is how the writer finds a re-sent event.
 final class EventWriter {
     enum Outcome {
         /// Appended at `seq`; `lastAppended` rebuilds the stored event when wanted.
@@ -19,7 +21,7 @@ final class EventWriter {
     }
 
     private let db: Database
-    private let insert: Statement
+    private let insert: SQLStatement
     private var hasher = EventHash()
     private(set) var lastSeq: Int64
     private var lastHash: [UInt8]
@@ -37,22 +39,24 @@ final class EventWriter {
     private(set) var appendedCount = 0
     private(set) var duplicateCount = 0
 
+    /// Starts appending after the chain head, which must equal the last stored event.
+    ///
+    /// - Throws: `StoreError.integrity` when it does not (see `ChainHead.forAppending`).
     init(_ db: Database) throws {
         self.db = db
-        let head = try Row.fetchOne(db, sql: "SELECT seq, hash, recorded_at FROM chain_head WHERE singleton = 1")!
-        lastSeq = head["seq"]
-        lastHash = [UInt8](head["hash"] as Data)
+        let (head, lastRecorded) = try ChainHead.forAppending(db)
+        lastSeq = head.seq
+        lastHash = head.hash
         logWasEmpty = lastSeq == 0
-        let lastRecorded: String = head["recorded_at"]
         var now = Timestamp.now()
-        if !lastRecorded.isEmpty, let previous = try? Timestamp(rfc3339: lastRecorded), previous > now {
-            now = previous  // the clock went back: keep recorded_at non-decreasing
+        if let lastRecorded, lastRecorded > now {
+            now = lastRecorded  // the clock went back: keep recorded_at non-decreasing
         }
         recordedAt = now
         recordedAtText = now.description
-        insert = try db.makeStatement(sql: """
-            INSERT INTO events (seq, id, stream, version, type, occurred_at, recorded_at, data, meta, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING
+        insert = try SQLStatement(db, """
+            INSERT OR FAIL INTO events (seq, id, stream, version, type, occurred_at, recorded_at, data, meta, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
     }
 
@@ -83,8 +87,10 @@ final class EventWriter {
             return try duplicate(event, of: existing)
         }
         if let correlation = event.correlationId {
-            try db.cachedStatement(sql: "INSERT INTO event_correlations (correlation_id, seq) VALUES (?, ?)")
-                .execute(arguments: [correlation, seq])
+            let index = try SQLStatement(db, "INSERT INTO event_correlations (correlation_id, seq) VALUES (?, ?)", cached: true)
+            index.bind(1, text: correlation)
+            index.bind(2, seq)
+            try index.run()
         }
         lastSeq = seq
         lastHash = hash
@@ -105,9 +111,11 @@ final class EventWriter {
     /// Moves the chain head to the last appended event. Call once, before commit.
     func finish() throws {
         guard appendedCount > 0 else { return }
-        try db.execute(
-            sql: "UPDATE chain_head SET seq = ?, hash = ?, recorded_at = ? WHERE singleton = 1",
-            arguments: [lastSeq, Data(lastHash), recordedAtText])
+        let update = try SQLStatement(db, "UPDATE chain_head SET seq = ?, hash = ?, recorded_at = ? WHERE singleton = 1")
+        update.bind(1, lastSeq)
+        update.bind(2, blob: lastHash)
+        update.bind(3, text: recordedAtText)
+        try update.run()
     }
 
     private func duplicate(_ event: PreparedEvent, of existing: StoredEvent) throws -> Outcome {
@@ -121,9 +129,10 @@ final class EventWriter {
     private func currentVersion(of stream: String) throws -> Int64 {
         if let known = versions[stream] { return known }
         if logWasEmpty, !evicted { return 0 }
-        let stored = try Int64.fetchOne(
-            db.cachedStatement(sql: "SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1"),
-            arguments: [stream]) ?? 0
+        let lookup = try SQLStatement(db, "SELECT version FROM events WHERE stream = ? ORDER BY version DESC LIMIT 1", cached: true)
+        lookup.bind(1, text: stream)
+        let stored = try lookup.step() ? lookup.int64(0) : 0
+        lookup.reset()
         remember(stream, version: stored)
         return stored
     }
@@ -138,59 +147,41 @@ final class EventWriter {
     }
 
     private func storedEvent(id: String) throws -> StoredEvent? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM events WHERE id = ?"), arguments: [id])
-            .map(StoredEvent.init(row:))
+        let lookup = try SQLStatement(db, "SELECT \(StoredEvent.columns) FROM events WHERE id = ?", cached: true)
+        lookup.bind(1, text: id)
+        defer { lookup.reset() }
+        return try lookup.step() ? StoredEvent(lookup) : nil
     }
 
     /// Binds and runs the insert; false when the id already exists.
     private func step(seq: Int64, id: String, event: PreparedEvent, version: Int64, occurred: String, hash: [UInt8]) throws -> Bool {
-        let stmt = insert.sqliteStatement
-        sqlite3_reset(stmt)
-        sqlite3_bind_int64(stmt, 1, seq)
-        bindText(stmt, 2, id)
-        bindText(stmt, 3, event.stream)
-        sqlite3_bind_int64(stmt, 4, version)
-        bindText(stmt, 5, event.type)
-        bindText(stmt, 6, occurred)
-        bindText(stmt, 7, recordedAtText)
-        bindText(stmt, 8, event.data)
-        bindText(stmt, 9, event.meta)
-        hash.withUnsafeBytes { _ = sqlite3_bind_blob(stmt, 10, $0.baseAddress, 32, SQLITE_TRANSIENT_DESTRUCTOR) }
-        let rc = sqlite3_step(stmt)
-        guard rc == SQLITE_DONE else {
-            let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
-            sqlite3_reset(stmt)
-            throw StoreError.storage("cannot store event seq \(seq) (stream \"\(event.stream)\"): SQLite error \(rc): \(message)")
-        }
-        return sqlite3_changes(db.sqliteConnection) == 1
-    }
-
-    private func bindText(_ stmt: OpaquePointer?, _ index: Int32, _ text: String) {
-        var text = text
-        text.withUTF8 { buffer in
-            if let base = buffer.baseAddress, buffer.count > 0 {
-                base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
-                    _ = sqlite3_bind_text(stmt, index, $0, Int32(buffer.count), SQLITE_TRANSIENT_DESTRUCTOR)
-                }
-            } else {
-                _ = sqlite3_bind_text(stmt, index, "", 0, SQLITE_TRANSIENT_DESTRUCTOR)
-            }
-        }
+        insert.reset()
+        insert.bind(1, seq)
+        insert.bind(2, text: id)
+        insert.bind(3, text: event.stream)
+        insert.bind(4, version)
+        insert.bind(5, text: event.type)
+        insert.bind(6, text: occurred)
+        insert.bind(7, text: recordedAtText)
+        insert.bind(8, text: event.data)
+        insert.bind(9, text: event.meta)
+        insert.bind(10, blob: hash)
+        try insert.run()
+        return insert.changes == 1
     }
 }
 
-/// SQLite's SQLITE_TRANSIENT: makes SQLite copy a bound value before the call returns.
-let SQLITE_TRANSIENT_DESTRUCTOR = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-
 extension StoredEvent {
-    /// Reads a row of the `events` table.
-    init(row: Row) {
-        let occurred: String = row["occurred_at"]
-        let recorded: String = row["recorded_at"]
+    /// The columns `init(_:)` reads, in its order.
+    static let columns = "seq, id, stream, version, type, occurred_at, recorded_at, data, meta, hash"
+
+    /// Reads the current row of a statement selecting `columns`, every text with its
+    /// exact length.
+    init(_ row: SQLStatement) {
         self.init(
-            seq: row["seq"], id: row["id"], stream: row["stream"], version: row["version"], type: row["type"],
-            occurredAt: (try? Timestamp(rfc3339: occurred)) ?? Timestamp(milliseconds: 0),
-            recordedAt: (try? Timestamp(rfc3339: recorded)) ?? Timestamp(milliseconds: 0),
-            data: row["data"], meta: row["meta"], hash: [UInt8](row["hash"] as Data))
+            seq: row.int64(0), id: row.string(1), stream: row.string(2), version: row.int64(3), type: row.string(4),
+            occurredAt: (try? Timestamp(rfc3339: row.string(5))) ?? Timestamp(milliseconds: 0),
+            recordedAt: (try? Timestamp(rfc3339: row.string(6))) ?? Timestamp(milliseconds: 0),
+            data: row.string(7), meta: row.string(8), hash: [UInt8](row.blob(9)))
     }
 }

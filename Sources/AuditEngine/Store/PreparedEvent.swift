@@ -28,6 +28,8 @@ struct PreparedEvent: Sendable {
 /// A validation failure; the caller adds where (line, argument).
 struct ValidationError: Error, CustomStringConvertible {
     var reason: String
+    /// The line has no id and the ingest refuses such lines.
+    var isMissingId = false
     var description: String { reason }
 }
 
@@ -71,10 +73,9 @@ extension PreparedEvent {
         self.occurredAt = occurredAt
         self.occurredAtText = occurredAt?.description
         self.expectedVersion = expectedVersion
-        switch meta?["correlation_id"] {
-        case .string(let id)?: correlationId = id
-        case .int(let id)?: correlationId = String(id)
-        default: correlationId = nil
+        correlationId = CorrelationId.of(meta)
+        if let correlationId, correlationId.utf8.contains(0) {
+            throw ValidationError(reason: "\"meta.correlation_id\" must not contain U+0000 (NUL)")
         }
         if self.data.utf8.count > EventLimits.maxPayloadBytes {
             throw ValidationError(reason: "\"data\" is \(self.data.utf8.count) bytes, more than the limit of \(EventLimits.maxPayloadBytes)")
@@ -85,7 +86,10 @@ extension PreparedEvent {
     }
 
     /// Validates one JSONL line: a JSON object with the fields of CONTRACT §1.
-    init(jsonLine bytes: UnsafeBufferPointer<UInt8>) throws(ValidationError) {
+    ///
+    /// - Parameter missingId: called with the line's object when it has no id: the id
+    ///   to give it, or nil to refuse the line.
+    init(jsonLine bytes: UnsafeBufferPointer<UInt8>, missingId: (JSONValue) -> String?) throws(ValidationError) {
         let value: JSONValue
         do {
             value = try JSONParser.parse(bytes, outerLevels: 1)
@@ -127,6 +131,14 @@ extension PreparedEvent {
         guard let stream else { throw ValidationError(reason: "missing \"stream\"") }
         guard let type else { throw ValidationError(reason: "missing \"type\"") }
         guard let data else { throw ValidationError(reason: "missing \"data\" (use {} for an event without payload)") }
+        if id == nil {
+            guard let given = missingId(value) else {
+                throw ValidationError(
+                    reason: "the line has no \"id\", so ingesting the same input again would append its events again; give every line an id, or ingest with --derive-ids (ids from each line's content: idempotent) or --generate-ids (random ids: not idempotent)",
+                    isMissingId: true)
+            }
+            id = given
+        }
         try self.init(
             id: id, stream: stream, type: type, data: data, meta: meta, occurredAt: occurredAt,
             expectedVersion: expected)
@@ -156,5 +168,8 @@ extension PreparedEvent {
         if count > max {
             throw ValidationError(reason: "\"\(field)\" is \(count) bytes, more than the limit of \(max)")
         }
+        // SQLite's and C's text functions end text at a NUL: a stream "a\u{0}b" would
+        // be read back, looked up and versioned as stream "a".
+        if text.utf8.contains(0) { throw ValidationError(reason: "\"\(field)\" must not contain U+0000 (NUL)") }
     }
 }

@@ -8,7 +8,12 @@ import GRDBSQLite
 /// carrying migrations this build does not know was made by a newer build and is
 /// refused rather than misread.
 enum Schema {
-    static let migrator: DatabaseMigrator = {
+    /// The migrations, without progress reports.
+    static let migrator = makeMigrator(progress: nil)
+
+    /// The migrations; `progress` hears how far the long ones (v8's copy of the log)
+    /// have come.
+    static func makeMigrator(progress: (@Sendable (UpgradeProgress) -> Void)?) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
 
         // v1: the log itself and the head of its hash chain.
@@ -236,6 +241,79 @@ enum Schema {
             try db.execute(sql: "DROP TABLE snapshot_states")
         }
 
+        // v8: the log's tables rebuilt as STRICT tables, every row and hash kept.
+        //
+        // Every stored value then has exactly the storage class the engine writes
+        // (text, integers, a 32-byte hash), which the hash chain does not cover: a
+        // value cast to a blob hashes the same but no longer matches `type = 'X'`.
+        // And a trigger lets INSERT do nothing but append: REPLACE and UPSERT forms
+        // would otherwise delete or overwrite a stored event without firing the
+        // UPDATE or DELETE triggers: a row whose id is stored is ignored (the writer's
+        // duplicate path relies on it), one whose seq is not the next or whose stream
+        // already has its version is refused.
+        //
+        // The trigger raises FAIL, not ABORT, and neither it nor `events` calls a SQL
+        // function (no CHECK (length(hash) = 32) there, unlike chain_head): any of
+        // them makes SQLite keep a statement journal for each INSERT, a copy of every
+        // page it changes (measured: twice the ingest time). A refused row fails its
+        // statement and nothing of it is stored. `verify` checks each hash's length.
+        migrator.registerMigration("v8-strict-events") { db in
+            try db.execute(sql: """
+                CREATE TABLE events_v8 (
+                    seq         INTEGER PRIMARY KEY,
+                    id          TEXT    NOT NULL UNIQUE,
+                    stream      TEXT    NOT NULL,
+                    version     INTEGER NOT NULL,
+                    type        TEXT    NOT NULL,
+                    occurred_at TEXT    NOT NULL,
+                    recorded_at TEXT    NOT NULL,
+                    data        TEXT    NOT NULL,
+                    meta        TEXT    NOT NULL DEFAULT '{}',
+                    hash        BLOB    NOT NULL,
+                    UNIQUE (stream, version)
+                ) STRICT
+                """)
+            try copyEvents(db, into: "events_v8", progress: progress)
+            try db.execute(sql: """
+                DROP TABLE events;
+                ALTER TABLE events_v8 RENAME TO events;
+                CREATE INDEX events_by_type ON events (type, seq);
+                CREATE INDEX events_by_occurred_at ON events (occurred_at);
+                CREATE TRIGGER events_are_not_updated BEFORE UPDATE ON events
+                    BEGIN SELECT RAISE(ABORT, 'stored events are never updated: the log is append-only'); END;
+                CREATE TRIGGER events_are_not_deleted BEFORE DELETE ON events
+                    BEGIN SELECT RAISE(ABORT, 'stored events are never deleted: the log is append-only'); END;
+                CREATE TRIGGER events_are_appended BEFORE INSERT ON events
+                BEGIN
+                    SELECT RAISE(IGNORE) WHERE EXISTS (SELECT 1 FROM events WHERE id = NEW.id);
+                    SELECT RAISE(FAIL, 'events are only appended: seq must be the last seq + 1')
+                        WHERE NEW.seq IS NOT coalesce((SELECT max(seq) FROM events), 0) + 1;
+                    SELECT RAISE(FAIL, 'events are only appended: the stream already has an event of this version')
+                        WHERE EXISTS (SELECT 1 FROM events WHERE stream = NEW.stream AND version = NEW.version);
+                END;
+
+                CREATE TABLE chain_head_v8 (
+                    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+                    seq         INTEGER NOT NULL,
+                    hash        BLOB    NOT NULL CHECK (length(hash) = 32),
+                    recorded_at TEXT    NOT NULL
+                ) STRICT;
+                INSERT INTO chain_head_v8 (singleton, seq, hash, recorded_at) SELECT singleton, seq, hash, recorded_at FROM chain_head;
+                DROP TABLE chain_head;
+                ALTER TABLE chain_head_v8 RENAME TO chain_head;
+
+                CREATE TABLE event_correlations_v8 (
+                    correlation_id TEXT    NOT NULL,
+                    seq            INTEGER NOT NULL,
+                    PRIMARY KEY (correlation_id, seq)
+                ) STRICT, WITHOUT ROWID;
+                INSERT INTO event_correlations_v8 (correlation_id, seq)
+                    SELECT correlation_id, seq FROM event_correlations ORDER BY correlation_id, seq;
+                DROP TABLE event_correlations;
+                ALTER TABLE event_correlations_v8 RENAME TO event_correlations;
+                """)
+        }
+
         // ---- The scheduler's attempts (issue 24). Kept in its own block: other
         // migrations may be registered before it. ----
         //
@@ -256,7 +334,62 @@ enum Schema {
                 """)
         }
         return migrator
-    }()
+    }
+
+    /// Copies every event into `target` (a table with the columns of `events`) in seq
+    /// order, in chunks, reporting progress after each.
+    private static func copyEvents(_ db: Database, into target: String, progress: (@Sendable (UpgradeProgress) -> Void)?) throws {
+        let columns = "seq, id, stream, version, type, occurred_at, recorded_at, data, meta, hash"
+        let total = try Int64.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0
+        var copied: Int64 = 0
+        var after = Int64.min
+        while true {
+            try db.execute(
+                sql: "INSERT INTO \(target) (\(columns)) SELECT \(columns) FROM events WHERE seq > ? ORDER BY seq LIMIT 100000",
+                arguments: [after])
+            guard db.changesCount > 0 else { break }
+            copied += Int64(db.changesCount)
+            after = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM \(target)") ?? after
+            progress?(UpgradeProgress(step: "copying the events into a STRICT table", done: copied, total: total))
+        }
+    }
+
+    /// The identifiers of the migrations applied to the database, read as stored
+    /// (whatever their storage class).
+    static func appliedMigrations(_ db: Database, path: String) throws -> Set<String> {
+        let statement = try SQLStatement(db, "SELECT identifier FROM grdb_migrations", path: path)
+        var applied: Set<String> = []
+        while try statement.step() { applied.insert(statement.string(0)) }
+        return applied
+    }
+
+    /// What each migration does, in a line, for `audit init` to say when it upgrades.
+    static let summaries: [String: String] = [
+        "v1-events": "the events table and the chain head",
+        "v2-read-indexes": "indexes by type and by business time, the correlation index, and triggers refusing UPDATE and DELETE of events",
+        "v3-projections": "the projections' catalog",
+        "v4-snapshots": "projection snapshots",
+        "v5-export-runs": "the record of export runs",
+        "v6-snapshot-rows-by-seq": "snapshot rows ordered by seq",
+        "v7-snapshot-chunks": "snapshot deltas stored in chunks",
+        "v8-strict-events": "events, chain_head and event_correlations rebuilt as STRICT tables (every value has the storage class the engine writes), and a trigger that lets INSERT only append (no REPLACE or UPSERT of a stored event)",
+        "v9-schedule-attempts": "the record of each attempt of a scheduled export, for retries with backoff",
+    ]
+
+    /// Whether `identifier` names a migration of a later build: `v<number>-<name>`,
+    /// numbered past this build's last.
+    static func isLaterMigration(_ identifier: String) -> Bool {
+        func number(_ id: String) -> Int? {
+            guard id.hasPrefix("v"), let dash = id.firstIndex(of: "-") else { return nil }
+            let name = id[id.index(after: dash)...]
+            guard !name.isEmpty, name.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }) else {
+                return nil
+            }
+            return Int(id[id.index(after: id.startIndex)..<dash])
+        }
+        guard let later = number(identifier), let last = migrationIdentifiers.last.flatMap(number) else { return false }
+        return later > last
+    }
 
     /// The identifiers of all migrations this build knows, oldest first.
     static var migrationIdentifiers: [String] { migrator.migrations }

@@ -19,6 +19,8 @@ public struct LineError: Sendable, Equatable, CustomStringConvertible {
 public enum StoreError: AuditFailure, Equatable {
     /// An event is not valid (empty stream, data not an object, bad time, …).
     case invalidEvent(reason: String)
+    /// A filter cannot select anything as given (a text holding U+0000).
+    case invalidFilter(reason: String)
     /// The stream's version is not the one the event expected.
     case versionConflict(stream: String, expected: Int64, actual: Int64)
     /// An id was sent again with different content.
@@ -29,19 +31,36 @@ public enum StoreError: AuditFailure, Equatable {
     case integrity(seq: Int64, reason: String)
     /// No database at the path.
     case noDatabase(path: String)
+    /// A file is at the path, but not an audit database (empty, not SQLite, or an
+    /// SQLite database without the audit schema): `reason` says which.
+    case notAuditDatabase(path: String, reason: String)
     /// The database was written by a newer build with migrations this one lacks.
     case schemaTooNew(path: String, unknownMigrations: [String])
-    /// SQLite or the file system failed.
+    /// The database was made by an older build: only `audit init` (`EventStore.upgrade`)
+    /// brings it up to date; until then it can only be read.
+    case schemaTooOld(path: String)
+    /// A writer cannot write the database; `reason` says what stops it.
+    case readOnlyDatabase(path: String, reason: String)
+    /// A read-only open found commits in the `-wal` file that it cannot read without
+    /// creating the `-shm` file beside the database.
+    case uncheckpointedCopy(path: String)
+    /// A read without locks (`immutable`) saw the file change under it.
+    case changedWhileRead(path: String)
+    /// SQLite failed, running `sql` on the database.
+    case sqlite(SQLiteFailure)
+    /// The file system failed.
     case storage(String)
 
     public var category: FailureCategory {
         switch self {
-        case .invalidEvent, .idConflict: return .invalidInput
+        case .invalidEvent, .invalidFilter, .idConflict: return .invalidInput
         case .versionConflict: return .conflict
         case .ingestRejected(_, let errors, _):
             return errors.first?.isConflict == true ? .conflict : .invalidInput
         case .integrity: return .integrity
-        case .noDatabase, .schemaTooNew, .storage: return .failure
+        case .noDatabase, .notAuditDatabase, .schemaTooNew, .schemaTooOld, .readOnlyDatabase, .uncheckpointedCopy,
+             .changedWhileRead, .sqlite, .storage:
+            return .failure
         }
     }
 
@@ -49,6 +68,8 @@ public enum StoreError: AuditFailure, Equatable {
         switch self {
         case .invalidEvent(let reason):
             return "invalid event: \(reason)"
+        case .invalidFilter(let reason):
+            return "invalid filter: \(reason)"
         case .versionConflict(let stream, let expected, let actual):
             return "version conflict on stream \"\(stream)\": expected version \(expected), but the stream is at version \(actual); re-read the stream and retry"
         case .idConflict(let id, let seq):
@@ -62,8 +83,20 @@ public enum StoreError: AuditFailure, Equatable {
             return "integrity check failed at seq \(seq): \(reason)"
         case .noDatabase(let path):
             return "no audit database at \(path); run `audit init` there, or pass --db / set AUDIT_DB"
+        case .notAuditDatabase(let path, let reason):
+            return "no audit database at \(path): \(reason)"
         case .schemaTooNew(let path, let unknown):
             return "the database \(path) was written by a newer version of audit (unknown migrations: \(unknown.joined(separator: ", "))); upgrade audit to open it"
+        case .schemaTooOld(let path):
+            return "the database at \(path) was made by an older audit; run audit init to upgrade it"
+        case .readOnlyDatabase(let path, let reason):
+            return "the database at \(path) is read-only: \(reason)"
+        case .uncheckpointedCopy(let path):
+            return "the database at \(path) has commits in \(path)-wal that are not in the file itself yet, and reading them would create \(path)-shm beside it, which a read-only command never does; check a complete copy instead: sqlite3 \(path) \".backup copy.db\" (run where the files may be written), then audit --db copy.db …"
+        case .changedWhileRead(let path):
+            return "the database at \(path) was changed by a writer while it was read (it had no -wal file when opened, so it was read without locks); run the command again"
+        case .sqlite(let failure):
+            return failure.description
         case .storage(let message):
             return message
         }

@@ -36,7 +36,14 @@ extension StoreError {
     /// the user should read it: a full disk says so first.
     static func storage(_ context: String, _ error: DatabaseError, path: String) -> StoreError {
         guard DiskFull.isDiskFull(error, path: path) else { return .storage("\(context): \(error)") }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        return .storage("\(context): disk full: the file system holding \(directory) has no space left; free some and run it again (SQLite: \(error))")
+        return DiskFull.error(context, failure: SQLiteFailure(error, path: path))
+    }
+}
+
+extension DiskFull {
+    /// The error for `failure`, which is the disk running full under its database.
+    static func error(_ context: String, failure: SQLiteFailure) -> StoreError {
+        let directory = URL(fileURLWithPath: failure.path).deletingLastPathComponent().path
+        return .storage("\(context): disk full: the file system holding \(directory) has no space left; free some and run it again (SQLite: \(failure.message))")
     }
 }

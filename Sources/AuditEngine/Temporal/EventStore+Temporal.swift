@@ -28,7 +28,7 @@ extension EventStore {
         _ projection: Projection, at time: TemporalSelection, key: String? = nil, options: TemporalOptions = TemporalOptions(),
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        let states = try TemporaryStates(storePath: path)
+        let states = try TemporaryStates(storePath: attachLocation)
         // The snapshot is not copied: the table gets only the keys the fold changes,
         // and the output merges it with the snapshot's states, both in key order.
         let base = try materialise([projection], at: time, key: key, into: states, copyBase: false, options: options).first!
@@ -56,7 +56,7 @@ extension EventStore {
         projections: [Projection], options: TemporalOptions = TemporalOptions(),
         header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
     ) throws {
-        let states = try TemporaryStates(storePath: path)
+        let states = try TemporaryStates(storePath: attachLocation)
         let end = try temporalEnd(time)
         // Empty tables for every projection and the events view, so that the statement
         // compiles; then the tables it reads are the ones to fold.
