@@ -7,9 +7,9 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create the database, or upgrade one an older audit made, and projections/ and queries/ with a working example of each.",
             discussion: """
-                On a database this build made, it changes nothing. On one an older build made, it verifies the
-                whole log, upgrades the schema, verifies again (same events, same head) and says what it did;
-                a log that does not verify is not touched (exit 4). A file that is not an audit database is
+                On a database this build made, it changes nothing. On one an older build made, it verifies the \
+                whole log, upgrades the schema, verifies again (same events, same head) and says what it did; \
+                a log that does not verify is not touched (exit 4). A file that is not an audit database is \
                 refused (exit 1).
                 """)
 
