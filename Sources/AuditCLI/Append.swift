@@ -6,9 +6,11 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Append one event; prints it as stored (JSON, with seq and version).",
             discussion: """
-                Example:
-                  audit append --stream order-1 --type OrderPlaced --data '{"amount":25}' --expected-version none
                 Exits 3 when --expected-version does not match the stream's version.
+
+                Example:
+                  audit append --stream order-1 --type OrderPlaced --data '{"amount":25}' \\
+                    --expected-version none
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -25,7 +27,7 @@ extension AuditCommand {
         @Option(help: "Metadata, a JSON object (correlation_id, actor, …).")
         var meta: String?
 
-        @Option(help: ArgumentHelp("When it happened, RFC 3339 (default: now).", valueName: "time"))
+        @Option(help: ArgumentHelp("When it happened (default: now): \(TimeArgument.eventForms).", valueName: "time"))
         var occurredAt: String?
 
         @Option(help: "A unique event id (default: a generated UUID).")
@@ -45,11 +47,7 @@ extension AuditCommand {
                 stream: stream, type: type,
                 data: try parseJSONArgument(data, option: "--data"),
                 meta: try meta.map { try parseJSONArgument($0, option: "--meta") },
-                occurredAt: try occurredAt.map { text in
-                    do { return try Timestamp(rfc3339: text) } catch {
-                        throw StoreError.invalidEvent(reason: "--occurred-at: \(error)")
-                    }
-                },
+                occurredAt: try occurredAt.map { try TimeArgument.eventTime($0, option: "--occurred-at") },
                 id: id,
                 expectedVersion: ExpectedVersion(text: expectedVersion)!)
             let result = try openStore(global).append(event)

@@ -11,7 +11,8 @@ public struct AuditCommand: ParsableCommand {
         abstract: "An embedded, scriptable audit and analytics engine over an append-only event log.",
         discussion: """
             The database is --db, else $AUDIT_DB, else ./audit.db.
-            Exit codes: 0 success, 1 failure, 3 concurrency conflict, 4 integrity check failed,
+
+            Exit codes: 0 success, 1 failure, 3 concurrency conflict, 4 integrity check failed, \
             64 usage error, 65 invalid input.
             """,
         version: AuditVersion.current,
@@ -40,8 +41,13 @@ public struct AuditCommand: ParsableCommand {
             FileHandle.standardError.write(Data("audit: \(problem.message)\n".utf8))
             Foundation.exit(problem.isEventContent ? 65 : 64)
         }
+        var command: any ParsableCommand
         do {
-            var command = try parseAsRoot()
+            command = try parseAsRoot(NegativeValues.join(Array(CommandLine.arguments.dropFirst())))
+        } catch {
+            exitWithParserMessage(for: error)
+        }
+        do {
             try command.run()
             Foundation.exit(0)
         } catch is OutputClosed {
@@ -49,27 +55,40 @@ public struct AuditCommand: ParsableCommand {
         } catch let failure as any AuditFailure {
             StandardStreams.writeError("audit: \(failure)\n")
             Foundation.exit(ExitCodes.code(for: failure.category))
+        } catch let usage as UsageError {
+            StandardStreams.writeError("audit: \(usage)\n")
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch let error where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // ValidationError, ExitCode, CleanExit, and the help command's own errors.
+            exitWithParserMessage(for: error)
         } catch {
-            // Usage errors, --help, --version and ExitCode: ArgumentParser's message and
-            // code, written here so that a failing stdout is reported as well.
-            let code = exitCode(for: error)
-            let message = fullMessage(for: error)
-            if !message.isEmpty {
-                if code == .success {
-                    do {
-                        try StandardStreams.writeOut(message + "\n")
-                    } catch is OutputClosed {
-                        Foundation.exit(ExitCodes.outputClosed)
-                    } catch {
-                        StandardStreams.writeError("audit: \(error)\n")
-                        Foundation.exit(1)
-                    }
-                } else {
-                    StandardStreams.writeError(message + "\n")
-                }
-            }
-            Foundation.exit(code.rawValue)
+            // An error of no engine type (Foundation's, GRDB's…): in words, exit 1.
+            StandardStreams.writeError("audit: \(ErrorText.describe(error))\n")
+            Foundation.exit(1)
         }
+    }
+
+    /// Usage errors, --help, --version and ExitCode: ArgumentParser's message and
+    /// code, written here so that a failing stdout is reported as well.
+    private static func exitWithParserMessage(for parserError: any Error) -> Never {
+        let code = exitCode(for: parserError)
+        let columns = HelpLayout.width()
+        let message = HelpLayout.wrapUsage(fullMessage(for: parserError, columns: columns), columns: columns)
+        if !message.isEmpty {
+            if code == .success {
+                do {
+                    try StandardStreams.writeOut(message + "\n")
+                } catch is OutputClosed {
+                    Foundation.exit(ExitCodes.outputClosed)
+                } catch let failure {
+                    StandardStreams.writeError("audit: \(ErrorText.describe(failure))\n")
+                    Foundation.exit(1)
+                }
+            } else {
+                StandardStreams.writeError(message + "\n")
+            }
+        }
+        Foundation.exit(code.rawValue)
     }
 }
 

@@ -22,12 +22,14 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("Only events up to this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: "At most this many events.") var limit: Int?
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func validate() throws {
             if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
         }
 
         func run() throws {
+            let spreadsheetSafe = try spreadsheet.protects(format)
             let filter = EventFilter(
                 stream: stream, type: type, correlationId: correlationId, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt,
                 limit: limit)
@@ -51,6 +53,7 @@ extension AuditCommand {
                 var writer = TabularWriter(
                     columns: ["seq", "id", "stream", "version", "type", "occurred_at", "recorded_at", "data", "meta", "hash"],
                     format: format)
+                writer.spreadsheetSafe = spreadsheetSafe
                 try store.forEachEvent(filter) { e in
                     try writer.row([
                         String(e.seq), e.id, e.stream, String(e.version), e.type, e.occurredAt.description,

@@ -7,13 +7,14 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Export raw events or a saved query's result to a new directory, with a manifest an auditor can verify.",
             discussion: """
-                Writes data files (events-000001.jsonl …, or result-000001.csv and query.sql), then
-                manifest.sig (with --key) and manifest.json last, into a temporary directory renamed
+                Writes data files (events-000001.jsonl …, or result-000001.csv and query.sql), then \
+                manifest.sig (with --key) and manifest.json last, into a temporary directory renamed \
                 into place when complete. Prints the manifest's summary as one JSON line.
+
                 Examples:
                   audit export --out exports/2005 --type Payment --as-of 2005-12-31
-                  audit export --name trail --incremental --into exports/trail --key keys/export.key
-                  audit export --query outstanding_fines --format csv --out exports/outstanding
+                  audit export --name trail --incremental --into exports/trail --key k.key
+                  audit export --query outstanding_fines --format csv --out exports/owed
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -24,7 +25,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("A folder that gets one directory per run, NAME-000001, NAME-000002, …", valueName: "folder")) var into: String?
         @Option(help: ArgumentHelp("The export's name: its runs form a chain (default: the query's name, or events).", valueName: "name")) var name: String?
         @Flag(help: "Continue from the last run of --name: exactly the events recorded since.") var incremental = false
-        @Option(help: ArgumentHelp("Export this saved query's result (queries/NAME.sql) instead of events.", valueName: "name")) var query: String?
+        @Option(help: ArgumentHelp("Export this saved query's result (queries/NAME.sql) instead of events.", valueName: "name"), completion: WorkspaceCompletion.queries) var query: String?
         @Option(help: ArgumentHelp("A query parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
         @Option(help: "Only this stream.") var stream: String?
         @Option(help: "Only this event type.") var type: String?

@@ -6,10 +6,11 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Append a JSONL file (or stdin) atomically: all its events, or on any bad line none.",
             discussion: """
-                Prints {"appended":N,"duplicates":M,"last_seq":S}. Bad lines are reported on stderr
-                as FILE:LINE: reason (up to 20), and nothing is appended (exit 65; exit 3 for a
-                version conflict). Every line needs an "id", so that ingesting the same file again
+                Prints {"appended":N,"duplicates":M,"last_seq":S}. Bad lines are reported on stderr \
+                as FILE:LINE: reason (up to 20), and nothing is appended (exit 65; exit 3 for a \
+                version conflict). Every line needs an "id", so that ingesting the same file again \
                 is safe, unless --derive-ids or --generate-ids says how to make the missing ones.
+
                 Example:
                   audit ingest road-fines.jsonl
                   cat events.jsonl | audit ingest -

@@ -6,8 +6,9 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make an Ed25519 key for signing export manifests; prints the public key for auditors.",
             discussion: """
-                Writes FILE (the private key, base64, mode 0600; never overwritten) and FILE.pub (the
+                Writes FILE (the private key, base64, mode 0600; never overwritten) and FILE.pub (the \
                 public key). Keep FILE outside the database's reach; give the public key to auditors.
+
                 Example:
                   audit keygen keys/export.key
                 """)

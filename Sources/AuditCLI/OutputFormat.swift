@@ -17,9 +17,13 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 ///
 /// `table` aligns columns over pages of `pageSize` rows, so that listing a large log
 /// keeps constant memory; each page repeats no header but keeps its own widths.
+/// Widths are display columns (`TableText`): CJK and emoji take two, combining marks
+/// none; control characters are escaped, so a value can never break a row.
 struct TabularWriter {
     let columns: [String]
     let format: OutputFormat
+    /// CSV cells that a spreadsheet would run as formulas get a `'` (`--spreadsheet-safe`).
+    var spreadsheetSafe = false
     var output = Output()
     private var page: [[String]] = []
     private var wroteHeader = false
@@ -36,10 +40,10 @@ struct TabularWriter {
         switch format {
         case .csv:
             if !wroteHeader {
-                try output.line(columns.map(CSV.field).joined(separator: ","))
+                try output.line(csvRecord(columns))
                 wroteHeader = true
             }
-            try output.line(cells.map(CSV.field).joined(separator: ","))
+            try output.line(csvRecord(cells))
         default:
             page.append(cells)
             if page.count >= TabularWriter.pageSize { try flushPage() }
@@ -47,37 +51,45 @@ struct TabularWriter {
     }
 
     mutating func finish() throws {
-        if format == .csv, !wroteHeader { try output.line(columns.map(CSV.field).joined(separator: ",")) }
+        if format == .csv, !wroteHeader { try output.line(csvRecord(columns)) }
         if format == .table { try flushPage(force: !wroteHeader) }
         try output.flush()
     }
 
+    private func csvRecord(_ cells: [String]) -> String {
+        (spreadsheetSafe ? cells.map(SpreadsheetSafe.cell) : cells).map(CSV.field).joined(separator: ",")
+    }
+
     private mutating func flushPage(force: Bool = false) throws {
         guard !page.isEmpty || force else { return }
-        let cells = page.map { $0.map(TabularWriter.display) }
-        var widths = columns.map(\.count)
+        let cells = page.map { row in row.enumerated().map { TabularWriter.display($1, last: $0 == row.count - 1) } }
+        let header = columns.map { TabularWriter.display($0, last: false) }
+        var widths = header.map(TableText.width)
         for row in cells {
-            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], TableText.width(cell)) }
         }
         func render(_ row: [String]) -> String {
             row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                i == row.count - 1 ? cell : TableText.padded(cell, columns: widths[i])
             }.joined(separator: "  ")
         }
         if !wroteHeader {
-            try output.line(render(columns))
-            try output.line(render(widths.map { String(repeating: "-", count: $0) }))
+            try output.line(render(header))
+            // The last column's rule as wide as a cut cell at most: it is shown whole.
+            let rules = widths.enumerated().map { i, w in i == widths.count - 1 ? max(TableText.width(header[i]), min(w, TabularWriter.maxCellWidth)) : w }
+            try output.line(render(rules.map { String(repeating: "-", count: $0) }))
             wroteHeader = true
         }
         for row in cells { try output.line(render(row)) }
         page.removeAll(keepingCapacity: true)
     }
 
-    /// A cell as shown in a table: one line, long values cut with an ellipsis.
-    private static func display(_ cell: String) -> String {
-        var text = cell.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: " ")
-        if text.count > maxCellWidth { text = String(text.prefix(maxCellWidth - 1)) + "…" }
-        return text
+    /// A cell as shown in a table: one line, control characters escaped; long values
+    /// cut with an ellipsis at `maxCellWidth` columns, except in the last column, which
+    /// aligns nothing after it and is shown whole.
+    private static func display(_ cell: String, last: Bool) -> String {
+        let text = TableText.escaped(cell)
+        return last ? text : TableText.truncated(text, columns: maxCellWidth)
     }
 }
 

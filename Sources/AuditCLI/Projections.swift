@@ -6,13 +6,14 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "List each projection: name, version, position, lag, status.",
             discussion: """
-                status is ok, building, failed: <reason>, stale (its code changed: the next replay
+                status is ok, building, failed: <reason>, stale (its code changed: the next replay \
                 rebuilds it) or new (never built).
                 """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func run() throws {
             let store = try openStore(global, access: .readOnly)
@@ -45,7 +46,7 @@ extension AuditCommand {
                 let position = record?.position ?? 0
                 rows.append([.text(name), version, .integer(position), .integer(head - position), .text(status)])
             }
-            try ResultWriter.write(columns: columns, rows: rows, format: format)
+            try ResultWriter.write(columns: columns, rows: rows, format: format, spreadsheetSafe: try spreadsheet.protects(format))
             try warnAboutUnknownTypes(store, loaded)
         }
 
@@ -56,7 +57,7 @@ extension AuditCommand {
             guard !known.isEmpty else { return }
             let knownSet = Set(known)
             for case .success(let projection) in loaded {
-                for type in projection.handledTypes where !knownSet.contains(type) {
+                for type in projection.handledTypes where !knownSet.contains(type) && type != Projection.catchAllType {
                     let hint = closestName(to: type, in: known).map { " (did you mean \"\($0)\"?)" } ?? ""
                     warn("audit: warning: projection \(projection.name) handles \"\(type)\", which never occurs in the log\(hint)")
                 }

@@ -7,23 +7,30 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a saved query (queries/NAME.sql) or inline SQL over the projections' tables and events.",
             discussion: """
-                Each projection is a table named after it (key, state, and its declared columns);
-                the events table is readable too. Parameters are :name placeholders bound with
+                Each projection is a table named after it (key, state, and its declared columns); \
+                the events table is readable too. Parameters are :name placeholders bound with \
                 --param name=value (decimal integers bind as integers, anything else as text).
+
                 Examples:
                   audit query open_orders
-                  audit query --sql 'SELECT count(*) AS n FROM events WHERE type = :t' --param t=Payment
+                  audit query --sql 'SELECT * FROM events WHERE type = :t' --param t=Payment
                   audit query outstanding_fines --as-of 2005-12-31
-                With --as-of/--known-at, the projections the SQL reads are folded as they were then
-                (from their newest usable snapshots) into a temporary database, and `events` holds only
+
+                With --as-of/--known-at, the projections the SQL reads are folded as they were then \
+                (from their newest usable snapshots) into a temporary database, and `events` holds only \
                 the selected events; the live tables are not touched.
-                A series runs the query at the end of each day, week, month, quarter or year, in one
-                pass, with a leading as_of column:
-                  audit query outstanding_fines --as-of-each month --from 2005-01-01 --to 2005-12-31
-                  audit query outstanding_fines --known-at-each quarter --from 2024-01-01 --to 2024-12-31
-                A restatement compares what was known at two times (rows matched by --key, default the
-                first column, with a change column):
-                  audit query outstanding_fines --as-of 2005-12-31 --known-at 2024-01-01 --compare-known-at 2024-06-30
+
+                A series runs the query at the end of each day, week, month, quarter or year, in \
+                one pass, with a leading as_of column. A restatement compares what was known at \
+                two times (rows matched by --key, default the first column, with a change column).
+
+                Examples:
+                  audit query outstanding_fines --as-of-each month \\
+                    --from 2005-01-01 --to 2005-12-31
+                  audit query outstanding_fines --known-at-each quarter \\
+                    --from 2024-01-01 --to 2024-12-31
+                  audit query outstanding_fines --as-of 2005-12-31 \\
+                    --known-at 2024-01-01 --compare-known-at 2024-06-30
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -32,8 +39,8 @@ extension AuditCommand {
         @OptionGroup var time: TimeOptions
         @OptionGroup var series: SeriesOptions
         @Option(help: ArgumentHelp(
-            "Compare with what was known at this time (a restatement): the rows added, removed and changed since --known-at.",
-            valueName: "time"))
+            "Compare with what was known at this time (a restatement): the rows added, removed and changed since --known-at. \(TimeArgument.selectingForms).",
+            valueName: "time"), transform: TimeArgument.selecting)
         var compareKnownAt: Timestamp?
         @Option(help: ArgumentHelp(
             "With --compare-known-at: the column(s) that match rows (repeatable; default: the first column).", valueName: "column"))
@@ -42,6 +49,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func validate() throws {
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
@@ -57,7 +65,8 @@ extension AuditCommand {
             let store = try openStore(global, access: .readOnly)
             let (text, source, parameters) = try query.load(workspace)
             var writer: ResultWriter?
-            let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }
+            let safe = try spreadsheet.protects(format)
+            let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format, spreadsheetSafe: safe) }
             let row = { (values: [SQLValue]) in try writer!.row(values) }
             let points = try series.points(time)
             if time.selection.isCurrent, points == nil {

@@ -4,12 +4,13 @@ import AuditEngine
 /// What `query` and `report` run: a saved query's name or inline SQL, and its
 /// `--param name=value` parameters.
 struct QueryText: ParsableArguments {
-    @Argument(help: "A saved query's name (queries/NAME.sql).") var name: String?
+    @Argument(help: "A saved query's name (queries/NAME.sql).", completion: WorkspaceCompletion.queries) var name: String?
     @Option(help: "Inline SQL instead of a saved query.") var sql: String?
     @Option(help: ArgumentHelp("A parameter, name=value (repeatable).", valueName: "name=value")) var param: [String] = []
 
     func validate() throws {
-        if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
+        if name == nil, sql == nil { throw ValidationError("give a saved query's name (queries/NAME.sql) or --sql SQL") }
+        if name != nil, sql != nil { throw ValidationError("give a saved query's name or --sql, not both") }
         if let name, !SavedQuery.isValidName(name) { throw ValidationError(SavedQuery.invalidNameMessage(name)) }
         for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
     }

@@ -7,10 +7,11 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Bring projections up to date from their checkpoints; rebuild those whose code changed.",
             discussion: """
-                Prints one JSON line per projection: {"projection":…,"status":…,"position":…,"events":…}
-                with status up_to_date, updated, rebuilt, building or failed. A rebuild is made beside
-                the live table, which keeps serving queries until the new one replaces it. Exits 65 when
+                Prints one JSON line per projection: {"projection":…,"status":…,"position":…,"events":…} \
+                with status up_to_date, updated, rebuilt, building or failed. A rebuild is made beside \
+                the live table, which keeps serving queries until the new one replaces it. Exits 65 when \
                 a projection failed (its error is on stderr); the others are still brought up to date.
+
                 Examples:
                   audit replay
                   audit replay order_totals --rebuild
@@ -19,9 +20,9 @@ extension AuditCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
 
-        @Argument(help: "Projections to replay (default: all).") var names: [String] = []
+        @Argument(help: "Projections to replay (default: all).", completion: WorkspaceCompletion.projections) var names: [String] = []
         @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
-        @Option(help: ArgumentHelp("Workers for projections keyed by stream: their keys are split across this many VMs (default: the number of active cores).", valueName: "n")) var parallel = ProcessInfo.processInfo.activeProcessorCount
+        @Option(help: ArgumentHelp("Workers for projections keyed by stream: their keys are split across this many VMs (default: the number of active cores).", valueName: "n")) var parallel: Int?
         @Flag(help: "Neither start rebuilds from snapshots nor take any.") var noSnapshots = false
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: ArgumentHelp("Events read per batch.", valueName: "n")) var batchSize = 20_000
@@ -33,7 +34,7 @@ extension AuditCommand {
 
         func validate() throws {
             if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-            if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
+            if let parallel, parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
             if let memoryMb, memoryMb < 1 || memoryMb > LuaLimits.maxMemoryMB {
                 throw ValidationError("--memory-mb must be from 1 to \(LuaLimits.maxMemoryMB)")
@@ -59,7 +60,7 @@ extension AuditCommand {
             options.rebuild = rebuild
             options.toSeq = toSeq
             options.batchSize = batchSize
-            options.parallel = parallel
+            options.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
             options.checkpointEvery = checkpointEvery
             options.useSnapshots = !noSnapshots
             if stderrIsTerminal { options.progress = ProgressLine.report }
@@ -114,10 +115,10 @@ enum ProgressLine {
 
     /// Rewrites the progress line in place.
     static func show(_ text: String) {
-        StandardStreams.writeError("\r\(text)\u{1B}[K")
+        StandardStreams.writeError(TerminalLine.rewrite(text))
     }
 
     static func clear() {
-        StandardStreams.writeError("\r\u{1B}[K")
+        StandardStreams.writeError(TerminalLine.clear())
     }
 }

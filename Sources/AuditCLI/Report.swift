@@ -7,13 +7,18 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a series of a query as one self-contained HTML page: a chart over as_of, its table, and what it was made from.",
             discussion: """
-                The query runs at the end of each unit from --from to --to, in one pass (as
-                `audit query … --as-of-each`). When it returns one row per point, each numeric column
-                is a line; otherwise --series COL names the column whose values label the lines.
-                The page holds no script and loads nothing: it can be mailed, archived and printed.
+                The query runs at the end of each unit from --from to --to, in one pass (as \
+                `audit query … --as-of-each`). When it returns one row per point, each numeric \
+                column is a line; otherwise --series COL names the column whose values label the \
+                lines. The page holds no script and loads nothing: it can be mailed, archived and \
+                printed.
+
                 Examples:
-                  audit report --sql 'SELECT count(*) AS fines FROM fine_balances' --as-of-each year --from 2000-01-01 --to 2005-12-31 --out fines.html
-                  audit report --sql 'SELECT status, count(*) AS fines FROM fine_balances GROUP BY status' --series status --as-of-each year --from 2000-01-01 --to 2013-12-31 --out status.html
+                  audit report --sql 'SELECT count(*) AS fines FROM fine_balances' \\
+                    --as-of-each year --from 2000-01-01 --to 2005-12-31 --out fines.html
+                  audit report --series status --as-of-each year \\
+                    --sql 'SELECT status, count(*) AS n FROM fine_balances GROUP BY status' \\
+                    --from 2000-01-01 --to 2013-12-31 --out status.html
                 """)
 
         @OptionGroup var global: GlobalOptions

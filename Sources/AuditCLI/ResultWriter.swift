@@ -10,11 +10,14 @@ struct ResultWriter {
     private var tabular: TabularWriter?
     private var count = 0
 
-    init(columns: [String], format: OutputFormat, rawJSONColumns: Set<String> = []) throws {
+    init(columns: [String], format: OutputFormat, rawJSONColumns: Set<String> = [], spreadsheetSafe: Bool = false) throws {
         self.columns = columns
         self.format = format
         self.rawJSONColumns = rawJSONColumns
-        if format == .csv || format == .table { tabular = TabularWriter(columns: columns, format: format) }
+        if format == .csv || format == .table {
+            tabular = TabularWriter(columns: columns, format: format)
+            tabular!.spreadsheetSafe = spreadsheetSafe
+        }
         if format == .json { try output.line("[") }
     }
 
@@ -40,8 +43,8 @@ struct ResultWriter {
         try output.flush()
     }
 
-    static func write(columns: [String], rows: [[SQLValue]], format: OutputFormat) throws {
-        var writer = try ResultWriter(columns: columns, format: format)
+    static func write(columns: [String], rows: [[SQLValue]], format: OutputFormat, spreadsheetSafe: Bool = false) throws {
+        var writer = try ResultWriter(columns: columns, format: format, spreadsheetSafe: spreadsheetSafe)
         for row in rows { try writer.row(row) }
         try writer.finish()
     }

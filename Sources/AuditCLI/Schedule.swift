@@ -17,10 +17,11 @@ extension AuditCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Run scheduled exports: as a long-lived process, or with --once whatever is due now.",
                 discussion: """
-                    Prints one JSON line per run. Missed slots (the process was down) are caught up once,
-                    for the latest one. A failed slot is tried again 1, 5, 15 and 60 minutes after each
-                    failure (at most 5 attempts), while it is still the latest slot.
+                    Prints one JSON line per run. Missed slots (the process was down) are caught up once, \
+                    for the latest one. A failed slot is tried again 1, 5, 15 and 60 minutes after each \
+                    failure (at most 5 attempts), while it is still the latest slot. \
                     With --once, exits 1 when a run failed (the failure is also in the log).
+
                     Examples:
                       audit schedule run --once
                       audit schedule run --once --retry-failed
@@ -68,9 +69,10 @@ extension AuditCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Show each scheduled export's schedule, last run, due and next runs, and what would make it fail.",
                 discussion: """
-                    Checks each export as a run would (its saved query and the projection tables it reads,
-                    its signing key, its destination) and names each problem in the problems column and on
+                    Checks each export as a run would (its saved query and the projection tables it reads, \
+                    its signing key, its destination) and names each problem in the problems column and on \
                     stderr; exits 1 when there is one.
+
                     Example:
                       audit schedule list --format json
                     """)
@@ -78,6 +80,7 @@ extension AuditCommand {
             @OptionGroup var global: GlobalOptions
             @OptionGroup var options: ConfigOptions
             @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
+            @OptionGroup var spreadsheet: SpreadsheetOptions
 
             func run() throws {
                 let scheduler = ExportScheduler(store: try openStore(global), config: try ScheduleConfig.load(file: options.config))
@@ -85,7 +88,7 @@ extension AuditCommand {
                     columns: [
                         "name", "schedule", "timezone", "last_slot", "last_status", "attempts", "last_error", "due", "retry_at", "next_slot",
                         "next_slot_local", "problems", "last_directory",
-                    ], format: format)
+                    ], format: format, spreadsheetSafe: try spreadsheet.protects(format))
                 var problems: [String] = []
                 for (export, s) in zip(scheduler.config.exports, try scheduler.status()) {
                     func time(_ t: Timestamp?) -> SQLValue { t.map { .text($0.description) } ?? .null }

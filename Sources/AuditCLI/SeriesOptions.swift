@@ -15,10 +15,10 @@ struct SeriesOptions: ParsableArguments {
         "A series as reported at the time: at the end of each unit, as of it and known at it.", valueName: "unit"))
     var knownAtEach: SeriesPoints.Unit?
 
-    @Option(help: ArgumentHelp("The series' first time (a date means the end of that day).", valueName: "time"))
+    @Option(help: ArgumentHelp("The series' first time: \(TimeArgument.selectingForms).", valueName: "time"), transform: TimeArgument.selecting)
     var from: Timestamp?
 
-    @Option(help: ArgumentHelp("The series' last time.", valueName: "time"))
+    @Option(help: ArgumentHelp("The series' last time: \(TimeArgument.selectingForms).", valueName: "time"), transform: TimeArgument.selecting)
     var to: Timestamp?
 
     var isSeries: Bool { asOfEach != nil || knownAtEach != nil }

@@ -7,10 +7,11 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Take projection snapshots now, or list the stored ones.",
             discussion: """
-                Brings each projection up to date (as `audit replay`) and snapshots it at its position,
-                whatever its snapshot_every. Prints one JSON line per snapshot taken or listed:
-                {"projection":…,"seq":…,"max_occurred_at":…,"max_recorded_at":…,"keys":…,"delta_rows":…,
-                "delta_bytes":…,"milliseconds":…}.
+                Brings each projection up to date (as `audit replay`) and snapshots it at its position, \
+                whatever its snapshot_every. Prints one JSON line per snapshot taken or listed, with \
+                projection, seq, max_occurred_at, max_recorded_at, keys, delta_rows, delta_bytes and \
+                milliseconds.
+
                 Examples:
                   audit snapshot
                   audit snapshot fine_balances
@@ -19,13 +20,15 @@ extension AuditCommand {
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
-        @Argument(help: "Projections to snapshot (default: all).") var names: [String] = []
+        @Argument(help: "Projections to snapshot (default: all).", completion: WorkspaceCompletion.projections) var names: [String] = []
         @Flag(help: "List the stored snapshots instead of taking any.") var list = false
 
         func run() throws {
             let store = try openStore(global)
             var out = Output()
             if list {
+                let known = try KnownProjections(folder: workspace.projections, store: store)
+                for name in names { try known.require(name) }
                 for snapshot in try store.snapshots() where names.isEmpty || names.contains(snapshot.projection) {
                     try out.line(line(snapshot))
                 }

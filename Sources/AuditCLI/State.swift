@@ -7,20 +7,26 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a projection's state: every key, or one; now, or at a point in time.",
             discussion: """
-                With --format jsonl (the default), one line per key, {"key":…,"state":{…}}, keys sorted.
-                Without a time, it reads the projection's table (run `audit replay` first). With --as-of
-                and/or --known-at, it folds the selected events from the newest usable snapshot into a
+                With --format jsonl (the default), one line per key, {"key":…,"state":{…}}, keys sorted. \
+                Without a time, it reads the projection's table (run `audit replay` first). With --as-of \
+                and/or --known-at, it folds the selected events from the newest usable snapshot into a \
                 temporary database, leaving the tables alone. --history lists how KEY's state changed.
+
                 Examples:
                   audit state order_totals
                   audit state fine_balances S45359 --format json
                   audit state fine_balances --as-of 2005-12-31
                   audit state fine_balances S45359 --history
-                A series prints the states at the end of each day, week, month, quarter or year, with a
-                leading as_of; --compare-known-at lists the keys added, removed and changed between what
-                was known at --known-at and at that time:
-                  audit state fine_balances S45359 --as-of-each year --from 2000-01-01 --to 2005-12-31
-                  audit state fine_balances --as-of 2005-12-31 --known-at 2024-01-01 --compare-known-at 2024-06-30
+
+                A series prints the states at the end of each day, week, month, quarter or year, \
+                with a leading as_of; --compare-known-at lists the keys added, removed and changed \
+                between what was known at --known-at and at that time.
+
+                Examples:
+                  audit state fine_balances S45359 --as-of-each year \\
+                    --from 2000-01-01 --to 2005-12-31
+                  audit state fine_balances --as-of 2005-12-31 \\
+                    --known-at 2024-01-01 --compare-known-at 2024-06-30
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -28,10 +34,10 @@ extension AuditCommand {
         @OptionGroup var time: TimeOptions
         @OptionGroup var series: SeriesOptions
         @Option(help: ArgumentHelp(
-            "Compare with what was known at this time (a restatement): the keys added, removed and changed since --known-at.",
-            valueName: "time"))
+            "Compare with what was known at this time (a restatement): the keys added, removed and changed since --known-at. \(TimeArgument.selectingForms).",
+            valueName: "time"), transform: TimeArgument.selecting)
         var compareKnownAt: Timestamp?
-        @Argument(help: "The projection.") var name: String
+        @Argument(help: "The projection.", completion: WorkspaceCompletion.projections) var name: String
         @Argument(help: "Only this key.") var key: String?
         @Flag(help: "List how KEY's state changed: the events that changed it, with the state after each (as `audit explain`).")
         var history = false
@@ -39,6 +45,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+        @OptionGroup var spreadsheet: SpreadsheetOptions
 
         func validate() throws {
             if history, key == nil { throw ValidationError("--history needs a KEY") }
@@ -54,9 +61,10 @@ extension AuditCommand {
 
         func run() throws {
             let store = try openStore(global, access: .readOnly)
+            let name = try KnownProjections(folder: workspace.projections, store: store).require(name)
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()
-                return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
+                return try writeHistory(store: store, projection: projection, key: key, time: time, format: format, spreadsheet: spreadsheet)
             }
             let points = try series.points(time)
             if points != nil || compareKnownAt != nil {
@@ -65,7 +73,8 @@ extension AuditCommand {
                 return try writeRestatement(store, projection)
             }
             var found = false
-            var writer = try StateWriter(format: format)
+            let columns = format == .csv || format == .table ? try StateColumns.declared(store, name, time.selection.isCurrent ? nil : workspace) : []
+            var writer = try StateWriter(format: format, columns: columns, spreadsheetSafe: try spreadsheet.protects(format))
             if time.selection.isCurrent {
                 try store.forEachState(projection: name, key: key) { key, state in
                     try writer.row(key: key, state: state)
@@ -121,19 +130,24 @@ extension AuditCommand {
     }
 }
 
-/// Writes states as `audit state` prints them.
+/// Writes states as `audit state` prints them; CSV and tables spread the declared
+/// `columns` between key and state.
 struct StateWriter {
     private let format: OutputFormat
+    private let columns: [String]
     private var out = Output()
     private var table: TabularWriter?
     private var rows = 0
 
-    init(format: OutputFormat) throws {
+    init(format: OutputFormat, columns: [String] = [], spreadsheetSafe: Bool = false) throws {
         self.format = format
+        self.columns = columns
         switch format {
         case .jsonl: break
         case .json: try out.line("[")
-        case .csv, .table: table = TabularWriter(columns: ["key", "state"], format: format)
+        case .csv, .table:
+            table = TabularWriter(columns: ["key"] + columns + ["state"], format: format)
+            table!.spreadsheetSafe = spreadsheetSafe
         }
     }
 
@@ -152,7 +166,8 @@ struct StateWriter {
                 StateLine.append(key: key, state: state, to: &buffer)
             }
         case .csv, .table:
-            try table!.row([String(decoding: key, as: UTF8.self), String(decoding: state, as: UTF8.self)])
+            let state = String(decoding: state, as: UTF8.self)
+            try table!.row([String(decoding: key, as: UTF8.self)] + StateColumns.cells(state, columns) + [state])
         }
         rows += 1
     }

@@ -7,14 +7,14 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the projections' tests: projections/NAME.test files (format: docs/testing.md).",
             discussion: """
-                Each case's events go into a new temporary store, the engine's own
-                replay folds them, and the stored states are compared with the
+                Each case's events go into a new temporary store, the engine's own \
+                replay folds them, and the stored states are compared with the \
                 case's `expect` lines. The database (--db) is not used.
 
-                One line per case (PASS or FAIL, file:line, name), the differences
-                under a failed case, then a summary. Exit codes: 0 every case passed,
-                1 a case failed, 64 an unknown NAME or one without tests, 65 a test
-                file that cannot be read (FILE:LINE: reason on stderr) or a
+                One line per case (PASS or FAIL, file:line, name), the differences \
+                under a failed case, then a summary. Exit codes: 0 every case passed, \
+                1 a case failed, 64 an unknown NAME or one without tests, 65 a test \
+                file that cannot be read (FILE:LINE: reason on stderr) or a \
                 projection that does not load.
 
                 Examples:
@@ -23,22 +23,20 @@ extension AuditCommand {
                 """)
 
         @OptionGroup var workspace: WorkspaceOptions
-        @Argument(help: "Test only these projections (default: every test file).") var names: [String] = []
+        @Argument(help: "Test only these projections (default: every test file).", completion: WorkspaceCompletion.projections) var names: [String] = []
 
         func run() throws {
             let folder = workspace.projections
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ValidationError("no projections folder at \(folder) (run `audit init`, or pass --projections)")
-            }
+            try workspace.requireProjectionsFolder()
             var paths = ProjectionTestFile.paths(in: folder)
             if !names.isEmpty {
-                for name in names where !FileManager.default.fileExists(atPath: "\(folder)/\(name).lua") {
-                    throw ValidationError("no projection \(name) in \(folder)/")
+                let known = try KnownProjections(folder: folder, store: nil).inFolder
+                for name in names where !known.contains(name) {
+                    throw UsageError(KnownProjections.unknownMessage(name, known: known, folder: folder))
                 }
                 paths = paths.filter { names.contains(ProjectionTestFile.projectionName(ofPath: $0)) }
                 for name in names where !paths.contains(where: { ProjectionTestFile.projectionName(ofPath: $0) == name }) {
-                    throw ValidationError("no tests for projection \(name): write \(folder)/\(name).test (see docs/testing.md)")
+                    throw UsageError("no tests for projection \(name): write \(folder)/\(name).test (see docs/testing.md)")
                 }
             }
 

@@ -7,17 +7,20 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the whole log: the hash chain, every stored value's type, the schema and the side tables; with --projections, also rebuild projections aside and compare them with their tables.",
             discussion: """
-                Prints {"ok":true,"events":N,"head":"<hex>"}, or names the problems found (every problem
-                of the schema and the file, the first 20 bad seqs, and how many there are) and exits 4.
+                Prints {"ok":true,"events":N,"head":"<hex>"}, or names the problems found (every problem \
+                of the schema and the file, the first 20 bad seqs, and how many there are) and exits 4. \
                 The database is opened read-only: nothing is written, not even beside it.
-                Events holding values an older build accepted and this one refuses (a NUL in a stream)
+
+                Events holding values an older build accepted and this one refuses (a NUL in a stream) \
                 are listed on stderr and in "accepted_by_older_build"; they are not damage.
-                With --projections [NAME…] (default: every projection in the folder and every table the
-                database holds), each is rebuilt from the log alone into a temporary database, to its
-                table's position, and every key's state and columns are compared with the table: one JSON
-                line each, status ok, differs (exit 4, naming the first keys), could_not_check (exit 1:
-                a limit, other code, no code) or not_built. --from-snapshots starts from snapshots, which
+
+                With --projections [NAME…] (default: every projection in the folder and every table the \
+                database holds), each is rebuilt from the log alone into a temporary database, to its \
+                table's position, and every key's state and columns are compared with the table: one JSON \
+                line each, status ok, differs (exit 4, naming the first keys), could_not_check (exit 1: \
+                a limit, other code, no code) or not_built. --from-snapshots starts from snapshots, which \
                 is faster but trusts them (they are in the same writable file).
+
                 Examples:
                   audit verify
                   audit verify --projections
@@ -26,7 +29,9 @@ extension AuditCommand {
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Also rebuild projections from the log and compare them with their tables.") var projections = false
-        @Argument(help: "With --projections: the projections to check (default: all).") var names: [String] = []
+        @Argument(
+            help: "With --projections: the projections to check (default: all).", completion: WorkspaceCompletion.projections(folderOption: "--projections-dir"))
+        var names: [String] = []
         @Option(help: ArgumentHelp("The projections folder.", valueName: "dir")) var projectionsDir = "projections"
         @Flag(help: "Start the rebuilds from snapshots (faster; trusts the snapshots).") var fromSnapshots = false
         @Option(help: ArgumentHelp("Workers for projections keyed by stream.", valueName: "n")) var parallel = ProcessInfo.processInfo.activeProcessorCount

@@ -8,17 +8,22 @@ extension AuditCommand {
             commandName: "verify-export",
             abstract: "Check exports: every file's hash, the signature, the rows, the chain between runs, and — with --db — the store.",
             discussion: """
-                DIR is an export directory, or a folder of run directories (NAME-000001 …), which are
-                then checked one by one and as a chain: each manifest names the previous run's, and
+                DIR is an export directory, or a folder of run directories (NAME-000001 …), which are \
+                then checked one by one and as a chain: each manifest names the previous run's, and \
                 each incremental run starts right after the previous one ended.
-                With --db, also compares the chain head and the exact rows selected with that database
-                (only when --db is given: $AUDIT_DB is not used here).
-                --public-key is required: the key you were given by whoever signs the exports.
-                --trust-embedded-key checks each signature with the key its manifest names instead,
+
+                --public-key is required: the key you were given by whoever signs the exports. \
+                --trust-embedded-key checks each signature with the key its manifest names instead, \
                 which proves nothing about who signed. An unsigned export fails unless --allow-unsigned.
+
+                With --db PATH, also compares the chain head and the exact rows selected with that \
+                database. Only then: $AUDIT_DB and ./audit.db are not read, so that the check never \
+                depends on a local file.
+
                 Prints one JSON line per export checked; exits 4 naming every mismatch.
+
                 Examples:
-                  audit verify-export exports/trail/trail-000003 --public-key keys/export.key.pub
+                  audit verify-export exports/trail/trail-000003 --public-key export.key.pub
                   audit verify-export exports/trail --public-key BASE64KEY --db audit.db
                 """)
 
@@ -29,7 +34,9 @@ extension AuditCommand {
         @Flag(help: "Accept exports that are not signed (they prove nothing about who made them).") var allowUnsigned = false
         /// `--db PATH`: also compare with that database. Only when given explicitly ($AUDIT_DB
         /// and ./audit.db are not used), so an auditor's check never depends on a local file.
-        @OptionGroup var global: GlobalOptions
+        /// Hidden from the options, whose --db says "default: $AUDIT_DB": the discussion says
+        /// what it means here.
+        @OptionGroup(visibility: .hidden) var global: GlobalOptions
 
         func validate() throws {
             if directories.isEmpty { throw ValidationError("give at least one export directory") }

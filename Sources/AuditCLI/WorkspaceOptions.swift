@@ -21,15 +21,27 @@ struct WorkspaceOptions: ParsableArguments {
     /// Loads the named projections (all when `names` is empty). Unknown names are a
     /// usage error; a file that fails to load is returned as a failure.
     func loadProjections(_ names: [String] = [], limits: LuaLimits = .default) throws -> [Result<Projection, ProjectionError>] {
+        try requireProjectionsFolder()
         let all = try Projection.loadAll(directory: projections, defaultLimits: limits)
         guard !names.isEmpty else { return all }
         // Names compare as their tables' names do: without case.
         let byName = Dictionary(grouping: all, by: { ProjectionNames.folded(projectionName($0)) })
         return try names.flatMap { name in
             guard let found = byName[ProjectionNames.folded(name)] else {
-                throw ValidationError("no projection \(name) in \(projections)/ (known: \(all.map(projectionName).joined(separator: ", ")))")
+                throw UsageError(KnownProjections.unknownMessage(name, known: all.map(projectionName), folder: projections))
             }
             return found
+        }
+    }
+}
+
+extension WorkspaceOptions {
+    /// A usage error (exit 64) when the projections folder is missing: the command ran
+    /// in the wrong directory, or needs --projections.
+    func requireProjectionsFolder() throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: projections, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw UsageError("no projections folder at \(projections) (run `audit init`, or pass --projections DIR)")
         }
     }
 }

@@ -96,10 +96,13 @@ static int stream_matches(const avm *vm, const avm_event *e) {
     return fnmatch(vm->glob, e->stream, 0) == 0;
 }
 
-/// Pushes the handler of the event's type from the handlers table at `on`; whether there is one
-/// (when not, nothing is left pushed).
+/// Pushes the handler of the event's type from the handlers table at `on`, else its catch-all
+/// `on["*"]`; whether there is one (when not, nothing is left pushed).
 static int push_handler(lua_State *L, int on, const avm_event *e) {
     lua_pushlstring(L, e->type, e->type_len);
+    if (lua_rawget(L, on) == LUA_TFUNCTION) return 1;
+    lua_pop(L, 1);
+    lua_pushliteral(L, "*");
     if (lua_rawget(L, on) == LUA_TFUNCTION) return 1;
     lua_pop(L, 1);
     return 0;

@@ -32,7 +32,7 @@ struct ScheduleChecksTests {
 
     @Test("each thing a run would fail on is named", arguments: [
         ("what = \"query:nosuch\"\n", "queries/nosuch.sql: no such saved query"),
-        ("what = \"query:stale\"\n", "no such table: fine_balances (a projection that does not exist or was never built: run audit replay)"),
+        ("what = \"query:stale\"\n", "no such table: fine_balances (the tables are: events; a projection that does not exist or was never built has none: run audit replay)"),
         ("what = \"query:broken\"\n", "queries/broken.sql: incomplete input"),
         ("what = \"query:param\"\n", "missing parameter(s): --param after=…"),
         ("what = \"query:writes\"\n", "queries/writes.sql: "),

@@ -32,7 +32,7 @@
 ---@field streams? string glob on stream ids, e.g. "order-*"
 ---@field key? "stream"|"global"|fun(e: audit.Event): (string|integer|nil) one state per key; nil skips the event
 ---@field init? fun(key: string): audit.State the state before a key's first event (default {})
----@field on table<string, audit.Handler> handlers by event type; only these types are delivered
+---@field on table<string, audit.Handler> handlers by event type; only these types are delivered, or every type with a ["*"] handler (for the types without their own)
 ---@field columns? table<string, "text"|"integer"|"real"|"numeric"> SQL columns filled from the state
 ---@field limits? audit.Limits
 ---@field snapshot_every? integer Seqs between the snapshots replay takes (default 100000; 0: none).

@@ -84,7 +84,10 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
         a.expression == b.expression && a.timeZoneName == b.timeZoneName
     }
 
-    private struct CronFieldError: Error { var text: String }
+    private struct CronFieldError: Error, CustomStringConvertible {
+        var text: String
+        var description: String { text }
+    }
 
     private static func field(_ text: String, range: ClosedRange<Int>, names: [String]) throws -> Set<Int> {
         func value(_ token: Substring) throws -> Int {

@@ -39,8 +39,6 @@ extension ExportScheduler {
             try store.query(sql: sql, parameters: parameters, source: source, header: { _ in throw Compiled() }, row: { _ in })
         } catch is Compiled {
             return
-        } catch let error as QueryError where error.message.hasPrefix("no such table") {
-            throw QueryError(source: error.source, message: error.message + " (a projection that does not exist or was never built: run audit replay)")
         }
     }
 

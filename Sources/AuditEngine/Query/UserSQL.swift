@@ -39,7 +39,7 @@ enum UserSQL {
             if message.range(of: "^cannot modify .* because it is a view$", options: .regularExpression) != nil {
                 throw refuse("the statement writes (\(message))")
             }
-            throw QueryError(source: source, message: message)
+            throw QueryError(source: source, message: SQLHints.explain(message, sql: sql, db: db))
         }
         // Anything after the first statement but comments, even what does not compile.
         let more: Bool

@@ -65,6 +65,8 @@ struct EventBatch: Sendable {
 struct EventSelection: Sendable {
     /// Only these types (the handled ones), sorted.
     var types: [String]
+    /// Every type: a projection has a catch-all handler (`on["*"]`); `types` is ignored.
+    var allTypes = false
     /// Only events that occurred at or before this time (a temporal query).
     var asOf: Timestamp?
     /// Only this stream (one key of a projection keyed by stream).
@@ -116,8 +118,8 @@ final class EventBatchReader: Sendable {
         pool: any DatabaseReader, from: Int64, end: Int64, selection: EventSelection, batchSize: Int, channel: BatchChannel<EventBatch>
     ) {
         defer { channel.close() }
-        let types = selection.types
-        guard !types.isEmpty else {
+        let types = selection.allTypes ? [] : selection.types
+        guard selection.allTypes || !types.isEmpty else {
             var empty = EventBatch()
             empty.through = end
             _ = channel.send(empty)
@@ -125,14 +127,14 @@ final class EventBatchReader: Sendable {
         }
         let placeholders = types.map { _ in "?" }.joined(separator: ", ")
         // `+type` keeps SQLite on the seq order of the primary key instead of the type index.
-        var conditions = ""
+        var conditions = types.isEmpty ? "" : " AND +type IN (\(placeholders))"
         if selection.asOf != nil, !selection.reportsSkipped { conditions += " AND +occurred_at <= :asOf" }
         if selection.stream != nil { conditions += " AND stream = :stream" }
         if selection.streams != nil { conditions += " AND stream IN (SELECT value FROM json_each(:streams))" }
         let asOf = selection.reportsSkipped ? selection.asOf.map { Array($0.description.utf8) } : nil
         let sql = """
             SELECT seq, id, stream, version, type, occurred_at, recorded_at, data, \(selection.metaColumn) FROM events
-            WHERE seq > ? AND seq <= ? AND +type IN (\(placeholders))\(conditions) ORDER BY seq LIMIT :limit
+            WHERE seq > ? AND seq <= ?\(conditions) ORDER BY seq LIMIT :limit
             """
         var position = from
         var maxOccurred: Int32 = -1

@@ -25,10 +25,9 @@ extension EventStore {
         vm.assumeNoStoredStates(true)
         var selection = filter
         if projection.key == .stream { selection.stream = key }
-        let handled = Set(projection.handledTypes)
         var steps: [ExplainStep] = []
         try forEachEvent(selection) { event in
-            guard handled.contains(event.type) else { return }
+            guard projection.handles(event.type) else { return }
             var copy = event
             let result: ApplyResult
             do {

@@ -141,6 +141,7 @@ extension EventStore {
         }
         var selection = selection
         selection.types = Set(runs.flatMap(\.projection.handledTypes)).sorted()
+        selection.allTypes = runs.contains { $0.projection.handlesEveryType }
         selection.fields = runs.reduce(0) { $0 | $1.projection.eventFields }
         let clock = ContinuousClock.now
         var eventsRead = 0

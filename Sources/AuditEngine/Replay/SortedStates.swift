@@ -202,7 +202,9 @@ struct StateRecords {
         left = count
     }
 
-    struct Malformed: Error {}
+    struct Malformed: Error, CustomStringConvertible {
+        var description: String { "a stored list of states is damaged (a length runs past its end, or bytes are left over)" }
+    }
 
     /// The next record, or nil after the last.
     /// - Throws: `Malformed` when a length runs past the end, or bytes are left over.

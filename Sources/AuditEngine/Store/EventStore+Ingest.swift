@@ -57,6 +57,10 @@ extension EventStore {
             throw StoreError.storage("cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
+        var status = stat()
+        if fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+            throw StoreError.storage("cannot read \(path): it is a directory; give a file of JSON lines, or - for standard input")
+        }
         return try ingest(fileDescriptor: fd, source: path, missingIds: missingIds, progress: progress)
     }
 

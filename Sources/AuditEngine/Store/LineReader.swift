@@ -16,9 +16,16 @@ struct LineReader {
         buffer = [UInt8](repeating: 0, count: chunkSize)
     }
 
-    enum ReadError: Error {
+    enum ReadError: Error, CustomStringConvertible {
         case lineTooLong(line: Int)
         case io(String)
+
+        var description: String {
+            switch self {
+            case .lineTooLong(let line): return "line \(line) is longer than the limit of \(EventLimits.maxLineBytes) bytes"
+            case .io(let reason): return reason
+            }
+        }
     }
 
     /// Calls `body` with the next line's bytes (without the newline or a trailing CR)

@@ -26,10 +26,11 @@ struct PreparedEvent: Sendable {
 }
 
 /// A validation failure; the caller adds where (line, argument).
-struct ValidationError: Error {
+struct ValidationError: Error, CustomStringConvertible {
     var reason: String
     /// The line has no id and the ingest refuses such lines.
     var isMissingId = false
+    var description: String { reason }
 }
 
 extension PreparedEvent {

@@ -131,9 +131,11 @@ extension Timestamp {
         }
         guard b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t") || b[10] == UInt8(ascii: " "),
               let hour = digits(11, 2), b.count > 13, b[13] == UInt8(ascii: ":"),
-              let minute = digits(14, 2), b.count > 16, b[16] == UInt8(ascii: ":"),
-              let second = digits(17, 2)
+              let minute = digits(14, 2)
         else { return fail("time must be HH:MM:SS") }
+        guard b.count > 16, b[16] == UInt8(ascii: ":"), let second = digits(17, 2) else {
+            return fail(b.count == 16 ? "seconds and a zone are required: HH:MM:SS, then Z or ±HH:MM" : "seconds are required: HH:MM:SS")
+        }
         guard hour < 24, minute < 60, second < 61 else { return fail("time of day out of range") }
         var i = 19
         var millis: Int64 = 0
