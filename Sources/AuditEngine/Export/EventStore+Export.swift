@@ -312,12 +312,8 @@ private struct ExportJob {
 extension EventStore {
     /// Appends an export's outcome to the log, in transaction `db`.
     func appendExportEvent(_ db: Database, name: String, type: String, data: [JSONMember]) throws {
-        let event = NewEvent(
-            stream: ExportRuns.stream(name), type: type, data: .object([JSONMember("name", .string(name))] + data),
-            meta: .object([JSONMember("actor", .string("audit export")), JSONMember("engine_version", .string(EngineVersion.current))]))
-        let prepared = try PreparedEvent(event)
-        let writer = try EventWriter(db)
-        _ = try writer.write(prepared)
-        try writer.finish()
+        try appendSystemEvent(
+            db, stream: ExportRuns.stream(name), type: type, data: .object([JSONMember("name", .string(name))] + data),
+            actor: "audit export")
     }
 }

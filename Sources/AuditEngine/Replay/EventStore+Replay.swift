@@ -14,7 +14,11 @@ extension EventStore {
     /// last checkpoint with no event applied twice or lost: states and position are
     /// saved in one transaction.
     public func replay(_ projections: [Projection], options: ReplayOptions = ReplayOptions()) throws -> [ReplayOutcome] {
-        let lock = try ReplayLock(databasePath: path)
+        try replay(projections, options: options, holding: ReplayLock(databasePath: path))
+    }
+
+    /// As `replay(_:options:)`, under `lock`, taken by the caller.
+    func replay(_ projections: [Projection], options: ReplayOptions, holding lock: ReplayLock) throws -> [ReplayOutcome] {
         defer { withExtendedLifetime(lock) {} }
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
@@ -35,6 +39,10 @@ extension EventStore {
                 }
                 let live = try ReadModel.record(db, name: projection.name, build: false)
                 if !options.rebuild, let live, live.codeHash == projection.codeHash, live.version == projection.version {
+                    // A table built before the code history: its code is the folder's, recorded now.
+                    if try CodeHistory.build(db, name: projection.name, codeHash: projection.codeHash) == nil {
+                        try CodeHistory.record(db, store: self, projection: projection, position: live.position, recordedLater: true)
+                    }
                     let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
                     let run = try ProjectionRun(
                         projection: projection, target: target, position: live.position, times: FoldedTimes(live),
@@ -80,6 +88,7 @@ extension EventStore {
                 try writeTransaction { db in
                     for run in promotable {
                         try ReadModel.promote(db, projection: run.projection, position: run.position, times: run.times)
+                        try CodeHistory.record(db, store: self, projection: run.projection, position: run.position)
                         // Snapshots of code that no longer runs are never used again.
                         try Snapshots.dropOtherChains(
                             db, projection: run.projection.name, keeping: try Snapshots.chain(db, projection: run.projection, create: false))
@@ -95,6 +104,7 @@ extension EventStore {
             if options.toSeq != nil || !runs.contains(where: { $0.isActive && $0.target.isBuild }) { break }
         }
 
+        try skipUnhandled(projections.filter { outcomes[$0.name]?.status == .rebuilt } + runs.filter(\.isActive).map(\.projection))
         for run in runs {
             let status: ReplayOutcome.Status
             if let failure = run.failure {
@@ -111,6 +121,18 @@ extension EventStore {
                 timings: timings)
         }
         return projections.compactMap { outcomes[$0.name] }
+    }
+
+    /// Moves the positions of `projections` at the head over the events they do not
+    /// handle that the replay itself appended (`CodeBuilt`), or that came since.
+    func skipUnhandled(_ projections: [Projection]) throws {
+        guard !projections.isEmpty else { return }
+        try writeTransaction { db in
+            let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+            for projection in projections {
+                try ReadModel.skipUnhandled(db, name: projection.name, handledTypes: projection.handledTypes, head: head)
+            }
+        }
     }
 
     /// One pass over seq (min position, end]: every run sees each event after its own
