@@ -74,6 +74,9 @@ public struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The database file (default: $AUDIT_DB, else ./audit.db).", valueName: "path"))
     public var db: String?
 
+    @Flag(name: .long, help: "Open the database read-only: nothing is written to it; reads that need catching up fold into a scratch database.")
+    public var readOnly = false
+
     public init() {}
 
     /// The database path the options and environment select.
@@ -137,7 +140,19 @@ struct Output {
 
 /// Opens the store named by the global options, or fails with what to do.
 func openStore(_ global: GlobalOptions, create: Bool = false) throws -> EventStore {
-    try EventStore(path: global.databasePath, create: create)
+    if global.readOnly {
+        throw ValidationError("--read-only is for reads (query, state, explain); this command writes to the database")
+    }
+    return try EventStore(path: global.databasePath, create: create)
+}
+
+/// Opens the store for a read: read-only with --read-only, or when this process cannot
+/// write the file or its folder (a copy on read-only media, another user's file).
+func openStoreForReading(_ global: GlobalOptions) throws -> EventStore {
+    let path = global.databasePath
+    let folder = (path as NSString).deletingLastPathComponent
+    let writable = access(path, W_OK) == 0 && access(folder.isEmpty ? "." : folder, W_OK) == 0
+    return try EventStore(path: path, readOnly: global.readOnly || (!writable && FileManager.default.fileExists(atPath: path)))
 }
 
 /// Prints the engine's warnings on stderr as `audit: warning: …`.

@@ -31,7 +31,7 @@ extension AuditCommand {
             let filter = EventFilter(
                 stream: stream, type: type, correlationId: correlationId, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt,
                 limit: limit)
-            let store = try openStore(global)
+            let store = try openStoreForReading(global)
             switch format {
             case .jsonl, .json:
                 var out = Output()

@@ -20,10 +20,18 @@ extension AuditCommand {
         @Argument(help: "The projection.") var name: String
         @Argument(help: "The key.") var key: String
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+        @OptionGroup var current: CatchUpArguments
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStoreForReading(global)
             let projection = try workspace.loadProjections([name])[0].get()
+            // Its table, when it has one, is brought up to date too, so that `state` then
+            // agrees. A failed one is what explain is for: its fold shows the failure.
+            if try store.projectionRecords().live[projection.name]?.status == "ok" {
+                var options = current.options(workspace)
+                options.staleOK = true
+                try store.catchUp([projection.name], options: options)
+            }
             try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
         }
     }

@@ -14,6 +14,10 @@ extension AuditCommand {
                   audit query open_orders
                   audit query --sql 'SELECT count(*) AS n FROM events WHERE type = :t' --param t=Payment
                   audit query outstanding_fines --as-of 2005-12-31
+                Without a time, the projections the SQL reads are first brought up to date: folded forward
+                from their checkpoints with the code that built them (waiting at most --wait seconds for
+                another process's replay). --no-catch-up answers from the tables as they are and says
+                how far each is behind; a failed projection exits 65 unless --stale-ok.
                 With --as-of/--known-at, the projections the SQL reads are folded as they were then
                 (from their newest usable snapshots) into a temporary database, and `events` holds only
                 the selected events; the live tables are not touched.
@@ -29,6 +33,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
+        @OptionGroup var current: CatchUpArguments
 
         func validate() throws {
             if (name == nil) == (sql == nil) { throw ValidationError("give a saved query's name or --sql, not both") }
@@ -38,7 +43,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStoreForReading(global)
             var text = sql ?? ""
             var source = "--sql"
             if let name {
@@ -54,7 +59,7 @@ extension AuditCommand {
             let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format) }
             let row = { (values: [SQLValue]) in try writer!.row(values) }
             if time.selection.isCurrent {
-                try store.query(sql: text, parameters: parameters, source: source, header: header, row: row)
+                try store.query(sql: text, parameters: parameters, source: source, current: current.options(workspace), header: header, row: row)
             } else {
                 // Only projections that load can be folded; one the SQL reads that does not is named by SQLite.
                 let loaded = try workspace.loadProjections()

@@ -8,7 +8,8 @@ extension AuditCommand {
             abstract: "Show a projection's state: every key, or one; now, or at a point in time.",
             discussion: """
                 With --format jsonl (the default), one line per key, {"key":…,"state":{…}}, keys sorted.
-                Without a time, it reads the projection's table (run `audit replay` first). With --as-of
+                Without a time, it reads the projection's table, brought up to date first (see `audit query`:
+                --no-catch-up, --wait, --strict-code, --stale-ok). With --as-of
                 and/or --known-at, it folds the selected events from the newest usable snapshot into a
                 temporary database, leaving the tables alone. --history lists how KEY's state changed.
                 Examples:
@@ -29,6 +30,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("With a time: workers for projections keyed by stream.", valueName: "n"))
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
+        @OptionGroup var current: CatchUpArguments
 
         func validate() throws {
             if history, key == nil { throw ValidationError("--history needs a KEY") }
@@ -36,7 +38,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStoreForReading(global)
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()
                 return try writeHistory(store: store, projection: projection, key: key, time: time, format: format)
@@ -44,7 +46,7 @@ extension AuditCommand {
             var found = false
             var writer = try StateWriter(format: format)
             if time.selection.isCurrent {
-                try store.forEachState(projection: name, key: key) { key, state in
+                try store.forEachState(projection: name, key: key, current: current.options(workspace)) { key, state in
                     try writer.row(key: key, state: state)
                     found = true
                 }

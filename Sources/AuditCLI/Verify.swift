@@ -39,7 +39,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try openStoreForReading(global)
             let report = try store.verify()
             var out = Output()
             try out.line(report.json)
