@@ -184,8 +184,8 @@ struct ReplayCommandTests {
         #expect(replay.stdout.contains(#"{"projection":"totals","status":"rebuilt","position":3000,"events":3000}"#))
         let list = try audit(["projections", "--format", "csv"], in: dir.path).stdout
         // 3,001: totals' CodeBuilt event, which it does not handle, is passed over.
-        #expect(list.contains("totals,1,3001,0,ok"), "\(list)")
-        #expect(list.contains(#"broken,1,0,3001,"failed: projection broken failed at seq 1"#), "\(list)")
+        #expect(list.range(of: #"totals,1,3001,0,\d+,ok"#, options: .regularExpression) != nil, "\(list)")
+        #expect(list.contains(#"broken,1,0,3001,,"failed: projection broken failed at seq 1"#), "\(list)")
         let one = try audit(["state", "totals", "o-7", "--format", "json"], in: dir.path)
         #expect(one.stdout.contains(#"{"key":"o-7","state":{"n":2,"total":"#))
         let missing = try audit(["state", "totals", "nobody"], in: dir.path)

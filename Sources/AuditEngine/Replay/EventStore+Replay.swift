@@ -20,6 +20,7 @@ extension EventStore {
     /// As `replay(_:options:)`, under `lock`, taken by the caller.
     func replay(_ projections: [Projection], options: ReplayOptions, holding lock: ReplayLock) throws -> [ReplayOutcome] {
         defer { withExtendedLifetime(lock) {} }
+        let started = ContinuousClock.now
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
         var wasBuild: Set<String> = []
@@ -104,7 +105,10 @@ extension EventStore {
             if options.toSeq != nil || !runs.contains(where: { $0.isActive && $0.target.isBuild }) { break }
         }
 
-        try skipUnhandled(projections.filter { outcomes[$0.name]?.status == .rebuilt } + runs.filter(\.isActive).map(\.projection))
+        let promoted = projections.filter { outcomes[$0.name]?.status == .rebuilt }
+        var folded = outcomes.values.filter { $0.status == .rebuilt }.map { ($0.projection, Int64(0), $0.position) }
+        folded += runs.filter { $0.position > $0.startPosition }.map { ($0.projection.name, $0.startPosition, $0.position) }
+        try finish(skipping: promoted + runs.filter(\.isActive).map(\.projection), folded: folded, seconds: (ContinuousClock.now - started).seconds)
         for run in runs {
             let status: ReplayOutcome.Status
             if let failure = run.failure {
@@ -123,14 +127,22 @@ extension EventStore {
         return projections.compactMap { outcomes[$0.name] }
     }
 
-    /// Moves the positions of `projections` at the head over the events they do not
-    /// handle that the replay itself appended (`CodeBuilt`), or that came since.
-    func skipUnhandled(_ projections: [Projection]) throws {
-        guard !projections.isEmpty else { return }
+    /// Moves the positions of `skipping` at the head over the events they do not
+    /// handle that the replay itself appended (`CodeBuilt`), or that came since; and
+    /// records, for `audit projections`, how far each projection `folded` moved
+    /// (name, from, to) in `seconds`.
+    private func finish(skipping: [Projection], folded: [(String, Int64, Int64)], seconds: Double) throws {
+        guard !skipping.isEmpty || !folded.isEmpty else { return }
         try writeTransaction { db in
             let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
-            for projection in projections {
+            for projection in skipping {
                 try ReadModel.skipUnhandled(db, name: projection.name, handledTypes: projection.handledTypes, head: head)
+            }
+            let now = Timestamp.now().description
+            for (name, from, to) in folded {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO audit_replay_stats (projection, finished_at, from_seq, to_seq, seconds) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [name, now, from, to, seconds])
             }
         }
     }
