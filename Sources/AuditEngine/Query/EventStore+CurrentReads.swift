@@ -30,11 +30,7 @@ extension EventStore {
             return positions
         }
         do {
-            try scratch.readStates { db in
-                try db.execute(sql: "PRAGMA query_only = 1")
-                defer { try? db.execute(sql: "PRAGMA query_only = 0") }
-                try EventStore.runQuery(db, sql: sql, parameters: parameters, source: source, header: header, row: row)
-            }
+            try scratch.runQuery(sql: sql, parameters: parameters, source: source, header: header, row: row)
         } catch let error as DatabaseError {
             throw QueryError(source: source, message: error.message ?? "\(error)")
         }

@@ -73,11 +73,7 @@ extension EventStore {
                 read = projections.filter { region.isModified(byEventsOfKind: .insert(tableName: $0.name)) }
             }
             try materialise(read, at: time, into: states, end: end, created: true, copyBase: true, options: options)
-            try states.readStates { db in
-                try db.execute(sql: "PRAGMA query_only = 1")
-                defer { try? db.execute(sql: "PRAGMA query_only = 0") }
-                try EventStore.runQuery(db, sql: sql, parameters: parameters, source: source, header: header, row: row)
-            }
+            try states.runQuery(sql: sql, parameters: parameters, source: source, header: header, row: row)
         } catch let error as DatabaseError {
             throw QueryError(source: source, message: error.message ?? "\(error)")
         }
