@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
         abstract: "Benchmarks of the audit engine against its baselines.",
         subcommands: [
             IngestCommand.self, ReplayCommand.self, AsOfCommand.self, SeriesCommand.self, ExamplesCommand.self, VerifyCommand.self,
-            VerifyProjectionsCommand.self, CompareCommand.self,
+            VerifyProjectionsCommand.self, CompareCommand.self, CatchUpCommand.self,
             ChildAsOf.self, ChildSeries.self, ChildEngineIngest.self, ChildBareInsert.self, ChildEngineReplay.self, ChildExampleReplay.self,
             ChildVerifyProjections.self,
         ])

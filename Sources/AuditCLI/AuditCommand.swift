@@ -97,6 +97,9 @@ public struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The database file (default: $AUDIT_DB, else ./audit.db).", valueName: "path"))
     public var db: String?
 
+    @Flag(name: .long, help: "Open the database read-only: nothing is written to it; reads that need catching up fold into a scratch database.")
+    public var readOnly = false
+
     public init() {}
 
     /// The database path the options and environment select.
@@ -161,7 +164,18 @@ struct Output {
 /// Opens the store named by the global options, or fails with what to do. Commands
 /// that only read open it `.readOnly`: they write nothing, not even beside it.
 func openStore(_ global: GlobalOptions, access: EventStore.Access = .readWrite) throws -> EventStore {
-    try EventStore(path: global.databasePath, access: access)
+    if global.readOnly, access == .readWrite {
+        throw ValidationError("--read-only is for reads (query, state, explain); this command writes to the database")
+    }
+    return try EventStore(path: global.databasePath, access: access)
+}
+
+/// Opens the store for a read that catches up: read-only. When a projection it reads
+/// lags, the catch-up opens the database for writing if this process may write it
+/// (not with --read-only, nor on read-only media or another user's file), else folds
+/// the lag into a scratch database (DECISIONS 2, 14).
+func openStoreForReading(_ global: GlobalOptions) throws -> EventStore {
+    try EventStore(path: global.databasePath, access: .readOnly)
 }
 
 /// Prints the engine's warnings on stderr as `audit: warning: …`.

@@ -22,10 +22,18 @@ extension AuditCommand {
         @Argument(help: "The key.") var key: String
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
         @OptionGroup var spreadsheet: SpreadsheetOptions
+        @OptionGroup var current: CatchUpArguments
 
         func run() throws {
-            let store = try openStore(global, access: .readOnly)
+            var store = try openStoreForReading(global)
             let projection = try workspace.loadProjections([name])[0].get()
+            // Its table, when it has one, is brought up to date too, so that `state` then
+            // agrees. A failed one is what explain is for: its fold shows the failure.
+            if try store.projectionRecords().live[projection.name]?.status == "ok" {
+                var options = current.options(workspace, global)
+                options.staleOK = true
+                store = try store.catchUp([projection.name], options: options).store
+            }
             try writeHistory(store: store, projection: projection, key: key, time: time, format: format, spreadsheet: spreadsheet)
         }
     }

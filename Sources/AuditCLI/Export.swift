@@ -19,6 +19,7 @@ extension AuditCommand {
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var workspace: WorkspaceOptions
+        @OptionGroup var current: CatchUpArguments
         @OptionGroup var time: TimeOptions
 
         @Option(help: ArgumentHelp("The directory to create (it must not exist).", valueName: "dir")) var out: String?
@@ -45,6 +46,9 @@ extension AuditCommand {
                 throw ValidationError("--stream, --type, --from-seq and --to-seq select events; a query export selects in its SQL")
             }
             if query == nil, !param.isEmpty { throw ValidationError("--param is for --query") }
+            if current.noCatchUp {
+                throw ValidationError("--no-catch-up is for reads: an export's manifest certifies the tables at its chain.seq, so a query export always brings them up to date")
+            }
             if incremental, name == nil { throw ValidationError("--incremental continues a named export: give --name") }
             if incremental, query != nil { throw ValidationError("a query export cannot be --incremental: its result is a whole table") }
             if incremental, fromSeq != nil || toSeq != nil || time.asOf != nil || time.knownAt != nil {
@@ -66,8 +70,10 @@ extension AuditCommand {
                 if time.asOf != nil || time.knownAt != nil {
                     projections = try workspace.loadableProjections()
                 }
-                content = .query(QuerySelection(
-                    name: query, sql: sql, parameters: parseParameters(param), asOf: time.asOf, knownAt: time.knownAt, projections: projections))
+                var selection = QuerySelection(
+                    name: query, sql: sql, parameters: parseParameters(param), asOf: time.asOf, knownAt: time.knownAt, projections: projections)
+                selection.current = current.options(workspace, global)
+                content = .query(selection)
             } else {
                 content = .events(EventExportSelection(
                     stream: stream, type: type, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt))

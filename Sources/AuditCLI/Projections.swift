@@ -4,10 +4,13 @@ import AuditEngine
 extension AuditCommand {
     struct Projections: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List each projection: name, version, position, lag, status.",
+            abstract: "List each projection: name, version, position, lag, events/s, status; exit 65 when one is failed.",
             discussion: """
                 status is ok, building, failed: <reason>, stale (its code changed: the next replay \
-                rebuilds it) or new (never built).
+                rebuilds it) or new (never built). lag is the events after its position; events_per_s \
+                the rate of the last replay or catch-up that moved it. The database's projections the \
+                folder lacks are listed too. Exits 65 when a projection is failed, naming each with its \
+                error on stderr (for cron and monitoring).
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -19,9 +22,17 @@ extension AuditCommand {
             let store = try openStore(global, access: .readOnly)
             let head = try store.head().seq
             let (live, builds) = try store.projectionRecords()
-            let columns = ["name", "version", "position", "lag", "status"]
+            let stats = try store.replayStats()
+            let columns = ["name", "version", "position", "lag", "events_per_s", "status"]
             var rows: [[SQLValue]] = []
+            var failed: [String] = []
             let loaded = try workspace.loadProjections()
+            func row(_ name: String, version: SQLValue, status: String) {
+                let position = live[name]?.position ?? 0
+                let rate = stats[name]?.eventsPerSecond.map { SQLValue.integer(Int64($0.rounded())) } ?? .null
+                rows.append([.text(name), version, .integer(position), .integer(head - position), rate, .text(status)])
+                if status.hasPrefix("failed: ") { failed.append("\(name): \(status.dropFirst(8))") }
+            }
             for result in loaded {
                 let name = projectionName(result)
                 let record = live[name]
@@ -30,10 +41,8 @@ extension AuditCommand {
                 switch result {
                 case .failure(let error): status = "failed: \(error.message)"
                 case .success(let projection):
-                    if let build, build.status == "failed" {
-                        status = "failed: \(build.error ?? "unknown")"
-                    } else if let record, record.status == "failed" {
-                        status = "failed: \(record.error ?? "unknown")"
+                    if let failure = Self.failure(record, build) {
+                        status = failure
                     } else if build != nil {
                         status = "building"
                     } else if let record {
@@ -42,12 +51,31 @@ extension AuditCommand {
                         status = "new"
                     }
                 }
-                let version: SQLValue = (try? result.get()).map { .integer($0.version) } ?? .null
-                let position = record?.position ?? 0
-                rows.append([.text(name), version, .integer(position), .integer(head - position), .text(status)])
+                row(name, version: (try? result.get()).map { .integer($0.version) } ?? .null, status: status)
+            }
+            // The database's projections the folder lacks: still served, still listed.
+            let inFolder = Set(loaded.map { ProjectionNames.folded(projectionName($0)) })
+            let lacking = try store.projectionRegistry().names.filter { !inFolder.contains(ProjectionNames.folded($0)) }
+            for name in lacking {
+                row(name, version: live[name].map { .integer($0.version) } ?? .null, status: Self.failure(live[name], builds[name]) ?? (live[name] == nil ? "building" : "ok"))
             }
             try ResultWriter.write(columns: columns, rows: rows, format: format, spreadsheetSafe: try spreadsheet.protects(format))
+            if !lacking.isEmpty {
+                warn("audit: warning: the database holds \(lacking.joined(separator: ", ")), which \(workspace.projections)/ lacks (listed from the database)")
+            }
             try warnAboutUnknownTypes(store, loaded)
+            // For cron and monitoring: a failed projection is a failure of the command.
+            if !failed.isEmpty {
+                for failure in failed { warn("audit: projection \(failure)") }
+                throw ExitCode(65)
+            }
+        }
+
+        /// "failed: <reason>" when the live table or its build in progress is failed.
+        static func failure(_ record: ProjectionRecord?, _ build: ProjectionRecord?) -> String? {
+            if let build, build.status == "failed" { return "failed: \(build.error ?? "unknown")" }
+            if let record, record.status == "failed" { return "failed: \(record.error ?? "unknown")" }
+            return nil
         }
 
         /// A handler for a type the log has never seen is usually a typo: say so, with

@@ -16,6 +16,11 @@ extension AuditCommand {
                   audit query --sql 'SELECT * FROM events WHERE type = :t' --param t=Payment
                   audit query outstanding_fines --as-of 2005-12-31
 
+                Without a time, the projections the SQL reads are first brought up to date: folded \
+                forward from their checkpoints with the code that built them (waiting at most --wait \
+                seconds for another process's replay). --no-catch-up answers from the tables as they \
+                are and says how far each is behind; a failed projection exits 65 unless --stale-ok.
+
                 With --as-of/--known-at, the projections the SQL reads are folded as they were then \
                 (from their newest usable snapshots) into a temporary database, and `events` holds only \
                 the selected events; the live tables are not touched.
@@ -50,6 +55,7 @@ extension AuditCommand {
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "table, csv, json or jsonl.") var format: OutputFormat = .table
         @OptionGroup var spreadsheet: SpreadsheetOptions
+        @OptionGroup var current: CatchUpArguments
 
         func validate() throws {
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
@@ -62,7 +68,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global, access: .readOnly)
+            let store = try openStoreForReading(global)
             let (text, source, parameters) = try query.load(workspace)
             var writer: ResultWriter?
             let safe = try spreadsheet.protects(format)
@@ -70,7 +76,8 @@ extension AuditCommand {
             let row = { (values: [SQLValue]) in try writer!.row(values) }
             let points = try series.points(time)
             if time.selection.isCurrent, points == nil {
-                try store.query(sql: text, parameters: parameters, source: source, header: header, row: row)
+                try store.query(
+                    sql: text, parameters: parameters, source: source, current: current.options(workspace, global), header: header, row: row)
                 try writer?.finish()
                 return
             }

@@ -22,6 +22,7 @@ extension AuditCommand {
 
         @Argument(help: "Projections to replay (default: all).", completion: WorkspaceCompletion.projections) var names: [String] = []
         @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
+        @Flag(help: "Also build the folder's projections the database does not hold yet (it registers them).") var add = false
         @Option(help: ArgumentHelp("Workers for projections keyed by stream: their keys are split across this many VMs (default: the number of active cores).", valueName: "n")) var parallel: Int?
         @Flag(help: "Neither start rebuilds from snapshots nor take any.") var noSnapshots = false
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
@@ -56,7 +57,7 @@ extension AuditCommand {
                     cpuSecondsPerEvent: seconds ?? defaults.cpuSecondsPerEvent)
             }
             // The top levels run under the limits of the run too.
-            let loaded = try workspace.loadProjections(names, limits: options.limits ?? .default)
+            let loaded = try registered(workspace.loadProjections(names, limits: options.limits ?? .default), store: store)
             options.rebuild = rebuild
             options.toSeq = toSeq
             options.batchSize = batchSize
@@ -96,6 +97,39 @@ extension AuditCommand {
             try out.flush()
             if !failures.isEmpty { throw ExitCode(65) }
         }
+    }
+}
+
+extension AuditCommand.Replay {
+    /// The loaded projections the database holds (all of them in a database holding
+    /// none yet, and newcomers with --add), after a warning naming both sets when the
+    /// folder's differ from the database's (DECISIONS 15).
+    ///
+    /// - Throws: a usage error when a projection named on the command line is not
+    ///   registered and --add is not given.
+    func registered(_ loaded: [Result<Projection, ProjectionError>], store: EventStore) throws -> [Result<Projection, ProjectionError>] {
+        let registry = try store.projectionRegistry()
+        // With names, `loaded` holds only those: what the folder lacks is not in question.
+        let folder = loaded.map(projectionName)
+        let plan = registry.plan(folder: folder, named: names.isEmpty ? [] : folder, add: add)
+        if !names.isEmpty, !plan.notAdded.isEmpty {
+            throw ValidationError(
+                "the database at \(store.path) does not hold projection(s) \(plan.notAdded.joined(separator: ", ")) "
+                    + "(it holds \(registry.names.joined(separator: ", "))); `audit replay --add \(plan.notAdded.joined(separator: " "))` builds them")
+        }
+        if plan.differs {
+            var parts: [String] = []
+            if !plan.lacking.isEmpty {
+                parts.append("\(workspace.projections)/ lacks \(plan.lacking.joined(separator: ", ")) (left as they are)")
+            }
+            if !plan.notAdded.isEmpty {
+                parts.append("\(workspace.projections)/ holds \(plan.notAdded.joined(separator: ", ")), which the database does not (not built; `audit replay --add` builds them)")
+            }
+            warn("audit: warning: the database at \(store.path) holds projections \(registry.names.joined(separator: ", ")); "
+                + "the folder \(workspace.projections)/ holds \(folder.joined(separator: ", ")): " + parts.joined(separator: "; "))
+        }
+        let replayed = Set(plan.replay)
+        return loaded.filter { replayed.contains(projectionName($0)) }
     }
 }
 

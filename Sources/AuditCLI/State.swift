@@ -8,7 +8,8 @@ extension AuditCommand {
             abstract: "Show a projection's state: every key, or one; now, or at a point in time.",
             discussion: """
                 With --format jsonl (the default), one line per key, {"key":…,"state":{…}}, keys sorted. \
-                Without a time, it reads the projection's table (run `audit replay` first). With --as-of \
+                Without a time, it reads the projection's table, brought up to date first (see `audit \
+                query`: --no-catch-up, --wait, --strict-code, --stale-ok). With --as-of \
                 and/or --known-at, it folds the selected events from the newest usable snapshot into a \
                 temporary database, leaving the tables alone. --history lists how KEY's state changed.
 
@@ -46,6 +47,7 @@ extension AuditCommand {
         var parallel = ProcessInfo.processInfo.activeProcessorCount
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
         @OptionGroup var spreadsheet: SpreadsheetOptions
+        @OptionGroup var current: CatchUpArguments
 
         func validate() throws {
             if history, key == nil { throw ValidationError("--history needs a KEY") }
@@ -60,7 +62,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global, access: .readOnly)
+            let store = try openStoreForReading(global)
             let name = try KnownProjections(folder: workspace.projections, store: store).require(name)
             if history, let key {
                 let projection = try workspace.loadProjections([name])[0].get()
@@ -76,7 +78,7 @@ extension AuditCommand {
             let columns = format == .csv || format == .table ? try StateColumns.declared(store, name, time.selection.isCurrent ? nil : workspace) : []
             var writer = try StateWriter(format: format, columns: columns, spreadsheetSafe: try spreadsheet.protects(format))
             if time.selection.isCurrent {
-                try store.forEachState(projection: name, key: key) { key, state in
+                try store.forEachState(projection: name, key: key, current: current.options(workspace, global)) { key, state in
                     try writer.row(key: key, state: state)
                     found = true
                 }

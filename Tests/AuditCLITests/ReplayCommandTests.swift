@@ -183,8 +183,9 @@ struct ReplayCommandTests {
         #expect(replay.stderr.contains("projection broken failed at seq 1") && replay.stderr.contains("broken.lua:1: nope"))
         #expect(replay.stdout.contains(#"{"projection":"totals","status":"rebuilt","position":3000,"events":3000}"#))
         let list = try audit(["projections", "--format", "csv"], in: dir.path).stdout
-        #expect(list.contains("totals,1,3000,0,ok"))
-        #expect(list.contains(#"broken,1,0,3000,"failed: projection broken failed at seq 1"#))
+        // 3,001: totals' CodeBuilt event, which it does not handle, is passed over.
+        #expect(list.range(of: #"totals,1,3001,0,\d+,ok"#, options: .regularExpression) != nil, "\(list)")
+        #expect(list.contains(#"broken,1,0,3001,,"failed: projection broken failed at seq 1"#), "\(list)")
         let one = try audit(["state", "totals", "o-7", "--format", "json"], in: dir.path)
         #expect(one.stdout.contains(#"{"key":"o-7","state":{"n":2,"total":"#))
         let missing = try audit(["state", "totals", "nobody"], in: dir.path)
@@ -199,7 +200,7 @@ struct ReplayCommandTests {
         let write = try audit(["query", "--sql", "DELETE FROM totals"], in: dir.path)
         #expect(write.status == 65 && write.stderr.contains("not a query: it is a DELETE statement"), "\(write.stderr)")
         #expect(try audit(["query", "--sql", "SELECT count(*) AS n FROM totals", "--format", "csv"], in: dir.path).stdout == "n\n2000\n")
-        #expect(try audit(["verify"], in: dir.path).stdout.contains(#""events":3000"#))
+        #expect(try audit(["verify"], in: dir.path).stdout.contains(#""events":3001"#))
     }
 
     @Test("two projection files differing only in case: replay exits 65 naming both, and the other projections are built")
@@ -215,7 +216,8 @@ struct ReplayCommandTests {
         #expect(replay.stdout.contains(#"{"projection":"Totals","status":"failed""#) && replay.stdout.contains(#"{"projection":"totals","status":"failed""#))
         // A name is looked up without case, as the table is.
         try FileManager.default.removeItem(atPath: dir.path + "/projections/Totals.lua")
-        let one = try audit(["replay", "TOTALS"], in: dir.path)
+        // It was never built, so the database holds only zz_other: totals is added.
+        let one = try audit(["replay", "--add", "TOTALS"], in: dir.path)
         #expect(one.status == 0 && one.stdout.contains(#""projection":"totals","status":"rebuilt""#), "\(one.stderr)")
     }
 }

@@ -121,7 +121,7 @@ struct ExportTests {
         let m = try store.export(request).manifest
         #expect(m.kind == .query && m.rows == 7)
         #expect(m.query?.sqlSHA256 == Hex.encode(Array(SHA256.hash(data: Array(sql.utf8)))))
-        #expect(m.query?.projections == [ExportManifest.ProjectionUse(name: "totals", version: 3, codeHash: projection.codeHash, position: 50)])
+        #expect(m.query?.projections == [ExportManifest.ProjectionUse(name: "totals", version: 3, codeHash: projection.codeHash, position: 51)])
         #expect(try String(contentsOfFile: dir.file("q/query.sql"), encoding: .utf8) == sql)
         #expect(problems(dir.file("q"), store: store) == [])
         // At a past time, the projections are folded as they were: the same rows as a

@@ -31,7 +31,7 @@ struct ProjectionVerifyTests {
         let result = try check(w, projection, options)
         #expect(result.status == .ok && result.differences.isEmpty, "\(result)")
         let count = try keys(w).count
-        #expect(result.position == 1_500 && result.differences.keys == count)
+        #expect(result.position == 1_501 && result.differences.keys == count)  // 1,501: its CodeBuilt event
     }
 
     /// Edits of the live table, each with the difference it must show for `key`.
@@ -108,8 +108,8 @@ struct ProjectionVerifyTests {
         let (w, projection) = try Self.fixture()
         try w.ingest(orderLog(count: 300, streams: 20, seed: 99).map { $0.replacingOccurrences(of: "\"order-", with: "\"order-late-") })
         let result = try check(w, projection)
-        #expect(result.status == .ok && result.position == 1_500, "\(result)")
-        #expect(try w.store.head().seq == 1_800)
+        #expect(result.status == .ok && result.position == 1_501, "\(result)")
+        #expect(try w.store.head().seq == 1_801)
     }
 
     @Test("projections at different positions are checked in one pass, each at its own")
@@ -120,11 +120,12 @@ struct ProjectionVerifyTests {
         try w.ingest(orderLog(count: 300, streams: 20, seed: 99).map { $0.replacingOccurrences(of: "\"order-", with: "\"order-late-") })
         try w.store.replay([projection])
         let checks = try w.store.verifyProjections([projection, try w.load("counter")])
-        #expect(checks.map(\.position) == [1_800, 1_500] && checks.map(\.status) == [.ok, .ok], "\(checks)")
+        // Each build's CodeBuilt event (1,501 and 1,502) comes before the 300 late events.
+        #expect(checks.map(\.position) == [1_802, 1_502] && checks.map(\.status) == [.ok, .ok], "\(checks)")
         // A catalog position moved back makes the rebuild stop there: its states differ.
         try sqlite3CLI(w.dir.file("audit.db"), "UPDATE projections SET position = 700 WHERE name = 'counter'")
         let moved = try w.store.verifyProjections([projection, try w.load("counter")])
-        #expect(moved.map(\.position) == [1_800, 700] && moved.map(\.status) == [.ok, .differs], "\(moved)")
+        #expect(moved.map(\.position) == [1_802, 700] && moved.map(\.status) == [.ok, .differs], "\(moved)")
     }
 
     @Test("other code than the table's, and a table never built: not compared, and said so")

@@ -31,6 +31,11 @@ extension EventStore {
         }
         defer { withExtendedLifetime(lock) {} }
         try recoverExports(name: request.name)
+        if case .query(let q) = request.content, q.asOf == nil, q.knownAt == nil {
+            // Before the head is captured: the tables read are then at it (DECISIONS 14).
+            let source = "queries/\(q.name).sql"
+            _ = try catchUp(projectionsRead(sql: q.sql, source: source, folder: q.current.folder), options: q.current)
+        }
         return try ExportJob(store: self, request: request).run()
     }
 }
@@ -254,8 +259,14 @@ private struct ExportJob {
     /// the ones the result reflects.
     private func writeQuery(_ q: QuerySelection, into partial: String, capture: Capture) throws -> ([ExportManifest.File], ExportManifest.Query) {
         let tables = ExportJobIdentifiers.identifiers(in: q.sql)
+        let current = q.asOf == nil && q.knownAt == nil
         for _ in 0..<5 {
-            let before = try usedProjections(tables, q, capture: capture)
+            var before = try usedProjections(tables, q, capture: capture)
+            if current, before.contains(where: { $0.position < capture.toSeq }) {
+                // An append came between the catch-up and the capture: fold it too.
+                _ = try store.catchUp(before.map(\.name), options: q.current)
+                before = try usedProjections(tables, q, capture: capture)
+            }
             try? FileManager.default.removeItem(atPath: partial)
             try makeDirectory(partial)
             var columns: [String] = []
@@ -312,12 +323,8 @@ private struct ExportJob {
 extension EventStore {
     /// Appends an export's outcome to the log, in transaction `db`.
     func appendExportEvent(_ db: Database, name: String, type: String, data: [JSONMember]) throws {
-        let event = NewEvent(
-            stream: ExportRuns.stream(name), type: type, data: .object([JSONMember("name", .string(name))] + data),
-            meta: .object([JSONMember("actor", .string("audit export")), JSONMember("engine_version", .string(EngineVersion.current))]))
-        let prepared = try PreparedEvent(event)
-        let writer = try EventWriter(db)
-        _ = try writer.write(prepared)
-        try writer.finish()
+        try appendSystemEvent(
+            db, stream: ExportRuns.stream(name), type: type, data: .object([JSONMember("name", .string(name))] + data),
+            actor: "audit export")
     }
 }

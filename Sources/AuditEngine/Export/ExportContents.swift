@@ -46,6 +46,17 @@ struct ExportContents {
             problems.append("the data files hold \(total) rows, but the manifest says \(manifest.rows)")
         }
         if manifest.kind == .events { checkEvents(problems: &problems) }
+        if manifest.kind == .query { checkPositions(problems: &problems) }
+    }
+
+    /// A query's result certifies the log up to `chain.seq`: every projection it read
+    /// must have been at that seq (DECISIONS 14), not behind it (a stale table) or past it.
+    private func checkPositions(problems: inout [String]) {
+        for used in manifest.query?.projections ?? [] where used.position != manifest.chain.seq {
+            problems.append(
+                "projection \(used.name) was at seq \(used.position) when the query ran, not at the manifest's chain.seq \(manifest.chain.seq): "
+                    + "the result does not reflect the log the manifest certifies")
+        }
     }
 
     private mutating func checkEvents(problems: inout [String]) {

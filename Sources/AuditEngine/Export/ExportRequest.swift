@@ -53,6 +53,10 @@ public struct QuerySelection: Sendable {
     /// The workspace's projections: with `asOf`/`knownAt`, those the SQL reads are
     /// folded as they were at that time (the live tables are not used).
     public var projections: [Projection]
+    /// Without a time: how the projections the SQL reads are brought up to date before
+    /// it runs (by default folded forward, waiting at most 30 s for another replay), so
+    /// that the manifest's positions equal its `chain.seq`.
+    public var current = CatchUpOptions()
 
     public init(
         name: String, sql: String, parameters: [String: String] = [:], asOf: Timestamp? = nil, knownAt: Timestamp? = nil,

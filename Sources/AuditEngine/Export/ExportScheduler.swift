@@ -161,7 +161,10 @@ public final class ExportScheduler: Sendable {
             switch export.what {
             case .events(let selection): content = .events(selection)
             case .query(let name, let parameters):
-                content = .query(QuerySelection(name: name, sql: try savedQuery(name, export: export), parameters: parameters))
+                var selection = QuerySelection(name: name, sql: try savedQuery(name, export: export), parameters: parameters)
+                // A scheduled report is current too: its lag, a wait or a stale answer is logged.
+                selection.current.note = { [logger = store.logger] in logger.warning("export \(export.name): \($0)") }
+                content = .query(selection)
             }
             var request = ExportRequest(
                 name: export.name, content: content, format: export.format, destination: .folder(export.destination),

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// A projection loaded from `projections/NAME.lua`: its spec, read from the table the
@@ -21,7 +20,7 @@ public struct Projection: Sendable {
     public let file: String
     public let version: Int64
     /// SHA-256 (hex) over the script and every module in projections/lib: any change
-    /// to the code makes the next replay rebuild.
+    /// to the code makes the next replay rebuild (`ProjectionCode.hash`).
     public let codeHash: String
     public let streams: String?
     public let key: KeyMode
@@ -34,10 +33,14 @@ public struct Projection: Sendable {
     /// When replay takes snapshots, and how many it keeps (`snapshot_every`, `snapshot_keep`).
     public let snapshots: SnapshotPolicy
 
-    let source: String
+    /// Its script and helper modules, as a build stores them (`CodeHistory`).
+    public let code: ProjectionCode
+    /// The modules as the VM loads them: name, text and the path its errors name.
     let modules: [Module]
     /// The event fields the code can read (AVM_FIELD_* bits); see `EventFields`.
     let eventFields: UInt32
+
+    var source: String { code.script.text }
 
     struct Module: Sendable {
         var name: String
@@ -96,41 +99,39 @@ extension Projection {
         if let problem = ProjectionNames.problem(name) {
             throw ProjectionError(projection: name, message: "\(file): \(problem)")
         }
-        let source: String
-        do {
-            source = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
-            throw ProjectionError(projection: name, message: "cannot read \(file): \(error.localizedDescription)")
-        }
-        var modules: [Module] = []
-        if let libDirectory, let entries = try? FileManager.default.contentsOfDirectory(atPath: libDirectory) {
-            for entry in entries.sorted() where entry.hasSuffix(".lua") {
-                let path = libDirectory + "/" + entry
-                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                    throw ProjectionError(projection: name, message: "cannot read \(path)")
-                }
-                modules.append(Module(name: String(entry.dropLast(4)), source: text, file: path))
-            }
-        }
-        var hasher = SHA256()
-        hasher.update(data: Data("audit.projection.v1\0".utf8))
-        for part in [source] + modules.flatMap({ [$0.name, $0.source] }) {
-            hasher.update(data: Data(String(part.utf8.count).utf8 + [0]))
-            hasher.update(data: Data(part.utf8))
-        }
-        let codeHash = Hex.encode(Array(hasher.finalize()))
+        return try load(code: ProjectionCode.read(file: file, libDirectory: libDirectory), file: file, libDirectory: libDirectory, defaultLimits: defaultLimits)
+    }
 
+    /// Loads a projection from its code, wherever it was read (a folder, or the
+    /// database's code history): the same code gives the same projection and hash.
+    ///
+    /// - Parameters:
+    ///   - file: the path its errors name for the script (default: the code's own path).
+    ///   - libDirectory: the folder its errors name for the modules (default: `lib`).
+    public static func load(
+        code: ProjectionCode, file: String? = nil, libDirectory: String? = nil, defaultLimits: LuaLimits = .default
+    ) throws -> Projection {
+        let file = file ?? code.script.path
+        if let problem = ProjectionNames.problem(code.name) {
+            throw ProjectionError(projection: code.name, message: "\(file): \(problem)")
+        }
+        let modules = code.modules.map { module in
+            Module(
+                name: module.moduleName, source: module.text,
+                file: libDirectory.map { $0 + "/" + (module.path as NSString).lastPathComponent } ?? module.path)
+        }
+        let sources = code.files.map(\.text)
         // Run the script once in a VM to read its spec.
         let probe = Projection(
-            name: name, file: file, version: 0, codeHash: codeHash, streams: nil, key: .stream, handledTypes: [],
-            columns: [], limits: defaultLimits, hasMerge: false, snapshots: .default, source: source, modules: modules,
-            eventFields: EventFields.used(by: [source] + modules.map(\.source)))
+            name: code.name, file: file, version: 0, codeHash: code.hash, streams: nil, key: .stream, handledTypes: [],
+            columns: [], limits: defaultLimits, hasMerge: false, snapshots: .default, code: code, modules: modules,
+            eventFields: EventFields.used(by: sources))
         let vm = try probe.makeVM()
         let spec: JSONValue
         do {
             spec = try JSONParser.parse(vm.describe())
         } catch {
-            throw ProjectionError(projection: name, message: "\(file): \(error)")
+            throw ProjectionError(projection: code.name, message: "\(file): \(error)")
         }
         return try Projection(spec: spec, probe: probe, defaultLimits: defaultLimits)
     }
@@ -212,7 +213,7 @@ extension Projection {
         self.init(
             name: probe.name, file: probe.file, version: version, codeHash: probe.codeHash,
             streams: spec["streams"]?.stringValue, key: key, handledTypes: handled, columns: columns, limits: limits,
-            hasMerge: hasMerge, snapshots: snapshots, source: probe.source, modules: probe.modules, eventFields: probe.eventFields)
+            hasMerge: hasMerge, snapshots: snapshots, code: probe.code, modules: probe.modules, eventFields: probe.eventFields)
     }
 
     /// Loads every `*.lua` in `directory` (not in lib/), sorted by name. A file that

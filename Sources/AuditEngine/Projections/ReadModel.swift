@@ -156,6 +156,29 @@ enum ReadModel {
             arguments: [error, Timestamp.now().description, target.projection])
     }
 
+    /// Moves a live, ok projection's position to `head` when no event it handles lies
+    /// in (position, head]: folding those events would change nothing, and a read or
+    /// `audit projections` would otherwise see it behind by events it never takes (the
+    /// `CodeBuilt` and export events the engine appends, other projections' types).
+    ///
+    /// - Complexity: one index probe per handled type (`events_by_type`).
+    /// - Returns: whether it moved.
+    @discardableResult
+    static func skipUnhandled(_ db: Database, name: String, handledTypes: [String], head: Int64) throws -> Bool {
+        guard let record = try record(db, name: name, build: false), record.status == "ok", record.position < head else {
+            return false
+        }
+        for type in handledTypes {
+            if try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE type = ? AND seq > ? AND seq <= ?)",
+                arguments: [type, record.position, head]) == true {
+                return false
+            }
+        }
+        try db.execute(sql: "UPDATE projections SET position = ? WHERE name = ?", arguments: [head, name])
+        return true
+    }
+
     /// Replaces the live table with the finished build, atomically: readers see the old
     /// table or the new one, never neither.
     static func promote(_ db: Database, projection: Projection, position: Int64, times: FoldedTimes) throws {

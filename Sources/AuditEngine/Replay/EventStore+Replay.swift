@@ -13,8 +13,13 @@ extension EventStore {
     /// last checkpoint with no event applied twice or lost: states and position are
     /// saved in one transaction.
     public func replay(_ projections: [Projection], options: ReplayOptions = ReplayOptions()) throws -> [ReplayOutcome] {
-        let lock = try ReplayLock(databasePath: path)
+        try replay(projections, options: options, holding: ReplayLock(databasePath: path))
+    }
+
+    /// As `replay(_:options:)`, under `lock`, taken by the caller.
+    func replay(_ projections: [Projection], options: ReplayOptions, holding lock: ReplayLock) throws -> [ReplayOutcome] {
         defer { withExtendedLifetime(lock) {} }
+        let started = ContinuousClock.now
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
         var wasBuild: Set<String> = []
@@ -34,6 +39,10 @@ extension EventStore {
                 }
                 let live = try ReadModel.record(db, name: projection.name, build: false)
                 if !options.rebuild, let live, live.codeHash == projection.codeHash, live.version == projection.version {
+                    // A table built before the code history: its code is the folder's, recorded now.
+                    if try CodeHistory.build(db, name: projection.name, codeHash: projection.codeHash) == nil {
+                        try CodeHistory.record(db, store: self, projection: projection, position: live.position, recordedLater: true)
+                    }
                     let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
                     let run = try ProjectionRun(
                         projection: projection, target: target, position: live.position, times: FoldedTimes(live),
@@ -79,6 +88,7 @@ extension EventStore {
                 try writeTransaction { db in
                     for run in promotable {
                         try ReadModel.promote(db, projection: run.projection, position: run.position, times: run.times)
+                        try CodeHistory.record(db, store: self, projection: run.projection, position: run.position)
                         // Snapshots of code that no longer runs are never used again.
                         try Snapshots.dropOtherChains(
                             db, projection: run.projection.name, keeping: try Snapshots.chain(db, projection: run.projection, create: false))
@@ -94,6 +104,10 @@ extension EventStore {
             if options.toSeq != nil || !runs.contains(where: { $0.isActive && $0.target.isBuild }) { break }
         }
 
+        let promoted = projections.filter { outcomes[$0.name]?.status == .rebuilt }
+        var folded = outcomes.values.filter { $0.status == .rebuilt }.map { ($0.projection, Int64(0), $0.position) }
+        folded += runs.filter { $0.position > $0.startPosition }.map { ($0.projection.name, $0.startPosition, $0.position) }
+        try finish(skipping: promoted + runs.filter(\.isActive).map(\.projection), folded: folded, seconds: (ContinuousClock.now - started).seconds)
         for run in runs {
             let status: ReplayOutcome.Status
             if let failure = run.failure {
@@ -110,6 +124,26 @@ extension EventStore {
                 timings: timings)
         }
         return projections.compactMap { outcomes[$0.name] }
+    }
+
+    /// Moves the positions of `skipping` at the head over the events they do not
+    /// handle that the replay itself appended (`CodeBuilt`), or that came since; and
+    /// records, for `audit projections`, how far each projection `folded` moved
+    /// (name, from, to) in `seconds`.
+    private func finish(skipping: [Projection], folded: [(String, Int64, Int64)], seconds: Double) throws {
+        guard !skipping.isEmpty || !folded.isEmpty else { return }
+        try writeTransaction { db in
+            let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+            for projection in skipping {
+                try ReadModel.skipUnhandled(db, name: projection.name, handledTypes: projection.handledTypes, head: head)
+            }
+            let now = Timestamp.now().description
+            for (name, from, to) in folded {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO audit_replay_stats (projection, finished_at, from_seq, to_seq, seconds) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [name, now, from, to, seconds])
+            }
+        }
     }
 
     /// One pass over seq (min position, end]: every run sees each event after its own

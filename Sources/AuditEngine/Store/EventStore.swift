@@ -32,6 +32,8 @@ public final class EventStore: Sendable {
     /// The database file's path.
     public let path: String
     public let access: Access
+    /// Whether it was opened `.readOnly`.
+    public var isReadOnly: Bool { access == .readOnly }
     /// A `DatabasePool` for a writable store; a read-only `DatabaseQueue` otherwise.
     let pool: any DatabaseWriter
     /// How a read-only store reads its file.

@@ -333,6 +333,40 @@ enum Schema {
                 ) STRICT, WITHOUT ROWID;
                 """)
         }
+
+        // ---- Code history and current reads (issue 24). Kept in its own block. ----
+        //
+        // v10: every promoted build's code (DECISIONS 15) and what the last replay did.
+        // `audit_code` holds each file's text once, keyed by the SHA-256 of its bytes;
+        // `audit_builds` indexes the builds by projection and code hash, each pointing at
+        // the `CodeBuilt` event (stream `audit-code-NAME`) that names its files and their
+        // hashes, inside the hash chain (`CodeHistory`). `audit_replay_stats` holds, per
+        // projection, the last replay or catch-up that folded events: `audit projections`
+        // shows its rate.
+        migrator.registerMigration("v10-code-history") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_code (
+                    sha256  TEXT NOT NULL PRIMARY KEY CHECK (length(sha256) = 64),
+                    content TEXT NOT NULL
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE audit_builds (
+                    event_seq     INTEGER NOT NULL PRIMARY KEY,
+                    projection    TEXT    NOT NULL,
+                    code_hash     TEXT    NOT NULL,
+                    version       INTEGER NOT NULL,
+                    handled_types TEXT    NOT NULL,
+                    built_at      TEXT    NOT NULL
+                ) STRICT;
+                CREATE INDEX audit_builds_by_code ON audit_builds (projection, code_hash, event_seq);
+                CREATE TABLE audit_replay_stats (
+                    projection  TEXT    NOT NULL PRIMARY KEY,
+                    finished_at TEXT    NOT NULL,
+                    from_seq    INTEGER NOT NULL,
+                    to_seq      INTEGER NOT NULL,
+                    seconds     REAL    NOT NULL
+                ) STRICT, WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -374,6 +408,7 @@ enum Schema {
         "v7-snapshot-chunks": "snapshot deltas stored in chunks",
         "v8-strict-events": "events, chain_head and event_correlations rebuilt as STRICT tables (every value has the storage class the engine writes), and a trigger that lets INSERT only append (no REPLACE or UPSERT of a stored event)",
         "v9-schedule-attempts": "the record of each attempt of a scheduled export, for retries with backoff",
+        "v10-code-history": "the code of every projection build (audit_code) and the registered projections",
     ]
 
     /// Whether `identifier` names a migration of a later build: `v<number>-<name>`,

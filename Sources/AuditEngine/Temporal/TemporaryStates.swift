@@ -49,6 +49,18 @@ final class TemporaryStates: StateDatabase {
 
     var concurrentReads: Bool { false }  // one connection
 
+    /// Runs a user's query over these states, in front of the store, with nothing
+    /// writable (`query_only`).
+    func runQuery(
+        sql: String, parameters: [String: String], source: String, header: ([String]) throws -> Void, row: ([SQLValue]) throws -> Void
+    ) throws {
+        try readStates { db in
+            try db.execute(sql: "PRAGMA query_only = 1")
+            defer { try? db.execute(sql: "PRAGMA query_only = 0") }
+            try EventStore.runQuery(db, sql: sql, parameters: parameters, source: source, header: header, row: row)
+        }
+    }
+
     func writeStates(_ body: (Database) throws -> Void) throws {
         try queue.inDatabase { db in
             try db.inSavepoint {

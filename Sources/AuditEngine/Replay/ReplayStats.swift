@@ -1,0 +1,32 @@
+import GRDB
+
+/// What the last replay (or read's catch-up) that moved a projection did: the seqs it
+/// passed and the time the replay took, for `audit projections`.
+public struct ReplayStats: Sendable, Equatable {
+    public var projection: String
+    public var finishedAt: String
+    public var fromSeq: Int64
+    public var toSeq: Int64
+    public var seconds: Double
+
+    /// Seqs of the log passed per second (nil when it took no measurable time).
+    public var eventsPerSecond: Double? {
+        seconds > 0 ? Double(toSeq - fromSeq) / seconds : nil
+    }
+}
+
+extension EventStore {
+    /// The last replay stats of each projection that has some, by name.
+    public func replayStats() throws -> [String: ReplayStats] {
+        try readTransaction { db in
+            var result: [String: ReplayStats] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM audit_replay_stats") {
+                let stats = ReplayStats(
+                    projection: row["projection"], finishedAt: row["finished_at"], fromSeq: row["from_seq"], toSeq: row["to_seq"],
+                    seconds: row["seconds"])
+                result[stats.projection] = stats
+            }
+            return result
+        }
+    }
+}
