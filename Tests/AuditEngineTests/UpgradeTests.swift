@@ -26,7 +26,7 @@ struct UpgradeTests {
         let before = try EventStore.verify(path: old)
         let states = try w.dump("order_totals")
         #expect(throws: StoreError.schemaTooOld(path: old)) { try EventStore(path: old) }
-        #expect(try EventStore(path: old, access: .readOnly).events().count == 601)
+        #expect(try EventStore(path: old, access: .readOnly).events().count == 602)
 
         let steps = Steps()
         let report = try EventStore.upgrade(path: old) { steps.add($0.step) }
@@ -44,7 +44,7 @@ struct UpgradeTests {
         // Snapshots still answer a question at a time.
         #expect(try store.snapshots().count == (try w.store.snapshots().count))
         try store.append(NewEvent(stream: "order-1", type: "OrderCancelled"))
-        #expect(try store.verify().events == 602)
+        #expect(try store.verify().events == 603)
         #expect(try EventStore.upgrade(path: old).applied.isEmpty)
     }
 
@@ -70,10 +70,10 @@ struct UpgradeTests {
         }
         let upgraded = try runAudit(["--db", old, "init", "--projections", w.projectionsDir, "--queries", w.dir.file("q")], in: w.dir.path)
         #expect(upgraded.status == 0)
-        #expect(upgraded.stderr.contains("upgraded \(old) from schema v7-snapshot-chunks to \(Schema.migrationIdentifiers.last!): verified 601 events before and after, head \(head) unchanged"))
+        #expect(upgraded.stderr.contains("upgraded \(old) from schema v7-snapshot-chunks to \(Schema.migrationIdentifiers.last!): verified 602 events before and after, head \(head) unchanged"))
         #expect(upgraded.stderr.contains("v8-strict-events: events, chain_head and event_correlations rebuilt as STRICT tables"))
         let again = try runAudit(["--db", old, "init", "--projections", w.projectionsDir, "--queries", w.dir.file("q")], in: w.dir.path)
-        #expect(again.stderr.contains("already initialised \(old) (601 events)"))
+        #expect(again.stderr.contains("already initialised \(old) (602 events)"))
         #expect(try runAudit(["--db", old, "append", "--stream", "s", "--type", "T", "--data", "{}"], in: w.dir.path).status == 0)
     }
 }

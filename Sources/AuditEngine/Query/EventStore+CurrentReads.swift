@@ -82,7 +82,8 @@ extension EventStore {
             do {
                 region = try UserSQL.prepare(db, sql: sql, source: source).databaseRegion
             } catch let error as QueryError where error.message.hasPrefix("no such table: ") {
-                var table = String(error.message.dropFirst("no such table: ".count))
+                // SQLite's name, before any hint added after it ("… (the tables are: …)").
+                var table = String(error.message.dropFirst("no such table: ".count).prefix { $0 != " " })
                 if table.hasPrefix("main.") { table.removeFirst(5) }
                 let registry = try ProjectionRegistry.read(db)
                 let inFolder = folder.map { FileManager.default.fileExists(atPath: $0 + "/" + table + ".lua") } ?? false
