@@ -72,6 +72,7 @@ static void push_initial(avm *vm, lua_State *L, const char *key, size_t len) {
 typedef struct {
     size_t len;
     char name[TYPE_CACHE_NAME];
+    int engine;   // the engine's own CodeBuilt events (`is_code_built`), cached apart
     int handler;  // stack index of the handler, 0: none
 } type_entry;
 
@@ -96,12 +97,23 @@ static int stream_matches(const avm *vm, const avm_event *e) {
     return fnmatch(vm->glob, e->stream, 0) == 0;
 }
 
+/// Whether the event is one the engine appends about itself each time a replay builds a
+/// projection: type `CodeBuilt` on a stream `audit-code-NAME`. It reaches a handler named
+/// `CodeBuilt`, never `on["*"]`: a catch-all projection would otherwise fold the record of
+/// its own build, and lag behind the log after every replay.
+static int is_code_built(const avm_event *e) {
+    return e->type_len == 9 && memcmp(e->type, "CodeBuilt", 9) == 0
+        && e->stream_len >= 11 && memcmp(e->stream, "audit-code-", 11) == 0;
+}
+
 /// Pushes the handler of the event's type from the handlers table at `on`, else its catch-all
-/// `on["*"]`; whether there is one (when not, nothing is left pushed).
+/// `on["*"]` (not for `is_code_built` events); whether there is one (when not, nothing is
+/// left pushed).
 static int push_handler(lua_State *L, int on, const avm_event *e) {
     lua_pushlstring(L, e->type, e->type_len);
     if (lua_rawget(L, on) == LUA_TFUNCTION) return 1;
     lua_pop(L, 1);
+    if (is_code_built(e)) return 0;
     lua_pushliteral(L, "*");
     if (lua_rawget(L, on) == LUA_TFUNCTION) return 1;
     lua_pop(L, 1);
@@ -111,13 +123,15 @@ static int push_handler(lua_State *L, int on, const avm_event *e) {
 /// The handler of the event's type: a stack index, 0 for none; -1 when there is no cache.
 static int handler_for(lua_State *L, type_cache *c, const avm_event *e) {
     if (!c) return -1;
+    int engine = is_code_built(e);
     for (size_t i = 0; i < c->ntypes; i++) {
         type_entry *t = &c->types[i];
-        if (t->len == e->type_len && memcmp(t->name, e->type, e->type_len) == 0) return t->handler;
+        if (t->len == e->type_len && t->engine == engine && memcmp(t->name, e->type, e->type_len) == 0) return t->handler;
     }
     if (c->ntypes == TYPE_CACHE || e->type_len > TYPE_CACHE_NAME) return -1;
     type_entry *t = &c->types[c->ntypes++];
     t->len = e->type_len;
+    t->engine = engine;
     memcpy(t->name, e->type, e->type_len);
     t->handler = push_handler(L, c->on, e) ? lua_gettop(L) : 0;  // stays on the stack for the batch
     return t->handler;

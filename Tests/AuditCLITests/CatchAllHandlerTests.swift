@@ -57,6 +57,26 @@ struct CatchAllHandlerTests {
         #expect(!(try audit(["projections"], in: dir.path).stderr.contains("never occurs")))
     }
 
+    @Test("the engine's CodeBuilt records reach a handler named for them, never '*'; a user's CodeBuilt event does")
+    func codeBuilt() throws {
+        let dir = try workspace()
+        try #"return { on = { CodeBuilt = function(s, e) s.builds = (s.builds or 0) + 1 end } }"#
+            .write(toFile: dir.path + "/projections/builds.lua", atomically: true, encoding: .utf8)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        // A rebuild reads the first replay's three CodeBuilt records (streams audit-code-NAME).
+        #expect(try audit(["replay", "--rebuild"], in: dir.path).status == 0)
+        let all = try audit(["state", "all"], in: dir.path)
+        #expect(all.stdout == #"{"key":"a","state":{"last":"*","n":2,"special":1}}"# + "\n" + #"{"key":"b","state":{"last":"Y","n":1}}"# + "\n", "\(all.stdout)\(all.stderr)")
+        #expect(all.stderr.isEmpty, "\(all.stderr)")
+        let builds = try audit(["state", "builds", "--format", "csv"], in: dir.path)
+        #expect(builds.stdout.contains("audit-code-all,") && builds.stdout.contains("audit-code-only_x,"), "\(builds.stdout)")
+        // The same type on a stream of the user's is an ordinary event.
+        #expect(try audit(["append", "--stream", "ci", "--type", "CodeBuilt", "--data", "{}"], in: dir.path).status == 0)
+        #expect(try audit(["state", "all", "ci"], in: dir.path).stdout.contains(#""last":"CodeBuilt""#))
+        let verify = try audit(["verify", "--projections"], in: dir.path)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+    }
+
     @Test("the starter projection works on a log that is not the example, without a warning, and its tests pass")
     func starter() throws {
         let dir = TempDir()

@@ -66,7 +66,8 @@ struct UpgradeTests {
         let append = try runAudit(["--db", old, "append", "--stream", "s", "--type", "T", "--data", "{}"], in: w.dir.path)
         #expect(append.status == 1 && append.stderr.contains("the database at \(old) was made by an older audit; run audit init to upgrade it"))
         for command in [["verify"], ["events", "--limit", "1"], ["projections", "--projections", w.projectionsDir], ["state", "order_totals", "order-1"]] {
-            #expect(try runAudit(["--db", old] + command, in: w.dir.path).status == 0, "\(command)")
+            let result = try runAudit(["--db", old] + command, in: w.dir.path)
+            #expect(result.status == 0, "\(command): \(result.stderr)")
         }
         let upgraded = try runAudit(["--db", old, "init", "--projections", w.projectionsDir, "--queries", w.dir.file("q")], in: w.dir.path)
         #expect(upgraded.status == 0)

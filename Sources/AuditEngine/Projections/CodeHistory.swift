@@ -28,6 +28,18 @@ enum CodeHistory {
     /// The system stream a projection's builds are announced on.
     static func stream(_ name: String) -> String { "audit-code-" + name }
 
+    /// Whether an event is a build's record: a `CodeBuilt` event on a stream
+    /// `audit-code-NAME`. It reaches only a handler named `CodeBuilt`, never `on["*"]`
+    /// (the sandbox's `is_code_built` says the same): a catch-all projection would fold
+    /// the record of its own build and lag behind the log after every replay.
+    static func isRecord(type: String, stream: String) -> Bool {
+        type == eventType && stream.utf8.starts(with: "audit-code-".utf8)
+    }
+
+    /// `isRecord` as a SQL condition on `events`, by the stream's byte range ('.' is the
+    /// byte after '-'), so that no SQL function is called per row.
+    static let recordCondition = "(type = 'CodeBuilt' AND stream >= 'audit-code-' AND stream < 'audit-code.')"
+
     /// Records `projection`'s code as the code of its table, in write transaction `db`:
     /// its files (those not stored yet), an `audit_builds` row and the `CodeBuilt` event.
     ///
@@ -69,8 +81,10 @@ enum CodeHistory {
     }
 
     /// The newest recorded build of `name` with `codeHash`, or nil.
+    /// Nil too on a database an older build made, which has no code history yet.
     static func build(_ db: Database, name: String, codeHash: String) throws -> ProjectionBuild? {
-        try Row.fetchOne(
+        guard try db.tableExists("audit_builds") else { return nil }
+        return try Row.fetchOne(
             db,
             sql: """
                 SELECT event_seq, projection, code_hash, version, handled_types, built_at FROM audit_builds
@@ -82,7 +96,8 @@ enum CodeHistory {
 
     /// Every recorded build, oldest first.
     static func builds(_ db: Database) throws -> [ProjectionBuild] {
-        try Row.fetchAll(
+        guard try db.tableExists("audit_builds") else { return [] }
+        return try Row.fetchAll(
             db, sql: "SELECT event_seq, projection, code_hash, version, handled_types, built_at FROM audit_builds ORDER BY event_seq"
         ).map(build(from:))
     }

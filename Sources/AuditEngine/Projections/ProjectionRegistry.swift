@@ -40,12 +40,10 @@ public struct ProjectionRegistry: Sendable, Equatable {
     }
 
     static func read(_ db: Database) throws -> ProjectionRegistry {
+        // A database an older build made has no code history (`audit_builds`) yet.
+        let builds = try db.tableExists("audit_builds") ? " UNION SELECT projection FROM audit_builds" : ""
         let names = try String.fetchAll(
-            db,
-            sql: """
-                SELECT name FROM projections UNION SELECT name FROM projection_builds
-                UNION SELECT projection FROM audit_builds ORDER BY 1
-                """)
+            db, sql: "SELECT name FROM projections UNION SELECT name FROM projection_builds\(builds) ORDER BY 1")
         // A name recorded in two cases (renamed) is one projection.
         var seen: Set<String> = []
         return ProjectionRegistry(names: names.filter { seen.insert(ProjectionNames.folded($0)).inserted })

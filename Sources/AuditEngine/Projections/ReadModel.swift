@@ -168,13 +168,7 @@ enum ReadModel {
         guard let record = try record(db, name: name, build: false), record.status == "ok", record.position < head else {
             return false
         }
-        for type in handledTypes {
-            if try Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE type = ? AND seq > ? AND seq <= ?)",
-                arguments: [type, record.position, head]) == true {
-                return false
-            }
-        }
+        if try Projection.lagReachesHandlers(db, handledTypes: handledTypes, position: record.position, head: head) { return false }
         try db.execute(sql: "UPDATE projections SET position = ? WHERE name = ?", arguments: [head, name])
         return true
     }

@@ -73,13 +73,14 @@ extension EventStore {
             throw ProjectionError(projection: name, message: neverBuiltMessage(name, registry: start.registry))
         }
         try checkCode(names, start, options: options)
-        var lagging = names.filter { start.records[$0]!.status == "ok" && start.records[$0]!.position < start.head }
+        var lagging = names.filter {
+            start.records[$0]!.status == "ok" && start.records[$0]!.position < start.head && !start.currentUnfolded.contains($0)
+        }
         if !options.catchUp || lagging.isEmpty {
             for name in lagging { options.note("\(name) is at seq \(start.records[name]!.position) of \(start.head)") }
-            return try answered(names, head: start.head, scratch: nil, read: start, options: options)
+            return try answered(names, head: start.head, scratch: nil, folded: start.currentUnfolded, read: start, options: options)
         }
-        if isReadOnly, options.mayOpenForWriting, Self.mayWrite(path) {
-            let writer = try EventStore(path: path)
+        if isReadOnly, options.mayOpenForWriting, Self.mayWrite(path), let writer = try Self.currentWriter(path) {
             let states = try writer.currentStates(names, options: options)
             states.store = writer
             return states
@@ -87,7 +88,7 @@ extension EventStore {
         if isReadOnly {
             let scratch = try TemporaryStates(storePath: path)
             let folded = try foldIntoScratch(lagging, start, scratch: scratch, options: options)
-            return try answered(names, head: start.head, scratch: scratch, folded: folded, options: options)
+            return try answered(names, head: start.head, scratch: scratch, folded: folded.union(start.currentUnfolded), options: options)
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(options.wait * 1000))
         var told = false
@@ -113,6 +114,17 @@ extension EventStore {
             Thread.sleep(forTimeInterval: 0.02)
         }
         return try answered(names, head: start.head, scratch: nil, options: options)
+    }
+
+    /// The database at `path` opened for writing, or nil when an older build made it:
+    /// only `audit init` upgrades (DECISIONS 1), so a read folds its lag into a scratch
+    /// database instead.
+    private static func currentWriter(_ path: String) throws -> EventStore? {
+        do {
+            return try EventStore(path: path)
+        } catch StoreError.schemaTooOld {
+            return nil
+        }
     }
 
     /// Whether this process may write the database at `path` and its folder (SQLite
@@ -256,14 +268,26 @@ struct ReadState {
     let head: Int64
     let records: [String: ProjectionRecord]
     let registry: ProjectionRegistry
+    /// Live, ok projections behind the head by events none of their handlers takes (the
+    /// engine's `CodeBuilt` records, other projections' types): current at the head as
+    /// their tables are, with nothing to fold or write.
+    let currentUnfolded: Set<String>
 
     init(_ db: Database, names: [String]) throws {
         head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
         var records: [String: ProjectionRecord] = [:]
+        var current: Set<String> = []
         for name in names {
-            if let record = try ReadModel.record(db, name: name, build: false), try db.tableExists(name) { records[name] = record }
+            guard let record = try ReadModel.record(db, name: name, build: false), try db.tableExists(name) else { continue }
+            records[name] = record
+            if record.status == "ok", record.position < head,
+               let build = try CodeHistory.build(db, name: name, codeHash: record.codeHash),
+               try !Projection.lagReachesHandlers(db, handledTypes: build.handledTypes, position: record.position, head: head) {
+                current.insert(name)
+            }
         }
         self.records = records
+        currentUnfolded = current
         registry = records.count == names.count ? ProjectionRegistry(names: []) : try ProjectionRegistry.read(db)
     }
 }

@@ -27,7 +27,7 @@ extension EventStore {
         if projection.key == .stream { selection.stream = key }
         var steps: [ExplainStep] = []
         try forEachEvent(selection) { event in
-            guard projection.handles(event.type) else { return }
+            guard projection.handles(event.type, stream: event.stream) else { return }
             var copy = event
             let result: ApplyResult
             do {

@@ -350,7 +350,7 @@ final class ProjectionRun {
     var skipped: [SkippedEvent] = []
 
     func noteSkipped(_ events: [SkippedEvent]) {
-        skipped += events.filter { $0.seq > position && projection.handles($0.type) }
+        skipped += events.filter { $0.seq > position && projection.handles($0.type, stream: $0.stream) }
     }
 }
 

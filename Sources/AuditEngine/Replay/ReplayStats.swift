@@ -16,10 +16,12 @@ public struct ReplayStats: Sendable, Equatable {
 }
 
 extension EventStore {
-    /// The last replay stats of each projection that has some, by name.
+    /// The last replay stats of each projection that has some, by name (none on a
+    /// database an older build made).
     public func replayStats() throws -> [String: ReplayStats] {
         try readTransaction { db in
             var result: [String: ReplayStats] = [:]
+            guard try db.tableExists("audit_replay_stats") else { return result }
             for row in try Row.fetchAll(db, sql: "SELECT * FROM audit_replay_stats") {
                 let stats = ReplayStats(
                     projection: row["projection"], finishedAt: row["finished_at"], fromSeq: row["from_seq"], toSeq: row["to_seq"],
