@@ -92,7 +92,11 @@ struct SeriesCommand: ParsableCommand {
         try store.forEachEvent(EventFilter(limit: 1)) { first = $0.occurredAt }
         try store.forEachEvent(EventFilter(fromSeq: try store.head().seq)) { last = $0.occurredAt }
         guard let first, let last else { throw BenchError("the workload is empty") }
-        return SeriesPoints(unit: .day, from: first, to: last).boundaries
+        let days = SeriesPoints(unit: .day, from: first, to: last).boundaries
+        guard !days.isEmpty else {
+            throw BenchError("the workload's events (\(first) to \(last)) cross no day boundary: give more --events")
+        }
+        return days
     }
 }
 
