@@ -12,12 +12,7 @@ struct AsOfCommand: ParsableCommand {
     @OptionGroup var workload: WorkloadOptions
 
     func run() throws {
-        let dir = try workload.directory()
-        let file = try workload.workloadFile(in: dir)
-        let db = try workload.database("asof", in: dir, from: file)
-        // A replay from seq 1 that takes snapshots at the default policy.
-        let replay = try Measure.child(["_replay", db, dir, "1"])
-        Measure.printRun(0, replay)
+        let (dir, _, db, replay) = try workload.replayedDatabase("asof")
         let store = try EventStore(path: db)
         let snapshots = try store.snapshots().filter { $0.projection == "order_totals" }
         var asOf = ""

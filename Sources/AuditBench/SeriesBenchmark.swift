@@ -20,13 +20,8 @@ struct SeriesCommand: ParsableCommand {
     static let sql = "SELECT count(*), sum(json_extract(state,'$.total')) FROM order_totals"
 
     func run() throws {
-        let dir = try workload.directory()
-        let file = try workload.workloadFile(in: dir)
-        let db = try workload.database("series", in: dir, from: file)
-        // Snapshots at the default policy, as a user's replay takes them; the rebuild
-        // without snapshots runs on a copy, so that they stay.
-        let replay = try Measure.child(["_replay", db, dir, "1"])
-        Measure.printRun(0, replay)
+        let (dir, file, db, _) = try workload.replayedDatabase("series")
+        // The rebuild without snapshots runs on a copy, so that the snapshots stay.
         let copy = "\(dir)/series-rebuild-\(workload.events)-\(workload.seed).db"
         try? FileManager.default.removeItem(atPath: copy)
         try FileManager.default.copyItem(atPath: db, toPath: copy)
@@ -97,7 +92,11 @@ struct SeriesCommand: ParsableCommand {
         try store.forEachEvent(EventFilter(limit: 1)) { first = $0.occurredAt }
         try store.forEachEvent(EventFilter(fromSeq: try store.head().seq)) { last = $0.occurredAt }
         guard let first, let last else { throw BenchError("the workload is empty") }
-        return SeriesPoints(unit: .day, from: first, to: last).boundaries
+        let days = SeriesPoints(unit: .day, from: first, to: last).boundaries
+        guard !days.isEmpty else {
+            throw BenchError("the workload's events (\(first) to \(last)) cross no day boundary: give more --events")
+        }
+        return days
     }
 }
 

@@ -47,6 +47,18 @@ struct WorkloadOptions: ParsableArguments {
         }
         return db
     }
+
+    /// The workload's database `prefix` (see `database`), replayed from seq 1 with
+    /// snapshots at the default policy, as a user's replay takes them; the replay is
+    /// printed as run 0 and returned.
+    func replayedDatabase(_ prefix: String) throws -> (dir: String, file: String, db: String, replay: Measurement) {
+        let dir = try directory()
+        let file = try workloadFile(in: dir)
+        let db = try database(prefix, in: dir, from: file)
+        let replay = try Measure.child(["_replay", db, dir, "1"])
+        Measure.printRun(0, replay)
+        return (dir, file, db, replay)
+    }
 }
 
 struct IngestCommand: ParsableCommand {

@@ -37,18 +37,9 @@ struct ReportBrowserTests {
     }
 
     static func render(_ arguments: [String], in dir: String) throws -> CommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(chromium))
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1",
-                             "--no-first-run", "--user-data-dir=\(dir)/chromium-profile", "--window-size=1040,1200"] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        let options = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1",
+                       "--no-first-run", "--user-data-dir=\(dir)/chromium-profile", "--window-size=1040,1200"]
+        return try RunningCommand(options + arguments, in: dir, executable: try #require(chromium)).wait()
     }
 
     @Test("a report's points are drawn, one marker each, and its labels lie inside the page without overlapping",
