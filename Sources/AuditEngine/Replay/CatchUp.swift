@@ -73,8 +73,13 @@ extension EventStore {
             throw ProjectionError(projection: name, message: neverBuiltMessage(name, registry: start.registry))
         }
         try checkCode(names, start, options: options)
+        // Behind only by events none of its handlers takes, a projection is current as
+        // its table is; a store that is written moves its position (`skipUnhandled`) so
+        // that the table says so too (an export's manifest records it).
+        let writes = options.catchUp && (!isReadOnly || options.mayOpenForWriting && Self.mayWrite(path))
         var lagging = names.filter {
-            start.records[$0]!.status == "ok" && start.records[$0]!.position < start.head && !start.currentUnfolded.contains($0)
+            start.records[$0]!.status == "ok" && start.records[$0]!.position < start.head
+                && (writes || !start.currentUnfolded.contains($0))
         }
         if !options.catchUp || lagging.isEmpty {
             for name in lagging { options.note("\(name) is at seq \(start.records[name]!.position) of \(start.head)") }
