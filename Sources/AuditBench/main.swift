@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
         commandName: "audit-bench",
         abstract: "Benchmarks of the audit engine against its baselines.",
         subcommands: [
-            IngestCommand.self, ReplayCommand.self, AsOfCommand.self, ExamplesCommand.self, VerifyCommand.self, VerifyProjectionsCommand.self,
+            IngestCommand.self, ReplayCommand.self, AsOfCommand.self, FollowCommand.self, ExamplesCommand.self, VerifyCommand.self, VerifyProjectionsCommand.self,
             ChildAsOf.self, ChildEngineIngest.self, ChildBareInsert.self, ChildEngineReplay.self, ChildExampleReplay.self,
             ChildVerifyProjections.self,
         ])

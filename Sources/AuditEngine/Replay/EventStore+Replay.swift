@@ -15,6 +15,11 @@ extension EventStore {
     /// saved in one transaction.
     public func replay(_ projections: [Projection], options: ReplayOptions = ReplayOptions()) throws -> [ReplayOutcome] {
         let lock = try ReplayLock(databasePath: path)
+        return try replay(projections, options: options, holding: lock)
+    }
+
+    /// `replay`, by a caller that holds the replay lock (a follower, between its passes).
+    func replay(_ projections: [Projection], options: ReplayOptions, holding lock: ReplayLock) throws -> [ReplayOutcome] {
         defer { withExtendedLifetime(lock) {} }
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
@@ -35,12 +40,7 @@ extension EventStore {
                 }
                 let live = try ReadModel.record(db, name: projection.name, build: false)
                 if !options.rebuild, let live, live.codeHash == projection.codeHash, live.version == projection.version {
-                    let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
-                    let run = try ProjectionRun(
-                        projection: projection, target: target, position: live.position, times: FoldedTimes(live),
-                        limits: options.limits, parallel: options.parallel, cacheBudget: options.stateCacheBudget)
-                    try scheduleSnapshots(run, db, options: options)
-                    runs.append(run)
+                    runs.append(try liveRun(projection, live, db, options: options))
                     continue
                 }
                 let target = ReadModelTarget(projection: projection.name, isBuild: true, columns: projection.columns)
@@ -92,7 +92,7 @@ extension EventStore {
                 }
                 runs.removeAll { run in promotable.contains { $0 === run } }
             }
-            if options.toSeq != nil || !runs.contains(where: { $0.isActive && $0.target.isBuild }) { break }
+            if options.toSeq != nil || options.stopRequested() || !runs.contains(where: { $0.isActive && $0.target.isBuild }) { break }
         }
 
         for run in runs {
@@ -179,7 +179,9 @@ extension EventStore {
             try recordFailures(runs, writer: writer)
             eventsRead += batch.count
             sinceCheckpoint += batch.count
-            let due = batch.through >= end
+            // Asked to stop: this batch is the last, and checkpointed.
+            let stopping = options.stopRequested()
+            let due = stopping || batch.through >= end
                 || sinceCheckpoint >= (options.checkpointEvery ?? Int.max)
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
                 || runs.contains { $0.isActive && $0.needsMemory }
@@ -195,6 +197,7 @@ extension EventStore {
             options.progress?(ReplayProgress(
                 position: batch.through, start: from, end: end, eventsRead: eventsRead,
                 seconds: (ContinuousClock.now - clock).seconds, timings: timings))
+            if stopping { break }
         }
         let waitedBefore = writer.waited
         try writer.wait()
@@ -253,6 +256,17 @@ extension EventStore {
     private func describeEvent(_ seq: Int64) -> String? {
         guard let event = try? events(EventFilter(fromSeq: seq, toSeq: seq)).first else { return nil }
         return eventDescription(type: event.type, id: event.id, stream: event.stream)
+    }
+
+    /// A run that folds on into `projection`'s live table from where `live`, its catalog
+    /// record, says the table is.
+    func liveRun(_ projection: Projection, _ live: ProjectionRecord, _ db: Database, options: ReplayOptions) throws -> ProjectionRun {
+        let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
+        let run = try ProjectionRun(
+            projection: projection, target: target, position: live.position, times: FoldedTimes(live),
+            limits: options.limits, parallel: options.parallel, cacheBudget: options.stateCacheBudget)
+        try scheduleSnapshots(run, db, options: options)
+        return run
     }
 
     /// Sets up `run`'s snapshots per its projection's policy (none with `--no-snapshots`).
