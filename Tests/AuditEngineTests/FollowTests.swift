@@ -140,3 +140,34 @@ extension ReadModel {
         try w.store.readTransaction { db in try record(db, name: name, build: false)?.position }
     }
 }
+
+/// The program of docs/library.md, "Following the log", as it is printed there (with
+/// the workspace's paths): it compiles against the API and runs as described.
+@Suite("Library example: following the log")
+struct FollowLibraryExampleTests {
+    @Test("the follower and the sequence of docs/library.md")
+    func libraryExample() async throws {
+        let dir = TempDir()
+        let path = dir.file("follow-example.db")
+        let store = try EventStore(path: path, create: true)
+        let follower = ProjectionFollower(
+            store: store, projections: try Projection.loadAll(directory: repositoryRoot + "/projections").map { try $0.get() })
+        try follower.start()
+        let printer = Task {
+            var seen: [Int64] = []
+            for try await event in store.committedEvents(EventFilter(type: "Payment", fromSeq: 1, limit: 5)) { seen.append(event.seq) }
+            return seen
+        }
+        let writer = try EventStore(path: path)
+        let last = try writer.ingest(path: exampleLog("road-fines.jsonl")).lastSeq
+        #expect(try await printer.value == (try store.events(EventFilter(type: "Payment", limit: 5))).map(\.seq))
+        while (follower.status.first { $0.projection == "fine_balances" }?.position ?? 0) < last {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(follower.status.allSatisfy { $0.position == last && $0.lag == 0 && $0.state == .following })
+        follower.stop()
+        let outcomes = try follower.wait()
+        #expect(outcomes.count == follower.status.count)
+        #expect(outcomes.allSatisfy { $0.position == last })
+    }
+}

@@ -29,7 +29,7 @@ import Foundation
 /// follower is restarted (which rebuilds it beside the live table, as `replay` does).
 ///
 /// `@unchecked Sendable`: its mutable state (`stopping`, `started`, `statuses`,
-/// `samples`, `result`) is read and written only while `condition` is locked; the runs
+/// `samples`, `result`, `heldLock`) is read and written only while `condition` is locked; the runs
 /// and VMs are touched only by the follower's own thread.
 public final class ProjectionFollower: @unchecked Sendable {
     public let store: EventStore
@@ -43,6 +43,10 @@ public final class ProjectionFollower: @unchecked Sendable {
     /// Per projection, the time and position the rate was last measured from.
     private var samples: [String: (time: ContinuousClock.Instant, position: Int64)] = [:]
     private var result: Result<[ReplayOutcome], any Error>?
+    /// The replay lock, from `start` until the thread ends: the only reference to it
+    /// outside the thread's `follow`, dropped before `result` is set, so that the lock is
+    /// free once `wait` returns.
+    private var heldLock: ReplayLock?
 
     public init(store: EventStore, projections: [Projection], options: FollowOptions = FollowOptions()) {
         self.store = store
@@ -66,17 +70,25 @@ public final class ProjectionFollower: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !started else { throw StoreError.storage("this follower of \(store.path) was started already") }
-        let replayLock = try ReplayLock(databasePath: store.path)
-        let watcher = try CommitWatcher(path: store.path)
+        heldLock = try ReplayLock(databasePath: store.path)
+        let watcher: CommitWatcher
+        do {
+            watcher = try CommitWatcher(path: store.path)
+        } catch {
+            heldLock = nil
+            throw error
+        }
         started = true
         let thread = Thread { [self] in
-            let outcome = Result { try follow(holding: replayLock, watcher: watcher) }
+            let outcome = Result { try follow(watcher: watcher) }
             condition.lock()
+            heldLock = nil
             result = outcome
             condition.broadcast()
             condition.unlock()
         }
         thread.name = "audit.follow"
+        thread.stackSize = 8 << 20  // as the main thread's: JSON and Lua recursion while folding
         thread.start()
     }
 
@@ -118,7 +130,10 @@ public final class ProjectionFollower: @unchecked Sendable {
     }
 
     /// The follower's thread: replays, then folds what each commit brings, until stopped.
-    private func follow(holding replayLock: ReplayLock, watcher: CommitWatcher) throws -> [ReplayOutcome] {
+    private func follow(watcher: CommitWatcher) throws -> [ReplayOutcome] {
+        condition.lock()
+        let replayLock = heldLock!
+        condition.unlock()
         var replayOptions = options.replay
         replayOptions.toSeq = nil
         replayOptions.shouldStop = { [weak self] in self?.isStopping ?? true }
