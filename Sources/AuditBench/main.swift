@@ -9,8 +9,8 @@ struct Bench: ParsableCommand {
         commandName: "audit-bench",
         abstract: "Benchmarks of the audit engine against its baselines.",
         subcommands: [
-            IngestCommand.self, ReplayCommand.self, AsOfCommand.self, SeriesCommand.self, ExamplesCommand.self, VerifyCommand.self,
-            VerifyProjectionsCommand.self, CompareCommand.self, CatchUpCommand.self,
+            IngestCommand.self, ReplayCommand.self, AsOfCommand.self, SeriesCommand.self, FollowCommand.self, ExamplesCommand.self,
+            VerifyCommand.self, VerifyProjectionsCommand.self, CompareCommand.self, CatchUpCommand.self,
             ChildAsOf.self, ChildSeries.self, ChildEngineIngest.self, ChildBareInsert.self, ChildEngineReplay.self, ChildExampleReplay.self,
             ChildVerifyProjections.self,
         ])

@@ -10,6 +10,10 @@ extension AuditCommand {
                   audit events --stream S45359
                   audit events --type Payment --as-of 2005-12-31 --format csv
                   audit events --from-seq 100 --limit 10 --format table
+                  audit events --follow --type Payment
+                With --follow, prints the selected events as JSONL as they are committed, until
+                SIGINT or SIGTERM (exit 0): from --from-seq on (stored ones first), else only the
+                events committed from now on; --to-seq and --limit end it.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -23,9 +27,11 @@ extension AuditCommand {
         @Option(help: "At most this many events.") var limit: Int?
         @Option(help: "jsonl, json, csv or table.") var format: OutputFormat = .jsonl
         @OptionGroup var spreadsheet: SpreadsheetOptions
+        @Flag(help: "Go on printing events as they are committed (JSONL), until SIGINT/SIGTERM.") var follow = false
 
         func validate() throws {
             if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
+            if follow, format != .jsonl { throw ValidationError("--follow prints JSONL: leave out --format \(format.rawValue)") }
         }
 
         func run() throws {
@@ -34,6 +40,7 @@ extension AuditCommand {
                 stream: stream, type: type, correlationId: correlationId, fromSeq: fromSeq, toSeq: toSeq, asOf: time.asOf, knownAt: time.knownAt,
                 limit: limit)
             let store = try openStore(global, access: .readOnly)
+            if follow { return try printFollowing(filter, store: store) }
             switch format {
             case .jsonl, .json:
                 var out = Output()

@@ -15,6 +15,11 @@ extension AuditCommand {
                 Examples:
                   audit replay
                   audit replay order_totals --rebuild
+                  audit replay --follow
+                With --follow, it goes on: it folds what any process appends as it is committed,
+                until SIGINT or SIGTERM, which checkpoint and exit 0 (kill -9 loses nothing either:
+                the next start resumes from the last checkpoint). On a terminal, stderr shows one
+                status line per projection: position, lag and events/s.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -32,6 +37,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
         @Option(help: ArgumentHelp("CPU seconds allowed per event (overrides the projections' own; default 0.25).", valueName: "s")) var seconds: Double?
         @Flag(help: "Say on stderr where the replay's time went (what bounds it: see docs/operations.md).") var timings = false
+        @Flag(help: "Go on: fold what is appended as it is committed, until SIGINT/SIGTERM.") var follow = false
 
         func validate() throws {
             if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
@@ -40,6 +46,7 @@ extension AuditCommand {
             if let memoryMb, memoryMb < 1 || memoryMb > LuaLimits.maxMemoryMB {
                 throw ValidationError("--memory-mb must be from 1 to \(LuaLimits.maxMemoryMB)")
             }
+            if follow, toSeq != nil { throw ValidationError("--follow follows the head: leave out --to-seq") }
             if let instructions, instructions < 1 { throw ValidationError("--instructions must be at least 1") }
             if let seconds, !(seconds > 0 && seconds <= LuaLimits.maxCPUSeconds) {
                 throw ValidationError("--seconds must be over 0 and at most \(Int(LuaLimits.maxCPUSeconds))")
@@ -47,7 +54,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let store = try openStore(global)
+            let store = try follow ? openStoreToFollow() : openStore(global)
             var options = ReplayOptions()
             if memoryMb != nil || instructions != nil || seconds != nil {
                 let defaults = LuaLimits.default
@@ -64,8 +71,9 @@ extension AuditCommand {
             options.parallel = parallel ?? ProcessInfo.processInfo.activeProcessorCount
             options.checkpointEvery = checkpointEvery
             options.useSnapshots = !noSnapshots
-            if stderrIsTerminal { options.progress = ProgressLine.report }
             let projections = loaded.compactMap { try? $0.get() }
+            if follow { return try runFollowing(store, projections, loaded: loaded, options: options) }
+            if stderrIsTerminal { options.progress = ProgressLine.report }
             let started = ContinuousClock.now
             let outcomes = try store.replay(projections, options: options)
             if stderrIsTerminal { ProgressLine.clear() }
@@ -74,6 +82,12 @@ extension AuditCommand {
                 let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
                 warn(String(format: "audit: replay took %.2f s: ", seconds) + first.timings.summary)
             }
+            try report(outcomes, loaded: loaded)
+        }
+
+        /// One JSON line per projection on stdout, the failures on stderr; exit 65 when
+        /// one failed.
+        func report(_ outcomes: [ReplayOutcome], loaded: [Result<Projection, ProjectionError>]) throws {
             var out = Output()
             var failures: [String] = []
             for case .failure(let error) in loaded {

@@ -16,7 +16,8 @@ extension EventStore {
         try replay(projections, options: options, holding: ReplayLock(databasePath: path))
     }
 
-    /// As `replay(_:options:)`, under `lock`, taken by the caller.
+    /// `replay`, by a caller that holds the replay lock (a read's catch-up, a follower
+    /// between its passes).
     func replay(_ projections: [Projection], options: ReplayOptions, holding lock: ReplayLock) throws -> [ReplayOutcome] {
         defer { withExtendedLifetime(lock) {} }
         let started = ContinuousClock.now
@@ -43,12 +44,7 @@ extension EventStore {
                     if try CodeHistory.build(db, name: projection.name, codeHash: projection.codeHash) == nil {
                         try CodeHistory.record(db, store: self, projection: projection, position: live.position, recordedLater: true)
                     }
-                    let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
-                    let run = try ProjectionRun(
-                        projection: projection, target: target, position: live.position, times: FoldedTimes(live),
-                        limits: options.limits, parallel: options.parallel, cacheBudget: options.stateCacheBudget)
-                    try scheduleSnapshots(run, db, options: options)
-                    runs.append(run)
+                    runs.append(try liveRun(projection, live, db, options: options))
                     continue
                 }
                 let target = ReadModelTarget(projection: projection.name, isBuild: true, columns: projection.columns)
@@ -101,7 +97,7 @@ extension EventStore {
                 }
                 runs.removeAll { run in promotable.contains { $0 === run } }
             }
-            if options.toSeq != nil || !runs.contains(where: { $0.isActive && $0.target.isBuild }) { break }
+            if options.toSeq != nil || options.stopRequested() || !runs.contains(where: { $0.isActive && $0.target.isBuild }) { break }
         }
 
         let promoted = projections.filter { outcomes[$0.name]?.status == .rebuilt }
@@ -214,7 +210,9 @@ extension EventStore {
             try recordFailures(runs, writer: writer)
             eventsRead += batch.count
             sinceCheckpoint += batch.count
-            let due = batch.through >= end
+            // Asked to stop: this batch is the last, and checkpointed.
+            let stopping = options.stopRequested()
+            let due = stopping || batch.through >= end
                 || sinceCheckpoint >= (options.checkpointEvery ?? Int.max)
                 || (ContinuousClock.now - lastCheckpoint).seconds >= options.checkpointSeconds
                 || runs.contains { $0.isActive && $0.needsMemory }
@@ -230,6 +228,7 @@ extension EventStore {
             options.progress?(ReplayProgress(
                 position: batch.through, start: from, end: end, eventsRead: eventsRead,
                 seconds: (ContinuousClock.now - clock).seconds, timings: timings))
+            if stopping { break }
         }
         let waitedBefore = writer.waited
         try writer.wait()
@@ -288,6 +287,17 @@ extension EventStore {
     private func describeEvent(_ seq: Int64) -> String? {
         guard let event = try? events(EventFilter(fromSeq: seq, toSeq: seq)).first else { return nil }
         return eventDescription(type: event.type, id: event.id, stream: event.stream)
+    }
+
+    /// A run that folds on into `projection`'s live table from where `live`, its catalog
+    /// record, says the table is.
+    func liveRun(_ projection: Projection, _ live: ProjectionRecord, _ db: Database, options: ReplayOptions) throws -> ProjectionRun {
+        let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
+        let run = try ProjectionRun(
+            projection: projection, target: target, position: live.position, times: FoldedTimes(live),
+            limits: options.limits, parallel: options.parallel, cacheBudget: options.stateCacheBudget)
+        try scheduleSnapshots(run, db, options: options)
+        return run
     }
 
     /// Sets up `run`'s snapshots per its projection's policy (none with `--no-snapshots`).

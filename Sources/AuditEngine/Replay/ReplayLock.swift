@@ -3,7 +3,7 @@
 /// A `DatabaseLock` named `replay` (`<database>-replay.lock`): a crashed replay never
 /// leaves the database locked. Two replays at once would write the same tables and
 /// positions interleaved.
-final class ReplayLock {
+final class ReplayLock: Sendable {
     private let lock: DatabaseLock
 
     /// Takes the lock, or throws at once naming who holds it.

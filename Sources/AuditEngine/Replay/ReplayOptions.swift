@@ -31,6 +31,9 @@ public struct ReplayOptions: Sendable {
     public var snapshotNow = false
     /// Called after each batch with the pass's progress.
     public var progress: (@Sendable (ReplayProgress) -> Void)?
+    /// Asked after each batch: true makes that batch the last, checkpointed, and the
+    /// replay returns (a build not at the head stays a build, resumed next time).
+    public var shouldStop: (@Sendable () -> Bool)?
     /// Tests: each checkpoint commits only when the replay next waits for it (before the
     /// next checkpoint, or at the end), so that every state a VM drops is read back
     /// while the checkpoint that stores it is still in flight.
@@ -39,6 +42,8 @@ public struct ReplayOptions: Sendable {
     var stateCacheBudget: Int?
 
     public init() {}
+
+    func stopRequested() -> Bool { shouldStop?() ?? false }
 }
 
 /// Progress of a replay pass.

@@ -6,7 +6,7 @@ import Foundation
 /// holder exits or is killed, so a crashed holder never leaves the work locked. The
 /// file holds the holder's pid and start time, for the message another process sees.
 /// The lock is released when the object is deinitialised.
-final class DatabaseLock {
+final class DatabaseLock: Sendable {
     private let fd: Int32
     /// The lock file's path.
     let path: String

@@ -12,15 +12,18 @@ extension EventStore {
     ///
     /// - Complexity: streams rows from SQLite; memory does not grow with the log.
     public func forEachEvent(_ filter: EventFilter = EventFilter(), _ body: (StoredEvent) throws -> Void) throws {
-        try readTransaction { db in
-            let statement = try filter.statement(db)
-            let correlation = filter.correlationId.map { Array($0.utf8) }
-            var remaining = filter.limit.map { max(0, $0) } ?? Int.max
-            while remaining > 0, try statement.step() {
-                if let correlation, CorrelationId.of(storedMeta: statement.text(8)) != correlation { continue }
-                try body(StoredEvent(statement))
-                remaining -= 1
-            }
+        try readTransaction { db in try Self.forEachEvent(db, filter, body) }
+    }
+
+    /// `forEachEvent` inside read transaction `db`.
+    static func forEachEvent(_ db: Database, _ filter: EventFilter, _ body: (StoredEvent) throws -> Void) throws {
+        let statement = try filter.statement(db)
+        let correlation = filter.correlationId.map { Array($0.utf8) }
+        var remaining = filter.limit.map { max(0, $0) } ?? Int.max
+        while remaining > 0, try statement.step() {
+            if let correlation, CorrelationId.of(storedMeta: statement.text(8)) != correlation { continue }
+            try body(StoredEvent(statement))
+            remaining -= 1
         }
     }
 
