@@ -6,14 +6,15 @@ extension AuditCommand {
         static let configuration = CommandConfiguration(
             abstract: "List stored events in seq order, with all stored fields.",
             discussion: """
+                With --follow, prints the selected events as JSONL as they are committed, until \
+                SIGINT or SIGTERM (exit 0): from --from-seq on (stored ones first), else only the \
+                events committed from now on; --to-seq and --limit end it.
+
                 Examples:
                   audit events --stream S45359
                   audit events --type Payment --as-of 2005-12-31 --format csv
                   audit events --from-seq 100 --limit 10 --format table
                   audit events --follow --type Payment
-                With --follow, prints the selected events as JSONL as they are committed, until
-                SIGINT or SIGTERM (exit 0): from --from-seq on (stored ones first), else only the
-                events committed from now on; --to-seq and --limit end it.
                 """)
 
         @OptionGroup var global: GlobalOptions

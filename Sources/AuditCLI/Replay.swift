@@ -12,14 +12,15 @@ extension AuditCommand {
                 the live table, which keeps serving queries until the new one replaces it. Exits 65 when \
                 a projection failed (its error is on stderr); the others are still brought up to date.
 
+                With --follow, it goes on: it folds what any process appends as it is committed, \
+                until SIGINT or SIGTERM, which checkpoint and exit 0 (kill -9 loses nothing either: \
+                the next start resumes from the last checkpoint). On a terminal, stderr shows one \
+                status line per projection: position, lag and events/s.
+
                 Examples:
                   audit replay
                   audit replay order_totals --rebuild
                   audit replay --follow
-                With --follow, it goes on: it folds what any process appends as it is committed,
-                until SIGINT or SIGTERM, which checkpoint and exit 0 (kill -9 loses nothing either:
-                the next start resumes from the last checkpoint). On a terminal, stderr shows one
-                status line per projection: position, lag and events/s.
                 """)
 
         @OptionGroup var global: GlobalOptions

@@ -29,12 +29,14 @@ struct HelpTests {
     @Test("usage lines in errors are wrapped too, continuing under the first option")
     func usageInErrors() throws {
         let dir = TempDir()
-        let result = try audit(["events", "--limit", "x"], in: dir.path, environment: ["COLUMNS": "80"])
+        // append has few enough options for ArgumentParser to list them all (past 12 it
+        // prints `<options>`).
+        let result = try audit(["append", "--stream"], in: dir.path, environment: ["COLUMNS": "80"])
         #expect(result.status == 64)
-        let usage = result.stderr.split(separator: "\n").drop { !$0.hasPrefix("Usage: audit events") }
+        let usage = result.stderr.split(separator: "\n").drop { !$0.hasPrefix("Usage: audit append") }
         #expect(usage.count >= 3)
         #expect(usage.prefix(3).allSatisfy { $0.count <= 80 })
-        #expect(usage.dropFirst().first?.hasPrefix(String(repeating: " ", count: "Usage: audit events ".count) + "[") == true)
+        #expect(usage.dropFirst().first?.hasPrefix(String(repeating: " ", count: "Usage: audit append ".count) + "--data") == true)
     }
 
     @Test("discussions are paragraphs, not hand-wrapped lines; examples fit")
