@@ -5,7 +5,7 @@ import Foundation
 /// How a read brings the projections it reads up to date first (DECISIONS 14).
 struct CatchUpArguments: ParsableArguments {
     @Flag(help: "Answer from the tables as they are, saying on stderr how far each is behind.") var noCatchUp = false
-    @Option(help: ArgumentHelp("Seconds to wait, at most, for another process's replay to bring the projections read up to date (default 30).", valueName: "s"))
+    @Option(help: ArgumentHelp("Seconds to wait, at most, for another process's replay to bring the projections read up to date.", valueName: "s"))
     var wait: Double = 30
     @Flag(help: "Exit 65 when the folder's code of a projection read differs from the code that built its table.") var strictCode = false
     @Flag(help: "Answer from a failed projection's last good state (said on stderr) instead of exiting 65.") var staleOk = false

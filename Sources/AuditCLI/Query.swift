@@ -36,6 +36,15 @@ extension AuditCommand {
                     --from 2024-01-01 --to 2024-12-31
                   audit query outstanding_fines --as-of 2005-12-31 \\
                     --known-at 2024-01-01 --compare-known-at 2024-06-30
+
+                --as-reported reruns a report as it was made at a system time: over the events \
+                recorded by then, with the projection code whose builds were live then (the \
+                database keeps every build's code) and, for a saved query, the text that query \
+                exports and reports recorded last by then.
+
+                Example:
+                  audit query outstanding_fines --as-of 2005-06-30 \\
+                    --as-reported 2024-07-05
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -43,6 +52,7 @@ extension AuditCommand {
         @OptionGroup var query: QueryText
         @OptionGroup var time: TimeOptions
         @OptionGroup var series: SeriesOptions
+        @OptionGroup var reported: AsReportedOption
         @Option(help: ArgumentHelp(
             "Compare with what was known at this time (a restatement): the rows added, removed and changed since --known-at. \(TimeArgument.selectingForms).",
             valueName: "time"), transform: TimeArgument.selecting)
@@ -59,6 +69,7 @@ extension AuditCommand {
 
         func validate() throws {
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
+            try reported.validate(time, series: series, comparing: compareKnownAt != nil)
             if compareKnownAt != nil {
                 if time.knownAt == nil { throw ValidationError("--compare-known-at compares with --known-at: give both") }
                 if series.isSeries { throw ValidationError("--compare-known-at compares two answers, not a series") }
@@ -69,11 +80,20 @@ extension AuditCommand {
 
         func run() throws {
             let store = try openStoreForReading(global)
-            let (text, source, parameters) = try query.load(workspace)
             var writer: ResultWriter?
             let safe = try spreadsheet.protects(format)
             let header = { (columns: [String]) in writer = try ResultWriter(columns: columns, format: format, spreadsheetSafe: safe) }
             let row = { (values: [SQLValue]) in try writer!.row(values) }
+            if reported.asReported != nil {
+                let (selection, projections) = try reported.projections(store, time)
+                let (text, source) = try reported.sql(store, query, workspace)
+                try store.query(
+                    sql: text, parameters: query.parameters, source: source, at: selection, projections: projections,
+                    options: temporalOptions, header: header, row: row)
+                try writer?.finish()
+                return
+            }
+            let (text, source, parameters) = try query.load(workspace)
             let points = try series.points(time)
             if time.selection.isCurrent, points == nil {
                 try store.query(
@@ -83,9 +103,7 @@ extension AuditCommand {
             }
             // Only projections that load can be folded; one the SQL reads that does not is named by SQLite.
             let projections = try workspace.loadableProjections()
-            var options = TemporalOptions()
-            options.useSnapshots = !noSnapshots
-            options.parallel = parallel
+            let options = temporalOptions
             if let points {
                 try store.query(
                     sql: text, parameters: parameters, source: source, series: points, projections: projections, options: options,
@@ -105,6 +123,13 @@ extension AuditCommand {
                     header: header, row: row)
             }
             try writer?.finish()
+        }
+
+        private var temporalOptions: TemporalOptions {
+            var options = TemporalOptions()
+            options.useSnapshots = !noSnapshots
+            options.parallel = parallel
+            return options
         }
     }
 }

@@ -15,14 +15,19 @@ struct QueryText: ParsableArguments {
         for p in param where !p.contains("=") { throw ValidationError("--param takes name=value, not '\(p)'") }
     }
 
-    /// The SQL, where it came from (the saved query's file, or `--sql`, for messages),
-    /// and the parameters by name.
-    func load(_ workspace: WorkspaceOptions) throws -> (sql: String, source: String, parameters: [String: String]) {
+    /// The parameters by name.
+    var parameters: [String: String] {
         var parameters: [String: String] = [:]
         for p in param {
             let parts = p.split(separator: "=", maxSplits: 1)
             parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
+        return parameters
+    }
+
+    /// The SQL, where it came from (the saved query's file, or `--sql`, for messages),
+    /// and the parameters by name.
+    func load(_ workspace: WorkspaceOptions) throws -> (sql: String, source: String, parameters: [String: String]) {
         guard let name else { return (sql ?? "", "--sql", parameters) }
         return (try SavedQuery.load(name, from: workspace.queries), SavedQuery.file(name, in: workspace.queries), parameters)
     }

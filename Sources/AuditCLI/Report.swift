@@ -43,6 +43,7 @@ extension AuditCommand {
             guard let points = try series.points(time) else { return }
             let store = try openStore(global, access: .readOnly)
             let (text, source, parameters) = try query.load(workspace)
+            if let name = query.name { Self.record(name, text: text, source: source, global) }
             let projections = try workspace.loadableProjections()
             var options = TemporalOptions()
             options.useSnapshots = !noSnapshots
@@ -64,6 +65,21 @@ extension AuditCommand {
                 code: read.map { ($0.name, $0.codeHash) }, head: (head.seq, Hex.encode(head.hash)),
                 made: "\(now) by audit \(AuditVersion.current)")
             try Self.write(page.html, to: out)
+        }
+
+        /// Records the saved query's text in the database, when this process may write
+        /// it, so that `--as-reported` can rerun the text of the time (`QueryTexts`);
+        /// otherwise says that it was not.
+        static func record(_ name: String, text: String, source: String, _ global: GlobalOptions) {
+            let path = global.databasePath
+            do {
+                guard !global.readOnly, EventStore.mayWrite(path) else {
+                    throw QueryError(source: source, message: "the database is read-only")
+                }
+                try EventStore(path: path).recordQuery(name, text: text, path: source, actor: "audit report")
+            } catch {
+                warn("audit: the text of query \(name) was not recorded (\(error)): `--as-reported` will not find it")
+            }
         }
 
         /// Writes `html` whole or not at all: into a file beside `path`, renamed over it.

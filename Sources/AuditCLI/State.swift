@@ -34,6 +34,7 @@ extension AuditCommand {
         @OptionGroup var workspace: WorkspaceOptions
         @OptionGroup var time: TimeOptions
         @OptionGroup var series: SeriesOptions
+        @OptionGroup var reported: AsReportedOption
         @Option(help: ArgumentHelp(
             "Compare with what was known at this time (a restatement): the keys added, removed and changed since --known-at. \(TimeArgument.selectingForms).",
             valueName: "time"), transform: TimeArgument.selecting)
@@ -54,6 +55,7 @@ extension AuditCommand {
             if history, series.isSeries || compareKnownAt != nil {
                 throw ValidationError("--history lists one key's changes; it takes no series or --compare-known-at")
             }
+            try reported.validate(time, series: series, comparing: compareKnownAt != nil || history)
             if compareKnownAt != nil {
                 if time.knownAt == nil { throw ValidationError("--compare-known-at compares with --known-at: give both") }
                 if series.isSeries { throw ValidationError("--compare-known-at compares two answers, not a series") }
@@ -77,7 +79,16 @@ extension AuditCommand {
             var found = false
             let columns = format == .csv || format == .table ? try StateColumns.declared(store, name, time.selection.isCurrent ? nil : workspace) : []
             var writer = try StateWriter(format: format, columns: columns, spreadsheetSafe: try spreadsheet.protects(format))
-            if time.selection.isCurrent {
+            if reported.asReported != nil {
+                let (selection, projections) = try reported.projections(store, time)
+                guard let projection = projections.first(where: { $0.name == name }) else {
+                    throw ProjectionError(projection: name, message: "no build of it was live at \(reported.asReported!) (built later, or before this database kept its code)")
+                }
+                try store.forEachStateBytes(projection, at: selection, key: key, options: options) { key, state in
+                    try writer.row(key: key, state: state)
+                    found = true
+                }
+            } else if time.selection.isCurrent {
                 try store.forEachState(projection: name, key: key, current: current.options(workspace, global)) { key, state in
                     try writer.row(key: key, state: state)
                     found = true

@@ -72,7 +72,7 @@ static void push_initial(avm *vm, lua_State *L, const char *key, size_t len) {
 typedef struct {
     size_t len;
     char name[TYPE_CACHE_NAME];
-    int engine;   // the engine's own CodeBuilt events (`is_code_built`), cached apart
+    int engine;   // the engine's own records (`is_engine_record`), cached apart
     int handler;  // stack index of the handler, 0: none
 } type_entry;
 
@@ -97,23 +97,28 @@ static int stream_matches(const avm *vm, const avm_event *e) {
     return fnmatch(vm->glob, e->stream, 0) == 0;
 }
 
-/// Whether the event is one the engine appends about itself each time a replay builds a
-/// projection: type `CodeBuilt` on a stream `audit-code-NAME`. It reaches a handler named
-/// `CodeBuilt`, never `on["*"]`: a catch-all projection would otherwise fold the record of
-/// its own build, and lag behind the log after every replay.
-static int is_code_built(const avm_event *e) {
-    return e->type_len == 9 && memcmp(e->type, "CodeBuilt", 9) == 0
-        && e->stream_len >= 11 && memcmp(e->stream, "audit-code-", 11) == 0;
+/// Whether the event is a record the engine appends about itself: `CodeBuilt` on a stream
+/// `audit-code-NAME` (each build a replay promotes) or `QueryRecorded` on `audit-query-NAME`
+/// (each new text of a saved query that an export or report ran). It reaches a handler
+/// named for its type, never `on["*"]`: a catch-all projection would otherwise fold the
+/// record of its own build, and lag behind the log after every replay. `EngineRecords` in
+/// Swift says the same.
+static int is_engine_record(const avm_event *e) {
+    if (e->type_len == 9 && memcmp(e->type, "CodeBuilt", 9) == 0)
+        return e->stream_len >= 11 && memcmp(e->stream, "audit-code-", 11) == 0;
+    if (e->type_len == 13 && memcmp(e->type, "QueryRecorded", 13) == 0)
+        return e->stream_len >= 12 && memcmp(e->stream, "audit-query-", 12) == 0;
+    return 0;
 }
 
 /// Pushes the handler of the event's type from the handlers table at `on`, else its catch-all
-/// `on["*"]` (not for `is_code_built` events); whether there is one (when not, nothing is
+/// `on["*"]` (not for `is_engine_record` events); whether there is one (when not, nothing is
 /// left pushed).
 static int push_handler(lua_State *L, int on, const avm_event *e) {
     lua_pushlstring(L, e->type, e->type_len);
     if (lua_rawget(L, on) == LUA_TFUNCTION) return 1;
     lua_pop(L, 1);
-    if (is_code_built(e)) return 0;
+    if (is_engine_record(e)) return 0;
     lua_pushliteral(L, "*");
     if (lua_rawget(L, on) == LUA_TFUNCTION) return 1;
     lua_pop(L, 1);
@@ -123,7 +128,7 @@ static int push_handler(lua_State *L, int on, const avm_event *e) {
 /// The handler of the event's type: a stack index, 0 for none; -1 when there is no cache.
 static int handler_for(lua_State *L, type_cache *c, const avm_event *e) {
     if (!c) return -1;
-    int engine = is_code_built(e);
+    int engine = is_engine_record(e);
     for (size_t i = 0; i < c->ntypes; i++) {
         type_entry *t = &c->types[i];
         if (t->len == e->type_len && t->engine == engine && memcmp(t->name, e->type, e->type_len) == 0) return t->handler;

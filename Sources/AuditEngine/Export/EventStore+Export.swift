@@ -31,6 +31,11 @@ extension EventStore {
         }
         defer { withExtendedLifetime(lock) {} }
         try recoverExports(name: request.name)
+        if case .query(let q) = request.content {
+            // Before the head is captured, so that the run covers its record: `--as-reported`
+            // reruns the text that was in use at a time (`QueryTexts`).
+            try recordQuery(q.name, text: q.sql, path: "queries/\(q.name).sql", actor: "audit export")
+        }
         if case .query(let q) = request.content, q.asOf == nil, q.knownAt == nil {
             // Before the head is captured: the tables read are then at it (DECISIONS 14).
             let source = "queries/\(q.name).sql"
@@ -287,6 +292,7 @@ private struct ExportJob {
             try writer.finish()
             try writer.write(name: "query.sql", contents: q.sql)
             let after = try usedProjections(tables, q, capture: capture)
+            try writeSources(after, q, writer: writer)
             if before == after, try store.head().seq == capture.headSeq {
                 let info = ExportManifest.Query(
                     name: q.name, sqlSHA256: Hex.encode(Array(SHA256.hash(data: Array(q.sql.utf8)))), parameters: q.parameters,
@@ -309,6 +315,32 @@ private struct ExportJob {
         return live.values.filter { identifiers.contains($0.name.lowercased()) }.sorted { $0.name < $1.name }.map {
             ExportManifest.ProjectionUse(name: $0.name, version: $0.version, codeHash: $0.codeHash, position: $0.position)
         }
+    }
+
+    /// The code of each projection the query read, so that an auditor can rerun it
+    /// offline: each file of its code (script and lib modules) as `code--NAME--PATH`,
+    /// PATH's `/` written `--` (export files are plain names), listed in the manifest
+    /// like every file. For live tables, the code of the build that made them (a table
+    /// built before the code history has none to give); with a time, the code folded.
+    private func writeSources(_ used: [ExportManifest.ProjectionUse], _ q: QuerySelection, writer: ExportFileWriter) throws {
+        for use in used {
+            let code: ProjectionCode?
+            if let folded = q.projections.first(where: { $0.name == use.name }), q.asOf != nil || q.knownAt != nil {
+                code = folded.code
+            } else {
+                code = try store.readTransaction { db in
+                    try CodeHistory.build(db, name: use.name, codeHash: use.codeHash).map { try CodeHistory.code(db, build: $0) }
+                }
+            }
+            for file in code?.files ?? [] {
+                try writer.write(name: Self.sourceFileName(projection: use.name, path: file.path), contents: file.text)
+            }
+        }
+    }
+
+    /// `code--NAME--PATH`, PATH's `/` written `--`.
+    static func sourceFileName(projection: String, path: String) -> String {
+        "code--\(projection)--" + path.replacingOccurrences(of: "/", with: "--")
     }
 
     private func makeDirectory(_ path: String) throws {

@@ -28,17 +28,6 @@ enum CodeHistory {
     /// The system stream a projection's builds are announced on.
     static func stream(_ name: String) -> String { "audit-code-" + name }
 
-    /// Whether an event is a build's record: a `CodeBuilt` event on a stream
-    /// `audit-code-NAME`. It reaches only a handler named `CodeBuilt`, never `on["*"]`
-    /// (the sandbox's `is_code_built` says the same): a catch-all projection would fold
-    /// the record of its own build and lag behind the log after every replay.
-    static func isRecord(type: String, stream: String) -> Bool {
-        type == eventType && stream.utf8.starts(with: "audit-code-".utf8)
-    }
-
-    /// `isRecord` as a SQL condition on `events`, by the stream's byte range ('.' is the
-    /// byte after '-'), so that no SQL function is called per row.
-    static let recordCondition = "(type = 'CodeBuilt' AND stream >= 'audit-code-' AND stream < 'audit-code.')"
 
     /// Records `projection`'s code as the code of its table, in write transaction `db`:
     /// its files (those not stored yet), an `audit_builds` row and the `CodeBuilt` event.
@@ -51,16 +40,7 @@ enum CodeHistory {
         _ db: Database, store: EventStore, projection: Projection, position: Int64, recordedLater: Bool = false
     ) throws -> Int64 {
         let code = projection.code
-        for file in code.files {
-            let hash = file.sha256
-            try db.execute(
-                sql: "INSERT INTO audit_code (sha256, content) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING",
-                arguments: [hash, file.text])
-            let stored = try String.fetchOne(db, sql: "SELECT content FROM audit_code WHERE sha256 = ?", arguments: [hash])
-            guard stored == file.text else {
-                throw StoreError.integrity(seq: 0, reason: "audit_code holds other content under the hash \(hash) of \(file.path): the code history was altered")
-            }
-        }
+        for file in code.files { try storeText(db, text: file.text, sha256: file.sha256, path: file.path) }
         let handled = JSONValue.array(projection.handledTypes.map(JSONValue.string))
         var data: [JSONMember] = [
             JSONMember("projection", .string(projection.name)), JSONMember("version", .int(projection.version)),
@@ -78,6 +58,19 @@ enum CodeHistory {
             sql: "INSERT INTO audit_builds (event_seq, projection, code_hash, version, handled_types, built_at) VALUES (?, ?, ?, ?, ?, ?)",
             arguments: [seq, projection.name, code.hash, projection.version, CanonicalJSON.string(handled), Timestamp.now().description])
         return seq
+    }
+
+    /// Stores `text` in `audit_code` under `sha256` (the SHA-256 of its UTF-8 bytes, in
+    /// hex) unless it is there: each distinct text once, whatever shares it.
+    ///
+    /// - Throws: `StoreError.integrity` when other content is stored under that hash.
+    static func storeText(_ db: Database, text: String, sha256: String, path: String) throws {
+        try db.execute(
+            sql: "INSERT INTO audit_code (sha256, content) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING", arguments: [sha256, text])
+        let stored = try String.fetchOne(db, sql: "SELECT content FROM audit_code WHERE sha256 = ?", arguments: [sha256])
+        guard stored == text else {
+            throw StoreError.integrity(seq: 0, reason: "audit_code holds other content under the hash \(sha256) of \(path): the code history was altered")
+        }
     }
 
     /// The newest recorded build of `name` with `codeHash`, or nil.

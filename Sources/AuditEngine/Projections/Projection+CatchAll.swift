@@ -11,9 +11,9 @@ extension Projection {
     public var handlesEveryType: Bool { handledTypes.contains(Projection.catchAllType) }
 
     /// Whether an event of `type` on `stream` reaches a handler. The engine's own
-    /// `CodeBuilt` events (`CodeHistory.isRecord`) reach only a handler named for them.
+    /// records (`EngineRecords`) reach only a handler named for them.
     public func handles(_ type: String, stream: String) -> Bool {
-        handledTypes.contains(type) || (handlesEveryType && !CodeHistory.isRecord(type: type, stream: stream))
+        handledTypes.contains(type) || (handlesEveryType && !EngineRecords.contains(type: type, stream: stream))
     }
 
     /// Whether an event after `position` and at or before `head` reaches a handler of a
@@ -23,7 +23,7 @@ extension Projection {
         guard position < head else { return false }
         if handledTypes.contains(catchAllType) {
             return try Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND NOT \(CodeHistory.recordCondition))",
+                db, sql: "SELECT EXISTS (SELECT 1 FROM events WHERE seq > ? AND seq <= ? AND NOT \(EngineRecords.condition))",
                 arguments: [position, head]) == true
         }
         for type in handledTypes {

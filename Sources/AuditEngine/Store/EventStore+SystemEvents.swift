@@ -2,7 +2,7 @@ import GRDB
 
 extension EventStore {
     /// Appends an event the engine records about itself (an export's outcome, a build's
-    /// code) to a system stream, in write transaction `db`: it is chained like any other
+    /// code, a query's text) to a system stream, in write transaction `db`: it is chained like any other
     /// event, so `verify` covers it.
     ///
     /// - Returns: its seq.
@@ -11,7 +11,7 @@ extension EventStore {
         let event = NewEvent(
             stream: stream, type: type, data: data,
             meta: .object([JSONMember("actor", .string(actor)), JSONMember("engine_version", .string(EngineVersion.current))]))
-        let prepared = try PreparedEvent(event)
+        let prepared = try PreparedEvent(event, engineRecord: true)
         let writer = try EventWriter(db)
         _ = try writer.write(prepared)
         try writer.finish()

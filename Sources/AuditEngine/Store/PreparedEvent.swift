@@ -35,18 +35,26 @@ struct ValidationError: Error, CustomStringConvertible {
 
 extension PreparedEvent {
     /// Validates an event given through the library or `audit append`.
-    init(_ event: NewEvent) throws(ValidationError) {
+    ///
+    /// - Parameter engineRecord: the engine appends one of its own records
+    ///   (`EngineRecords`), which nothing else may append: the code history and the
+    ///   recorded query texts rely on them being the engine's.
+    init(_ event: NewEvent, engineRecord: Bool = false) throws(ValidationError) {
         try self.init(
             id: event.id, stream: event.stream, type: event.type, data: event.data, meta: event.meta,
-            occurredAt: event.occurredAt, expectedVersion: event.expectedVersion)
+            occurredAt: event.occurredAt, expectedVersion: event.expectedVersion, engineRecord: engineRecord)
     }
 
     init(
         id: String?, stream: String, type: String, data: JSONValue, meta: JSONValue?,
-        occurredAt: Timestamp?, expectedVersion: ExpectedVersion
+        occurredAt: Timestamp?, expectedVersion: ExpectedVersion, engineRecord: Bool = false
     ) throws(ValidationError) {
         try Self.checkText(stream, field: "stream", max: EventLimits.maxStreamBytes)
         try Self.checkText(type, field: "type", max: EventLimits.maxTypeBytes)
+        if !engineRecord, EngineRecords.contains(type: type, stream: stream) {
+            throw ValidationError(
+                reason: "a \"\(type)\" event on the stream \"\(stream)\" is a record the engine appends about itself (its builds on audit-code-…, the queries it ran on audit-query-…); give another stream or type")
+        }
         if let id { try Self.checkText(id, field: "id", max: EventLimits.maxIdBytes) }
         guard case .object = data else {
             throw ValidationError(reason: "\"data\" must be a JSON object, not \(data.kindDescription)")
