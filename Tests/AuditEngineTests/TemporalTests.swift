@@ -65,6 +65,8 @@ struct TemporalTests {
     static func oracle(_ w: Workspace, _ time: TemporalSelection) throws -> [String: [String]] {
         var lines: [String] = []
         try w.store.forEachEvent(EventFilter(asOf: time.asOf, knownAt: time.knownAt)) { e in
+            // The engine's records of the builds are its own (a fresh store has its own).
+            guard !EngineRecords.contains(type: e.type, stream: e.stream) else { return }
             lines.append(#"{"id":"\#(e.id)","stream":"\#(e.stream)","type":"\#(e.type)","occurred_at":"\#(e.occurredAt)","data":\#(e.data)}"#)
         }
         let fresh = try workspace()
@@ -240,6 +242,7 @@ struct TemporalTests {
         let fresh = try workspace()
         var lines: [String] = []
         try w.store.forEachEvent(EventFilter(toSeq: seq)) { e in
+            guard !EngineRecords.contains(type: e.type, stream: e.stream) else { return }
             lines.append(#"{"id":"\#(e.id)","stream":"\#(e.stream)","type":"\#(e.type)","data":\#(e.data)}"#)
         }
         try fresh.ingest(lines)
