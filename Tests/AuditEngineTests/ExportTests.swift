@@ -121,9 +121,12 @@ struct ExportTests {
         let m = try store.export(request).manifest
         #expect(m.kind == .query && m.rows == 7)
         #expect(m.query?.sqlSHA256 == Hex.encode(Array(SHA256.hash(data: Array(sql.utf8)))))
-        #expect(m.query?.projections == [ExportManifest.ProjectionUse(name: "totals", version: 3, codeHash: projection.codeHash, position: 52)])  // 50 events, the build's CodeBuilt, the query's QueryRecorded
+        #expect(m.query?.projections == [ExportManifest.ProjectionUse(name: "totals", version: 3, codeHash: projection.codeHash, position: 51)])  // 50 events and the build's CodeBuilt
         #expect(try String(contentsOfFile: dir.file("q/query.sql"), encoding: .utf8) == sql)
         #expect(try String(contentsOfFile: dir.file("q/code--totals--totals.lua"), encoding: .utf8) == projection.code.script.text)
+        // The completed run recorded the text, after its chain.seq (as its outcome is).
+        #expect(try store.recordedQuery("totals")?.text == sql)
+        #expect(try store.recordedQuery("totals")!.seq > m.chain.seq)
         #expect(problems(dir.file("q"), store: store) == [])
         // At a past time, the projections are folded as they were: the same rows as a
         // temporal query, and the manifest names the projection's code and the last seq.

@@ -61,7 +61,7 @@ struct UserSQLTests {
             let db = w.dir.file("audit.db")
             let files = try FileManager.default.contentsOfDirectory(atPath: w.dir.path).filter { !$0.hasPrefix("audit.db") }.sorted()
             let log = try sqlite3CLI(db, """
-                SELECT count(*), max(seq), hex(max(hash)) FROM events WHERE stream NOT LIKE 'audit-export-%';
+                SELECT count(*), max(seq), hex(max(hash)) FROM events WHERE stream NOT LIKE 'audit-export-%' AND stream NOT LIKE 'audit-query-%';
                 SELECT group_concat(type || name || coalesce(sql, ''), '|') FROM (SELECT * FROM sqlite_master ORDER BY name);
                 SELECT count(*), group_concat(key || state) FROM totals;
                 PRAGMA user_version; PRAGMA journal_mode;

@@ -31,11 +31,6 @@ extension EventStore {
         }
         defer { withExtendedLifetime(lock) {} }
         try recoverExports(name: request.name)
-        if case .query(let q) = request.content {
-            // Before the head is captured, so that the run covers its record: `--as-reported`
-            // reruns the text that was in use at a time (`QueryTexts`).
-            try recordQuery(q.name, text: q.sql, path: "queries/\(q.name).sql", actor: "audit export")
-        }
         if case .query(let q) = request.content, q.asOf == nil, q.knownAt == nil {
             // Before the head is captured: the tables read are then at it (DECISIONS 14).
             let source = "queries/\(q.name).sql"
@@ -129,6 +124,11 @@ private struct ExportJob {
             ExportFileWriter.syncDirectory(parent)
             try store.writeTransaction { db in
                 try ExportRuns.finish(db, id: id, status: .completed)
+                if case .query(let q) = request.content {
+                    // The text of a completed run, so that `--as-reported` reruns the text
+                    // in use at a time (`QueryTexts`): after the run's chain.seq, like its outcome.
+                    try QueryTexts.record(db, store: store, name: q.name, text: q.sql, path: "queries/\(q.name).sql", actor: "audit export")
+                }
                 try store.appendExportEvent(db, name: request.name, type: "ExportCompleted", data: [
                     JSONMember("run", .int(run)), JSONMember("directory", .string(directory)),
                     JSONMember("manifest_sha256", .string(manifestHash)), JSONMember("from_seq", .int(capture.fromSeq)),
