@@ -171,7 +171,7 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// `time` as the schedule's zone shows it, with its offset: `2026-03-29T03:00:00.000+02:00`.
-    public func localTime(_ time: Timestamp) -> String {
+    package func localTime(_ time: Timestamp) -> String {
         let offset = zone.offset(at: Self.seconds(time))
         let wall = Timestamp(milliseconds: time.milliseconds + offset * 1000).description.dropLast()
         let size = abs(offset)

@@ -115,7 +115,7 @@ public struct ExportRequest: Sendable {
     }
 
     /// Whether `name` can name an export (it becomes part of file, lock and stream names).
-    public static func isValidName(_ name: String) -> Bool {
+    package static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 128 && !name.hasPrefix(".")
             && name.unicodeScalars.allSatisfy { CharacterSetASCII.isNameCharacter($0) }
     }

@@ -29,9 +29,9 @@ enum ExportRows {
 }
 
 /// RFC 4180 CSV.
-public enum CSVText {
+package enum CSVText {
     /// One field: quoted when it holds a comma, quote, CR or LF.
-    public static func field(_ text: String) -> String {
+    package static func field(_ text: String) -> String {
         if text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) {
             return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
         }
@@ -39,7 +39,7 @@ public enum CSVText {
     }
 
     /// One record's fields joined, without the line end.
-    public static func record(_ fields: [String]) -> String {
+    package static func record(_ fields: [String]) -> String {
         fields.map(field).joined(separator: ",")
     }
 

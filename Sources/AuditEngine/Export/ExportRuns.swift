@@ -91,7 +91,7 @@ extension EventStore {
     /// Records a scheduled run that failed before it could start (its query or key
     /// could not be read, its selection was refused): a `failed` row for `slot`, so the
     /// slot counts as attempted, and an `ExportFailed` event in the log.
-    public func recordExportFailure(name: String, slot: Timestamp, error: String) throws {
+    package func recordExportFailure(name: String, slot: Timestamp, error: String) throws {
         try writeTransaction { db in
             let run = (try ExportRuns.lastCompleted(db, name: name)?.run ?? 0) + 1
             let now = Timestamp.now().description
@@ -127,7 +127,7 @@ extension EventStore {
     /// that went missing. A directory that cannot be removed stays recorded as
     /// removed (harmless: a run present is verified anyway); one removed but not
     /// recorded could not happen.
-    public func removeExportRun(directory: String, reason: String) throws {
+    package func removeExportRun(directory: String, reason: String) throws {
         let directory = URL(fileURLWithPath: directory).standardizedFileURL.path
         let manifestData = FileManager.default.contents(atPath: directory + "/manifest.json")
         let manifest = manifestData.flatMap { try? ExportManifest(json: [UInt8]($0), source: directory) }

@@ -40,7 +40,7 @@ public struct ScheduleStatus: Sendable, Equatable {
     public var nextSlot: Timestamp?
 
     /// Whether `dueSlot` runs at `now`.
-    public func isDue(at now: Timestamp) -> Bool { dueSlot != nil && (retryAt ?? now) <= now }
+    package func isDue(at now: Timestamp) -> Bool { dueSlot != nil && (retryAt ?? now) <= now }
 }
 
 /// What one scheduled run did.

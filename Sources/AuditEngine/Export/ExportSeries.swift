@@ -3,10 +3,10 @@ import Foundation
 /// A folder of run directories (`NAME-000001`, `NAME-000002`, …) checked as the series
 /// it holds: directory names against manifests, the runs the log recorded against the
 /// runs present, and whether each series starts at run 1.
-public enum ExportSeries {
+package enum ExportSeries {
     /// The export name and run a directory's name claims, when it is named as `--into`
     /// names runs: `NAME-` and the run number in at least 6 digits.
-    public static func claim(_ directory: String) -> (name: String, run: Int64)? {
+    package static func claim(_ directory: String) -> (name: String, run: Int64)? {
         let base = URL(fileURLWithPath: directory).lastPathComponent
         guard let dash = base.lastIndex(of: "-") else { return nil }
         let digits = base[base.index(after: dash)...]
@@ -25,7 +25,7 @@ public enum ExportSeries {
     ///   records its removal (`ExportRunRemoved`, appended by retention); and each run
     ///   present must have the manifest hash the log recorded for it.
     /// - Without: a series whose first run here is not run 1 says so in a note.
-    public static func check(_ runs: inout [ExportVerification], folder: String, store: EventStore?) throws -> [String] {
+    package static func check(_ runs: inout [ExportVerification], folder: String, store: EventStore?) throws -> [String] {
         var problems: [String] = []
         let names = Set(runs.map(\.manifest.name))
         let recorded = try store.map { try $0.recordedExportRuns(names: names) } ?? [:]

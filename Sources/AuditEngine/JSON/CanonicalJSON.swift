@@ -46,24 +46,24 @@ public enum CanonicalJSON {
 
     /// The canonical order of object keys: by their UTF-8 bytes.
     @inlinable
-    public static func keyPrecedes(_ a: String, _ b: String) -> Bool {
+    package static func keyPrecedes(_ a: String, _ b: String) -> Bool {
         a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
     /// Appends a finite double in its shortest round-trip form. Callers reject NaN and
     /// infinities before they get here (JSON cannot express them).
-    public static func writeDouble(_ d: Double, into out: inout [UInt8]) {
+    package static func writeDouble(_ d: Double, into out: inout [UInt8]) {
         precondition(d.isFinite, "canonical JSON has no NaN or infinity")
         out.append(contentsOf: d.description.utf8)
     }
 
     /// Appends `s` as a JSON string literal.
-    public static func writeString(_ s: String, into out: inout [UInt8]) {
+    package static func writeString(_ s: String, into out: inout [UInt8]) {
         writeString(utf8: s.utf8, into: &out)
     }
 
     /// Appends the UTF-8 text `bytes` as a JSON string literal.
-    public static func writeString(utf8 bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
+    package static func writeString(utf8 bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in bytes {
             switch byte {

@@ -28,7 +28,7 @@ public enum JSONValue: Sendable, Equatable {
 
     /// Whether arrays and objects nest more than `limit` levels in it, the outermost
     /// included (as `JSONParser` counts them); looks no deeper than that.
-    public func nests(deeperThan limit: Int) -> Bool {
+    package func nests(deeperThan limit: Int) -> Bool {
         switch self {
         case .array(let elements): return limit == 0 || elements.contains { $0.nests(deeperThan: limit - 1) }
         case .object(let members): return limit == 0 || members.contains { $0.value.nests(deeperThan: limit - 1) }

@@ -86,14 +86,14 @@ public struct TestFileError: AuditFailure, Equatable {
 
 extension ProjectionTestFile {
     /// The test files in `directory` (`*.test`, not in subfolders), sorted by name.
-    public static func paths(in directory: String) -> [String] {
+    package static func paths(in directory: String) -> [String] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return entries.filter { $0.hasSuffix("." + fileExtension) }.sorted().map { directory + "/" + $0 }
     }
 
     /// The projection a test file is for: its name up to the first dot
     /// (`fine_balances.payments.test` tests `fine_balances`).
-    public static func projectionName(ofPath path: String) -> String {
+    package static func projectionName(ofPath path: String) -> String {
         let file = URL(fileURLWithPath: path).lastPathComponent
         return String(file.prefix { $0 != "." })
     }

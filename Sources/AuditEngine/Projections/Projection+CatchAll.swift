@@ -12,7 +12,7 @@ extension Projection {
 
     /// Whether an event of `type` on `stream` reaches a handler. The engine's own
     /// records (`EngineRecords`) reach only a handler named for them.
-    public func handles(_ type: String, stream: String) -> Bool {
+    package func handles(_ type: String, stream: String) -> Bool {
         handledTypes.contains(type) || (handlesEveryType && !EngineRecords.contains(type: type, stream: stream))
     }
 

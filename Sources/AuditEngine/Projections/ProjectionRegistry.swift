@@ -22,7 +22,7 @@ public struct ProjectionRegistry: Sendable, Equatable {
     /// Plans a replay of `folder`'s projections (or of `named` ones, a subset of them).
     /// A database holding none yet registers the whole folder; otherwise newcomers are
     /// built only with `add`. Names compare as their tables' names do: without case.
-    public func plan(folder: [String], named: [String] = [], add: Bool) -> Plan {
+    package func plan(folder: [String], named: [String] = [], add: Bool) -> Plan {
         let registered = Set(names.map(ProjectionNames.folded))
         let inFolder = Set(folder.map(ProjectionNames.folded))
         let wanted = named.isEmpty ? folder : named

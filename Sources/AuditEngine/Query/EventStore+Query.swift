@@ -121,7 +121,7 @@ extension EventStore {
 
     /// Every distinct event type in the log, sorted.
     /// - Complexity: one pass over the type index.
-    public func eventTypes() throws -> [String] {
+    package func eventTypes() throws -> [String] {
         try readTransaction { db in try String.fetchAll(db, sql: "SELECT DISTINCT type FROM events ORDER BY type") }
     }
 

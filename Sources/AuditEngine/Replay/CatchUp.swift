@@ -134,7 +134,7 @@ extension EventStore {
 
     /// Whether this process may write the database at `path` and its folder (SQLite
     /// writes a journal beside it).
-    public static func mayWrite(_ path: String) -> Bool {
+    package static func mayWrite(_ path: String) -> Bool {
         let folder = (path as NSString).deletingLastPathComponent
         return Glibc.access(path, W_OK) == 0 && Glibc.access(folder.isEmpty ? "." : folder, W_OK) == 0
     }

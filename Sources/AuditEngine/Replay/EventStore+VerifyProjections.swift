@@ -2,22 +2,22 @@ import Foundation
 import GRDB
 
 /// How `verifyProjections` rebuilds.
-public struct ProjectionCheckOptions: Sendable {
+package struct ProjectionCheckOptions: Sendable {
     /// Start each rebuild from the newest snapshot of its code instead of seq 1: faster,
     /// but it trusts the snapshots, which live in the same writable file as the tables.
-    public var fromSnapshots = false
+    package var fromSnapshots = false
     /// Workers for projections keyed by stream, as for replay.
-    public var parallel = ProcessInfo.processInfo.activeProcessorCount
+    package var parallel = ProcessInfo.processInfo.activeProcessorCount
     /// Overrides every projection's limits (give those the tables were built with).
-    public var limits: LuaLimits?
-    public var batchSize = 20_000
+    package var limits: LuaLimits?
+    package var batchSize = 20_000
 
-    public init() {}
+    package init() {}
 }
 
 /// What `verifyProjections` found for one projection.
-public struct ProjectionCheck: Sendable, Equatable {
-    public enum Status: Sendable, Equatable {
+package struct ProjectionCheck: Sendable, Equatable {
+    package enum Status: Sendable, Equatable {
         /// The table holds exactly the states a rebuild from the log gives at its position.
         case ok
         /// It does not: `differences` (or `reason`) says how.
@@ -29,16 +29,16 @@ public struct ProjectionCheck: Sendable, Equatable {
         case notBuilt
     }
 
-    public var projection: String
-    public var status: Status
+    package var projection: String
+    package var status: Status
     /// The live table's position, to which the rebuild folded.
-    public var position: Int64?
-    public var differences = TableDifferences()
-    public var reason: String?
+    package var position: Int64?
+    package var differences = TableDifferences()
+    package var reason: String?
     /// The seq of the snapshot the rebuild started from (which it then trusted), if any.
-    public var fromSnapshot: Int64?
+    package var fromSnapshot: Int64?
 
-    public init(projection: String, status: Status, position: Int64? = nil, reason: String? = nil) {
+    package init(projection: String, status: Status, position: Int64? = nil, reason: String? = nil) {
         self.projection = projection
         self.status = status
         self.position = position
@@ -63,7 +63,7 @@ extension EventStore {
     ///   handler fails on an event the table claims to have folded differs.
     /// - Complexity: one pass over the log up to the largest position, and one merge
     ///   pass over each table.
-    public func verifyProjections(_ projections: [Projection], options: ProjectionCheckOptions = ProjectionCheckOptions()) throws -> [ProjectionCheck] {
+    package func verifyProjections(_ projections: [Projection], options: ProjectionCheckOptions = ProjectionCheckOptions()) throws -> [ProjectionCheck] {
         let states = try TemporaryStates(storePath: attachLocation)
         var checks: [String: ProjectionCheck] = [:]
         var runs: [(run: ProjectionRun, end: Int64)] = []

@@ -4,27 +4,27 @@ import GRDB
 /// How a projection's live table differs from the states rebuilt from the log: keys
 /// missing from it, keys it has that the rebuild has not, and keys whose state or
 /// declared columns differ.
-public struct TableDifferences: Sendable, Equatable {
-    public enum Kind: String, Sendable {
+package struct TableDifferences: Sendable, Equatable {
+    package enum Kind: String, Sendable {
         case missing, extra, changed
     }
 
-    public struct Difference: Sendable, Equatable {
-        public var key: String
-        public var kind: Kind
+    package struct Difference: Sendable, Equatable {
+        package var key: String
+        package var kind: Kind
         /// What differs: "state", a column's name, or how the key is stored.
-        public var detail: String
+        package var detail: String
     }
 
-    public var missing = 0
-    public var extra = 0
-    public var changed = 0
+    package var missing = 0
+    package var extra = 0
+    package var changed = 0
     /// The first differences in key order (at most `TableComparison.listed`).
-    public var first: [Difference] = []
+    package var first: [Difference] = []
     /// Keys the rebuild holds.
-    public var keys = 0
+    package var keys = 0
 
-    public var isEmpty: Bool { missing == 0 && extra == 0 && changed == 0 }
+    package var isEmpty: Bool { missing == 0 && extra == 0 && changed == 0 }
 
     mutating func add(_ kind: Kind, _ key: String, _ detail: String) {
         switch kind {

@@ -125,8 +125,8 @@ public struct StoredEvent: Sendable, Equatable {
 }
 
 /// Lower-case hexadecimal.
-public enum Hex {
-    public static func encode(_ bytes: [UInt8]) -> String {
+package enum Hex {
+    package static func encode(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)

@@ -17,19 +17,19 @@ import Crypto
 /// `data` and `meta` are hashed as their stored canonical JSON text, and the times in
 /// their fixed-width form, so an auditor can recompute the chain from an export
 /// without this engine.
-public struct EventHash {
+package struct EventHash {
     /// The hash before the first event.
-    public static let genesis = [UInt8](repeating: 0, count: 32)
+    package static let genesis = [UInt8](repeating: 0, count: 32)
 
     private static let domain: [UInt8] = Array("audit.event.v1".utf8) + [0]
     private var scratch: [UInt8] = []
 
-    public init() {
+    package init() {
         scratch.reserveCapacity(512)
     }
 
     /// The hash of one event given the previous event's hash.
-    public mutating func hash(
+    package mutating func hash(
         previous: [UInt8], seq: Int64, id: String, stream: String, version: Int64, type: String,
         occurredAt: String, recordedAt: String, data: String, meta: String
     ) -> [UInt8] {
@@ -49,7 +49,7 @@ public struct EventHash {
     }
 
     /// The hash of a stored event, recomputed from its fields.
-    public mutating func hash(of event: StoredEvent, previous: [UInt8]) -> [UInt8] {
+    package mutating func hash(of event: StoredEvent, previous: [UInt8]) -> [UInt8] {
         hash(
             previous: previous, seq: event.seq, id: event.id, stream: event.stream, version: event.version,
             type: event.type, occurredAt: event.occurredAt.description, recordedAt: event.recordedAt.description,

@@ -23,7 +23,7 @@ public struct UpgradeReport: Sendable, Equatable {
 
 extension EventStore {
     /// What a migration does, in one line ("" for an unknown identifier).
-    public static func migrationSummary(_ identifier: String) -> String { Schema.summaries[identifier] ?? "" }
+    package static func migrationSummary(_ identifier: String) -> String { Schema.summaries[identifier] ?? "" }
 
     /// Brings a database made by an older build up to this build's schema: verifies the
     /// whole log first (a damaged log is not touched), applies the missing migrations in

@@ -7,7 +7,7 @@ extension EventStore {
     /// Both answers come from one pass (the earlier time's events are a prefix of the
     /// later's); either time may be the earlier one.
     /// - Complexity: the two answers' states are held in memory, as serialised records.
-    public func compareStates(
+    package func compareStates(
         _ projection: Projection, asOf: Timestamp?, knownAt: Timestamp, comparedTo: Timestamp, key: String? = nil,
         options: TemporalOptions = TemporalOptions(), _ body: (Restatement.StateChange) throws -> Void
     ) throws {
@@ -42,7 +42,7 @@ extension EventStore {
 
     /// The rows of a query as of `asOf` that differ between what the log held at
     /// `knownAt` and at `comparedTo` (see `Restatement.compare`), from one pass.
-    public func compareQuery(
+    package func compareQuery(
         sql: String, parameters: [String: String] = [:], source: String = "--sql", asOf: Timestamp?, knownAt: Timestamp,
         comparedTo: Timestamp, keys: [String] = [], projections: [Projection], options: TemporalOptions = TemporalOptions()
     ) throws -> Restatement.QueryChanges {

@@ -13,7 +13,7 @@ extension EventStore {
     /// - Throws: `QueryError` when the statement already returns a column `as_of`.
     /// - Complexity: one pass over the events up to the last point, and the statement
     ///   once per point.
-    public func query(
+    package func query(
         sql: String, parameters: [String: String] = [:], source: String = "--sql", series: SeriesPoints,
         projections: [Projection], options: TemporalOptions = TemporalOptions(),
         header: ([String]) throws -> Void, reading: ([Projection]) throws -> Void = { _ in }, row: ([SQLValue]) throws -> Void
@@ -36,7 +36,7 @@ extension EventStore {
     /// Calls `body(boundary, key, state)` for a projection's states at every point of
     /// `series` (as `forEachStateBytes(_:at:key:options:_:)` at each), in one pass:
     /// the points in order, each point's keys in key order.
-    public func forEachStateBytes(
+    package func forEachStateBytes(
         _ projection: Projection, series: SeriesPoints, key: String? = nil, options: TemporalOptions = TemporalOptions(),
         _ body: (Timestamp, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {

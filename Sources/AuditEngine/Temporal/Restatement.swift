@@ -1,30 +1,30 @@
 /// What changed between two answers to the same question known at two times: the
 /// restatement an auditor asks for ("what did we report for 30 June then, and what do
 /// we know about 30 June now").
-public enum Restatement {
-    public enum Change: String, Sendable {
+package enum Restatement {
+    package enum Change: String, Sendable {
         case added, removed, changed
     }
 
     /// One key whose state differs between the earlier and the later knowledge.
-    public struct StateChange: Sendable, Equatable {
-        public var change: Change
-        public var key: String
+    package struct StateChange: Sendable, Equatable {
+        package var change: Change
+        package var key: String
         /// The state known at the earlier time (nil: the key had none).
-        public var old: String?
+        package var old: String?
         /// The state known at the later time (nil: the key has none).
-        public var new: String?
+        package var new: String?
     }
 
     /// The rows of a query's restatement: `change`, then the key columns, then each other
     /// column twice, `old_C` and `new_C` (rows matched by key), or `change` and the
     /// query's columns (a multiset difference of rows).
-    public struct QueryChanges: Sendable, Equatable {
-        public var columns: [String]
-        public var rows: [[SQLValue]]
+    package struct QueryChanges: Sendable, Equatable {
+        package var columns: [String]
+        package var rows: [[SQLValue]]
         /// Whether the rows were matched by the key columns; false: they did not
         /// identify the rows (a key held twice), and the rows are a multiset difference.
-        public var matchedByKey: Bool
+        package var matchedByKey: Bool
     }
 
     /// The changes between `old` and `new` rows of one query with `columns`, matched by
@@ -32,7 +32,7 @@ public enum Restatement {
     /// order; or, when the key columns hold a key twice in either, a multiset difference
     /// of whole rows (removed, then added, each in the order of its result).
     /// - Throws: `QueryError` naming a key column the query does not return.
-    public static func compare(
+    package static func compare(
         columns: [String], old: [[SQLValue]], new: [[SQLValue]], keys: [String], source: String
     ) throws -> QueryChanges {
         let keyIndices = try keyColumns(keys, of: columns, source: source)

@@ -1,23 +1,23 @@
 /// The points of a series: the last instant of each day, week, month, quarter or year
 /// (UTC) within a range, each a question as of it — and with `knownAtEach`, known at it
 /// too (the series as it was reported at the time).
-public struct SeriesPoints: Sendable, Equatable {
-    public enum Unit: String, Sendable, CaseIterable {
+package struct SeriesPoints: Sendable, Equatable {
+    package enum Unit: String, Sendable, CaseIterable {
         case day, week, month, quarter, year
     }
 
-    public var unit: Unit
-    public var from: Timestamp
-    public var to: Timestamp
+    package var unit: Unit
+    package var from: Timestamp
+    package var to: Timestamp
     /// Each point known at its own time (diagonal); false: known at `knownAt`, or now.
-    public var knownAtEach: Bool
+    package var knownAtEach: Bool
     /// With `knownAtEach` false: every point known at this time (nil: now).
-    public var knownAt: Timestamp?
+    package var knownAt: Timestamp?
 
     /// The most points the command line takes in one series.
-    public static let maximumPoints = 10_000
+    package static let maximumPoints = 10_000
 
-    public init(unit: Unit, from: Timestamp, to: Timestamp, knownAtEach: Bool = false, knownAt: Timestamp? = nil) {
+    package init(unit: Unit, from: Timestamp, to: Timestamp, knownAtEach: Bool = false, knownAt: Timestamp? = nil) {
         self.unit = unit
         self.from = from
         self.to = to
@@ -27,7 +27,7 @@ public struct SeriesPoints: Sendable, Equatable {
 
     /// The boundaries within [from, to], ascending: each the last millisecond of its
     /// unit (`…T23:59:59.999Z`); weeks end on Sunday (ISO 8601).
-    public var boundaries: [Timestamp] {
+    package var boundaries: [Timestamp] {
         var result: [Timestamp] = []
         var end = Self.end(of: unit, containing: from)
         while end.milliseconds <= to.milliseconds {
@@ -38,7 +38,7 @@ public struct SeriesPoints: Sendable, Equatable {
     }
 
     /// The questions, one per boundary.
-    public var selections: [TemporalSelection] {
+    package var selections: [TemporalSelection] {
         boundaries.map { TemporalSelection(asOf: $0, knownAt: knownAtEach ? $0 : knownAt) }
     }
 
