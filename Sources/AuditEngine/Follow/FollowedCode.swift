@@ -112,13 +112,25 @@ extension ProjectionFollower {
     /// Folds the builds for about `buildSlice` seconds (each checkpointed at the end),
     /// then promotes those at `head`: their tables replace the live ones, whose runs
     /// go on with the new code.
-    func buildSlice(_ followed: [FollowedProjection], head: Int64, options: ReplayOptions) throws {
+    ///
+    /// A slice ends between batches, so `batchSize` (events per batch) is sized from
+    /// the builds' last rate to fill about half a slice: slow handlers get small
+    /// batches, and the live tables wait at most about a slice.
+    func buildSlice(_ followed: [FollowedProjection], head: Int64, options: ReplayOptions, batchSize: inout Int) throws {
         var sliced = options
-        let deadline = ContinuousClock.now + .milliseconds(Int64(self.options.buildSlice * 1000))
+        let started = ContinuousClock.now
+        let deadline = started + .milliseconds(Int64(self.options.buildSlice * 1000))
         sliced.shouldStop = { [weak self] in (self?.isStopping ?? true) || ContinuousClock.now >= deadline }
         sliced.progress = nil
+        sliced.batchSize = batchSize
         let builds = followed.compactMap(\.build).filter { $0.isActive && $0.position < head }
+        let from = builds.map(\.position).min() ?? head
         try store.pass(builds, end: head, selection: EventSelection(types: []), options: sliced, states: store)
+        let seconds = (ContinuousClock.now - started).seconds
+        if let reached = builds.filter(\.isActive).map(\.position).min(), reached > from, seconds > 0 {
+            let rate = Double(reached - from) / seconds
+            batchSize = max(100, min(options.batchSize, Int(rate * self.options.buildSlice / 2)))
+        }
         for slot in followed {
             guard let build = slot.build, let failure = build.failure else { continue }
             buildFailed(slot, failure, position: build.storedPosition, hash: build.projection.codeHash)

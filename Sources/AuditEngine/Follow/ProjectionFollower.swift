@@ -182,6 +182,7 @@ public final class ProjectionFollower: @unchecked Sendable {
             (projections.firstIndex { $0.name == a.name } ?? .max) < (projections.firstIndex { $0.name == b.name } ?? .max)
         }
         let code = options.folder.map { CodeWatch(folder: $0) }
+        var buildBatch = min(1_000, passOptions.batchSize)  // events per batch of a build, see `buildSlice`
         while !isStopping {
             if let code, let noticed = code.due(every: options.codeCheckInterval) {
                 try codeChanged(noticed, watch: code, followed: &followed)
@@ -201,7 +202,7 @@ public final class ProjectionFollower: @unchecked Sendable {
             }
             // Then a slice of the builds, so that neither waits for the other.
             if followed.contains(where: { $0.build != nil }) {
-                try buildSlice(followed, head: head, options: passOptions)
+                try buildSlice(followed, head: head, options: passOptions, batchSize: &buildBatch)
                 continue
             }
             if !behind.isEmpty { continue }
