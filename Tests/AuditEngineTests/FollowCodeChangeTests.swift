@@ -49,8 +49,9 @@ struct FollowCodeChangeTests {
     }
 
     /// A follower of the workspace's folder, which builds in small slices.
-    static func follower(_ w: Workspace, _ names: [String]) throws -> ProjectionFollower {
+    static func follower(_ w: Workspace, _ names: [String], newFiles: FollowOptions.NewFiles = .ignore) throws -> ProjectionFollower {
         var options = FollowOptions()
+        options.newFiles = newFiles
         options.folder = w.projectionsDir
         options.codeCheckInterval = .milliseconds(20)
         options.buildSlice = 0.02
@@ -232,5 +233,32 @@ struct FollowCodeChangeTests {
         #expect(outcome.status == .rebuilt)
         // The build folded only what its checkpoint had not: the events after it.
         #expect(outcome.eventsApplied == 30_100 - Int(build.position), "resumed from seq \(build.position)")
+    }
+
+    @Test("a removed file keeps its live table folded with the code of its build; a new file is built only with newFiles .build", arguments: [false, true])
+    func removedAndNewFiles(add: Bool) throws {
+        let w = try Workspace()
+        w.projection("counts", Self.counts(factor: 1))
+        try w.ingest(Self.events(0..<1_000))
+        try w.replay(["counts"])
+        let follower = try Self.follower(w, ["counts"], newFiles: add ? .build : .tell)
+        try follower.start()
+        defer { follower.stop() }
+        try FileManager.default.removeItem(atPath: w.projectionsDir + "/counts.lua")
+        w.projection("extra", Self.total)
+        usleep(100_000)
+        try EventStore(path: w.store.path).ingest(path: w.dir.jsonl("more.jsonl", Self.events(1_000..<1_100)), missingIds: .generate)
+        let head = try w.store.head().seq
+        #expect(waitUntil(seconds: 30) { (try? Self.record(w, "counts")?.position) == head })
+        #expect(try w.dump("counts") == Self.expectedStates(factor: 1, count: 1_100))
+        #expect(Self.status(follower)?.build == nil && Self.status(follower)?.state == .following)
+        if add {
+            #expect(waitUntil(seconds: 30) { (try? w.state("extra", "global")) == #"{"n":1100}"# }, "\(follower.status)")
+            #expect(Self.status(follower, "extra")?.state == .following)
+        } else {
+            usleep(200_000)
+            #expect(try Self.record(w, "extra") == nil && Self.record(w, "extra", build: true) == nil)
+            #expect(Self.status(follower, "extra") == nil)
+        }
     }
 }
