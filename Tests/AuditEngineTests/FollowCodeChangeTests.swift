@@ -48,6 +48,17 @@ struct FollowCodeChangeTests {
         return try w.dump("counts")
     }
 
+    /// A workspace with `counts` (factor 1) and, with `total`, `total`, replayed over
+    /// `events(0..<events)`.
+    static func replayed(events count: Int, total: Bool) throws -> Workspace {
+        let w = try Workspace()
+        w.projection("counts", counts(factor: 1))
+        if total { w.projection("total", Self.total) }
+        try w.ingest(events(0..<count))
+        try w.replay(total ? ["counts", "total"] : ["counts"])
+        return w
+    }
+
     /// A follower of the workspace's folder, which builds in small slices.
     static func follower(_ w: Workspace, _ names: [String], newFiles: FollowOptions.NewFiles = .ignore) throws -> ProjectionFollower {
         var options = FollowOptions()
@@ -69,11 +80,7 @@ struct FollowCodeChangeTests {
 
     @Test("the live table is folded with its old code and stays at the head while the new code builds; the swap equals a clean replay of the new code")
     func swapsWhenCaughtUp() throws {
-        let w = try Workspace()
-        w.projection("counts", Self.counts(factor: 1))
-        w.projection("total", Self.total)
-        try w.ingest(Self.events(0..<20_000))
-        try w.replay(["counts", "total"])
+        let w = try Self.replayed(events: 20_000, total: true)
         let oldHash = try #require(try Self.record(w, "counts")?.codeHash)
         let follower = try Self.follower(w, ["counts", "total"])
         try follower.start()
@@ -127,11 +134,7 @@ struct FollowCodeChangeTests {
 
     @Test("new code that fails (a handler error, then a load error) keeps the live table current with the old code and says so; a fix is built and swapped in")
     func failingCode() throws {
-        let w = try Workspace()
-        w.projection("counts", Self.counts(factor: 1))
-        w.projection("total", Self.total)
-        try w.ingest(Self.events(0..<3_000))
-        try w.replay(["counts", "total"])
+        let w = try Self.replayed(events: 3_000, total: true)
         let follower = try Self.follower(w, ["counts", "total"])
         try follower.start()
         defer { follower.stop() }
@@ -171,10 +174,7 @@ struct FollowCodeChangeTests {
 
     @Test("a second change during a build restarts it with the newest code; touching a file without changing it builds nothing")
     func secondChange() throws {
-        let w = try Workspace()
-        w.projection("counts", Self.counts(factor: 1))
-        try w.ingest(Self.events(0..<20_000))
-        try w.replay(["counts"])
+        let w = try Self.replayed(events: 20_000, total: false)
         let follower = try Self.follower(w, ["counts"])
         try follower.start()
         defer { follower.stop() }
@@ -195,10 +195,7 @@ struct FollowCodeChangeTests {
 
     @Test("stopped mid-build, the next follower resumes the build from its checkpoint and the live table from its own, with the old code")
     func resumesBoth() throws {
-        let w = try Workspace()
-        w.projection("counts", Self.counts(factor: 1))
-        try w.ingest(Self.events(0..<30_000))
-        try w.replay(["counts"])
+        let w = try Self.replayed(events: 30_000, total: false)
         let oldHash = try Self.record(w, "counts")?.codeHash
         let first = try Self.follower(w, ["counts"])
         try first.start()
@@ -237,10 +234,7 @@ struct FollowCodeChangeTests {
 
     @Test("a removed file keeps its live table folded with the code of its build; a new file is built only with newFiles .build", arguments: [false, true])
     func removedAndNewFiles(add: Bool) throws {
-        let w = try Workspace()
-        w.projection("counts", Self.counts(factor: 1))
-        try w.ingest(Self.events(0..<1_000))
-        try w.replay(["counts"])
+        let w = try Self.replayed(events: 1_000, total: false)
         let follower = try Self.follower(w, ["counts"], newFiles: add ? .build : .tell)
         try follower.start()
         defer { follower.stop() }

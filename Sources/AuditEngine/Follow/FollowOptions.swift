@@ -46,7 +46,9 @@ public struct FollowStatus: Sendable, Equatable {
         case catchingUp
         /// At the head, or folding what was just committed.
         case following
-        /// A build beside the live table that has not reached the head yet.
+        /// Its first build, which has not reached the head yet: it has no live table
+        /// to serve meanwhile (a projection whose live table is followed while newer
+        /// code builds beside it is `.following`, with `build` saying where the build is).
         case building
         /// Stopped at this error; the others go on.
         case failed(ProjectionError)

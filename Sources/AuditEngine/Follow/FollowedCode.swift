@@ -175,7 +175,7 @@ extension ProjectionFollower {
             do {
                 code = try ProjectionCode.read(file: file, libDirectory: folder + "/lib")
             } catch let error as ProjectionError {
-                slot.folderHash = "unreadable"
+                slot.folderHash = nil  // read again once it changes
                 buildFailed(slot, error, position: 0, hash: nil)
                 continue
             }

@@ -155,6 +155,15 @@ public final class ProjectionFollower: @unchecked Sendable {
         // Projections whose table has the folder's code are replayed as `replay` does;
         // the others are built beside their live tables, which go on meanwhile.
         let (current, beside) = try store.writeTransaction { db in try partition(db) }
+        let names = Set(current.map(\.name))
+        let userProgress = options.replay.progress
+        replayOptions.progress = { [weak self] progress in
+            self?.update(names) { status in
+                status.head = max(status.head, progress.end)
+                return progress.position
+            }
+            userProgress?(progress)
+        }
         let outcomes = try store.replay(current, options: replayOptions, holding: replayLock)
         var followed: [FollowedProjection] = []
         for projection in current {
@@ -174,7 +183,13 @@ public final class ProjectionFollower: @unchecked Sendable {
         }
         for (projection, live) in beside {
             let slot = FollowedProjection(projection)
-            slot.live = live.map { try? liveRun($0, options: passOptions) } ?? nil
+            if let live {
+                do {
+                    slot.live = try liveRun(live, options: passOptions)
+                } catch let error as ProjectionError {
+                    store.logger.warning("projection \(projection.name): the stored code of its live table does not run here (\(error)); the table stays where it is until the build of the folder's code replaces it")
+                }
+            }
             try startBuild(slot, projection, rebuild: replayOptions.rebuild)
             followed.append(slot)
         }
@@ -233,8 +248,16 @@ public final class ProjectionFollower: @unchecked Sendable {
                 continue
             }
             let build = try CodeHistory.build(db, name: projection.name, codeHash: live.codeHash)
-            let code = try? store.tableCode(db, record: live, build: build, folder: options.folder, limits: options.replay.limits ?? .default)
-            beside.append((projection, code ?? nil))
+            var code: Projection?
+            do {
+                code = try store.tableCode(db, record: live, build: build, folder: options.folder, limits: options.replay.limits ?? .default)
+            } catch {
+                store.logger.warning("projection \(projection.name): the code of its live table cannot be loaded from the code history (\(error))")
+            }
+            if code == nil {
+                store.logger.warning("projection \(projection.name): its live table stays at seq \(live.position) until the build of the folder's code replaces it, since the code that built it cannot be run")
+            }
+            beside.append((projection, code))
         }
         return (current, beside)
     }
