@@ -23,7 +23,6 @@ extension EventStore {
         let started = ContinuousClock.now
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
-        var wasBuild: Set<String> = []
         // Names that would share a table (SQLite folds case) fail; the others go on.
         let collisions = ProjectionNames.collisions(projections.map { ($0.name, $0.file) })
         try writeTransaction { db in
@@ -47,7 +46,6 @@ extension EventStore {
                     runs.append(try liveRun(projection, live, db, options: options))
                     continue
                 }
-                wasBuild.insert(projection.name)
                 runs.append(try buildRun(projection, db, options: options))
             }
         }
