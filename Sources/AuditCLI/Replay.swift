@@ -14,8 +14,10 @@ extension AuditCommand {
 
                 With --follow, it goes on: it folds what any process appends as it is committed, \
                 until SIGINT or SIGTERM, which checkpoint and exit 0 (kill -9 loses nothing either: \
-                the next start resumes from the last checkpoint). On a terminal, stderr shows one \
-                status line per projection: position, lag and events/s.
+                the next start resumes from the last checkpoint). A projection file that changes \
+                meanwhile is rebuilt beside its live table, which is kept current with its old \
+                code, and swapped in once caught up. On a terminal, stderr shows one status line \
+                per projection: position, lag and events/s.
 
                 Examples:
                   audit replay
@@ -28,7 +30,7 @@ extension AuditCommand {
 
         @Argument(help: "Projections to replay (default: all).", completion: WorkspaceCompletion.projections) var names: [String] = []
         @Flag(help: "Rebuild from seq 1 beside the live table even if the code did not change.") var rebuild = false
-        @Flag(help: "Also build the folder's projections the database does not hold yet (it registers them).") var add = false
+        @Flag(help: "Also build the folder's projections the database does not hold yet (it registers them); with --follow, also those added while it runs.") var add = false
         @Option(help: ArgumentHelp("Workers for projections keyed by stream: their keys are split across this many VMs (default: the number of active cores).", valueName: "n")) var parallel: Int?
         @Flag(help: "Neither start rebuilds from snapshots nor take any.") var noSnapshots = false
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?

@@ -22,6 +22,9 @@ extension AuditCommand.Replay {
         if projections.isEmpty { return try report([], loaded: loaded) }
         var follow = FollowOptions()
         follow.replay = options
+        // A changed file is rebuilt beside its live table; a new one only as `replay` would.
+        follow.folder = workspace.projections
+        follow.newFiles = !names.isEmpty ? .ignore : add ? .build : .tell
         let follower = ProjectionFollower(store: store, projections: projections, options: follow)
         let signals = StopSignals { follower.stop() }
         try follower.start()
@@ -59,7 +62,8 @@ final class StatusBoard {
         lines = 0
     }
 
-    /// `order_totals  following  seq 1200 of 1204  lag 4  512 events/s`.
+    /// `order_totals  following  seq 1200 of 1204  lag 4  512 events/s`, and when new
+    /// code is built beside it, `  new code: building, seq 300`.
     static func line(_ status: FollowStatus) -> String {
         let state: String
         switch status.state {
@@ -68,7 +72,13 @@ final class StatusBoard {
         case .building: state = "building"
         case .failed(let error): state = "failed at seq \(error.seq.map(String.init) ?? "?")"
         }
+        var build = ""
+        switch status.build?.state {
+        case .building?: build = "  new code: building, seq \(status.build!.position)"
+        case .failed(let error)?: build = "  new code: failed\(error.seq.map { " at seq \($0)" } ?? "")"
+        default: break
+        }
         return "\(status.projection)  \(state)  seq \(status.position) of \(status.head)  lag \(status.lag)  "
-            + String(format: "%.0f events/s", status.eventsPerSecond)
+            + String(format: "%.0f events/s", status.eventsPerSecond) + build
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 /// Keeps projections current as any process appends, until stopped: what
 /// `audit replay --follow` runs, for a program that embeds the engine.
@@ -25,8 +26,18 @@ import Foundation
 /// let outcomes = try follower.wait()
 /// ```
 ///
-/// Not yet: a projection file that changes while following is not rebuilt until the
-/// follower is restarted (which rebuilds it beside the live table, as `replay` does).
+/// With `options.folder`, it watches the projections' files (`stat`, at most every
+/// `codeCheckInterval`). When a projection's code changes (its script or a lib
+/// module), its live table goes on being folded with the code of its build (stored in
+/// the code history) while the new code is built from seq 1 into a table beside it (in
+/// slices of `buildSlice` seconds, between which the live tables are brought to the
+/// head); once the build reaches the head it replaces the live table in one
+/// transaction, which records its code (a `CodeBuilt` event), and following goes on
+/// with the new code. New code that does not load or fails while building is said
+/// (a warning, and `status[…].build`), and the live table goes on with its own code; a
+/// further change restarts the build with the newest code. Stopped or killed
+/// mid-build, the next follower resumes both from their checkpoints. A projection at
+/// start whose table's code differs from the folder's is treated the same way.
 ///
 /// `@unchecked Sendable`: its mutable state (`stopping`, `started`, `statuses`,
 /// `samples`, `result`, `heldLock`) is read and written only while `condition` is locked; the runs
@@ -123,13 +134,14 @@ public final class ProjectionFollower: @unchecked Sendable {
         return statuses
     }
 
-    private var isStopping: Bool {
+    var isStopping: Bool {
         condition.lock()
         defer { condition.unlock() }
         return stopping
     }
 
-    /// The follower's thread: replays, then folds what each commit brings, until stopped.
+    /// The follower's thread: replays, then folds what each commit brings (and builds
+    /// newer code beside live tables), until stopped.
     private func follow(watcher: CommitWatcher) throws -> [ReplayOutcome] {
         condition.lock()
         let replayLock = heldLock!
@@ -137,88 +149,121 @@ public final class ProjectionFollower: @unchecked Sendable {
         var replayOptions = options.replay
         replayOptions.toSeq = nil
         replayOptions.shouldStop = { [weak self] in self?.isStopping ?? true }
-        let userProgress = options.replay.progress
         var passOptions = replayOptions
         passOptions.rebuild = false
         passOptions.checkpointSeconds = options.checkpointSeconds
-        // Each projection's outcome from the replays, and the runs that follow live tables.
-        var replayed: [String: ReplayOutcome] = [:]
-        var runs: [ProjectionRun] = []
-        var pending = projections  // to replay: at first all, then builds not promoted yet
-        while true {
-            if !pending.isEmpty {
-                let names = Set(pending.map(\.name))
-                replayOptions.progress = { [weak self] progress in
-                    self?.update(names) { status in
-                        status.head = max(status.head, progress.end)
-                        return progress.position
-                    }
-                    userProgress?(progress)
-                }
-                let outcomes = try store.replay(pending, options: replayOptions, holding: replayLock)
-                replayOptions.rebuild = false  // a rebuild asked for is done by the first replay
-                var building: [Projection] = []
-                let byName = Dictionary(outcomes.map { ($0.projection, $0) }, uniquingKeysWith: { first, _ in first })
-                for projection in pending {
-                    guard let outcome = byName[projection.name] else { continue }
-                    let earlier = replayed[projection.name]?.eventsApplied ?? 0
-                    replayed[projection.name] = outcome
-                    replayed[projection.name]!.eventsApplied += earlier
-                    switch outcome.status {
-                    case .failed(let error):
-                        update([projection.name]) { status in
-                            status.state = .failed(error)
-                            status.position = outcome.position
-                            return nil
-                        }
-                    case .building:
-                        building.append(projection)
-                        update([projection.name]) { status in
-                            status.state = .building
-                            return outcome.position
-                        }
-                    case .upToDate, .updated, .rebuilt:
-                        runs.append(try liveRun(projection, options: passOptions))
-                    }
-                }
-                pending = building
+        // Projections whose table has the folder's code are replayed as `replay` does;
+        // the others are built beside their live tables, which go on meanwhile.
+        let (current, beside) = try store.writeTransaction { db in try partition(db) }
+        let names = Set(current.map(\.name))
+        let userProgress = options.replay.progress
+        replayOptions.progress = { [weak self] progress in
+            self?.update(names) { status in
+                status.head = max(status.head, progress.end)
+                return progress.position
             }
-            if isStopping { break }
+            userProgress?(progress)
+        }
+        let outcomes = try store.replay(current, options: replayOptions, holding: replayLock)
+        var followed: [FollowedProjection] = []
+        for projection in current {
+            let slot = FollowedProjection(projection)
+            slot.outcome = outcomes.first { $0.projection == projection.name }
+            guard let outcome = slot.outcome else { continue }
+            if case .failed(let error) = outcome.status {
+                update([projection.name]) { status in
+                    status.state = .failed(error)
+                    status.position = outcome.position
+                    return nil
+                }
+            } else {
+                slot.live = try liveRun(projection, options: passOptions)
+            }
+            followed.append(slot)
+        }
+        for (projection, live) in beside {
+            let slot = FollowedProjection(projection)
+            if let live {
+                do {
+                    slot.live = try liveRun(live, options: passOptions)
+                } catch let error as ProjectionError {
+                    store.logger.warning("projection \(projection.name): the stored code of its live table does not run here (\(error)); the table stays where it is until the build of the folder's code replaces it")
+                }
+            }
+            try startBuild(slot, projection, rebuild: replayOptions.rebuild)
+            followed.append(slot)
+        }
+        followed.sort { a, b in
+            (projections.firstIndex { $0.name == a.name } ?? .max) < (projections.firstIndex { $0.name == b.name } ?? .max)
+        }
+        let code = options.folder.map { CodeWatch(folder: $0) }
+        var buildBatch = min(1_000, passOptions.batchSize)  // events per batch of a build, see `buildSlice`
+        while !isStopping {
+            if let code, let noticed = code.due(every: options.codeCheckInterval) {
+                try codeChanged(noticed, watch: code, followed: &followed)
+            }
             let version = try watcher.version()  // before the head: a commit after it changes it
             let head = try watcher.head()
-            let behind = runs.filter { $0.isActive && $0.position < head }
-            record(runs, head: head)
-            if behind.isEmpty {
-                if pending.isEmpty { try waitForCommit(after: version, watcher: watcher, runs: runs, head: head) }
+            let lives = followed.compactMap(\.live)
+            let behind = lives.filter { $0.isActive && $0.position < head }
+            record(followed, head: head)
+            if !behind.isEmpty {
+                // A pass ends with a checkpoint: long catch-ups in steps, so that the
+                // statuses (which show what readers see) move on meanwhile.
+                passOptions.progress = options.replay.progress
+                let end = min(head, behind.map(\.position).min()! + Self.passLength)
+                try store.pass(behind, end: end, selection: EventSelection(types: []), options: passOptions, states: store)
+                record(followed, head: head)
+            }
+            // Then a slice of the builds, so that neither waits for the other.
+            if followed.contains(where: { $0.build != nil }) {
+                try buildSlice(followed, head: head, options: passOptions, batchSize: &buildBatch)
                 continue
             }
-            passOptions.progress = userProgress
-            // A pass ends with a checkpoint: long catch-ups in steps, so that the statuses
-            // (which show what readers see) move on meanwhile.
-            let end = min(head, behind.map(\.position).min()! + Self.passLength)
-            try store.pass(behind, end: end, selection: EventSelection(types: []), options: passOptions, states: store)
-            record(runs, head: head)
+            if !behind.isEmpty { continue }
+            try waitForCommit(after: version, watcher: watcher, code: code, followed: followed, head: head)
         }
-        return projections.compactMap { projection in
-            guard var outcome = replayed[projection.name] else { return nil }
-            guard let run = runs.first(where: { $0.projection.name == projection.name }) else { return outcome }
-            outcome.eventsApplied += run.eventsApplied
-            if let failure = run.failure {
-                outcome.status = .failed(failure)
-                outcome.position = run.storedPosition
-            } else {
-                if outcome.status == .upToDate, run.position > run.startPosition { outcome.status = .updated }
-                outcome.position = run.position
-            }
-            return outcome
-        }
+        return followed.compactMap(\.finalOutcome)
     }
 
     /// The most seqs a pass over the log folds while following.
     static let passLength: Int64 = 100_000
 
+    /// The projections to replay as `replay` does (their tables have their code, or
+    /// they clash with another's table, which the replay says), and the others, each
+    /// with the code of its live table when one can be folded (its build's stored code).
+    private func partition(_ db: Database) throws -> ([Projection], [(Projection, Projection?)]) {
+        let collisions = ProjectionNames.collisions(projections.map { ($0.name, $0.file) })
+        var current: [Projection] = [], beside: [(Projection, Projection?)] = []
+        for projection in projections {
+            let live = try ReadModel.record(db, name: projection.name, build: false)
+            let clashes = try collisions[projection.name] != nil || ReadModel.liveName(db, sameTableAs: projection.name) != nil
+            let sameCode = live.map { $0.codeHash == projection.codeHash && $0.version == projection.version } == true
+            if clashes || sameCode && !options.replay.rebuild {
+                current.append(projection)
+                continue
+            }
+            guard let live, try db.tableExists(projection.name) else {
+                beside.append((projection, nil))
+                continue
+            }
+            let build = try CodeHistory.build(db, name: projection.name, codeHash: live.codeHash)
+            var code: Projection?
+            do {
+                code = try store.tableCode(db, record: live, build: build, folder: options.folder, limits: options.replay.limits ?? .default)
+            } catch {
+                store.logger.warning("projection \(projection.name): the code of its live table cannot be loaded from the code history (\(error))")
+            }
+            if code == nil {
+                store.logger.warning("projection \(projection.name): its live table stays at seq \(live.position) until the build of the folder's code replaces it, since the code that built it cannot be run")
+            }
+            beside.append((projection, code))
+        }
+        return (current, beside)
+    }
+
     /// A run on `projection`'s live table, from its checkpoint.
-    private func liveRun(_ projection: Projection, options: ReplayOptions) throws -> ProjectionRun {
+    func liveRun(_ projection: Projection, options: ReplayOptions) throws -> ProjectionRun {
         try store.writeTransaction { db in
             guard let live = try ReadModel.record(db, name: projection.name, build: false) else {
                 throw StoreError.storage("projection \(projection.name) has no table in \(store.path) after its replay")
@@ -227,28 +272,44 @@ public final class ProjectionFollower: @unchecked Sendable {
         }
     }
 
-    /// Returns once something was committed after `version` was read, or when asked to
-    /// stop; meanwhile keeps the rates current.
-    private func waitForCommit(after version: Int64, watcher: CommitWatcher, runs: [ProjectionRun], head: Int64) throws {
+    /// Returns once something was committed after `version` was read, when the folder's
+    /// code is due to be looked at, or when asked to stop; meanwhile keeps the rates current.
+    private func waitForCommit(
+        after version: Int64, watcher: CommitWatcher, code: CodeWatch?, followed: [FollowedProjection], head: Int64
+    ) throws {
         let interval = UInt32(max(100, min(1_000_000, options.pollInterval.components.attoseconds / 1_000_000_000_000
             + options.pollInterval.components.seconds * 1_000_000)))
         var lastRecord = ContinuousClock.now
         while !isStopping {
             if try watcher.version() != version { return }
+            if let code, code.isDue(every: options.codeCheckInterval) { return }
             usleep(interval)
             if ContinuousClock.now - lastRecord > .milliseconds(500) {
-                record(runs, head: head)
+                record(followed, head: head)
                 lastRecord = ContinuousClock.now
             }
         }
     }
 
-    /// Records the runs' positions and the head in their statuses, and their rates.
-    private func record(_ runs: [ProjectionRun], head: Int64) {
-        let byName = Dictionary(runs.map { ($0.projection.name, $0) }, uniquingKeysWith: { first, _ in first })
+    /// Records the live runs' positions and the head in their statuses, and their
+    /// rates; and where each build beside them is.
+    func record(_ followed: [FollowedProjection], head: Int64) {
+        let byName = Dictionary(followed.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         update(Set(byName.keys)) { status in
-            let run = byName[status.projection]!
+            let slot = byName[status.projection]!
             status.head = max(status.head, head)
+            if let build = slot.build {
+                status.build = FollowStatus.Build(state: .building, position: build.position, codeHash: build.projection.codeHash)
+            } else if let failure = slot.buildFailure {
+                status.build = FollowStatus.Build(state: .failed(failure), position: slot.buildPosition, codeHash: slot.buildHash)
+            } else {
+                status.build = nil
+            }
+            guard let run = slot.live else {
+                // No live table yet: its first build is what readers will get.
+                status.state = slot.build == nil ? status.state : .building
+                return slot.build?.position
+            }
             guard let failure = run.failure else {
                 status.state = .following
                 return run.position
@@ -263,10 +324,14 @@ public final class ProjectionFollower: @unchecked Sendable {
     /// Changes the statuses of the projections named: `change` changes each one and
     /// returns its new position, if any, from which its rate is measured (over a second
     /// at least).
-    private func update(_ names: Set<String>, _ change: (inout FollowStatus) -> Int64?) {
+    func update(_ names: Set<String>, _ change: (inout FollowStatus) -> Int64?) {
         let now = ContinuousClock.now
         condition.lock()
         defer { condition.unlock() }
+        for name in names where !statuses.contains(where: { $0.projection == name }) {
+            // A newcomer to the folder, built while following.
+            statuses.append(FollowStatus(projection: name, state: .building, position: 0, head: 0, eventsPerSecond: 0))
+        }
         for index in statuses.indices where names.contains(statuses[index].projection) {
             let name = statuses[index].projection
             guard let position = change(&statuses[index]) else { continue }

@@ -164,15 +164,8 @@ extension EventStore {
     /// The code to fold `record`'s table with: its build's stored code, or the folder's
     /// when no build was recorded and it is the same code. Nil (said): neither.
     private func foldingCode(_ db: Database, record: ProjectionRecord, build: ProjectionBuild?, options: CatchUpOptions) throws -> Projection? {
-        let limits = options.limits ?? .default
-        if let build {
-            let code = try CodeHistory.code(db, build: build)
-            return try Projection.load(
-                code: code, file: options.folder.map { $0 + "/" + code.script.path },
-                libDirectory: options.folder.map { $0 + "/lib" }, defaultLimits: limits)
-        }
-        if let folder = options.folder, let code = try? folderCode(record.name, folder: folder), code.hash == record.codeHash {
-            return try Projection.load(code: code, file: folder + "/" + code.script.path, libDirectory: folder + "/lib", defaultLimits: limits)
+        if let projection = try tableCode(db, record: record, build: build, folder: options.folder, limits: options.limits ?? .default) {
+            return projection
         }
         options.note("\(record.name): the code that built its table was not recorded (it was built before the code history) and the folder's differs: it stays at seq \(record.position); `audit replay` rebuilds it")
         return nil
@@ -253,8 +246,24 @@ extension EventStore {
         }
     }
 
+    /// The code that built `record`'s table, loaded: `build`'s stored code, or the
+    /// folder's when no build was recorded and it is the same code; nil when neither.
+    /// Its errors name the files of `folder`.
+    func tableCode(_ db: Database, record: ProjectionRecord, build: ProjectionBuild?, folder: String?, limits: LuaLimits) throws -> Projection? {
+        if let build {
+            let code = try CodeHistory.code(db, build: build)
+            return try Projection.load(
+                code: code, file: folder.map { $0 + "/" + code.script.path }, libDirectory: folder.map { $0 + "/lib" },
+                defaultLimits: limits)
+        }
+        if let folder, let code = try? folderCode(record.name, folder: folder), code.hash == record.codeHash {
+            return try Projection.load(code: code, file: folder + "/" + code.script.path, libDirectory: folder + "/lib", defaultLimits: limits)
+        }
+        return nil
+    }
+
     /// The folder's code of `name`, nil when the folder has no such file.
-    private func folderCode(_ name: String, folder: String) throws -> ProjectionCode? {
+    func folderCode(_ name: String, folder: String) throws -> ProjectionCode? {
         let file = folder + "/" + name + ".lua"
         guard FileManager.default.fileExists(atPath: file) else { return nil }
         return try ProjectionCode.read(file: file, libDirectory: folder + "/lib")

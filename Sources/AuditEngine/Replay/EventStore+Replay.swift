@@ -23,7 +23,6 @@ extension EventStore {
         let started = ContinuousClock.now
         var outcomes: [String: ReplayOutcome] = [:]
         var runs: [ProjectionRun] = []
-        var wasBuild: Set<String> = []
         // Names that would share a table (SQLite folds case) fail; the others go on.
         let collisions = ProjectionNames.collisions(projections.map { ($0.name, $0.file) })
         try writeTransaction { db in
@@ -47,26 +46,7 @@ extension EventStore {
                     runs.append(try liveRun(projection, live, db, options: options))
                     continue
                 }
-                let target = ReadModelTarget(projection: projection.name, isBuild: true, columns: projection.columns)
-                let build = try ReadModel.record(db, name: projection.name, build: true)
-                var position: Int64 = 0
-                var times = FoldedTimes()
-                if !options.rebuild, let build, build.codeHash == projection.codeHash, build.version == projection.version,
-                   try db.tableExists(target.table) {
-                    position = build.position  // resume an interrupted build
-                    times = FoldedTimes(build)
-                } else {
-                    try ReadModel.startBuild(db, projection: projection, target: target)
-                    if options.useSnapshots, let start = try startFromSnapshot(db, projection: projection, target: target) {
-                        (position, times) = start
-                    }
-                }
-                wasBuild.insert(projection.name)
-                let run = try ProjectionRun(
-                    projection: projection, target: target, position: position, times: times, limits: options.limits,
-                    parallel: options.parallel, cacheBudget: options.stateCacheBudget)
-                try scheduleSnapshots(run, db, options: options)
-                runs.append(run)
+                runs.append(try buildRun(projection, db, options: options))
             }
         }
 
@@ -81,15 +61,7 @@ extension EventStore {
                 selection: EventSelection(types: []), options: options, states: self)
             let promotable = runs.filter { $0.isActive && $0.target.isBuild && $0.position >= head }
             if !promotable.isEmpty {
-                try writeTransaction { db in
-                    for run in promotable {
-                        try ReadModel.promote(db, projection: run.projection, position: run.position, times: run.times)
-                        try CodeHistory.record(db, store: self, projection: run.projection, position: run.position)
-                        // Snapshots of code that no longer runs are never used again.
-                        try Snapshots.dropOtherChains(
-                            db, projection: run.projection.name, keeping: try Snapshots.chain(db, projection: run.projection, create: false))
-                    }
-                }
+                try promote(promotable)
                 for run in promotable {
                     outcomes[run.projection.name] = ReplayOutcome(
                         projection: run.projection.name, status: .rebuilt, position: run.position, eventsApplied: run.eventsApplied,
@@ -287,6 +259,46 @@ extension EventStore {
     private func describeEvent(_ seq: Int64) -> String? {
         guard let event = try? events(EventFilter(fromSeq: seq, toSeq: seq)).first else { return nil }
         return eventDescription(type: event.type, id: event.id, stream: event.stream)
+    }
+
+    /// A run that builds `projection` into its table beside the live one: on from the
+    /// checkpoint of an interrupted build of the same code (unless `options.rebuild`),
+    /// else from nothing, or from its code's newest usable snapshot.
+    func buildRun(_ projection: Projection, _ db: Database, options: ReplayOptions) throws -> ProjectionRun {
+        let target = ReadModelTarget(projection: projection.name, isBuild: true, columns: projection.columns)
+        let build = try ReadModel.record(db, name: projection.name, build: true)
+        var position: Int64 = 0
+        var times = FoldedTimes()
+        if !options.rebuild, let build, build.codeHash == projection.codeHash, build.version == projection.version,
+           try db.tableExists(target.table) {
+            position = build.position  // resume an interrupted build
+            times = FoldedTimes(build)
+        } else {
+            try ReadModel.startBuild(db, projection: projection, target: target)
+            if options.useSnapshots, let start = try startFromSnapshot(db, projection: projection, target: target) {
+                (position, times) = start
+            }
+        }
+        let run = try ProjectionRun(
+            projection: projection, target: target, position: position, times: times, limits: options.limits,
+            parallel: options.parallel, cacheBudget: options.stateCacheBudget)
+        try scheduleSnapshots(run, db, options: options)
+        return run
+    }
+
+    /// Replaces the live tables of `builds` (runs that reached the head) with theirs, in
+    /// one transaction that also records each one's code (`CodeHistory`, a `CodeBuilt`
+    /// event) and drops the snapshots of code that no longer runs.
+    func promote(_ builds: [ProjectionRun]) throws {
+        try writeTransaction { db in
+            for run in builds {
+                try ReadModel.promote(db, projection: run.projection, position: run.position, times: run.times)
+                try CodeHistory.record(db, store: self, projection: run.projection, position: run.position)
+                // Snapshots of code that no longer runs are never used again.
+                try Snapshots.dropOtherChains(
+                    db, projection: run.projection.name, keeping: try Snapshots.chain(db, projection: run.projection, create: false))
+            }
+        }
     }
 
     /// A run that folds on into `projection`'s live table from where `live`, its catalog
