@@ -37,6 +37,7 @@ try store.forEachState(projection: "orders") { key, state in
     print("\(key): \(state)")
 }
 
-// And the chain that makes the log tamper-evident.
+// And the chain that makes the log tamper-evident: the four events appended, and the
+// CodeBuilt record the replay appended for the build of `orders` (its code history).
 let report = try store.verify()
 print("verified \(report.events) events")
