@@ -198,9 +198,11 @@ extension EventStore {
                 try db.execute(sql: target.createSQL)
                 try db.execute(sql: "INSERT INTO main.\(target.quotedTable) (\(columns)) SELECT \(columns) FROM store.\(target.quotedTable)")
             }
-            runs.append(try ProjectionRun(
+            let run = try ProjectionRun(
                 projection: projection, target: target, position: record.position, times: FoldedTimes(record),
-                limits: options.limits, parallel: 1))
+                limits: options.limits, parallel: 1)
+            try run.honourParked(readTransaction { try ParkedKeys.firstSeqs($0, liveOf: projection) }, restarts: false)
+            runs.append(run)
         }
         var replay = ReplayOptions()
         replay.checkpointSeconds = .infinity  // nothing to resume: written once, at the end

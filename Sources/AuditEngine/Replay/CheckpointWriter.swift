@@ -17,6 +17,8 @@ struct CheckpointWrite {
     var backlog: TableBacklog?
     var backlogged: [StateRun] = []
     var snapshot: Snapshot?
+    /// Dead letters of parked keys folded past up to `position`, written with the table.
+    var deadLetters: [(key: String, seq: Int64)] = []
 
     struct Snapshot {
         let chain: Int64
@@ -32,6 +34,7 @@ struct CheckpointWrite {
             let upsert = try StateUpsert(db, target: target)
             try upsert.write(StateRun.merged((backlog?.take() ?? []) + states))
             try ReadModel.savePosition(db, target: target, position: position, times: times)
+            if target.catalog != nil { try ParkedKeys.record(db, table: target.table, deadLetters) }
         } else if let backlog, !backlogged.isEmpty {
             backlog.add(backlogged)
         }
