@@ -223,7 +223,7 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     if (!abuf_put(&vm->last_key, key, key_len)) return luaL_error(L, "out of memory");
     vm->key_known = 1;
     // A parked key's events are dead letters, not folded (a count test when none is).
-    if (vm->parked.count && avm_parked_skip(vm, L, key, key_len, e->seq)) { lua_settop(L, base); return AVM_SKIPPED; }
+    if ((vm->parked.count || vm->only_parked) && avm_parked_skip(vm, L, key, key_len, e->seq)) { lua_settop(L, base); return AVM_SKIPPED; }
     // A slot found ahead stays valid (keys are only ever added here); a key not found
     // then may have been added since.
     long slot = a->slot >= 0 ? a->slot : states_find(vm, key, key_len, hash);

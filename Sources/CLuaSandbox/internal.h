@@ -226,6 +226,7 @@ struct avm {
     keymap parked;               // key -> slot; slot seq: the first seq not folded
     abuf dead;                   // dead letters since the last take: [u32 key_len][key][i64 seq]
     int key_known;               // last_key is the key of the event being applied
+    int only_parked;             // fold only the keys in `parked`, each up to its seq (a retry)
 };
 
 #define AVM_HOOK_COUNT 1000

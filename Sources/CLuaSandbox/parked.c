@@ -20,7 +20,8 @@ int avm_park_key(avm *vm, const char *key, size_t len, int64_t first_seq) {
 /// Whether the event at `seq` for `key` is a dead letter; if so it is recorded.
 int avm_parked_skip(avm *vm, lua_State *L, const char *key, size_t len, int64_t seq) {
     long slot = keymap_find(&vm->parked, key, len, keymap_hash(&vm->parked, key, len));
-    if (slot < 0 || seq < vm->parked.slots[slot].seq) return 0;
+    if (slot < 0) return vm->only_parked;  // a retry folds only its keys
+    if (seq < vm->parked.slots[slot].seq) return 0;
     unsigned char head[4], tail[8];
     for (int i = 0; i < 4; i++) head[i] = (unsigned char)((uint64_t)len >> (8 * i));
     for (int i = 0; i < 8; i++) tail[i] = (unsigned char)((uint64_t)seq >> (8 * i));
@@ -34,6 +35,8 @@ const char *avm_take_dead_letters(avm *vm, size_t *len) {
     vm->dead.len = 0;  // the bytes stay valid until the next record is written
     return vm->dead.data ? vm->dead.data : "";
 }
+
+void avm_fold_only_parked(avm *vm, int flag) { vm->only_parked = flag; }
 
 const char *avm_failed_key(const avm *vm, size_t *len) {
     *len = vm->last_key.len;

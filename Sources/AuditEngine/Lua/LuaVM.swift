@@ -205,6 +205,9 @@ final class LuaVM {
         if status != AVM_OK { throw LuaError(message: "not enough memory to park key \(key)", deterministic: false) }
     }
 
+    /// Folds only the parked keys' events, each up to its first seq (a retry).
+    func foldOnlyParked(_ flag: Bool) { avm_fold_only_parked(vm, flag ? 1 : 0) }
+
     /// The dead letters recorded since the last call, in seq order.
     func takeDeadLetters() -> [(key: String, seq: Int64)] {
         var length = 0

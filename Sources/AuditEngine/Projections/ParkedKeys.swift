@@ -105,3 +105,11 @@ enum ParkedKeys {
         }
     }
 }
+
+extension EventStore {
+    /// The keys parked in the live tables (of `projection` only, when given), by
+    /// projection and first seq.
+    public func parkedKeys(projection: String? = nil) throws -> [ParkedKey] {
+        try readTransaction { db in try ParkedKeys.list(db, projection: projection) }
+    }
+}

@@ -159,6 +159,15 @@ final class ProjectionRun {
         }
     }
 
+    /// A retry of one parked key (`EventStore.retryParked`): its checkpoint replaces the
+    /// key's parked row and dead letters.
+    struct Retry {
+        var key: String
+        /// Where it failed again (it stays parked from there); nil: it is parked no more.
+        var parkedAgain: ParkRequest?
+    }
+    var retrying: Retry?
+
     /// Dead letters folded past since the last checkpoint that wrote the table.
     private var pendingDeadLetters: [(key: String, seq: Int64)] = []
     /// A global projection with `merge`: each partition folds a contiguous range of each
@@ -310,6 +319,7 @@ final class ProjectionRun {
         if writesTable {
             storedPosition = position
             write.deadLetters = pendingDeadLetters.sorted { $0.seq < $1.seq }
+            write.retry = retrying
             pendingDeadLetters = []
             if cache != nil || needsMemory {
                 // The cache keeps a write's states as one run: when it is in use, or
