@@ -237,6 +237,14 @@ extension EventStore {
             options.note("\(name) is failed (\(error)); answered from its last good state, at seq \(record.position) of \(now.head)")
         }
         for name in folded { positions[name] = head }
+        // Parked keys hold their last good states: an answer that includes them says so.
+        let parked = Dictionary(grouping: try parkedKeys().filter { positions[$0.projection] != nil }, by: \.projection)
+        for (name, keys) in parked.sorted(by: { $0.key < $1.key }) {
+            let shown = keys.prefix(5).map(\.key).joined(separator: ", ") + (keys.count > 5 ? ", …" : "")
+            options.note(
+                "\(name) has \(keys.count) parked key\(keys.count == 1 ? "" : "s") (\(shown)), answered from their last good states; "
+                    + "see `audit dead-letters \(name)`")
+        }
         return CurrentStates(head: head, positions: positions, scratch: scratch)
     }
 
