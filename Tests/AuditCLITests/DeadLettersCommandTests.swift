@@ -24,21 +24,13 @@ struct DeadLettersCommandTests {
     /// A workspace with `events` events over 2,000 streams; streams o-7 and o-11 get a
     /// bad event at their 3rd, and o-13 a long loop (the instruction budget) at its 2nd.
     func workspace(events: Int) throws -> TempDir {
-        let dir = TempDir()
-        try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
-        try Self.projection.write(toFile: dir.path + "/projections/totals.lua", atomically: true, encoding: .utf8)
-        try audit(["init"], in: dir.path)
-        let lines = (0..<events).map { i in
+        try TempDir.workspace(projections: ["totals": Self.projection], events: (0..<events).map { i in
             let stream = i % 2000
             let round = i / 2000
             let bad = (stream == 7 || stream == 11) && round == 2 ? #","bad":true"# : ""
             let loop = stream == 13 && round == 1 ? #","loop":1000000"# : ""
             return #"{"stream":"o-\#(stream)","type":"Add","data":{"amount":\#(i % 97)\#(bad)\#(loop)}}"#
-        }
-        let file = dir.path + "/events.jsonl"
-        _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
-        return dir
+        })
     }
 
     @Test("replay parks the failing keys and exits 0; dead-letters lists them; state, query and projections say so")

@@ -15,17 +15,9 @@ struct ReplayCommandTests {
         """
 
     func workspace(events: Int) throws -> TempDir {
-        let dir = TempDir()
-        try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
-        try Self.projection.write(toFile: dir.path + "/projections/totals.lua", atomically: true, encoding: .utf8)
-        try audit(["init"], in: dir.path)
-        let lines = (0..<events).map { i in
+        try TempDir.workspace(projections: ["totals": Self.projection], events: (0..<events).map { i in
             #"{"stream":"o-\#(i % 2000)","type":"\#(i < 2000 ? "Placed" : "Added")","data":{"amount":\#(i % 97)}}"#
-        }
-        let file = dir.path + "/events.jsonl"
-        _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
-        return dir
+        })
     }
 
     func states(_ dir: TempDir) throws -> String {

@@ -136,6 +136,10 @@ struct ParkPropertyTests {
         let neverFailed = clean.filter { parked[String($0.prefix { $0 != " " })] == nil }
         #expect(try w.dump("p").filter { parked[String($0.prefix { $0 != " " })] == nil } == neverFailed)
 
+        // verify --projections refolds aside with the same parked set: no difference.
+        let check = try w.store.verifyProjections([try w.load("p")])
+        #expect(check.first?.status == .ok, "\(String(describing: check.first?.reason))")
+
         w.projection("p", Self.script(failing: false, version: 2))
         let outcome = try w.replay(["p"], .batches(11, parallel: 2))
         #expect(outcome.first?.status == .rebuilt)

@@ -13,7 +13,7 @@ final class Partition {
     var statesReadBack = 0
     var readingBack = Duration.zero
     /// Whether a deterministic failure parks its key instead of failing (`on_error =
-    /// "park"`, in a fold that can restart from its checkpoint: see `ProjectionRun.parks`).
+    /// "park"`, in a fold that can restart from its checkpoint: `ProjectionRun.honourParked`).
     var parks = false
     /// Keys whose handler failed deterministically, to park (the partition stops there).
     var parkRequests: [ParkRequest] = []
@@ -88,15 +88,15 @@ final class Partition {
         // the value that broke it can be seen without looking the event up.
         var data = String(decoding: UnsafeRawBufferPointer(start: event.data, count: event.data_len), as: UTF8.self)
         if data.count > 300 { data = String(data.prefix(300)) + "…" }
-        let deterministic = (error as? LuaError)?.deterministic ?? false
-        if parks, deterministic, let key = vm.failedKey {
-            parkRequests.append(ParkRequest(
-                key: key, seq: event.seq, error: "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)"))
+        let message = "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)"
+        // Only a failure the same events always give parks; CPU time and memory stop.
+        if parks, (error as? LuaError)?.deterministic == true, let key = vm.failedKey {
+            parkRequests.append(ParkRequest(key: key, seq: event.seq, error: message))
             return
         }
         failure = ProjectionError(
             projection: projection, seq: event.seq,
-            message: "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)",
+            message: message,
             deterministic: (error as? LuaError)?.deterministic ?? true)
     }
 }

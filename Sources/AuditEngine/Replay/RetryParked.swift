@@ -57,6 +57,11 @@ extension EventStore {
     /// Folds one parked key's events from its first seq to the table's position, alone,
     /// until it folds them all or parks again at the same seq twice.
     private func retry(_ parked: ParkedKey, projection: Projection, record: ProjectionRecord, options: ReplayOptions) throws -> RetryOutcome {
+        if parked.firstSeq > record.position {
+            // Parked by a replay killed before its next checkpoint: nothing was skipped yet.
+            try writeTransaction { db in try ParkedKeys.clear(db, table: projection.name, keys: [parked.key]) }
+            return RetryOutcome(key: parked.key, refolded: 0, parkedAgain: nil)
+        }
         var again: ParkRequest?
         while true {
             let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
