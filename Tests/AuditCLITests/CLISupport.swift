@@ -93,6 +93,23 @@ extension TempDir {
     }
 }
 
+/// Kills `replay` with SIGKILL once the build of projection `name` in `dir` has saved a
+/// checkpoint at `position` or past it (at most 60 s); returns the position it had.
+func killOnceBuilt(_ replay: RunningCommand, _ name: String, past position: Int, in dir: TempDir) -> Int {
+    let deadline = Date().addingTimeInterval(60)
+    var reached = 0
+    while Date() < deadline, replay.process.isRunning {
+        let out = try? sqlite("SELECT position FROM projection_builds WHERE name = '\(name)'", dir.path + "/audit.db")
+        reached = Int(out ?? "") ?? 0
+        if reached >= position { break }
+        usleep(10_000)
+    }
+    #expect(replay.process.isRunning, "the replay finished before it could be killed")
+    kill(replay.process.processIdentifier, SIGKILL)
+    _ = replay.wait()
+    return reached
+}
+
 /// Runs the sqlite3 tool and returns its output, without surrounding whitespace.
 func sqlite(_ sql: String, _ db: String) throws -> String {
     let process = Process()

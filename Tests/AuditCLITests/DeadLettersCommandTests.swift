@@ -102,16 +102,7 @@ struct DeadLettersCommandTests {
 
         let dir = try workspace(events: 200_000)
         let replay = try RunningCommand(["replay", "--checkpoint-every", "5000", "--batch-size", "1000", "--parallel", "2"], in: dir.path)
-        let deadline = Date().addingTimeInterval(60)
-        var position = 0
-        while Date() < deadline, replay.process.isRunning {
-            position = Int((try? sqlite("SELECT position FROM projection_builds WHERE name = 'totals'", dir.path + "/audit.db")) ?? "") ?? 0
-            if position >= 20_000 { break }
-            usleep(10_000)
-        }
-        #expect(replay.process.isRunning, "the replay finished before it could be killed")
-        kill(replay.process.processIdentifier, SIGKILL)
-        _ = replay.wait()
+        let position = killOnceBuilt(replay, "totals", past: 20_000, in: dir)
         #expect(position > 0 && position < 200_000)
 
         let resumed = try audit(["replay"], in: dir.path)

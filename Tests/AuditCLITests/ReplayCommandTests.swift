@@ -68,17 +68,7 @@ struct ReplayCommandTests {
         let dir = try workspace(events: 200_000)
         let replay = try RunningCommand(["replay", "--checkpoint-every", "5000", "--batch-size", "1000"], in: dir.path)
         // Kill it once it has saved a checkpoint part-way.
-        let deadline = Date().addingTimeInterval(60)
-        var position = 0
-        while Date() < deadline, replay.process.isRunning {
-            let out = try? sqlite("SELECT position FROM projection_builds WHERE name = 'totals'", dir.path + "/audit.db")
-            position = Int(out ?? "") ?? 0
-            if position >= 20_000 { break }
-            usleep(10_000)
-        }
-        #expect(replay.process.isRunning, "the replay finished before it could be killed")
-        kill(replay.process.processIdentifier, SIGKILL)
-        _ = replay.wait()
+        let position = killOnceBuilt(replay, "totals", past: 20_000, in: dir)
         #expect(position > 0 && position < 200_000)
 
         let resumed = try audit(["replay"], in: dir.path)
