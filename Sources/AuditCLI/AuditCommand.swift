@@ -19,6 +19,7 @@ public struct AuditCommand: ParsableCommand {
         subcommands: [
             Init.self, Append.self, Ingest.self, Events.self, Verify.self, Projections.self, Replay.self, State.self,
             Query.self, Report.self, Snapshot.self, Explain.self, Test.self, Export.self, VerifyExport.self, Keygen.self, Schedule.self,
+            DeadLetters.self,
         ]
     )
 

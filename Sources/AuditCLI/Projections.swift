@@ -10,7 +10,8 @@ extension AuditCommand {
                 rebuilds it) or new (never built). lag is the events after its position; events_per_s \
                 the rate of the last replay or catch-up that moved it. The database's projections the \
                 folder lacks are listed too. Exits 65 when a projection is failed, naming each with its \
-                error on stderr (for cron and monitoring).
+                error on stderr (for cron and monitoring). Keys parked by on_error = "park" leave a \
+                projection ok: it exits 0 with a warning naming how many (see audit dead-letters).
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -64,6 +65,10 @@ extension AuditCommand {
                 warn("audit: warning: the database holds \(lacking.joined(separator: ", ")), which \(workspace.projections)/ lacks (listed from the database)")
             }
             try warnAboutUnknownTypes(store, loaded)
+            // Parked keys leave the projection ok (exit 0), but said, for monitoring.
+            for (name, keys) in Dictionary(grouping: try store.parkedKeys(), by: \.projection).sorted(by: { $0.key < $1.key }) {
+                warn("audit: warning: projection \(name) has \(keys.count) parked key\(keys.count == 1 ? "" : "s") (first at seq \(keys.map(\.firstSeq).min()!)); see audit dead-letters \(name)")
+            }
             // For cron and monitoring: a failed projection is a failure of the command.
             if !failed.isEmpty {
                 for failure in failed { warn("audit: projection \(failure)") }

@@ -36,9 +36,7 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("Stop at this seq.", valueName: "seq")) var toSeq: Int64?
         @Option(help: ArgumentHelp("Events read per batch.", valueName: "n")) var batchSize = 20_000
         @Option(help: ArgumentHelp("Events between checkpoints (default: every 30 s of work, and whenever a VM is half full).", valueName: "n")) var checkpointEvery: Int?
-        @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
-        @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
-        @Option(help: ArgumentHelp("CPU seconds allowed per event (overrides the projections' own; default 0.25).", valueName: "s")) var seconds: Double?
+        @OptionGroup var limitOptions: LimitOptions
         @Flag(help: "Say on stderr where the replay's time went (what bounds it: see docs/operations.md).") var timings = false
         @Flag(help: "Go on: fold what is appended as it is committed, until SIGINT/SIGTERM.") var follow = false
 
@@ -46,26 +44,13 @@ extension AuditCommand {
             if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
             if let parallel, parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
             if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
-            if let memoryMb, memoryMb < 1 || memoryMb > LuaLimits.maxMemoryMB {
-                throw ValidationError("--memory-mb must be from 1 to \(LuaLimits.maxMemoryMB)")
-            }
             if follow, toSeq != nil { throw ValidationError("--follow follows the head: leave out --to-seq") }
-            if let instructions, instructions < 1 { throw ValidationError("--instructions must be at least 1") }
-            if let seconds, !(seconds > 0 && seconds <= LuaLimits.maxCPUSeconds) {
-                throw ValidationError("--seconds must be over 0 and at most \(Int(LuaLimits.maxCPUSeconds))")
-            }
         }
 
         func run() throws {
             let store = try follow ? openStoreToFollow() : openStore(global)
             var options = ReplayOptions()
-            if memoryMb != nil || instructions != nil || seconds != nil {
-                let defaults = LuaLimits.default
-                options.limits = LuaLimits(
-                    memoryBytes: memoryMb.map { $0 << 20 } ?? defaults.memoryBytes,
-                    instructionsPerEvent: instructions ?? defaults.instructionsPerEvent,
-                    cpuSecondsPerEvent: seconds ?? defaults.cpuSecondsPerEvent)
-            }
+            options.limits = limitOptions.limits
             // The top levels run under the limits of the run too.
             let loaded = try registered(workspace.loadProjections(names, limits: options.limits ?? .default), store: store)
             options.rebuild = rebuild

@@ -89,6 +89,10 @@ extension AuditCommand {
                     found = true
                 }
             } else if time.selection.isCurrent {
+                writer.parked = Dictionary(try store.parkedKeys(projection: name).map { ($0.key, $0.firstSeq) }, uniquingKeysWith: min)
+                if let key, let seq = writer.parked[key] {
+                    warn("audit: note: key \(key) of \(name) is parked since seq \(seq): its state is its last good one (see audit dead-letters \(name))")
+                }
                 try store.forEachState(projection: name, key: key, current: current.options(workspace, global)) { key, state in
                     try writer.row(key: key, state: state)
                     found = true
@@ -105,6 +109,8 @@ extension AuditCommand {
             }
             try writer.finish()
             if let key, !found {
+                // Parked at its first event: it has no good state yet, which the note said.
+                if writer.parked[key] != nil { return }
                 throw ProjectionError(projection: name, message: "no state for key \"\(key)\"")
             }
         }
@@ -151,6 +157,8 @@ struct StateWriter {
     private var out = Output()
     private var table: TabularWriter?
     private var rows = 0
+    /// Parked keys -> first seq not folded: their JSON lines say `"parked":{"first_seq":N}`.
+    var parked: [String: Int64] = [:]
 
     init(format: OutputFormat, columns: [String] = [], spreadsheetSafe: Bool = false) throws {
         self.format = format
@@ -177,6 +185,10 @@ struct StateWriter {
             try out.line { buffer in
                 if comma { buffer.append(UInt8(ascii: ",")) }
                 StateLine.append(key: key, state: state, to: &buffer)
+                if !parked.isEmpty, let seq = parked[String(decoding: key, as: UTF8.self)] {
+                    buffer.removeLast()  // the line's closing brace
+                    buffer.append(contentsOf: #","parked":{"first_seq":\#(seq)}}"#.utf8)
+                }
             }
         case .csv, .table:
             let state = String(decoding: state, as: UTF8.self)

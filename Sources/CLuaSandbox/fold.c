@@ -193,6 +193,7 @@ static int pending_absent(avm *vm, const char *key, size_t len) {
 /// Folds one event that was looked at; the stack is as it was after.
 static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a, int names) {
     if (!a->handler) return AVM_SKIPPED;
+    vm->key_known = 0;
     if (vm->next_cached) avm_ordered_reset(vm, L);  // next() starts afresh at each event
     int base = lua_gettop(L);
     int handler = a->handler;
@@ -225,6 +226,9 @@ static int apply_looked(avm *vm, lua_State *L, const avm_event *e, event_look *a
     }
     vm->last_key.len = 0;
     if (!abuf_put(&vm->last_key, key, key_len)) return luaL_error(L, "out of memory");
+    vm->key_known = 1;
+    // A parked key's events are dead letters, not folded (a count test when none is).
+    if ((vm->parked.count || vm->only_parked) && avm_parked_skip(vm, L, key, key_len, e->seq)) { lua_settop(L, base); return AVM_SKIPPED; }
     // A slot found ahead stays valid (keys are only ever added here); a key not found
     // then may have been added since.
     long slot = a->slot >= 0 ? a->slot : states_find(vm, key, key_len, hash);

@@ -221,6 +221,12 @@ struct avm {
     _Atomic uint64_t watch_fired;  // the serial the watchdog found over its CPU time (0: none)
     int error_deterministic;     // whether vm->error is one the same events always give
     int pending_absent;          // the key in `pending` has no stored state (fold.c)
+    // --- parked keys (parked.c): a projection with on_error = "park" skips the events of
+    // a parked key from its first failed seq on, recording each as a dead letter.
+    keymap parked;               // key -> slot; slot seq: the first seq not folded
+    abuf dead;                   // dead letters since the last take: [u32 key_len][key][i64 seq]
+    int key_known;               // last_key is the key of the event being applied
+    int only_parked;             // fold only the keys in `parked`, each up to its seq (a retry)
 };
 
 #define AVM_HOOK_COUNT 1000
@@ -328,6 +334,8 @@ static inline void states_prefetch_state(const avm *vm, long slot) {
 }
 /// The slot's state in memory is to be written at the next flush.
 void states_mark_dirty(avm *vm, lua_State *L, long slot);
+// parked.c
+int avm_parked_skip(avm *vm, lua_State *L, const char *key, size_t len, int64_t seq);
 /// Before replacing a changed state in memory without changing it: the next flush still
 /// writes the state as it was changed.
 void states_keep_for_flush(avm *vm, lua_State *L, long slot);

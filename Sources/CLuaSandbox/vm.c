@@ -117,6 +117,7 @@ avm *avm_new(size_t memory_limit, int64_t instruction_budget) {
     vm->ref_views = LUA_NOREF;
     vm->event_fields = AVM_FIELD_ALL;
     keymap_seed(&vm->keys);
+    keymap_seed(&vm->parked);
     avm_pool_init(&vm->pool);
     vm->L = lua_newstate(avm_alloc, vm);
     if (!vm->L) { free(vm); return NULL; }
@@ -148,6 +149,8 @@ void avm_free(avm *vm) {
     if (vm->L) lua_close(vm->L);
     vm->closing = 0;
     keymap_clear(vm, &vm->keys);
+    keymap_clear(vm, &vm->parked);
+    free(vm->dead.data);
     avm_limited_alloc(vm, vm->dirty, vm->dirty_cap * sizeof *vm->dirty, 0);
     avm_limited_alloc(vm, vm->chunk_arrays, vm->chunk_arrays_cap * sizeof *vm->chunk_arrays, 0);
     avm_pool_release(&vm->pool);

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// The `audit` executable built beside this test bundle.
 let auditExecutable: String = {
@@ -70,6 +71,43 @@ final class TempDir: Sendable {
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+extension TempDir {
+    /// A workspace: `projections` (name -> source) written to projections/, `audit init`
+    /// run, and `events` (JSONL lines) ingested with generated ids.
+    static func workspace(projections: [String: String] = [:], events: [String]) throws -> TempDir {
+        let dir = TempDir()
+        // Only with projections of its own: into an existing folder, init writes no example.
+        if !projections.isEmpty {
+            try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
+        }
+        for (name, source) in projections {
+            try source.write(toFile: dir.path + "/projections/\(name).lua", atomically: true, encoding: .utf8)
+        }
+        try audit(["init"], in: dir.path)
+        let file = dir.path + "/events.jsonl"
+        _ = FileManager.default.createFile(atPath: file, contents: Data(events.joined(separator: "\n").utf8))
+        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
+        return dir
+    }
+}
+
+/// Kills `replay` with SIGKILL once the build of projection `name` in `dir` has saved a
+/// checkpoint at `position` or past it (at most 60 s); returns the position it had.
+func killOnceBuilt(_ replay: RunningCommand, _ name: String, past position: Int, in dir: TempDir) -> Int {
+    let deadline = Date().addingTimeInterval(60)
+    var reached = 0
+    while Date() < deadline, replay.process.isRunning {
+        let out = try? sqlite("SELECT position FROM projection_builds WHERE name = '\(name)'", dir.path + "/audit.db")
+        reached = Int(out ?? "") ?? 0
+        if reached >= position { break }
+        usleep(10_000)
+    }
+    #expect(replay.process.isRunning, "the replay finished before it could be killed")
+    kill(replay.process.processIdentifier, SIGKILL)
+    _ = replay.wait()
+    return reached
 }
 
 /// Runs the sqlite3 tool and returns its output, without surrounding whitespace.

@@ -4,13 +4,7 @@ import Testing
 @Suite("Exports from the command line")
 struct ExportCommandTests {
     func workspace(events: Int) throws -> TempDir {
-        let dir = TempDir()
-        try audit(["init"], in: dir.path)
-        let lines = (0..<events).map { i in #"{"stream":"o-\#(i % 50)","type":"Placed","data":{"amount":\#(i)}}"# }
-        let file = dir.path + "/events.jsonl"
-        _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
-        return dir
+        try TempDir.workspace(events: (0..<events).map { i in #"{"stream":"o-\#(i % 50)","type":"Placed","data":{"amount":\#(i)}}"# })
     }
 
     @Test("kill -9 during an export: no complete-looking directory, the watermark does not move, the next run covers the same events")

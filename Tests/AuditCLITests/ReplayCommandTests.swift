@@ -15,17 +15,9 @@ struct ReplayCommandTests {
         """
 
     func workspace(events: Int) throws -> TempDir {
-        let dir = TempDir()
-        try FileManager.default.createDirectory(atPath: dir.path + "/projections", withIntermediateDirectories: true)
-        try Self.projection.write(toFile: dir.path + "/projections/totals.lua", atomically: true, encoding: .utf8)
-        try audit(["init"], in: dir.path)
-        let lines = (0..<events).map { i in
+        try TempDir.workspace(projections: ["totals": Self.projection], events: (0..<events).map { i in
             #"{"stream":"o-\#(i % 2000)","type":"\#(i < 2000 ? "Placed" : "Added")","data":{"amount":\#(i % 97)}}"#
-        }
-        let file = dir.path + "/events.jsonl"
-        _ = FileManager.default.createFile(atPath: file, contents: Data(lines.joined(separator: "\n").utf8))
-        #expect(try audit(["ingest", "--generate-ids", file], in: dir.path).status == 0)
-        return dir
+        })
     }
 
     func states(_ dir: TempDir) throws -> String {
@@ -76,17 +68,7 @@ struct ReplayCommandTests {
         let dir = try workspace(events: 200_000)
         let replay = try RunningCommand(["replay", "--checkpoint-every", "5000", "--batch-size", "1000"], in: dir.path)
         // Kill it once it has saved a checkpoint part-way.
-        let deadline = Date().addingTimeInterval(60)
-        var position = 0
-        while Date() < deadline, replay.process.isRunning {
-            let out = try? sqlite("SELECT position FROM projection_builds WHERE name = 'totals'", dir.path + "/audit.db")
-            position = Int(out ?? "") ?? 0
-            if position >= 20_000 { break }
-            usleep(10_000)
-        }
-        #expect(replay.process.isRunning, "the replay finished before it could be killed")
-        kill(replay.process.processIdentifier, SIGKILL)
-        _ = replay.wait()
+        let position = killOnceBuilt(replay, "totals", past: 20_000, in: dir)
         #expect(position > 0 && position < 200_000)
 
         let resumed = try audit(["replay"], in: dir.path)

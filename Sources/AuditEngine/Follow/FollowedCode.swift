@@ -126,6 +126,7 @@ extension ProjectionFollower {
         let builds = followed.compactMap(\.build).filter { $0.isActive && $0.position < head }
         let from = builds.map(\.position).min() ?? head
         try store.pass(builds, end: head, selection: EventSelection(types: []), options: sliced, states: store)
+        try restartParked(followed, \.build, options: sliced)
         let seconds = (ContinuousClock.now - started).seconds
         if let reached = builds.filter(\.isActive).map(\.position).min(), reached > from, seconds > 0 {
             let rate = Double(reached - from) / seconds

@@ -213,6 +213,7 @@ public final class ProjectionFollower: @unchecked Sendable {
                 passOptions.progress = options.replay.progress
                 let end = min(head, behind.map(\.position).min()! + Self.passLength)
                 try store.pass(behind, end: end, selection: EventSelection(types: []), options: passOptions, states: store)
+                try restartParked(followed, \.live, options: passOptions)
                 record(followed, head: head)
             }
             // Then a slice of the builds, so that neither waits for the other.
@@ -224,6 +225,15 @@ public final class ProjectionFollower: @unchecked Sendable {
             try waitForCommit(after: version, watcher: watcher, code: code, followed: followed, head: head)
         }
         return followed.compactMap(\.finalOutcome)
+    }
+
+    /// Parks the keys that failed in a pass of the runs at `run` (`on_error = "park"`),
+    /// and puts in each one's place a run that resumes from its checkpoint, as `replay` does.
+    func restartParked(_ followed: [FollowedProjection], _ run: ReferenceWritableKeyPath<FollowedProjection, ProjectionRun?>, options: ReplayOptions) throws {
+        let slots = followed.filter { $0[keyPath: run] != nil }
+        var runs = slots.map { $0[keyPath: run]! }
+        guard try store.restartParked(&runs, options: options) else { return }
+        for (slot, resumed) in zip(slots, runs) { slot[keyPath: run] = resumed }
     }
 
     /// The most seqs a pass over the log folds while following.

@@ -190,6 +190,47 @@ final class LuaVM {
         return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
     }
 
+    /// After a failed apply: the key of the event that failed, or nil when it failed
+    /// before its key was known.
+    var failedKey: String? {
+        var length = 0
+        guard let pointer = avm_failed_key(vm, &length) else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    }
+
+    /// Parks `key`: its events from `firstSeq` on are dead letters, not folded.
+    func park(key: String, firstSeq: Int64) throws {
+        var key = key
+        let status = key.withUTF8 { avm_park_key(vm, $0.baseAddress, $0.count, firstSeq) }
+        if status != AVM_OK { throw LuaError(message: "not enough memory to park key \(key)", deterministic: false) }
+    }
+
+    /// Folds only the parked keys' events, each up to its first seq (a retry).
+    func foldOnlyParked(_ flag: Bool) { avm_fold_only_parked(vm, flag ? 1 : 0) }
+
+    /// The dead letters recorded since the last call, in seq order.
+    func takeDeadLetters() -> [(key: String, seq: Int64)] {
+        var length = 0
+        let pointer = avm_take_dead_letters(vm, &length)
+        guard length > 0 else { return [] }
+        let bytes = UnsafeRawBufferPointer(start: pointer, count: length)
+        var letters: [(key: String, seq: Int64)] = []
+        var at = 0
+        func int(_ width: Int) -> UInt64 {
+            var value: UInt64 = 0
+            for i in 0..<width { value |= UInt64(bytes[at + i]) << (8 * UInt64(i)) }
+            at += width
+            return value
+        }
+        while at < length {
+            let keyLength = Int(int(4))
+            let key = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[at..<at + keyLength]), as: UTF8.self)
+            at += keyLength
+            letters.append((key, Int64(bitPattern: int(8))))
+        }
+        return letters
+    }
+
     /// Supplies a key's stored state (canonical JSON), or nil to start from `init(key)`.
     func provideState(key: String, json: String?) throws {
         var key = key

@@ -7,6 +7,12 @@ public struct Projection: Sendable {
         case stream, global, function
     }
 
+    /// What a deterministic handler failure does (`on_error`): stop the projection, or
+    /// park the failing key and go on with the others (`ParkedKeys`).
+    public enum OnError: String, Sendable {
+        case stop, park
+    }
+
     /// A column of the projection's SQL table, filled from the state field of its name.
     public struct Column: Sendable, Equatable {
         public var name: String
@@ -32,6 +38,8 @@ public struct Projection: Sendable {
     public let hasMerge: Bool
     /// When replay takes snapshots, and how many it keeps (`snapshot_every`, `snapshot_keep`).
     public let snapshots: SnapshotPolicy
+    /// `on_error`: what a deterministic handler failure does.
+    public let onError: OnError
 
     /// Its script and helper modules, as a build stores them (`CodeHistory`).
     public let code: ProjectionCode
@@ -50,7 +58,7 @@ public struct Projection: Sendable {
 
     /// The top-level fields a projection table may have.
     static let knownFields: Set<String> = [
-        "version", "streams", "key", "init", "on", "columns", "limits", "merge", "snapshot_every", "snapshot_keep",
+        "version", "streams", "key", "init", "on", "columns", "limits", "merge", "snapshot_every", "snapshot_keep", "on_error",
     ]
     static let columnTypes: Set<String> = ["text", "integer", "real", "numeric"]
     /// A fresh sandboxed VM with this projection loaded.
@@ -124,7 +132,7 @@ extension Projection {
         // Run the script once in a VM to read its spec.
         let probe = Projection(
             name: code.name, file: file, version: 0, codeHash: code.hash, streams: nil, key: .stream, handledTypes: [],
-            columns: [], limits: defaultLimits, hasMerge: false, snapshots: .default, code: code, modules: modules,
+            columns: [], limits: defaultLimits, hasMerge: false, snapshots: .default, onError: .stop, code: code, modules: modules,
             eventFields: EventFields.used(by: sources))
         let vm = try probe.makeVM()
         let spec: JSONValue
@@ -210,10 +218,21 @@ extension Projection {
         case .int(let n)? where n >= 1 && n <= 1000: snapshots.keep = Int(n)
         default: throw fail("'snapshot_keep' must be an integer from 1 to 1000")
         }
+        var onError = OnError.stop
+        switch spec["on_error"] {
+        case nil: break
+        case .string(let value)?:
+            guard let parsed = OnError(rawValue: value) else { throw fail("'on_error' must be \"stop\" or \"park\", not \"\(value)\"") }
+            onError = parsed
+        default: throw fail("'on_error' must be \"stop\" or \"park\"")
+        }
+        if onError == .park, key == .global {
+            throw fail("on_error = \"park\" needs a keyed projection: global projections can only stop")
+        }
         self.init(
             name: probe.name, file: probe.file, version: version, codeHash: probe.codeHash,
             streams: spec["streams"]?.stringValue, key: key, handledTypes: handled, columns: columns, limits: limits,
-            hasMerge: hasMerge, snapshots: snapshots, code: probe.code, modules: probe.modules, eventFields: probe.eventFields)
+            hasMerge: hasMerge, snapshots: snapshots, onError: onError, code: probe.code, modules: probe.modules, eventFields: probe.eventFields)
     }
 
     /// Loads every `*.lua` in `directory` (not in lib/), sorted by name. A file that

@@ -130,6 +130,7 @@ enum ReadModel {
     static func startBuild(_ db: Database, projection: Projection, target: ReadModelTarget) throws {
         try db.execute(sql: "DROP TABLE IF EXISTS \(target.quotedTable)")
         try db.execute(sql: target.createSQL)
+        try ParkedKeys.clear(db, table: target.table)
         let now = Timestamp.now().description
         try db.execute(
             sql: """
@@ -190,6 +191,7 @@ enum ReadModel {
                 times.maxOccurredAt, times.maxRecordedAt,
             ])
         try db.execute(sql: "DELETE FROM projection_builds WHERE name = ?", arguments: [projection.name])
+        try ParkedKeys.promote(db, projection: projection.name)
     }
 }
 

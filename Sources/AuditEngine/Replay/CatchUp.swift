@@ -191,9 +191,11 @@ extension EventStore {
                 try db.execute(sql: target.createSQL)
                 try db.execute(sql: "INSERT INTO main.\(target.quotedTable) (\(columns)) SELECT \(columns) FROM store.\(target.quotedTable)")
             }
-            runs.append(try ProjectionRun(
+            let run = try ProjectionRun(
                 projection: projection, target: target, position: record.position, times: FoldedTimes(record),
-                limits: options.limits, parallel: 1))
+                limits: options.limits, parallel: 1)
+            try run.honourParked(readTransaction { try ParkedKeys.firstSeqs($0, liveOf: projection) }, restarts: false)
+            runs.append(run)
         }
         var replay = ReplayOptions()
         replay.checkpointSeconds = .infinity  // nothing to resume: written once, at the end
@@ -228,6 +230,14 @@ extension EventStore {
             options.note("\(name) is failed (\(error)); answered from its last good state, at seq \(record.position) of \(now.head)")
         }
         for name in folded { positions[name] = head }
+        // Parked keys hold their last good states: an answer that includes them says so.
+        let parked = Dictionary(grouping: try parkedKeys().filter { positions[$0.projection] != nil }, by: \.projection)
+        for (name, keys) in parked.sorted(by: { $0.key < $1.key }) {
+            let shown = keys.prefix(5).map(\.key).joined(separator: ", ") + (keys.count > 5 ? ", …" : "")
+            options.note(
+                "\(name) has \(keys.count) parked key\(keys.count == 1 ? "" : "s") (\(shown)), answered from their last good states; "
+                    + "see `audit dead-letters \(name)`")
+        }
         return CurrentStates(head: head, positions: positions, scratch: scratch)
     }
 

@@ -17,6 +17,10 @@ struct CheckpointWrite {
     var backlog: TableBacklog?
     var backlogged: [StateRun] = []
     var snapshot: Snapshot?
+    /// Dead letters of parked keys folded past up to `position`, written with the table.
+    var deadLetters: [(key: String, seq: Int64)] = []
+    /// The parked key a retry folded (its parked row and dead letters are replaced).
+    var retry: ProjectionRun.Retry?
 
     struct Snapshot {
         let chain: Int64
@@ -32,6 +36,11 @@ struct CheckpointWrite {
             let upsert = try StateUpsert(db, target: target)
             try upsert.write(StateRun.merged((backlog?.take() ?? []) + states))
             try ReadModel.savePosition(db, target: target, position: position, times: times)
+            if let retry {
+                try ParkedKeys.clear(db, table: target.table, keys: [retry.key])
+                if let again = retry.parkedAgain { try ParkedKeys.park(db, table: target.table, [again]) }
+            }
+            if target.catalog != nil { try ParkedKeys.record(db, table: target.table, deadLetters) }
         } else if let backlog, !backlogged.isEmpty {
             backlog.add(backlogged)
         }

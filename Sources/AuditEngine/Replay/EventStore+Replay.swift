@@ -53,12 +53,17 @@ extension EventStore {
         // Passes until every build has caught up with the head (appends may arrive
         // while it builds), at most a few.
         var timings = ReplayTimings()
-        for _ in 0..<4 {
+        var passes = 0
+        while passes < 4 {
             let head = try self.head().seq
             let end = min(options.toSeq ?? head, head)
             timings += try pass(
                 runs.filter { $0.isActive && ($0.position < end || $0.wantsSnapshot) }, end: end,
                 selection: EventSelection(types: []), options: options, states: self)
+            // Keys that failed are parked and their runs start again from their checkpoints
+            // (each restart parks at least one more key, so this ends).
+            if try restartParked(&runs, options: options) { continue }
+            passes += 1
             let promotable = runs.filter { $0.isActive && $0.target.isBuild && $0.position >= head }
             if !promotable.isEmpty {
                 try promote(promotable)
@@ -92,6 +97,32 @@ extension EventStore {
                 timings: timings)
         }
         return projections.compactMap { outcomes[$0.name] }
+    }
+
+    /// Parks the keys the runs found failing, and replaces each such run by one resumed
+    /// from its last checkpoint that skips their events (`ParkedKeys`).
+    /// - Returns: whether any run was restarted.
+    func restartParked(_ runs: inout [ProjectionRun], options: ReplayOptions) throws -> Bool {
+        let parking = runs.filter { $0.failure == nil && $0.needsRestart }
+        guard !parking.isEmpty else { return false }
+        try writeTransaction { db in
+            for run in parking {
+                try ParkedKeys.park(db, table: run.target.table, run.parkRequests)
+                guard let record = try ReadModel.record(db, name: run.projection.name, build: run.target.isBuild) else { continue }
+                let resumed = try ProjectionRun(
+                    projection: run.projection, target: run.target, position: record.position, times: FoldedTimes(record),
+                    limits: options.limits, parallel: options.parallel, cacheBudget: options.stateCacheBudget)
+                try scheduleSnapshots(resumed, db, options: options)
+                try resumed.honourParked(ParkedKeys.firstSeqs(db, table: run.target.table), restarts: true)
+                runs[runs.firstIndex { $0 === run }!] = resumed
+            }
+        }
+        for run in parking {
+            for request in run.parkRequests {
+                logger.warning("projection \(run.projection.name): key \(request.key) parked at seq \(request.seq): \(request.error)")
+            }
+        }
+        return true
     }
 
     /// Moves the positions of `skipping` at the head over the events they do not
@@ -275,7 +306,10 @@ extension EventStore {
             times = FoldedTimes(build)
         } else {
             try ReadModel.startBuild(db, projection: projection, target: target)
-            if options.useSnapshots, let start = try startFromSnapshot(db, projection: projection, target: target) {
+            // A snapshot does not say which keys its fold had parked: a parking
+            // projection builds from seq 1.
+            if options.useSnapshots, projection.onError == .stop,
+               let start = try startFromSnapshot(db, projection: projection, target: target) {
                 (position, times) = start
             }
         }
@@ -283,6 +317,7 @@ extension EventStore {
             projection: projection, target: target, position: position, times: times, limits: options.limits,
             parallel: options.parallel, cacheBudget: options.stateCacheBudget)
         try scheduleSnapshots(run, db, options: options)
+        try run.honourParked(ParkedKeys.firstSeqs(db, table: target.table), restarts: true)
         return run
     }
 
@@ -309,6 +344,7 @@ extension EventStore {
             projection: projection, target: target, position: live.position, times: FoldedTimes(live),
             limits: options.limits, parallel: options.parallel, cacheBudget: options.stateCacheBudget)
         try scheduleSnapshots(run, db, options: options)
+        try run.honourParked(ParkedKeys.firstSeqs(db, table: target.table), restarts: true)
         return run
     }
 
@@ -422,7 +458,7 @@ private final class ParallelFold<States: StateDatabase>: @unchecked Sendable {
     func run(task index: Int) {
         let (run, p) = tasks[index]
         let partition = run.partitions[p]
-        guard partition.failure == nil else { return }
+        guard partition.failure == nil, partition.parkRequests.isEmpty else { return }
         let count = run.partitions.count
         let from = batch.firstRow(after: run.position)
         func fold(_ lookup: (String) throws -> String?) {

@@ -104,6 +104,7 @@ extension EventStore {
                 checks[projection.name] = check
                 let run = try ProjectionRun(
                     projection: projection, target: target, position: start, limits: options.limits, parallel: options.parallel)
+                try run.honourParked(ParkedKeys.firstSeqs(db, liveOf: projection), restarts: false)
                 runs.append((run, position))
             }
         }

@@ -12,6 +12,11 @@ final class Partition {
     /// were never in this VM), and the time that took.
     var statesReadBack = 0
     var readingBack = Duration.zero
+    /// Whether a deterministic failure parks its key instead of failing (`on_error =
+    /// "park"`, in a fold that can restart from its checkpoint: `ProjectionRun.honourParked`).
+    var parks = false
+    /// Keys whose handler failed deterministically, to park (the partition stops there).
+    var parkRequests: [ParkRequest] = []
 
     init(vm: LuaVM) {
         self.vm = vm
@@ -83,9 +88,15 @@ final class Partition {
         // the value that broke it can be seen without looking the event up.
         var data = String(decoding: UnsafeRawBufferPointer(start: event.data, count: event.data_len), as: UTF8.self)
         if data.count > 300 { data = String(data.prefix(300)) + "…" }
+        let message = "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)"
+        // Only a failure the same events always give parks; CPU time and memory stop.
+        if parks, (error as? LuaError)?.deterministic == true, let key = vm.failedKey {
+            parkRequests.append(ParkRequest(key: key, seq: event.seq, error: message))
+            return
+        }
         failure = ProjectionError(
             projection: projection, seq: event.seq,
-            message: "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)",
+            message: message,
             deterministic: (error as? LuaError)?.deterministic ?? true)
     }
 }
@@ -128,7 +139,37 @@ final class ProjectionRun {
     var failure: ProjectionError? {
         checkpointFailure ?? partitions.compactMap(\.failure).min { ($0.seq ?? 0) < ($1.seq ?? 0) }
     }
-    var isActive: Bool { failure == nil }
+    var isActive: Bool { failure == nil && !needsRestart }
+
+    /// The keys its partitions found failing, to park before the run starts again from
+    /// its checkpoint (`EventStore.replay`): the restarted run skips their events from
+    /// the failed seq on, so each parked key holds the state its last good event left.
+    var parkRequests: [ParkRequest] { partitions.flatMap(\.parkRequests) }
+    var needsRestart: Bool { partitions.contains { !$0.parkRequests.isEmpty } }
+
+    /// Makes a deterministic failure park its key (`on_error = "park"`), and skips the
+    /// events of the keys in `parked` (key -> first seq not folded) as dead letters.
+    /// - Parameter restarts: whether the fold can restart from its checkpoint after
+    ///   parking a key (a replay); without, a new failure fails the fold as `stop` does.
+    func honourParked(_ parked: [String: Int64], restarts: Bool) throws {
+        guard projection.onError == .park else { return }
+        for partition in partitions {
+            partition.parks = restarts
+            for (key, seq) in parked { try partition.vm.park(key: key, firstSeq: seq) }
+        }
+    }
+
+    /// A retry of one parked key (`EventStore.retryParked`): its checkpoint replaces the
+    /// key's parked row and dead letters.
+    struct Retry {
+        var key: String
+        /// Where it failed again (it stays parked from there); nil: it is parked no more.
+        var parkedAgain: ParkRequest?
+    }
+    var retrying: Retry?
+
+    /// Dead letters folded past since the last checkpoint that wrote the table.
+    private var pendingDeadLetters: [(key: String, seq: Int64)] = []
     /// A global projection with `merge`: each partition folds a contiguous range of each
     /// batch, and the partial states are merged in seq order into partition 0's.
     let mergesRanges: Bool
@@ -219,6 +260,9 @@ final class ProjectionRun {
             DispatchQueue.concurrentPerform(iterations: flushing.count) { slots.flush($0) }
         }
         flushed = []
+        if projection.onError == .park {
+            for partition in flushing { pendingDeadLetters += partition.vm.takeDeadLetters() }
+        }
         for (index, result) in results.enumerated() {
             switch result {
             case .success(let states)?: flushed.append(states)
@@ -274,6 +318,9 @@ final class ProjectionRun {
         tableWrite = nil
         if writesTable {
             storedPosition = position
+            write.deadLetters = pendingDeadLetters.sorted { $0.seq < $1.seq }
+            write.retry = retrying
+            pendingDeadLetters = []
             if cache != nil || needsMemory {
                 // The cache keeps a write's states as one run: when it is in use, or
                 // starts now (a VM is full), that run is merged here, with the backlog,

@@ -367,6 +367,28 @@ enum Schema {
                 ) STRICT, WITHOUT ROWID;
                 """)
         }
+        // v11: keys parked by a projection with on_error = "park" (`ParkedKeys`), per
+        // table (a build's parked set is its own until it is promoted with the table),
+        // and their dead letters: the events of a parked key from its first failure on,
+        // not folded. Written in the checkpoint's transaction.
+        migrator.registerMigration("v11-parked-keys") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_parked_keys (
+                    projection TEXT    NOT NULL,
+                    key        TEXT    NOT NULL,
+                    first_seq  INTEGER NOT NULL CHECK (first_seq >= 1),
+                    error      TEXT    NOT NULL,
+                    parked_at  TEXT    NOT NULL,
+                    PRIMARY KEY (projection, key)
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE audit_dead_letters (
+                    projection TEXT    NOT NULL,
+                    key        TEXT    NOT NULL,
+                    seq        INTEGER NOT NULL,
+                    PRIMARY KEY (projection, key, seq)
+                ) STRICT, WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -409,6 +431,7 @@ enum Schema {
         "v8-strict-events": "events, chain_head and event_correlations rebuilt as STRICT tables (every value has the storage class the engine writes), and a trigger that lets INSERT only append (no REPLACE or UPSERT of a stored event)",
         "v9-schedule-attempts": "the record of each attempt of a scheduled export, for retries with backoff",
         "v10-code-history": "the code of every projection build (audit_code) and the registered projections",
+        "v11-parked-keys": "keys parked by projections with on_error = \"park\" and their dead letters (audit_parked_keys, audit_dead_letters)",
     ]
 
     /// Whether `identifier` names a migration of a later build: `v<number>-<name>`,

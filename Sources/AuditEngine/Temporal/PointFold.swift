@@ -92,6 +92,7 @@ final class PointFold {
             let run = try ProjectionRun(
                 projection: projection, target: target, position: view?.seq ?? 0, limits: options.limits, parallel: options.parallel)
             run.base = base
+            try run.honourParked(store.readTransaction { try ParkedKeys.firstSeqs($0, liveOf: projection) }, restarts: false)
             return Member(projection: projection, run: run, base: base)
         }
     }
@@ -183,6 +184,7 @@ final class PointFold {
             projection: member.projection, target: target, position: view?.seq ?? 0, limits: options.limits,
             parallel: options.parallel)
         run.base = base
+        try run.honourParked(store.readTransaction { try ParkedKeys.firstSeqs($0, liveOf: member.projection) }, restarts: false)
         var selection = EventSelection(types: [], asOf: point.asOf)
         selection.stream = stream
         try fold([run], end: end, selection)

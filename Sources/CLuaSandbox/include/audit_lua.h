@@ -104,6 +104,19 @@ int avm_checks_directly(const avm *vm);
 int avm_apply_batch(avm *vm, avm_batch *batch);
 /// The key the last applied (or state-needing) event went to.
 const char *avm_last_key(const avm *vm, size_t *len);
+/// After a failed apply: the key of the event that failed, or NULL when the failure came
+/// before its key was known (the key function, or building the event).
+const char *avm_failed_key(const avm *vm, size_t *len);
+/// Parks `key`: its events from `first_seq` on are skipped and recorded as dead letters
+/// (on_error = "park"). Returns AVM_OK, or AVM_ERROR when memory is short.
+int avm_park_key(avm *vm, const char *key, size_t len, int64_t first_seq);
+/// When set, events of keys not parked are skipped (not recorded): a retry folds the
+/// parked keys' events up to each one's seq, and only those.
+void avm_fold_only_parked(avm *vm, int flag);
+/// The dead letters recorded since the last call, as [u32 key_len][key][i64 seq]
+/// records (little-endian, in seq order); taking them empties the list. Valid until
+/// the next call into the VM.
+const char *avm_take_dead_letters(avm *vm, size_t *len);
 /// The key whose state AVM_NEED_STATE asked for.
 const char *avm_pending_key(const avm *vm, size_t *len);
 /// Supplies a key's stored state (canonical JSON), or NULL to start it from init(key).
