@@ -41,9 +41,11 @@ extension AuditCommand {
 
         func run() throws {
             guard let points = try series.points(time) else { return }
-            let store = try openStore(global, access: .readOnly)
             let (text, source, parameters) = try query.load(workspace)
+            // Before the read-only open: a read without locks (no -wal file) refuses a
+            // database that was written while it read.
             if let name = query.name { Self.record(name, text: text, source: source, global) }
+            let store = try openStore(global, access: .readOnly)
             let projections = try workspace.loadableProjections()
             var options = TemporalOptions()
             options.useSnapshots = !noSnapshots
