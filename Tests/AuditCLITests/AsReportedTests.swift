@@ -18,12 +18,7 @@ struct AsReportedTests {
     /// changed fine_balances (balances doubled), a rebuild, a late payment and a second
     /// export. Returns the folder and K.
     static func workspace() throws -> (TempDir, String) {
-        let dir = TempDir()
-        for folder in ["projections", "queries"] {
-            try FileManager.default.copyItem(atPath: repositoryRoot + "/" + folder, toPath: dir.path + "/" + folder)
-        }
-        try #require(try audit(["init"], in: dir.path).status == 0)
-        try #require(try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: dir.path).status == 0)
+        let dir = try roadFinesWorkspace()
         try #require(try audit(["replay"], in: dir.path).status == 0)
         let first = try audit(["export", "--query", "outstanding_fines", "--format", "csv", "--out", "exports/1"], in: dir.path)
         try #require(first.status == 0, "\(first.stderr)")

@@ -123,3 +123,15 @@ func sqlite(_ sql: String, _ db: String) throws -> String {
     process.waitUntilExit()
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
+
+/// A folder with the repository's projections and saved queries, initialised, holding
+/// the road-fines log (docs/data/road-fines.jsonl).
+func roadFinesWorkspace() throws -> TempDir {
+    let dir = TempDir()
+    for folder in ["projections", "queries"] {
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/" + folder, toPath: dir.path + "/" + folder)
+    }
+    try #require(try audit(["init"], in: dir.path).status == 0)
+    try #require(try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: dir.path).status == 0)
+    return dir
+}

@@ -10,12 +10,7 @@ struct SeriesCommandTests {
     /// C18200 made on 2005-11-30 but recorded now; returns the folder and a time
     /// between the log and the payment.
     static func workspace() throws -> (TempDir, String) {
-        let dir = TempDir()
-        for folder in ["projections", "queries"] {
-            try FileManager.default.copyItem(atPath: repositoryRoot + "/" + folder, toPath: dir.path + "/" + folder)
-        }
-        try #require(try audit(["init"], in: dir.path).status == 0)
-        try #require(try audit(["ingest", repositoryRoot + "/docs/data/road-fines.jsonl"], in: dir.path).status == 0)
+        let dir = try roadFinesWorkspace()
         usleep(20_000)
         let before = try #require(try audit(["events", "--format", "jsonl"], in: dir.path).stdout.split(separator: "\n").last)
         let recorded = try #require(try JSONSerialization.jsonObject(with: Data(before.utf8)) as? [String: Any])["recorded_at"] as! String
