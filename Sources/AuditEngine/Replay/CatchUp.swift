@@ -76,16 +76,16 @@ extension EventStore {
         // Behind only by events none of its handlers takes, a projection is current as
         // its table is; a store that is written moves its position (`skipUnhandled`) so
         // that the table says so too (an export's manifest records it).
-        let writes = options.catchUp && (!isReadOnly || options.mayOpenForWriting && Self.mayWrite(path))
-        var lagging = names.filter {
-            start.records[$0]!.status == "ok" && start.records[$0]!.position < start.head
-                && (writes || !start.currentUnfolded.contains($0))
-        }
+        let behind = names.filter { start.records[$0]!.status == "ok" && start.records[$0]!.position < start.head }
+        // Asked only when something is behind: a read of current tables makes no syscall for it.
+        let opensWriter = options.catchUp && isReadOnly && options.mayOpenForWriting && !behind.isEmpty && Self.mayWrite(path)
+        let writes = options.catchUp && (!isReadOnly || opensWriter)
+        var lagging = behind.filter { writes || !start.currentUnfolded.contains($0) }
         if !options.catchUp || lagging.isEmpty {
             for name in lagging { options.note("\(name) is at seq \(start.records[name]!.position) of \(start.head)") }
             return try answered(names, head: start.head, scratch: nil, folded: start.currentUnfolded, read: start, options: options)
         }
-        if isReadOnly, options.mayOpenForWriting, Self.mayWrite(path), let writer = try Self.currentWriter(path) {
+        if opensWriter, let writer = try Self.currentWriter(path) {
             let states = try writer.currentStates(names, options: options)
             states.store = writer
             return states
