@@ -20,7 +20,7 @@ enum EngineRecords {
     /// `contains` as a SQL condition on `events`, by each stream prefix's byte range
     /// ('.' is the byte after '-'), so that no SQL function is called per row.
     static let condition = """
-        ((type = 'CodeBuilt' AND stream >= 'audit-code-' AND stream < 'audit-code.') \
-        OR (type = 'QueryRecorded' AND stream >= 'audit-query-' AND stream < 'audit-query.'))
+        ((type = '\(CodeHistory.eventType)' AND stream >= 'audit-code-' AND stream < 'audit-code.') \
+        OR (type = '\(QueryTexts.eventType)' AND stream >= 'audit-query-' AND stream < 'audit-query.'))
         """
 }

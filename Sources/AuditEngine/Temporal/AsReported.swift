@@ -18,10 +18,9 @@ extension EventStore {
     ///
     /// - Complexity: one pass over the recorded builds (a few rows per projection).
     public func buildsLive(at time: Timestamp) throws -> [String: ReportedBuild] {
-        let builds = try projectionBuilds()
-        return try readTransaction { db in
+        try readTransaction { db in
             var live: [String: ReportedBuild] = [:]
-            for build in builds {
+            for build in try CodeHistory.builds(db) {
                 guard let row = try Row.fetchOne(
                     db, sql: "SELECT recorded_at, data FROM events WHERE seq = ? AND type = ?", arguments: [build.eventSeq, CodeHistory.eventType])
                 else { continue }
