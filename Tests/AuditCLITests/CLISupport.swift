@@ -35,10 +35,7 @@ final class RunningCommand {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "AUDIT_DB")
-        env.merge(environment) { $1 }
-        process.environment = env
+        process.environment = commandEnvironment(environment)
         process.standardOutput = out
         process.standardError = err
         let input = Pipe()
@@ -56,6 +53,17 @@ final class RunningCommand {
             status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self))
     }
+}
+
+/// The environment a command under test runs in: this process's without `$AUDIT_DB`
+/// (a test names its database, or means ./audit.db), `searchedFirst` put at the front
+/// of `PATH`, and `extra` on top.
+func commandEnvironment(_ extra: [String: String] = [:], searchedFirst: String? = nil) -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    env.removeValue(forKey: "AUDIT_DB")
+    if let searchedFirst { env["PATH"] = searchedFirst + ":" + (env["PATH"] ?? "/usr/bin:/bin") }
+    env.merge(extra) { $1 }
+    return env
 }
 
 /// Runs `audit ARGUMENTS` in `directory` and waits for it.

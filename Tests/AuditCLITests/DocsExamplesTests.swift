@@ -94,10 +94,7 @@ struct DocsExamplesTests {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-c", example.line]
             process.currentDirectoryURL = URL(fileURLWithPath: folder)
-            var env = ProcessInfo.processInfo.environment
-            env["PATH"] = bin + ":" + (env["PATH"] ?? "/usr/bin:/bin")
-            env.removeValue(forKey: "AUDIT_DB")
-            process.environment = env
+            process.environment = commandEnvironment(searchedFirst: bin)
             let err = Pipe()
             process.standardError = err
             process.standardOutput = FileHandle.nullDevice

@@ -22,10 +22,7 @@ final class BackgroundCommand {
             process.arguments = arguments
         }
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "AUDIT_DB")
-        env["AUDIT"] = auditExecutable
-        process.environment = env
+        process.environment = commandEnvironment(["AUDIT": auditExecutable])
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)

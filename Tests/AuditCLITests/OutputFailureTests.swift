@@ -8,10 +8,7 @@ func shell(_ script: String, in directory: String) throws -> CommandResult {
     process.executableURL = URL(fileURLWithPath: "/bin/bash")
     process.arguments = ["-c", script]
     process.currentDirectoryURL = URL(fileURLWithPath: directory)
-    var env = ProcessInfo.processInfo.environment
-    env["PATH"] = URL(fileURLWithPath: auditExecutable).deletingLastPathComponent().path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
-    env.removeValue(forKey: "AUDIT_DB")
-    process.environment = env
+    process.environment = commandEnvironment(searchedFirst: URL(fileURLWithPath: auditExecutable).deletingLastPathComponent().path)
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -18,9 +18,7 @@ struct ReadOnlyCommandTests {
             process.arguments = arguments
         }
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "AUDIT_DB")
-        process.environment = env
+        process.environment = commandEnvironment()
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
