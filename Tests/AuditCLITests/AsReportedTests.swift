@@ -88,6 +88,16 @@ struct AsReportedTests {
             let spoof = try audit(["append", "--stream", stream, "--type", type, "--data", "{}"], in: dir.path)
             #expect(spoof.status == 65 && spoof.stderr.contains("is a record the engine appends about itself"), "\(spoof.stderr)")
         }
+        // The same through ingest, naming the line.
+        let line = #"{"id":"q1","stream":"audit-query-x","type":"QueryRecorded","data":{}}"# + "\n"
+        let ingested = try audit(["ingest", "-"], in: dir.path, stdin: line)
+        #expect(ingested.status == 65 && ingested.stderr.contains("<stdin>:1: a \"QueryRecorded\" event") && ingested.stderr.contains("is a record the engine appends about itself"), "\(ingested.stderr)")
+        // A catch-all projection sees the exports' outcomes but neither kind of record.
+        try #"return { on = { ["*"] = function(s, e) s.n = (s.n or 0) + 1 end } }"#
+            .write(toFile: dir.path + "/projections/all.lua", atomically: true, encoding: .utf8)
+        #expect(try audit(["replay", "--add", "all"], in: dir.path).status == 0)
+        let keys = try audit(["state", "all", "--format", "csv"], in: dir.path).stdout
+        #expect(keys.contains("audit-export-outstanding_fines,") && !keys.contains("audit-query-") && !keys.contains("audit-code-"), "\(keys)")
         #expect(try audit(["verify"], in: dir.path).status == 0)
         // An export lists the code of the projections its query read, as files of its own.
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/exports/1")
