@@ -70,6 +70,7 @@ void avm_reset_budget(avm *vm) {
     vm->string_exceeded = 0;
     vm->cpu_exceeded = 0;
     vm->spent_in = NULL;
+    vm->limit_where[0] = 0;
     // The last call's output has been read by now: a large one is given back, so that
     // beside the limit the VM keeps at most an eighth of it (see json_room).
     if (vm->out.cap > ((size_t)1 << 20) && vm->out.cap > vm->mem_limit / 8) {
@@ -87,9 +88,22 @@ void avm_stop_soon(avm *vm) {
     set_period(vm, 1, 1);
 }
 
+/// Notes where the script was when a limit was hit: the innermost Lua function (a C
+/// function that charged its work is named by `spent_in`), as "chunk:line", so that the
+/// error names the file and line as a handler's own error does.
+static void note_where(lua_State *L, avm *vm) {
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+        snprintf(vm->limit_where, sizeof vm->limit_where, "%s:%d: ", ar.short_src, ar.currentline);
+        return;
+    }
+}
+
 /// Raises the error of the limit hit; from now on the hook fires at every instruction,
 /// so a script that catches the error is stopped again at its next instruction.
 static void raise_limit(lua_State *L, avm *vm) {
+    if (!vm->limit_where[0]) note_where(L, vm);
     if (vm->hook_period != 1) {
         vm->phase_left = AVM_HOOK_COUNT;
         set_period(vm, 1, 1);
@@ -156,12 +170,12 @@ void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministic) {
     *deterministic = 1;
     if (vm->string_exceeded) {
-        snprintf(buf, size, "string size limit of %zu MB exceeded (a string of %zu bytes was to be made)", vm->max_string >> 20, vm->refused_string);
+        snprintf(buf, size, "%sstring size limit of %zu MB exceeded (a string of %zu bytes was to be made)", vm->limit_where, vm->max_string >> 20, vm->refused_string);
     } else if (vm->budget_exceeded && vm->spent_in) {
-        snprintf(buf, size, "instruction budget of %lld instructions exceeded in %s (C functions are charged for the work they do: see the sandbox in docs/projections.md)",
-                 (long long)vm->budget, vm->spent_in);
+        snprintf(buf, size, "%sinstruction budget of %lld instructions exceeded in %s (C functions are charged for the work they do: see the sandbox in docs/projections.md)",
+                 vm->limit_where, (long long)vm->budget, vm->spent_in);
     } else if (vm->budget_exceeded) {
-        snprintf(buf, size, "instruction budget of %lld instructions exceeded (an endless loop?)", (long long)vm->budget);
+        snprintf(buf, size, "%sinstruction budget of %lld instructions exceeded (an endless loop?)", vm->limit_where, (long long)vm->budget);
     } else if (vm->cpu_exceeded) {
         *deterministic = 0;
         snprintf(buf, size, "CPU time limit of %g s per event exceeded (%.2f s with the garbage collector's share for the memory held; "

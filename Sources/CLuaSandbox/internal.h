@@ -214,6 +214,7 @@ struct avm {
     int string_exceeded;         // a string longer than max_string was refused
     int cpu_exceeded;            // the watchdog found the event over its CPU time
     const char *spent_in;        // the C function whose charge spent the budget (NULL: Lua code)
+    char limit_where[LUA_IDSIZE + 24]; // "chunk:line" of the Lua code running when a deterministic limit was hit ("": none)
     size_t max_string;           // the longest string the VM may make, in bytes
     size_t refused_string;       // the length of the string refused
     struct avm_watch *watch;     // the CPU-time watchdog's view of this VM; NULL: no CPU limit

@@ -21,7 +21,7 @@ void avm_set_error(avm *vm, const char *msg) {
 /// into vm->error. Returns AVM_ERROR or the status given.
 int avm_finish_call(avm *vm, int status, int ok_result) {
     lua_State *L = vm->L;
-    char buf[256];
+    char buf[384];  // a limit's message, with where it was hit
     vm->error_deterministic = 1;
     if (vm->mem_exceeded) {
         snprintf(buf, sizeof buf, "memory limit of %zu MB exceeded", vm->mem_limit >> 20);
