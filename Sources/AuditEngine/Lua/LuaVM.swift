@@ -205,6 +205,27 @@ final class LuaVM {
         if status != AVM_OK { throw LuaError(message: "not enough memory to park key \(key)", deterministic: false) }
     }
 
+    /// Unparks `key`: its events are folded again (a fold that folds it again from an
+    /// earlier state, which may park it again).
+    func unpark(key: String) {
+        var key = key
+        key.withUTF8 { avm_unpark_key(vm, $0.baseAddress, $0.count) }
+    }
+
+    /// Sets `key`'s state in memory to `json`, written at the next flush; nil drops the
+    /// state it has in memory (whatever a failed handler did to it): the next flush
+    /// writes nothing for it, and its stored state stays as it was.
+    func setState(key: String, json: String?) throws {
+        var key = key
+        try key.withUTF8 { k in
+            if var json {
+                try json.withUTF8 { j in try check(avm_set_state(vm, k.baseAddress, k.count, j.baseAddress, j.count)) }
+            } else {
+                try check(avm_set_state(vm, k.baseAddress, k.count, nil, 0))
+            }
+        }
+    }
+
     /// Folds only the parked keys' events, each up to its first seq (a retry).
     func foldOnlyParked(_ flag: Bool) { avm_fold_only_parked(vm, flag ? 1 : 0) }
 

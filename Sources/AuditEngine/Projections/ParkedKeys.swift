@@ -34,6 +34,39 @@ enum ParkedKeys {
         return result
     }
 
+    /// Key -> (first seq, error) of the table `table`, in `schema`.
+    static func errors(_ db: Database, table: String, schema: String = "main") throws -> [String: (seq: Int64, error: String)] {
+        guard try db.tableExists("audit_parked_keys", in: schema) else { return [:] }
+        var result: [String: (seq: Int64, error: String)] = [:]
+        let sql = "SELECT key, first_seq, error FROM \(schema).audit_parked_keys WHERE projection = ?"
+        for row in try Row.fetchAll(db, sql: sql, arguments: [table]) {
+            result[row["key"]] = (row["first_seq"], row["error"])
+        }
+        return result
+    }
+
+    /// How the parked set a rebuild found differs from a table's (key -> first seq,
+    /// error): a line per key that differs, by key, and whether a limit parked every one
+    /// of them (on one side), which depends on the limits given; nil when they agree.
+    static func compare(
+        rebuilt: [String: (seq: Int64, error: String)], stored: [String: (seq: Int64, error: String)]
+    ) -> (lines: [String], onLimits: Bool)? {
+        var lines: [String] = []
+        var onLimits = true
+        for key in Set(rebuilt.keys).union(stored.keys).sorted() {
+            let (mine, theirs) = (rebuilt[key], stored[key])
+            guard mine?.seq != theirs?.seq else { continue }
+            switch (mine, theirs) {
+            case let (mine?, theirs?): lines.append("key \(key) is parked at seq \(theirs.seq) in the table, at seq \(mine.seq) by the rebuild")
+            case let (mine?, nil): lines.append("key \(key) is parked by the rebuild at seq \(mine.seq), not in the table (\(mine.error))")
+            case let (nil, theirs?): lines.append("key \(key) is parked in the table at seq \(theirs.seq), not by the rebuild")
+            case (nil, nil): break
+            }
+            onLimits = onLimits && [mine?.error, theirs?.error].contains { $0.map(EventStore.dependsOnLimits) ?? false }
+        }
+        return lines.isEmpty ? nil : (lines, onLimits)
+    }
+
     /// The parked set the live table of `projection` has, when that table was built by
     /// `codeHash` (a fold with other code cannot know which keys it would park).
     static func firstSeqs(_ db: Database, liveOf projection: Projection) throws -> [String: Int64] {
@@ -41,6 +74,14 @@ enum ParkedKeys {
               live.codeHash == projection.codeHash
         else { return [:] }
         return try firstSeqs(db, table: projection.name)
+    }
+
+    /// The instruction budget a key was parked by, read from its error ("instruction
+    /// budget of N instructions exceeded"); nil when a handler error or another limit
+    /// parked it (those do not depend on the limits given).
+    static func instructionBudget(inError error: String) -> Int64? {
+        guard let range = error.range(of: "instruction budget of ") else { return nil }
+        return Int64(error[range.upperBound...].prefix { $0.isASCII && $0.isNumber })
     }
 
     static func park(_ db: Database, table: String, _ requests: [ParkRequest]) throws {
@@ -106,10 +147,35 @@ enum ParkedKeys {
     }
 }
 
+/// One dead letter of a parked key: an event not folded.
+public struct DeadLetter: Sendable, Equatable {
+    public var seq: Int64
+    public var type: String
+    public var occurredAt: String
+}
+
 extension EventStore {
     /// The keys parked in the live tables (of `projection` only, when given), by
     /// projection and first seq.
     public func parkedKeys(projection: String? = nil) throws -> [ParkedKey] {
         try readTransaction { db in try ParkedKeys.list(db, projection: projection) }
+    }
+
+    /// The dead letters of one parked key of `projection`'s live table, in seq order.
+    /// - Throws: `ProjectionError` when the key is not parked.
+    public func deadLetters(projection: String, key: String) throws -> [DeadLetter] {
+        try readTransaction { db in
+            guard try ParkedKeys.firstSeqs(db, table: projection)[key] != nil else {
+                throw ProjectionError(projection: projection, message: "key \(key) of \(projection) is not parked (see audit dead-letters \(projection))")
+            }
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.seq, e.type, e.occurred_at FROM audit_dead_letters d JOIN events e ON e.seq = d.seq
+                    WHERE d.projection = ? AND d.key = ? ORDER BY d.seq
+                    """,
+                arguments: [projection, key]
+            ).map { DeadLetter(seq: $0["seq"], type: $0["type"], occurredAt: $0["occurred_at"]) }
+        }
     }
 }

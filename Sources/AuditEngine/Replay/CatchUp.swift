@@ -195,6 +195,7 @@ extension EventStore {
                 projection: projection, target: target, position: record.position, times: FoldedTimes(record),
                 limits: options.limits, parallel: 1)
             try run.honourParked(readTransaction { try ParkedKeys.firstSeqs($0, liveOf: projection) }, restarts: false)
+            run.origin = .table(schema: "store", table: name)  // a key parked in place is refolded from there
             runs.append(run)
         }
         var replay = ReplayOptions()

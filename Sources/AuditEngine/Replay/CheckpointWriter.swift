@@ -29,6 +29,9 @@ struct CheckpointWrite {
         let changed: [StateRun]?
         /// The table's keys at `position` when the table is not written with it.
         let keys: Int64?
+        /// For a parking projection: the dead letters up to `position` that the table
+        /// does not hold (it is not written with the snapshot); nil: it does not park.
+        var parking: [(key: String, seq: Int64)]?
     }
 
     func write(_ db: Database, warn: (String) -> Void) throws {
@@ -39,6 +42,9 @@ struct CheckpointWrite {
             if let retry {
                 try ParkedKeys.clear(db, table: target.table, keys: [retry.key])
                 if let again = retry.parkedAgain { try ParkedKeys.park(db, table: target.table, [again]) }
+                if retry.parkedAgain?.seq != retry.firstSeq, let chain = retry.snapshotChain {
+                    try Snapshots.delete(db, chain: chain, fromSeq: retry.firstSeq)
+                }
             }
             if target.catalog != nil { try ParkedKeys.record(db, table: target.table, deadLetters) }
         } else if let backlog, !backlogged.isEmpty {
@@ -47,7 +53,7 @@ struct CheckpointWrite {
         if let snapshot {
             try Snapshots.take(
                 db, chain: snapshot.chain, table: target.table, seq: position, times: times, keep: snapshot.keep,
-                changed: snapshot.changed, keys: snapshot.keys, warn: warn)
+                changed: snapshot.changed, keys: snapshot.keys, parking: snapshot.parking, warn: warn)
         }
     }
 }

@@ -241,6 +241,7 @@ extension EventStore {
             timings.readingBackStates += partition.readingBack.seconds
         }
         try recordFailures(runs, writer: writer)
+        try refoldParkedInPlace(runs, selection: selection, options: options, states: states)
         options.progress?(ReplayProgress(
             position: reached, start: from, end: end, eventsRead: eventsRead,
             seconds: (ContinuousClock.now - clock).seconds, timings: timings))
@@ -306,10 +307,7 @@ extension EventStore {
             times = FoldedTimes(build)
         } else {
             try ReadModel.startBuild(db, projection: projection, target: target)
-            // A snapshot does not say which keys its fold had parked: a parking
-            // projection builds from seq 1.
-            if options.useSnapshots, projection.onError == .stop,
-               let start = try startFromSnapshot(db, projection: projection, target: target) {
+            if options.useSnapshots, let start = try startFromSnapshot(db, projection: projection, target: target, limits: options.limits) {
                 (position, times) = start
             }
         }
@@ -355,8 +353,7 @@ extension EventStore {
         let chain = try Snapshots.chain(db, projection: run.projection, create: true)!
         // Snapshots past the table's position were taken between checkpoints by a replay
         // that did not finish: this one takes them again, on what it has seen.
-        try SnapshotChunks.deleteDeltas(db, chain: chain, fromSeq: run.position + 1)
-        try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq > ?", arguments: [chain, run.position])
+        try Snapshots.delete(db, chain: chain, fromSeq: run.position + 1)
         let taken = try Int64.fetchAll(db, sql: "SELECT seq FROM snapshots WHERE chain = ? ORDER BY seq", arguments: [chain])
         let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
         let end = min(options.toSeq ?? head, head)
@@ -369,13 +366,17 @@ extension EventStore {
     }
 
     /// Fills a new build table from the newest trustworthy snapshot of the projection's
-    /// code, when there is one: the build then starts at its seq instead of 1.
-    private func startFromSnapshot(_ db: Database, projection: Projection, target: ReadModelTarget) throws -> (Int64, FoldedTimes)? {
+    /// code, when there is one: the build then starts at its seq instead of 1, with the
+    /// keys parked there and their dead letters up to it (a parking projection).
+    private func startFromSnapshot(
+        _ db: Database, projection: Projection, target: ReadModelTarget, limits: LuaLimits?
+    ) throws -> (Int64, FoldedTimes)? {
         let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
         guard let snapshot = try Snapshots.newestUsable(
-            db, projection: projection, asOf: nil, knownAt: nil, maxSeq: head, warn: { logger.warning("\($0)") })
+            db, projection: projection, asOf: nil, knownAt: nil, maxSeq: head, limits: limits, warn: { logger.warning("\($0)") })
         else { return nil }
         try SnapshotStates.restore(db, snapshot, into: target, schema: "main")
+        try SnapshotParked.restore(db, snapshot, into: target.table, schema: "main")
         return (snapshot.seq, FoldedTimes(maxOccurredAt: snapshot.record.maxOccurredAt, maxRecordedAt: snapshot.record.maxRecordedAt))
     }
 

@@ -67,6 +67,8 @@ extension EventStore {
         let states = try TemporaryStates(storePath: attachLocation)
         var checks: [String: ProjectionCheck] = [:]
         var runs: [(run: ProjectionRun, end: Int64)] = []
+        // The keys parked at the snapshot each rebuild starts from (key -> first seq, error).
+        var startParked: [String: [String: (seq: Int64, error: String)]] = [:]
         try states.writeStates { db in
             for projection in projections {
                 var check = ProjectionCheck(projection: projection.name, status: .couldNotCheck)
@@ -94,17 +96,24 @@ extension EventStore {
                 let target = ReadModelTarget(projection: projection.name, kind: .temporary, columns: projection.columns)
                 try db.execute(sql: target.createSQL)
                 var start: Int64 = 0
+                var view: SnapshotView?
                 if options.fromSnapshots, let snapshot = try Snapshots.newestUsable(
-                    db, schema: "store", projection: projection, asOf: nil, knownAt: nil, maxSeq: position, warn: { logger.warning("\($0)") })
+                    db, schema: "store", projection: projection, asOf: nil, knownAt: nil, maxSeq: position, limits: options.limits,
+                    warn: { logger.warning("\($0)") })
                 {
                     try SnapshotStates.restore(db, snapshot, into: target, schema: "store")
                     start = snapshot.seq
                     check.fromSnapshot = snapshot.seq
+                    view = snapshot
                 }
                 checks[projection.name] = check
                 let run = try ProjectionRun(
                     projection: projection, target: target, position: start, limits: options.limits, parallel: options.parallel)
-                try run.honourParked(ParkedKeys.firstSeqs(db, liveOf: projection), restarts: false)
+                // It parks as a rebuild would, from the keys parked at its snapshot.
+                try run.honourParked(view?.parkedFirstSeqs ?? [:], restarts: false)
+                run.origin = view.map { .snapshot($0, schema: "store") } ?? StateOverlay.Base.none
+                startParked[projection.name] = Dictionary(
+                    (view?.parked ?? []).map { ($0.key, ($0.firstSeq, $0.error)) }, uniquingKeysWith: { a, _ in a })
                 runs.append((run, position))
             }
         }
@@ -132,6 +141,20 @@ extension EventStore {
             let differences = try states.readStates { db in try TableComparison.compare(db, table: name, columns: run.projection.columns) }
             checks[name]!.differences = differences
             checks[name]!.status = differences.isEmpty ? .ok : .differs
+            if run.projection.onError == .park {
+                let rebuilt = (startParked[name] ?? [:]).merging(run.parkedHere.mapValues { ($0.seq, $0.error) }) { a, _ in a }
+                let position = checks[name]!.position!
+                let stored = try states.readStates { db in try ParkedKeys.errors(db, table: name, schema: "store") }.filter { $0.value.seq <= position }
+                if let (lines, onLimits) = ParkedKeys.compare(rebuilt: rebuilt, stored: stored) {
+                    if onLimits {
+                        checks[name]!.status = .couldNotCheck
+                        checks[name]!.reason = "its parked keys differ where a limit parked them, which depends on the limits given (give the limits the table was built with: --instructions): " + lines.joined(separator: "; ")
+                    } else {
+                        checks[name]!.status = .differs
+                        checks[name]!.reason = "its parked keys are not the rebuild's: " + lines.joined(separator: "; ")
+                    }
+                }
+            }
         }
         return projections.compactMap { checks[$0.name] }
     }
@@ -139,8 +162,10 @@ extension EventStore {
     /// Whether a failure comes from a limit rather than from the code and the log: the
     /// memory limit and CPU time (machine-dependent, DECISIONS 11) and the instruction
     /// budget (which the table does not record, so it may have been built with another).
-    static func dependsOnLimits(_ failure: ProjectionError) -> Bool {
-        ["memory limit of", "not enough memory", "out of memory", "instruction budget", "CPU time"].contains { failure.message.contains($0) }
+    static func dependsOnLimits(_ failure: ProjectionError) -> Bool { dependsOnLimits(failure.message) }
+
+    static func dependsOnLimits(_ message: String) -> Bool {
+        ["memory limit of", "not enough memory", "out of memory", "instruction budget", "CPU time"].contains { message.contains($0) }
     }
 
     /// What is wrong with the live table's shape, before any row is read: it is gone,

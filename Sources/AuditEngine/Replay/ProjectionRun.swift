@@ -17,6 +17,12 @@ final class Partition {
     var parks = false
     /// Keys whose handler failed deterministically, to park (the partition stops there).
     var parkRequests: [ParkRequest] = []
+    /// Whether a deterministic failure parks its key where it is, the fold going on (a
+    /// fold that cannot restart from a stored checkpoint: `EventStore.refoldParkedInPlace`
+    /// then gives the key its last good state).
+    var parksInPlace = false
+    /// Keys parked in place since the fold last gave them their last good states.
+    var parkedInPlace: [ParkRequest] = []
 
     init(vm: LuaVM) {
         self.vm = vm
@@ -34,7 +40,7 @@ final class Partition {
                 if case .applied = try vm.apply(&event) { eventsApplied += 1 }
             }
         } catch {
-            fail(event, projection: projection, error: error)
+            _ = fail(event, projection: projection, error: error)
         }
     }
 
@@ -66,8 +72,8 @@ final class Partition {
                 if case .applied = try vm.apply(&event) { batch.applied += 1 }  // counted with the batch's, after them
                 batch.at += 1
             } catch {
-                fail(events[batch.at], projection: projection, error: error)
-                return
+                guard fail(events[batch.at], projection: projection, error: error) else { return }
+                batch.at += 1  // parked in place: the batch goes on after it
             }
         }
     }
@@ -80,7 +86,9 @@ final class Partition {
         statesReadBack += 1
     }
 
-    private func fail(_ event: avm_event, projection: String, error: Error) {
+    /// Records a failure, or parks its key.
+    /// - Returns: whether the fold goes on (the key was parked in place).
+    private func fail(_ event: avm_event, projection: String, error: Error) -> Bool {
         let type = String(decoding: UnsafeRawBufferPointer(start: event.type, count: event.type_len), as: UTF8.self)
         let stream = String(cString: event.stream)
         let id = String(decoding: UnsafeRawBufferPointer(start: event.id, count: event.id_len), as: UTF8.self)
@@ -90,14 +98,29 @@ final class Partition {
         if data.count > 300 { data = String(data.prefix(300)) + "…" }
         let message = "\(eventDescription(type: type, id: id, stream: stream)): \(error); the event's data: \(data)"
         // Only a failure the same events always give parks; CPU time and memory stop.
-        if parks, (error as? LuaError)?.deterministic == true, let key = vm.failedKey {
-            parkRequests.append(ParkRequest(key: key, seq: event.seq, error: message))
-            return
+        if parks || parksInPlace, (error as? LuaError)?.deterministic == true, let key = vm.failedKey {
+            let request = ParkRequest(key: key, seq: event.seq, error: message)
+            guard parksInPlace else {
+                parkRequests.append(request)
+                return false
+            }
+            do {
+                // Its events from here on are skipped, and what the handler did to its
+                // state is dropped: the stored state stays until the fold refolds it.
+                try vm.park(key: key, firstSeq: event.seq)
+                try vm.setState(key: key, json: nil)
+                parkedInPlace.append(request)
+                return true
+            } catch {
+                failure = ProjectionError(projection: projection, seq: event.seq, message: "cannot park key \(key): \(error)", deterministic: false)
+                return false
+            }
         }
         failure = ProjectionError(
             projection: projection, seq: event.seq,
             message: message,
             deterministic: (error as? LuaError)?.deterministic ?? true)
+        return false
     }
 }
 
@@ -149,13 +172,31 @@ final class ProjectionRun {
 
     /// Makes a deterministic failure park its key (`on_error = "park"`), and skips the
     /// events of the keys in `parked` (key -> first seq not folded) as dead letters.
-    /// - Parameter restarts: whether the fold can restart from its checkpoint after
-    ///   parking a key (a replay); without, a new failure fails the fold as `stop` does.
+    /// - Parameter restarts: whether the fold restarts from its checkpoint after parking a
+    ///   key (a replay, which stores the parked set); without, the key is parked in place,
+    ///   in this fold only, and the fold goes on (a temporal question, a scratch
+    ///   catch-up, `verify --projections`: `EventStore.refoldParkedInPlace`).
     func honourParked(_ parked: [String: Int64], restarts: Bool) throws {
         guard projection.onError == .park else { return }
         for partition in partitions {
             partition.parks = restarts
+            partition.parksInPlace = !restarts
             for (key, seq) in parked { try partition.vm.park(key: key, firstSeq: seq) }
+        }
+    }
+
+    /// Where the states at `startPosition` are, for refolding a key parked in place (nil:
+    /// `base`): the live table a scratch catch-up copied, the snapshot `verify
+    /// --projections` restored.
+    var origin: StateOverlay.Base?
+    /// The keys this fold parked in place so far, by key (`EventStore.refoldParkedInPlace`).
+    var parkedHere: [String: ParkRequest] = [:]
+
+    /// Unparks the keys of `keys` this fold parked in place, which it is about to fold
+    /// again from `startPosition` (a point fold's late events).
+    func unparkInPlace(_ keys: [String]) {
+        for key in keys where parkedHere.removeValue(forKey: key) != nil {
+            for partition in partitions { partition.vm.unpark(key: key) }
         }
     }
 
@@ -165,6 +206,12 @@ final class ProjectionRun {
         var key: String
         /// Where it failed again (it stays parked from there); nil: it is parked no more.
         var parkedAgain: ParkRequest?
+        /// Where it was parked before the retry.
+        var firstSeq: Int64
+        /// The snapshot chain of the table's code, if any: its snapshots from `firstSeq` on
+        /// hold the key parked there, which the table no longer has when the retry folded
+        /// it further, and are deleted (a later one compares the table with the one before).
+        var snapshotChain: Int64?
     }
     var retrying: Retry?
 
@@ -316,6 +363,8 @@ final class ProjectionRun {
         var write = CheckpointWrite(projection: projection.name, target: target, position: position, times: times)
         write.backlog = backlog
         tableWrite = nil
+        // Dead letters the snapshot (if one is due) needs and the table does not hold yet.
+        let unwritten = writesTable ? [] : pendingDeadLetters
         if writesTable {
             storedPosition = position
             write.deadLetters = pendingDeadLetters.sorted { $0.seq < $1.seq }
@@ -342,7 +391,8 @@ final class ProjectionRun {
             // keys new since.
             let keys = schedule.keysAtStart.map { $0 + Int64(statePartitions.reduce(0) { $0 + $1.vm.keysCreated }) }
             write.snapshot = CheckpointWrite.Snapshot(
-                chain: schedule.chain, keep: schedule.policy.keep, changed: schedule.changed, keys: keys)
+                chain: schedule.chain, keep: schedule.policy.keep, changed: schedule.changed, keys: keys,
+                parking: projection.onError == .park ? unwritten : nil)
             schedule.taken(at: position)
             snapshots = schedule
         }

@@ -63,12 +63,13 @@ extension EventStore {
             return RetryOutcome(key: parked.key, refolded: 0, parkedAgain: nil)
         }
         var again: ParkRequest?
+        let chain = try readTransaction { db in try Snapshots.chain(db, projection: projection, create: false) }
         while true {
             let target = ReadModelTarget(projection: projection.name, isBuild: false, columns: projection.columns)
             let run = try ProjectionRun(
                 projection: projection, target: target, position: parked.firstSeq - 1, times: FoldedTimes(record),
                 limits: options.limits, parallel: 1)
-            run.retrying = ProjectionRun.Retry(key: parked.key, parkedAgain: again)
+            run.retrying = ProjectionRun.Retry(key: parked.key, parkedAgain: again, firstSeq: parked.firstSeq, snapshotChain: chain)
             for partition in run.partitions {
                 partition.parks = true
                 partition.vm.assumeNoStoredStates(false)

@@ -6,7 +6,11 @@ struct SnapshotView: Sendable {
     /// The deltas of the chain's snapshots up to `record.seq`, oldest first: a key's
     /// state at `record.seq` is the one in the last of them that holds the key.
     let segments: [Int64]
+    /// The keys parked at its seq (a projection with `on_error = "park"`).
+    var parked: [SnapshotParkedKey] = []
     var chain: Int64 { record.chain }
+    /// Key -> first seq not folded, of the keys parked at its seq (`ProjectionRun.honourParked`).
+    var parkedFirstSeqs: [String: Int64] { Dictionary(parked.map { ($0.key, $0.firstSeq) }, uniquingKeysWith: min) }
     var seq: Int64 { record.seq }
 }
 

@@ -97,10 +97,13 @@ enum Snapshots {
     ///   oldest first. Nil compares every state of the table with the last snapshot.
     /// - Parameter keys: the number of keys at `seq` when the caller knows it (only with
     ///   `changed`); nil counts the table's.
+    /// - Parameter parking: for a projection with `on_error = "park"`, the dead letters
+    ///   folded past up to `seq` that the table does not hold yet: the snapshot records
+    ///   the table's parked set (`SnapshotParked`). Nil: the projection does not park.
     @discardableResult
     static func take(
         _ db: Database, chain: Int64, table: String, seq: Int64, times: FoldedTimes, keep: Int,
-        changed: [StateRun]?, keys: Int64? = nil, warn: (String) -> Void
+        changed: [StateRun]?, keys: Int64? = nil, parking: [(key: String, seq: Int64)]? = nil, warn: (String) -> Void
     ) throws -> SnapshotRecord? {
         let started = ContinuousClock.now
         if try Int64.fetchOne(db, sql: "SELECT 1 FROM snapshots WHERE chain = ? AND seq = ?", arguments: [chain, seq]) != nil {
@@ -129,6 +132,7 @@ enum Snapshots {
         }
         let delta = try writer.finish()
         let keys = try keys ?? Int64.fetchOne(db, sql: "SELECT count(*) FROM \(quoted)") ?? 0
+        if let parking { try SnapshotParked.record(db, chain: chain, seq: seq, table: table, pending: parking) }
         let milliseconds = Int64((ContinuousClock.now - started).seconds * 1000)
         try db.execute(
             sql: """
@@ -208,6 +212,7 @@ enum Snapshots {
                 try SnapshotChunks.deleteDelta(db, chain: chain, delta: merged)
                 try SnapshotChunks.deleteDeltas(db, chain: chain, fromSeq: dropped.seq)
                 try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq >= ?", arguments: [chain, dropped.seq])
+                try SnapshotParked.forget(db, chain: chain, fromSeq: dropped.seq)
                 return
             }
             try SnapshotChunks.deleteDelta(db, chain: chain, delta: dropped.delta)
@@ -216,8 +221,16 @@ enum Snapshots {
                 sql: "UPDATE snapshots SET delta = ?, delta_rows = ?, delta_bytes = ?, digest = ? WHERE chain = ? AND seq = ?",
                 arguments: [merged, mergedDigest.rows, mergedDigest.bytes, mergedDigest.hex, chain, next.seq])
             try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq = ?", arguments: [chain, dropped.seq])
+            try SnapshotParked.forget(db, chain: chain, seq: dropped.seq)
             all = try list(db, chain: chain)
         }
+    }
+
+    /// Deletes the snapshots of `chain` from `fromSeq` on, with their deltas and parked sets.
+    static func delete(_ db: Database, chain: Int64, fromSeq: Int64) throws {
+        try SnapshotChunks.deleteDeltas(db, chain: chain, fromSeq: fromSeq)
+        try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq >= ?", arguments: [chain, fromSeq])
+        try SnapshotParked.forget(db, chain: chain, fromSeq: fromSeq)
     }
 
     /// Drops every chain of `projection` but `keeping` (snapshots of code that is gone).
@@ -227,6 +240,7 @@ enum Snapshots {
         for chain in others {
             try db.execute(sql: "DELETE FROM snapshot_chunks WHERE chain = ?", arguments: [chain])
             try db.execute(sql: "DELETE FROM snapshots WHERE chain = ?", arguments: [chain])
+            try SnapshotParked.forget(db, chain: chain)
             try db.execute(sql: "DELETE FROM snapshot_chains WHERE id = ?", arguments: [chain])
         }
     }
@@ -239,19 +253,32 @@ enum Snapshots {
     /// The view is only valid in the read transaction that found it: a replay may thin
     /// the chain (merging and deleting deltas) once that transaction ends. Read its
     /// states in the same transaction (`TemporaryStates` holds one for a whole question).
+    ///
+    /// For a projection with `on_error = "park"`, the view carries the keys parked at its
+    /// seq, and only a snapshot that recorded them is usable; one with a key parked by the
+    /// instruction budget only for a fold under that same budget (`limits`, else the
+    /// projection's own), since another budget may not park it.
     static func newestUsable(
         _ db: Database, schema: String = "main", projection: Projection, asOf: Timestamp?, knownAt: Timestamp?,
-        maxSeq: Int64, warn: (String) -> Void
+        maxSeq: Int64, limits: LuaLimits? = nil, warn: (String) -> Void
     ) throws -> SnapshotView? {
         guard let chain = try chain(db, schema: schema, projection: projection, create: false) else { return nil }
         let all = try list(db, schema: schema, chain: chain)
+        let budget = (limits ?? projection.limits).instructionsPerEvent
         var limit = maxSeq
         for candidate in all.reversed() where candidate.seq <= limit {
             guard FoldedTimes(maxOccurredAt: candidate.maxOccurredAt, maxRecordedAt: candidate.maxRecordedAt)
                 .within(asOf: asOf, knownAt: knownAt)
             else { continue }
+            var parked: [SnapshotParkedKey] = []
+            if projection.onError == .park {
+                guard let keys = try SnapshotParked.keys(db, schema: schema, candidate),
+                      keys.allSatisfy({ ParkedKeys.instructionBudget(inError: $0.error).map { $0 == budget } ?? true })
+                else { continue }
+                parked = keys
+            }
             guard let bad = try firstDamaged(db, schema: schema, chain: chain, snapshots: all, upTo: candidate.seq) else {
-                return SnapshotView(record: candidate, segments: all.filter { $0.seq <= candidate.seq }.map(\.delta))
+                return SnapshotView(record: candidate, segments: all.filter { $0.seq <= candidate.seq }.map(\.delta), parked: parked)
             }
             warn("snapshot of \(projection.name) at seq \(bad) is damaged (its states do not match its digest); not using it or later ones")
             limit = bad - 1

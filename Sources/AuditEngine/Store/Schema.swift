@@ -389,6 +389,40 @@ enum Schema {
                 ) STRICT, WITHOUT ROWID;
                 """)
         }
+        // v12: the parked set of each snapshot (DECISIONS 11, issue 24), so that a fold
+        // from a snapshot of a parking projection starts with the keys parked at its seq.
+        // `audit_snapshot_parked_sets` counts them, for each snapshot of a parking
+        // projection (none: taken before v12, by a build that did not record them: a
+        // parking projection does not start from it); `audit_snapshot_parked` holds
+        // each snapshot's parked keys whole (they are few); `audit_snapshot_dead_letters`
+        // the dead letters of the chain's parked keys up to its last snapshot, once per
+        // (key, seq): a rebuild from a snapshot restores those up to its seq, so that its
+        // dead-letter list is as complete as a rebuild from seq 1 gives (`SnapshotParked`).
+        migrator.registerMigration("v12-snapshot-parked-sets") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_snapshot_parked_sets (
+                    chain INTEGER NOT NULL,
+                    seq   INTEGER NOT NULL,
+                    keys  INTEGER NOT NULL CHECK (keys >= 0),
+                    PRIMARY KEY (chain, seq)
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE audit_snapshot_parked (
+                    chain      INTEGER NOT NULL,
+                    seq        INTEGER NOT NULL,
+                    key        TEXT    NOT NULL,
+                    first_seq  INTEGER NOT NULL CHECK (first_seq >= 1 AND first_seq <= seq),
+                    error      TEXT    NOT NULL,
+                    parked_at  TEXT    NOT NULL,
+                    PRIMARY KEY (chain, seq, key)
+                ) STRICT, WITHOUT ROWID;
+                CREATE TABLE audit_snapshot_dead_letters (
+                    chain INTEGER NOT NULL,
+                    key   TEXT    NOT NULL,
+                    seq   INTEGER NOT NULL,
+                    PRIMARY KEY (chain, key, seq)
+                ) STRICT, WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -432,6 +466,7 @@ enum Schema {
         "v9-schedule-attempts": "the record of each attempt of a scheduled export, for retries with backoff",
         "v10-code-history": "the code of every projection build (audit_code) and the registered projections",
         "v11-parked-keys": "keys parked by projections with on_error = \"park\" and their dead letters (audit_parked_keys, audit_dead_letters)",
+        "v12-snapshot-parked-sets": "the keys parked at each snapshot of a parking projection and their dead letters (audit_snapshot_parked_sets, audit_snapshot_parked, audit_snapshot_dead_letters)",
     ]
 
     /// Whether `identifier` names a migration of a later build: `v<number>-<name>`,

@@ -113,6 +113,14 @@ int avm_park_key(avm *vm, const char *key, size_t len, int64_t first_seq);
 /// When set, events of keys not parked are skipped (not recorded): a retry folds the
 /// parked keys' events up to each one's seq, and only those.
 void avm_fold_only_parked(avm *vm, int flag);
+/// Unparks `key`: its events are folded again (a fold that refolds the key from an
+/// earlier state, which may park it again).
+void avm_unpark_key(avm *vm, const char *key, size_t len);
+/// Sets `key`'s state in memory to `json` (canonical JSON), to be written at the next
+/// flush; with `json` NULL, drops the state the key has in memory, whatever a failed
+/// handler did to it: the next flush writes nothing for the key, and its stored state
+/// stays as it was.
+int avm_set_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len);
 /// The dead letters recorded since the last call, as [u32 key_len][key][i64 seq]
 /// records (little-endian, in seq order); taking them empties the list. Valid until
 /// the next call into the VM.
