@@ -92,7 +92,7 @@ final class PointFold {
             let run = try ProjectionRun(
                 projection: projection, target: target, position: view?.seq ?? 0, limits: options.limits, parallel: options.parallel)
             run.base = base
-            try run.honourParked(store.readTransaction { try ParkedKeys.firstSeqs($0, liveOf: projection) }, restarts: false)
+            try run.honourParked(view?.parkedFirstSeqs ?? [:], restarts: false)
             return Member(projection: projection, run: run, base: base)
         }
     }
@@ -107,7 +107,7 @@ final class PointFold {
         return try states.readStates { db in
             try Snapshots.newestUsable(
                 db, schema: "store", projection: projection, asOf: time.asOf, knownAt: time.knownAt, maxSeq: end,
-                warn: { store.logger.warning("\($0)") })
+                limits: options.limits, warn: { store.logger.warning("\($0)") })
         }
     }
 
@@ -155,6 +155,7 @@ final class PointFold {
     private func refold(_ member: Member, streams: [String], to point: TemporalSelection, end: Int64) throws {
         let run = member.run
         refoldedStreams += streams.count
+        run.unparkInPlace(streams)  // folded again from the snapshot, they may fail elsewhere
         try states.readStates { db in
             for stream in streams {
                 let partition = run.partition(ofStream: stream)
@@ -184,7 +185,7 @@ final class PointFold {
             projection: member.projection, target: target, position: view?.seq ?? 0, limits: options.limits,
             parallel: options.parallel)
         run.base = base
-        try run.honourParked(store.readTransaction { try ParkedKeys.firstSeqs($0, liveOf: member.projection) }, restarts: false)
+        try run.honourParked(view?.parkedFirstSeqs ?? [:], restarts: false)
         var selection = EventSelection(types: [], asOf: point.asOf)
         selection.stream = stream
         try fold([run], end: end, selection)
