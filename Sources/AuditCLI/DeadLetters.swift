@@ -15,6 +15,7 @@ extension AuditCommand {
 
                 Examples:
                   audit dead-letters
+                  audit dead-letters balances acct-2
                   audit dead-letters retry balances --instructions 10000000
                 """,
             subcommands: [List.self, Retry.self], defaultSubcommand: List.self)
@@ -24,10 +25,15 @@ extension AuditCommand {
 extension AuditCommand.DeadLetters {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List parked keys: projection, key, first_seq, dead_letters, error (with handler and file:line).")
+            abstract: "List parked keys: projection, key, first_seq, dead_letters, error (with handler and file:line).",
+            discussion: """
+                With NAME and KEY: that parked key's dead letters, one row per event not folded: \
+                seq, type, occurred_at (a KEY that is not parked exits 65).
+                """)
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Only this projection's parked keys.", completion: WorkspaceCompletion.projections) var name: String?
+        @Argument(help: "A parked key of NAME: list its dead letters.") var key: String?
         @Option(help: "table, json, jsonl or csv.") var format: OutputFormat = .table
         @OptionGroup var spreadsheet: SpreadsheetOptions
 
@@ -35,6 +41,14 @@ extension AuditCommand.DeadLetters {
             let store = try openStore(global, access: .readOnly)
             if let name, try store.projectionRecords().live[name] == nil {
                 throw ProjectionError(projection: name, message: "the database has no projection \(name) (see audit projections)")
+            }
+            if let name, let key {
+                let rows: [[SQLValue]] = try store.deadLetters(projection: name, key: key).map {
+                    [.integer($0.seq), .text($0.type), .text($0.occurredAt)]
+                }
+                try ResultWriter.write(
+                    columns: ["seq", "type", "occurred_at"], rows: rows, format: format, spreadsheetSafe: try spreadsheet.protects(format))
+                return
             }
             let parked = try store.parkedKeys(projection: name)
             let rows: [[SQLValue]] = parked.map {
