@@ -377,7 +377,11 @@ extension EventStore {
         else { return nil }
         try SnapshotStates.restore(db, snapshot, into: target, schema: "main")
         try SnapshotParked.restore(db, snapshot, into: target.table, schema: "main")
-        return (snapshot.seq, FoldedTimes(maxOccurredAt: snapshot.record.maxOccurredAt, maxRecordedAt: snapshot.record.maxRecordedAt))
+        let times = FoldedTimes(maxOccurredAt: snapshot.record.maxOccurredAt, maxRecordedAt: snapshot.record.maxRecordedAt)
+        // The build's table is at the snapshot's seq: a restart (a key parked before its
+        // first checkpoint) or an interrupted build resumes there, not at 0.
+        try ReadModel.savePosition(db, target: target, position: snapshot.seq, times: times)
+        return (snapshot.seq, times)
     }
 
     /// Folds a batch with every partition of every run as its own task, concurrently:

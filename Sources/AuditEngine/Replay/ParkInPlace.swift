@@ -6,7 +6,11 @@ extension EventStore {
     /// the run's start (`origin`, else `base`) with its events before the failed one
     /// that `selection` selects folded again, alone; or no row, when it has none (it
     /// failed at its first event). Each such key is said on stderr, as a replay says a
-    /// parked key, and is kept in `parkedHere`.
+    /// parked key (unless `reportsParks` is off), and is kept in `parkedHere`.
+    ///
+    /// The refold parks in place too: a point fold passes over late events until after
+    /// its pass, so a key's refold there may meet one and fail earlier than the pass did
+    /// (the point fold then folds that key again anyway, for its late event).
     ///
     /// A fold that parks in place cannot restart from a stored checkpoint, as a replay
     /// does: its table is its own (a temporal question's, a scratch catch-up's, `verify
@@ -24,11 +28,6 @@ extension EventStore {
             let requests = run.partitions.flatMap(\.parkedInPlace).sorted { $0.seq < $1.seq }
             guard !requests.isEmpty else { continue }
             for partition in run.partitions { partition.parkedInPlace = [] }
-            for request in requests {
-                run.parkedHere[request.key] = request
-                logger.warning(
-                    "projection \(run.projection.name): key \(request.key) parked at seq \(request.seq) in this answer (its own fold of the selected events; nothing is stored): \(request.error)")
-            }
             let target = ReadModelTarget(
                 projection: run.projection.name, kind: .temporary, columns: run.projection.columns,
                 table: "audit_refold_" + run.target.table)
@@ -39,7 +38,9 @@ extension EventStore {
             let refold = try ProjectionRun(
                 projection: run.projection, target: target, position: run.startPosition, limits: options.limits, parallel: 1)
             refold.base = run.origin ?? run.base
+            refold.reportsParks = false
             let vm = refold.partitions[0].vm
+            refold.partitions[0].parksInPlace = true
             vm.foldOnlyParked(true)  // only these keys, each up to its failed event
             vm.assumeNoStoredStates(false)
             for request in requests { try vm.park(key: request.key, firstSeq: request.seq) }
@@ -59,9 +60,15 @@ extension EventStore {
             once.checkpointSeconds = .infinity
             once.checkpointEvery = nil
             try pass([refold], end: requests.last!.seq, selection: only, options: once, states: states)
-            // Those events were folded once already, in the same order: this fails only on
-            // a machine-dependent limit.
             if let failure = refold.failure { throw failure }
+            for request in requests {
+                let parked = refold.parkedHere[request.key] ?? request
+                run.parkedHere[request.key] = parked
+                if run.reportsParks {
+                    logger.warning(
+                        "projection \(run.projection.name): key \(parked.key) parked at seq \(parked.seq) in this answer (its own fold of the selected events; nothing is stored): \(parked.error)")
+                }
+            }
             try states.writeStates { db in
                 for request in requests {
                     try db.execute(sql: "DELETE FROM main.\(run.target.quotedTable) WHERE key = ?", arguments: [request.key])

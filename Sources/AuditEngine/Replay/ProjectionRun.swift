@@ -191,6 +191,8 @@ final class ProjectionRun {
     var origin: StateOverlay.Base?
     /// The keys this fold parked in place so far, by key (`EventStore.refoldParkedInPlace`).
     var parkedHere: [String: ParkRequest] = [:]
+    /// Whether a key parked in place is said on stderr (not for the refold of one).
+    var reportsParks = true
 
     /// Unparks the keys of `keys` this fold parked in place, which it is about to fold
     /// again from `startPosition` (a point fold's late events).
