@@ -23,14 +23,21 @@ struct DeadLettersCommandTests {
 
     /// A workspace with `events` events over 2,000 streams; streams o-7 and o-11 get a
     /// bad event at their 3rd, and o-13 a long loop (the instruction budget) at its 2nd.
-    func workspace(events: Int) throws -> TempDir {
-        try TempDir.workspace(projections: ["totals": Self.projection], events: (0..<events).map { i in
+    /// With `snapshotEvery`, replay takes snapshots that often.
+    func workspace(events: Int, snapshotEvery: Int? = nil) throws -> TempDir {
+        let script = snapshotEvery.map { Self.projection.replacingOccurrences(of: "  on = {", with: "  snapshot_every = \($0),\n  on = {") }
+        return try TempDir.workspace(projections: ["totals": script ?? Self.projection], events: Self.events(0..<events))
+    }
+
+    /// Events `range` of the workspace's log (see `workspace`).
+    static func events(_ range: Range<Int>) -> [String] {
+        range.map { i in
             let stream = i % 2000
             let round = i / 2000
             let bad = (stream == 7 || stream == 11) && round == 2 ? #","bad":true"# : ""
             let loop = stream == 13 && round == 1 ? #","loop":1000000"# : ""
             return #"{"stream":"o-\#(stream)","type":"Add","data":{"amount":\#(i % 97)\#(bad)\#(loop)}}"#
-        })
+        }
     }
 
     @Test("replay parks the failing keys and exits 0; dead-letters lists them; state, query and projections say so")
@@ -46,11 +53,18 @@ struct DeadLettersCommandTests {
         #expect(rows.first == "projection,key,first_seq,dead_letters,error")
         #expect(rows.count == 4)
         #expect(rows[1].hasPrefix("totals,o-13,2014,4,"))
-        #expect(rows[1].contains("instruction budget"))
+        // The budget names the handler and the line it stopped at, as a handler's error does.
+        #expect(rows[1].contains(#"handler ""Add"""#) && rows[1].contains("totals.lua:10: instruction budget of 50000 instructions exceeded"), "\(rows[1])")
         #expect(rows[2].hasPrefix("totals,o-7,4008,3,") && rows[2].contains(#"handler ""Add"""#) && rows[2].contains("totals.lua:8: bad amount"))
         #expect(rows[3].hasPrefix("totals,o-11,4012,3,"))
         #expect(try audit(["dead-letters", "totals", "--format", "jsonl"], in: dir.path).stdout.split(separator: "\n").count == 3)
         #expect(try audit(["dead-letters", "nosuch"], in: dir.path).status == 65)
+        // One key's dead letters: its events from the failed one on.
+        let letters = try audit(["dead-letters", "totals", "o-7", "--format", "csv"], in: dir.path)
+        #expect(letters.status == 0, "\(letters.stderr)")
+        #expect(letters.stdout.split(separator: "\n").map { $0.split(separator: ",").prefix(2).joined(separator: ",") } == ["seq,type", "4008,Add", "6008,Add", "8008,Add"])
+        let notParked = try audit(["dead-letters", "totals", "o-8"], in: dir.path)
+        #expect(notParked.status == 65 && notParked.stderr.contains("key o-8 of totals is not parked"), "\(notParked.stderr)")
 
         // The parked key holds its state after its last good event (2 events), not the
         // in-place change its failing handler made.
@@ -93,14 +107,44 @@ struct DeadLettersCommandTests {
         #expect(after.stdout.contains("o-13") && !after.stdout.contains("o-7"))
     }
 
-    @Test("kill -9 during a parking replay, then replay again: the same states and dead letters as an uninterrupted one")
+    @Test("folds aside (a read-only catch-up, --as-of, verify --projections) park a key that fails in them, say so, and store nothing")
+    func foldsAsidePark() throws {
+        let dir = try workspace(events: 3000)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        // The rest of the log, after the replay's CodeBuilt event: o-7 fails at seq 4009, o-11 at 4013.
+        let rest = dir.path + "/rest.jsonl"
+        _ = FileManager.default.createFile(atPath: rest, contents: Data(Self.events(3000..<6000).joined(separator: "\n").utf8))
+        #expect(try audit(["ingest", "--generate-ids", rest], in: dir.path).status == 0)
+        let db = dir.path + "/audit.db"
+        let stored = try sqlite("SELECT group_concat(key || ':' || first_seq) FROM audit_parked_keys", db)
+        #expect(stored == "o-13:2014")
+        let o7 = #""state":{"n":2,"total":\#(7 % 97 + 2007 % 97)}"#
+        // The lag folded into a scratch database: o-7 fails there.
+        let scratch = try audit(["--read-only", "state", "totals", "o-7"], in: dir.path)
+        #expect(scratch.status == 0 && scratch.stdout.contains(o7), "\(scratch.stdout)\(scratch.stderr)")
+        #expect(scratch.stderr.contains("key o-7 parked at seq 4009 in this answer"), "\(scratch.stderr)")
+        // An --as-of answer is its own fold from seq 1: it parks all three.
+        let asOf = try audit(["state", "totals", "--as-of", "2999-01-01", "--format", "jsonl"], in: dir.path)
+        #expect(asOf.status == 0 && asOf.stdout.contains(#"{"key":"o-7",\#(o7)}"#), "\(asOf.stderr)")
+        for (key, seq) in [("o-13", 2014), ("o-7", 4009), ("o-11", 4013)] {
+            #expect(asOf.stderr.contains("projection totals: key \(key) parked at seq \(seq) in this answer"), "\(asOf.stderr)")
+        }
+        #expect(try sqlite("SELECT group_concat(key || ':' || first_seq) FROM audit_parked_keys", db) == stored)
+        #expect(try sqlite("SELECT position FROM projections WHERE name = 'totals'", db) == "3001")
+
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        let verified = try audit(["verify", "--projections"], in: dir.path)
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+    }
+
+    @Test("kill -9 during a parking replay that takes snapshots, then replay again: the same states and dead letters as an uninterrupted one, and a rebuild from a snapshot gives them too")
     func killAndResume() throws {
-        let clean = try workspace(events: 200_000)
+        let clean = try workspace(events: 200_000, snapshotEvery: 30_000)
         #expect(try audit(["replay"], in: clean.path).status == 0)
         let expected = try audit(["state", "totals"], in: clean.path).stdout
         let letters = try sqlite("SELECT group_concat(key || ':' || seq) FROM (SELECT * FROM audit_dead_letters ORDER BY seq)", clean.path + "/audit.db")
 
-        let dir = try workspace(events: 200_000)
+        let dir = try workspace(events: 200_000, snapshotEvery: 30_000)
         let replay = try RunningCommand(["replay", "--checkpoint-every", "5000", "--batch-size", "1000", "--parallel", "2"], in: dir.path)
         let position = killOnceBuilt(replay, "totals", past: 20_000, in: dir)
         #expect(position > 0 && position < 200_000)
@@ -110,5 +154,12 @@ struct DeadLettersCommandTests {
         #expect(try audit(["state", "totals"], in: dir.path).stdout == expected)
         #expect(try sqlite("SELECT group_concat(key || ':' || seq) FROM (SELECT * FROM audit_dead_letters ORDER BY seq)", dir.path + "/audit.db") == letters)
         #expect(letters.split(separator: ",").count == 98 + 98 + 99)  // o-7 and o-11 from round 2 on, o-13 from round 1
+
+        // The snapshots hold the keys parked at their seqs: a rebuild starts from one.
+        #expect(try sqlite("SELECT count(DISTINCT seq) FROM audit_snapshot_parked", dir.path + "/audit.db") != "0")
+        let rebuilt = try audit(["replay", "--rebuild"], in: dir.path)
+        #expect(rebuilt.status == 0, "\(rebuilt.stderr)")
+        #expect(try audit(["state", "totals"], in: dir.path).stdout == expected)
+        #expect(try sqlite("SELECT group_concat(key || ':' || seq) FROM (SELECT * FROM audit_dead_letters ORDER BY seq)", dir.path + "/audit.db") == letters)
     }
 }
