@@ -64,7 +64,7 @@ struct DeadLettersCommandTests {
         #expect(letters.status == 0, "\(letters.stderr)")
         #expect(letters.stdout.split(separator: "\n").map { $0.split(separator: ",").prefix(2).joined(separator: ",") } == ["seq,type", "4008,Add", "6008,Add", "8008,Add"])
         let notParked = try audit(["dead-letters", "totals", "o-8"], in: dir.path)
-        #expect(notParked.status == 65 && notParked.stderr.contains("key o-8 of totals is not parked"), "\(notParked.stderr)")
+        #expect(notParked.status == 65 && notParked.stderr.contains("projection totals: key o-8 is not parked"), "\(notParked.stderr)")
 
         // The parked key holds its state after its last good event (2 events), not the
         // in-place change its failing handler made.

@@ -166,7 +166,7 @@ extension EventStore {
     public func deadLetters(projection: String, key: String) throws -> [DeadLetter] {
         try readTransaction { db in
             guard try ParkedKeys.firstSeqs(db, table: projection)[key] != nil else {
-                throw ProjectionError(projection: projection, message: "key \(key) of \(projection) is not parked (see audit dead-letters \(projection))")
+                throw ProjectionError(projection: projection, message: "key \(key) is not parked (see audit dead-letters \(projection))")
             }
             return try Row.fetchAll(
                 db,
