@@ -401,6 +401,34 @@ int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json
     return call_with_key_json(vm, provide_protected, key, key_len, json, json_len);
 }
 
+/// avm_set_state: a key's state replaced (or dropped), and marked changed.
+static int set_state_protected(lua_State *L) {
+    avm *vm = avm_of(L);
+    size_t key_len;
+    const char *key = lua_tolstring(L, 1, &key_len);
+    const char *json = lua_touserdata(L, 2);
+    size_t json_len = (size_t)lua_tointeger(L, 3);
+    uint32_t hash = states_hash(vm, key, key_len);
+    long slot = states_find(vm, key, key_len, hash);
+    if (json) {
+        avm_push_json(vm, L, json, json_len, "stored state", AVM_JSON_STATE);
+        if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
+        if (slot < 0) vm->resident++;
+    } else {
+        if (slot < 0) return 0;  // not in memory: nothing to drop
+        lua_pushnil(L);
+    }
+    slot = states_set(vm, L, slot, key, key_len, hash);
+    // Marked changed (and no longer kept as it was): the next flush writes this state,
+    // or, when dropped, nothing for the key.
+    if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
+    return 0;
+}
+
+int avm_set_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
+    return call_with_key_json(vm, set_state_protected, key, key_len, json, json_len);
+}
+
 // --- writing states out -------------------------------------------------------
 
 /// A record length, little-endian on every machine (snapshot chunks store records as

@@ -48,36 +48,3 @@ void avm_unpark_key(avm *vm, const char *key, size_t len) {
     long slot = keymap_find(&vm->parked, key, len, keymap_hash(&vm->parked, key, len));
     if (slot >= 0) vm->parked.slots[slot].seq = INT64_MAX;  // the keymap keeps its keys: never reached
 }
-
-static int set_state_protected(lua_State *L) {
-    avm *vm = avm_of(L);
-    size_t key_len;
-    const char *key = lua_tolstring(L, 1, &key_len);
-    const char *json = lua_touserdata(L, 2);
-    size_t json_len = (size_t)lua_tointeger(L, 3);
-    uint32_t hash = states_hash(vm, key, key_len);
-    long slot = states_find(vm, key, key_len, hash);
-    if (json) {
-        avm_push_json(vm, L, json, json_len, "stored state", AVM_JSON_STATE);
-        if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
-        if (slot < 0) vm->resident++;
-    } else {
-        if (slot < 0) return 0;  // not in memory: nothing to drop
-        lua_pushnil(L);
-    }
-    slot = states_set(vm, L, slot, key, key_len, hash);
-    // Marked changed (and no longer kept as it was): the next flush writes this state,
-    // or, when dropped, nothing for the key.
-    if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
-    return 0;
-}
-
-int avm_set_state(avm *vm, const char *key, size_t key_len, const char *json, size_t json_len) {
-    lua_State *L = vm->L;
-    lua_pushcfunction(L, set_state_protected);
-    lua_pushlstring(L, key, key_len);
-    lua_pushlightuserdata(L, (void *)json);
-    lua_pushinteger(L, (lua_Integer)json_len);
-    avm_reset_budget(vm);
-    return avm_finish_call(vm, avm_pcall(vm, 3, 0), AVM_OK);
-}
