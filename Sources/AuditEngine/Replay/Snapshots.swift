@@ -210,9 +210,7 @@ enum Snapshots {
             guard droppedDigest.matches(dropped) else {
                 warn("snapshot of \(dropped.projection) at seq \(dropped.seq) is damaged (its states do not match its digest); deleting it and the later ones")
                 try SnapshotChunks.deleteDelta(db, chain: chain, delta: merged)
-                try SnapshotChunks.deleteDeltas(db, chain: chain, fromSeq: dropped.seq)
-                try db.execute(sql: "DELETE FROM snapshots WHERE chain = ? AND seq >= ?", arguments: [chain, dropped.seq])
-                try SnapshotParked.forget(db, chain: chain, fromSeq: dropped.seq)
+                try delete(db, chain: chain, fromSeq: dropped.seq)
                 return
             }
             try SnapshotChunks.deleteDelta(db, chain: chain, delta: dropped.delta)
