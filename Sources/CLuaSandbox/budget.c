@@ -161,6 +161,9 @@ void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (__builtin_expect(!ptr && osize == LUA_TSTRING && nsize > vm->max_string + TSTRING_HEADER + 1, 0) && vm->max_string) {
         vm->string_exceeded = 1;
         vm->refused_string = nsize - TSTRING_HEADER - 1;
+        // Where the script is: Lua saved the instruction's pc before allocating, and
+        // reading the call stack allocates nothing.
+        if (!vm->limit_where[0] && vm->L) note_where(vm->L, vm);
         avm_stop_soon(vm);
         return NULL;
     }

@@ -368,6 +368,30 @@ struct ParkPropertyTests {
         #expect(throws: RetryNeedsRebuild.self) { try w.store.retryParked(try w.load("p")) }
     }
 
+    @Test("a key parked by a deterministic budget names the handler and the file:line it stopped at", arguments: [
+        ("for i = 1, 1e9 do end", 20_000, "instruction budget of 20000 instructions exceeded (an endless loop?)"),
+        (#"local x = string.rep("x", 1000000)"#, 20_000, "instruction budget of 20000 instructions exceeded in string.rep"),
+        (#"local x = string.find(string.rep("a", 3000), "a*a*a*a*b")"#, 20_000, "instruction budget of 20000 instructions exceeded in string.find"),
+        (#"local t = "x" for i = 1, 30 do t = t .. t end"#, 100_000_000, "string size limit of 16 MB exceeded"),
+    ])
+    func budgetNamesTheLine(body: String, instructions: Int, message: String) throws {
+        let w = try Workspace()
+        w.projection("p", """
+            return {
+              on_error = "park",
+              limits = { instructions = \(instructions) },
+              on = { Add = function(s, e) s.n = (s.n or 0) + 1
+                if e.data.fail then \(body) end
+              end },
+            }
+            """)
+        try w.ingest(Self.lines([Generated(stream: "a", v: 1, fail: false), Generated(stream: "b", v: 2, fail: true)]))
+        try w.replay(["p"])
+        let parked = try #require(try w.store.parkedKeys(projection: "p").first)
+        #expect(parked.key == "b" && parked.firstSeq == 2)
+        #expect(parked.error.contains(#"handler "Add""#) && parked.error.contains("p.lua:5: " + message), "\(parked.error)")
+    }
+
     @Test("a global projection can only stop; an unknown on_error names the file", arguments: [
         (#"key = "global", on_error = "park","#, "global projections can only stop"),
         (#"on_error = "skip","#, #"'on_error' must be "stop" or "park""#),
