@@ -78,6 +78,7 @@ extension EventStore {
                 }
                 try db.execute(sql: "DROP TABLE main.\(target.quotedTable)")
             }
+            if run.cache != nil { run.rewritten.formUnion(requests.map(\.key)) }
         }
     }
 }

@@ -193,6 +193,9 @@ final class ProjectionRun {
     var parkedHere: [String: ParkRequest] = [:]
     /// Whether a key parked in place is said on stderr (not for the refold of one).
     var reportsParks = true
+    /// Keys whose rows were rewritten in the table behind the cache's back (parked in
+    /// place): read from the table, which a fold that parks in place writes at once.
+    var rewritten: Set<String> = []
 
     /// Unparks the keys of `keys` this fold parked in place, which it is about to fold
     /// again from `startPosition` (a point fold's late events).
@@ -284,7 +287,7 @@ final class ProjectionRun {
     /// the statement's SQL is made once and it is stepped without GRDB's row machinery,
     /// which cost more than SQLite's lookup itself (measured).
     func storedState(_ key: String, _ db: Database) throws -> String? {
-        if let state = cache?.state(forKey: key) { return state }
+        if let cache, rewritten.isEmpty || !rewritten.contains(key), let state = cache.state(forKey: key) { return state }
         let statement = try SQLStatement(db, lookupSQL, cached: true)
         defer { statement.reset() }
         statement.bind(1, text: key)
