@@ -358,14 +358,32 @@ int avm_apply_batch(avm *vm, avm_batch *batch) {
     return avm_finish_call(vm, status, batch->status);
 }
 
+/// The arguments of a function that call_with_key_json calls (key, JSON pointer, JSON
+/// length), with the key's hash and its slot in memory (-1: none).
+typedef struct {
+    const char *key, *json;
+    size_t key_len, json_len;
+    uint32_t hash;
+    long slot;
+} key_json_args;
+
+static key_json_args key_json_of(avm *vm, lua_State *L) {
+    key_json_args a;
+    a.key = lua_tolstring(L, 1, &a.key_len);
+    a.json = lua_touserdata(L, 2);
+    a.json_len = (size_t)lua_tointeger(L, 3);
+    a.hash = states_hash(vm, a.key, a.key_len);
+    a.slot = states_find(vm, a.key, a.key_len, a.hash);
+    return a;
+}
+
 static int provide_protected(lua_State *L) {
     avm *vm = avm_of(L);
-    size_t key_len;
-    const char *key = lua_tolstring(L, 1, &key_len);
-    size_t json_len = (size_t)lua_tointeger(L, 3);
-    const char *json = lua_touserdata(L, 2);
-    uint32_t hash = states_hash(vm, key, key_len);
-    long slot = states_find(vm, key, key_len, hash);
+    key_json_args a = key_json_of(vm, L);
+    const char *key = a.key, *json = a.json;
+    size_t key_len = a.key_len, json_len = a.json_len;
+    uint32_t hash = a.hash;
+    long slot = a.slot;
     if (!json && vm->pending.data && vm->pending.len == key_len && memcmp(vm->pending.data, key, key_len) == 0) {
         if (slot >= 0) states_keep_for_flush(vm, L, slot);
         vm->pending_absent = 1;  // init runs when the event is applied again
@@ -404,21 +422,16 @@ int avm_provide_state(avm *vm, const char *key, size_t key_len, const char *json
 /// avm_set_state: a key's state replaced (or dropped), and marked changed.
 static int set_state_protected(lua_State *L) {
     avm *vm = avm_of(L);
-    size_t key_len;
-    const char *key = lua_tolstring(L, 1, &key_len);
-    const char *json = lua_touserdata(L, 2);
-    size_t json_len = (size_t)lua_tointeger(L, 3);
-    uint32_t hash = states_hash(vm, key, key_len);
-    long slot = states_find(vm, key, key_len, hash);
-    if (json) {
-        avm_push_json(vm, L, json, json_len, "stored state", AVM_JSON_STATE);
+    key_json_args a = key_json_of(vm, L);
+    if (a.json) {
+        avm_push_json(vm, L, a.json, a.json_len, "stored state", AVM_JSON_STATE);
         if (!lua_istable(L, -1)) return luaL_error(L, "stored state is not a JSON object");
-        if (slot < 0) vm->resident++;
+        if (a.slot < 0) vm->resident++;
     } else {
-        if (slot < 0) return 0;  // not in memory: nothing to drop
+        if (a.slot < 0) return 0;  // not in memory: nothing to drop
         lua_pushnil(L);
     }
-    slot = states_set(vm, L, slot, key, key_len, hash);
+    long slot = states_set(vm, L, a.slot, a.key, a.key_len, a.hash);
     // Marked changed (and no longer kept as it was): the next flush writes this state,
     // or, when dropped, nothing for the key.
     if (!vm->all_dirty) states_mark_dirty(vm, L, slot);
@@ -566,12 +579,11 @@ int avm_state_json(avm *vm, const char *key, size_t key_len, const char **json, 
 static int merge_protected(lua_State *L) {
     avm *vm = avm_of(L);
     if (vm->next_cached) avm_ordered_reset(vm, L);
-    size_t key_len;
-    const char *key = lua_tolstring(L, 1, &key_len);
-    const char *json = lua_touserdata(L, 2);
-    size_t json_len = (size_t)lua_tointeger(L, 3);
-    uint32_t hash = states_hash(vm, key, key_len);
-    long slot = states_find(vm, key, key_len, hash);
+    key_json_args a = key_json_of(vm, L);
+    const char *key = a.key, *json = a.json;
+    size_t key_len = a.key_len, json_len = a.json_len;
+    uint32_t hash = a.hash;
+    long slot = a.slot;
     vm->pending_absent = 0;
     if (states_push(vm, L, slot) == LUA_TNIL) {           // 4: the running state
         lua_pop(L, 1);
