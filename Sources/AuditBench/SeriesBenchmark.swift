@@ -25,7 +25,7 @@ struct SeriesCommand: ParsableCommand {
         let copy = "\(dir)/series-rebuild-\(workload.events)-\(workload.seed).db"
         try? FileManager.default.removeItem(atPath: copy)
         try FileManager.default.copyItem(atPath: db, toPath: copy)
-        let days = try Self.days(db)
+        let days = try Self.days(db, events: workload.events)
         let (from, to) = (days.first!.description, days.last!.description)
         let old = try baseline.map { try OldAudit(executable: $0, dir: dir, file: file) }
 
@@ -85,12 +85,14 @@ struct SeriesCommand: ParsableCommand {
         print("  first and last rows: \(expected.split(separator: "\n").first!) … \(expected.split(separator: "\n").last!)")
     }
 
-    /// The day boundaries from the first event's day to the last one's, within the log.
-    static func days(_ db: String) throws -> [Timestamp] {
+    /// The day boundaries from the first event's day to the last one's, within the
+    /// workload's `events` (the replay appends its `CodeBuilt` records after them,
+    /// stamped now: they are not the workload's days).
+    static func days(_ db: String, events: Int) throws -> [Timestamp] {
         let store = try EventStore(path: db)
         var first: Timestamp?, last: Timestamp?
         try store.forEachEvent(EventFilter(limit: 1)) { first = $0.occurredAt }
-        try store.forEachEvent(EventFilter(fromSeq: try store.head().seq)) { last = $0.occurredAt }
+        try store.forEachEvent(EventFilter(fromSeq: Int64(events), toSeq: Int64(events))) { last = $0.occurredAt }
         guard let first, let last else { throw BenchError("the workload is empty") }
         let days = SeriesPoints(unit: .day, from: first, to: last).boundaries
         guard !days.isEmpty else {
