@@ -21,6 +21,8 @@ struct CheckpointWrite {
     var deadLetters: [(key: String, seq: Int64)] = []
     /// The parked key a retry folded (its parked row and dead letters are replaced).
     var retry: ProjectionRun.Retry?
+    /// A question's fold: the states are kept here instead of written to the table.
+    var changes: ChangedStates?
 
     struct Snapshot {
         let chain: Int64
@@ -35,7 +37,9 @@ struct CheckpointWrite {
     }
 
     func write(_ db: Database, warn: (String) -> Void) throws {
-        if let states {
+        if let states, let changes {
+            changes.add((backlog?.take() ?? []) + states)
+        } else if let states {
             let upsert = try StateUpsert(db, target: target)
             try upsert.write(StateRun.merged((backlog?.take() ?? []) + states))
             try ReadModel.savePosition(db, target: target, position: position, times: times)

@@ -482,7 +482,10 @@ private final class ParallelFold<States: StateDatabase>: @unchecked Sendable {
         }
         guard states.concurrentReads else {
             // One connection shared by the tasks: a read per lookup, so that they take turns.
-            fold { key in try states.readStates { db in try run.storedState(key, db) } }
+            fold { key in
+                if let found = run.storedStateInMemory(key) { return found }
+                return try states.readStates { db in try run.storedState(key, db) }
+            }
             return
         }
         // One read transaction for the batch, as the sequential fold has: it sees every

@@ -69,14 +69,24 @@ extension EventStore {
                         "projection \(run.projection.name): key \(parked.key) parked at seq \(parked.seq) in this answer (its own fold of the selected events; nothing is stored): \(parked.error)")
                 }
             }
-            try states.writeStates { db in
-                for request in requests {
-                    try db.execute(sql: "DELETE FROM main.\(run.target.quotedTable) WHERE key = ?", arguments: [request.key])
-                    try db.execute(
-                        sql: "INSERT INTO main.\(run.target.quotedTable) SELECT * FROM main.\(target.quotedTable) WHERE key = ?",
-                        arguments: [request.key])
+            if let changes = run.changes {
+                // A question's fold keeps its states in memory: the keys' last good states
+                // replace what it holds of them (none: the base's again).
+                try states.writeStates { db in
+                    let rows = try Row.fetchAll(db, sql: "SELECT key, state FROM main.\(target.quotedTable) ORDER BY key")
+                    changes.replace(Set(requests.map(\.key)), with: rows.map { ($0["key"], $0["state"]) })
+                    try db.execute(sql: "DROP TABLE main.\(target.quotedTable)")
                 }
-                try db.execute(sql: "DROP TABLE main.\(target.quotedTable)")
+            } else {
+                try states.writeStates { db in
+                    for request in requests {
+                        try db.execute(sql: "DELETE FROM main.\(run.target.quotedTable) WHERE key = ?", arguments: [request.key])
+                        try db.execute(
+                            sql: "INSERT INTO main.\(run.target.quotedTable) SELECT * FROM main.\(target.quotedTable) WHERE key = ?",
+                            arguments: [request.key])
+                    }
+                    try db.execute(sql: "DROP TABLE main.\(target.quotedTable)")
+                }
             }
             if run.cache != nil { run.rewritten.formUnion(requests.map(\.key)) }
         }

@@ -155,6 +155,9 @@ final class ProjectionRun {
     /// into its table (a snapshot in the attached store, or those states in memory); a
     /// key not in the run's table has its state there.
     var base = StateOverlay.Base.none
+    /// Set by a question's fold: its checkpoints keep the states they write here, in
+    /// memory, instead of writing its table (`ChangedStates`).
+    var changes: ChangedStates?
     /// Reads one key's state from the table (see `storedState`).
     private let lookupSQL: String
 
@@ -281,18 +284,32 @@ final class ProjectionRun {
     }
 
     /// Reads a key's stored state with `db`: from the cache of states written since the
-    /// VMs first let go of theirs, else from the table, else from the base snapshot.
+    /// VMs first let go of theirs, else from the table (for a question's fold, its
+    /// `changes`), else from the base.
     ///
     /// Runs once per key whose state is not in memory (after an eviction, every key):
     /// the statement's SQL is made once and it is stepped without GRDB's row machinery,
     /// which cost more than SQLite's lookup itself (measured).
     func storedState(_ key: String, _ db: Database) throws -> String? {
-        if let cache, rewritten.isEmpty || !rewritten.contains(key), let state = cache.state(forKey: key) { return state }
+        if let cache, !rewritten.contains(key), let state = cache.state(forKey: key) { return state }
+        if let changes { return try changes.state(of: key) ?? base.state(of: key, db) }
         let statement = try SQLStatement(db, lookupSQL, cached: true)
         defer { statement.reset() }
         statement.bind(1, text: key)
         if try statement.step("cannot read the stored state of \(projection.name)") { return statement.string(0) }
         return try base.state(of: key, db)
+    }
+
+    /// `storedState(key, db)` when it needs no database (`.some(nil)`: no state), else
+    /// nil: for a question's fold (its checkpoints keep their states in `changes`) from a
+    /// base in memory, or none. Such a fold runs over a `TemporaryStates`, one connection
+    /// that the partitions take turns on: without it they look keys up at the same time
+    /// (taking turns cost 11 µs a key, a third of a question as of a day two snapshots
+    /// apart: measured).
+    func storedStateInMemory(_ key: String) -> String?? {
+        guard let changes, base.isInMemory else { return nil }
+        let cached = rewritten.contains(key) ? nil : cache?.state(forKey: key)
+        return .some(cached ?? changes.state(of: key) ?? base.stateInMemory(of: key)!)
     }
 
     /// Serialises the states changed since the last checkpoint in every partition: the
@@ -366,6 +383,7 @@ final class ProjectionRun {
         let writesTable = full || !snapshotDue || snapshots?.changed == nil || snapshots?.keysAtStart == nil
             || holding > 128 << 20
         var write = CheckpointWrite(projection: projection.name, target: target, position: position, times: times)
+        write.changes = changes
         write.backlog = backlog
         tableWrite = nil
         // Dead letters the snapshot (if one is due) needs and the table does not hold yet.

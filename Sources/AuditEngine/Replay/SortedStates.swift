@@ -41,7 +41,36 @@ final class StateRun: @unchecked Sendable {
     }
 
     /// `runs` (oldest first) merged: each key once, with its newest state, in key order.
-    init(merging runs: [StateRun]) {
+    convenience init(merging runs: [StateRun]) {
+        let (out, count, written) = Self.merge(runs)
+        // Runs hold records their VM wrote itself: only memory can be short.
+        precondition(written >= 0, "cannot merge a checkpoint's states (status \(written))")
+        self.init(sorted: out, count: count, byteCount: written)
+    }
+
+    /// `runs` (oldest first, each in key order) merged as `init(merging:)` does, for
+    /// runs read from the database (a snapshot's deltas), which may be damaged.
+    /// - Throws: `DamagedChunk` when a run's records do not parse.
+    convenience init(mergingStored runs: [StateRun]) throws {
+        let (out, count, written) = Self.merge(runs)
+        if written == -2 {
+            out.deallocate()
+            throw DamagedChunk(description: "a snapshot's chunks are damaged: their records do not parse")
+        }
+        precondition(written >= 0, "cannot merge a snapshot's states (status \(written))")
+        self.init(sorted: out, count: count, byteCount: written)
+    }
+
+    private init(sorted records: UnsafeMutableRawBufferPointer, count: Int, byteCount: Int) {
+        self.records = records
+        sorted = true
+        self.count = count
+        self.byteCount = byteCount
+    }
+
+    /// `avm_merge_records` over `runs`: the buffer (the caller's to free), the records
+    /// written, and the bytes written or a negative status.
+    private static func merge(_ runs: [StateRun]) -> (UnsafeMutableRawBufferPointer, Int, Int) {
         let capacity = runs.reduce(0) { $0 + $1.byteCount }
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(capacity, 1), alignment: 8)
         let sources = runs.map { $0.sortedRecords() }
@@ -56,13 +85,8 @@ final class StateRun: @unchecked Sendable {
                     }
                 }
             }
-        // Runs hold records their VM wrote itself: only memory can be short.
-        precondition(written >= 0, "cannot merge a checkpoint's states (status \(written))")
         withExtendedLifetime(runs) {}
-        records = out
-        sorted = true
-        count = merged
-        byteCount = written
+        return (out, merged, written)
     }
 
     /// `runs` as one run: the run itself when there is one.

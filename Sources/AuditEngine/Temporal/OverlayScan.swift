@@ -8,7 +8,9 @@ final class OverlayScan: SQLKeyedCursor {
     private let base: (any StateCursor)?
     /// The base's rows when it is a table: their columns are read from it.
     private let baseRows: StatementCursor?
-    private let changes: StatementCursor?
+    private let changes: (any StateCursor)?
+    /// The changes' rows when they are a table: their columns are read from it.
+    private let changeRows: StatementCursor?
     private let columns: StateColumns
     /// The source of the current row.
     private var current: (any StateCursor)?
@@ -40,7 +42,15 @@ final class OverlayScan: SQLKeyedCursor {
             base = RunCursor(run, key: key)
             baseRows = nil
         }
-        changes = try overlay.changes.map { try rows($0, "the folded states of \(overlay.projection)") }
+        switch overlay.changes {
+        case .none:
+            (changes, changeRows) = (nil, nil)
+        case .table(let table):
+            let cursor = try rows(table, "the folded states of \(overlay.projection)")
+            (changes, changeRows) = (cursor, cursor)
+        case .states(let run):
+            (changes, changeRows) = (RunCursor(run, key: key), nil)
+        }
         pick()
     }
 
@@ -65,7 +75,7 @@ final class OverlayScan: SQLKeyedCursor {
         case (nil, _?): current = changes
         case (let b?, let c?): current = SortedStates.compare(b, c) < 0 ? base : changes
         }
-        currentRows = current === changes ? changes : (current != nil && current === baseRows ? baseRows : nil)
+        currentRows = current == nil ? nil : (current === changes ? changeRows : (current === baseRows ? baseRows : nil))
     }
 
     /// Sets column `column` of the current row (key, state, then the declared columns)

@@ -40,7 +40,7 @@ final class PointFold {
         /// projection is folded alone at each point, into `audit_point_NAME`.
         fileprivate(set) var foldsPerPoint = false
         fileprivate var pointBase = StateOverlay.Base.none
-        fileprivate var pointTarget: ReadModelTarget?
+        fileprivate var pointChanges = ChangedStates()
 
         init(projection: Projection, run: ProjectionRun, base: StateOverlay.Base) {
             self.projection = projection
@@ -50,8 +50,9 @@ final class PointFold {
 
         /// Its states at the current point.
         var overlay: StateOverlay {
-            let (base, target) = foldsPerPoint ? (pointBase, pointTarget!) : (self.base, run.target)
-            return StateOverlay(projection: projection.name, columns: projection.columns, base: base, changes: "main.\(target.quotedTable)")
+            let base = foldsPerPoint ? pointBase : self.base
+            let run = foldsPerPoint ? pointChanges.run : self.run.changes!.run
+            return StateOverlay(projection: projection.name, columns: projection.columns, base: base, changes: run.map { .states($0) } ?? .none)
         }
     }
 
@@ -92,6 +93,7 @@ final class PointFold {
             let run = try ProjectionRun(
                 projection: projection, target: target, position: view?.seq ?? 0, limits: options.limits, parallel: options.parallel)
             run.base = base
+            run.changes = ChangedStates()
             try run.honourParked(view?.parkedFirstSeqs ?? [:], restarts: false)
             return Member(projection: projection, run: run, base: base)
         }
@@ -160,7 +162,7 @@ final class PointFold {
             for stream in streams {
                 let partition = run.partition(ofStream: stream)
                 // A key the fold never saw is read from the snapshot when its event comes.
-                guard try partition.vm.stateJSON(key: stream) != nil || run.tableHolds(stream, db) else { continue }
+                guard try partition.vm.stateJSON(key: stream) != nil || run.changes?.state(of: stream) != nil else { continue }
                 try partition.vm.provideState(key: stream, json: try member.base.state(of: stream, db))
             }
         }
@@ -185,12 +187,13 @@ final class PointFold {
             projection: member.projection, target: target, position: view?.seq ?? 0, limits: options.limits,
             parallel: options.parallel)
         run.base = base
+        run.changes = ChangedStates()
         try run.honourParked(view?.parkedFirstSeqs ?? [:], restarts: false)
         var selection = EventSelection(types: [], asOf: point.asOf)
         selection.stream = stream
         try fold([run], end: end, selection)
         member.pointBase = base
-        member.pointTarget = target
+        member.pointChanges = run.changes!
     }
 }
 
@@ -201,10 +204,5 @@ extension ProjectionRun {
         var stream = stream
         let hash = stream.withUTF8 { EventBatchReader.streamHash($0) }
         return partitions[Int(hash % UInt64(partitions.count))]
-    }
-
-    /// Whether its table holds a state of `key`.
-    fileprivate func tableHolds(_ key: String, _ db: Database) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT 1 FROM main.\(target.quotedTable) WHERE key = ?", arguments: [key]) ?? false
     }
 }

@@ -25,7 +25,7 @@ import GRDB
 ///
 ///     let tables = try OverlayTables(db)
 ///     try tables.install(StateOverlay(projection: p.name, columns: p.columns,
-///         base: .snapshot(view, schema: "store"), changes: "main.\"audit_folded_orders\""), db)
+///         base: .snapshot(view, schema: "store"), changes: .table("main.\"audit_folded_orders\"")), db)
 ///     try tables.reading(db) { try db.execute(sql: "SELECT count(*) FROM orders") }
 struct StateOverlay {
     enum Base {
@@ -46,12 +46,31 @@ struct StateOverlay {
             case .table(let schema, let table):
                 return try String.fetchOne(
                     db, sql: "SELECT state FROM \(schema).\(ReadModel.quote(table)) WHERE key = ?", arguments: [key])
+            case .states: return stateInMemory(of: key)!
+            }
+        }
+
+        /// Whether its states are in memory (or it has none): `stateInMemory` finds them.
+        var isInMemory: Bool {
+            switch self {
+            case .none, .states: return true
+            case .snapshot, .table: return false
+            }
+        }
+
+        /// The state of `key` in a base in memory (or none), `.some(nil)` when it has
+        /// none; nil for a base in a database.
+        func stateInMemory(of key: String) -> String?? {
+            switch self {
+            case .none: return .some(nil)
             case .states(let run):
                 var key = key
-                return key.withUTF8 { key in
+                let state: String? = key.withUTF8 { key in
                     run.state(forKey: UnsafeRawBufferPointer(key), hash: KeyIndex.hash(UnsafeRawBufferPointer(key)))
                         .map { String(decoding: $0, as: UTF8.self) }
                 }
+                return .some(state)
+            case .snapshot, .table: return nil
             }
         }
     }
@@ -61,9 +80,16 @@ struct StateOverlay {
     var projection: String
     var columns: [Projection.Column]
     var base: Base
-    /// The schema-qualified, quoted table of the changes (with the projection's
-    /// columns), or nil for none.
-    var changes: String?
+    /// The states changed since the base.
+    var changes: Changes
+
+    enum Changes {
+        case none
+        /// A schema-qualified, quoted table with the projection's columns.
+        case table(String)
+        /// States in memory, in key order (a question's fold's: `ChangedStates`).
+        case states(StateRun)
+    }
 }
 
 /// The overlays of one connection: registers the `audit_overlay` virtual-table module
