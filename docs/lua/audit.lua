@@ -35,5 +35,5 @@
 ---@field on table<string, audit.Handler> handlers by event type; only these types are delivered, or every type with a ["*"] handler (for the types without their own)
 ---@field columns? table<string, "text"|"integer"|"real"|"numeric"> SQL columns filled from the state
 ---@field limits? audit.Limits
----@field snapshot_every? integer Seqs between the snapshots replay takes (default 100000; 0: none).
----@field snapshot_keep? integer How many snapshots to keep, spread over the log (default 12).
+---@field snapshot_every? integer Seqs between the snapshots replay takes (default 50000; 0: none).
+---@field snapshot_keep? integer How many snapshots to keep, spread over the log (default 40).

@@ -90,7 +90,7 @@ public struct SnapshotPolicy: Sendable, Equatable {
     /// gap goes, so those kept stay spread over the whole log.
     public var keep: Int
 
-    public static let `default` = SnapshotPolicy(every: 100_000, keep: 12)
+    public static let `default` = SnapshotPolicy(every: 50_000, keep: 40)
 
     public init(every: Int64, keep: Int) {
         self.every = every
