@@ -292,7 +292,7 @@ final class ProjectionRun {
     /// which cost more than SQLite's lookup itself (measured).
     func storedState(_ key: String, _ db: Database) throws -> String? {
         if let cache, !rewritten.contains(key), let state = cache.state(forKey: key) { return state }
-        if let changes { return try changes.state(of: key) ?? base.state(of: key, db) }
+        if let changes { return try (cache == nil ? nil : changes.state(of: key)) ?? base.state(of: key, db) }
         let statement = try SQLStatement(db, lookupSQL, cached: true)
         defer { statement.reset() }
         statement.bind(1, text: key)
@@ -308,6 +308,10 @@ final class ProjectionRun {
     /// apart: measured).
     func storedStateInMemory(_ key: String) -> String?? {
         guard let changes, base.isInMemory else { return nil }
+        // Until a VM first lets go of its states (and `cache` is made), the VMs hold every
+        // state the fold changed: a key they ask for is the base's. (Looked up in
+        // `changes`, each point of a series indexed all its states anew: a sixth of it.)
+        guard cache != nil else { return base.stateInMemory(of: key) }
         let cached = rewritten.contains(key) ? nil : cache?.state(forKey: key)
         return .some(cached ?? changes.state(of: key) ?? base.stateInMemory(of: key)!)
     }
