@@ -60,11 +60,11 @@ struct StateRecordsTests {
         }
     }
 
-    @Test("merging runs gives each key once, in order, with the state of the newest run that has it")
+    @Test("merging runs gives each key once, in order, with the state of the newest run that has it (few runs scanned, many through a heap)")
     func merges() throws {
         var rng = SplitMix64(seed: 42)
         let all = Self.keys(2_000, seed: 3)
-        for runCount in [0, 1, 2, 5, 20] {
+        for runCount in [0, 1, 2, 5, 8, 9, 20, 60] {
             var expected: [[UInt8]: String] = [:]
             let runs: [[UInt8]] = (0..<runCount).map { run in
                 let keys = all.filter { _ in Int.random(in: 0..<3, using: &rng) == 0 }.sorted(by: Self.precedes)
@@ -89,14 +89,19 @@ struct StateRecordsTests {
     func refusesMalformedRuns() throws {
         let good = Self.records([(key: Array("a".utf8), state: "{}"), (key: Array("b".utf8), state: "{}")])
         for (bytes, count) in [(Array(good.dropLast()), 2), (good, 3), (good, 1), ([255, 255, 255, 255], 1)] {
-            var out = [UInt8](repeating: 0, count: 64)
-            var merged = 0
-            let written = try Self.withBases([bytes], counts: [count]) { bases, lengths, counts in
-                out.withUnsafeMutableBytes {
-                    avm_merge_records(bases, lengths, counts, 1, $0.baseAddress!.assumingMemoryBound(to: CChar.self), &merged)
+            // Alone, and as the last of ten runs (merged through the heap).
+            for before in [0, 9] {
+                var out = [UInt8](repeating: 0, count: 64 * (before + 1))
+                var merged = 0
+                let runs = Array(repeating: good, count: before) + [bytes]
+                let written = try Self.withBases(runs, counts: Array(repeating: 2, count: before) + [count]) { bases, lengths, counts in
+                    out.withUnsafeMutableBytes {
+                        avm_merge_records(bases, lengths, counts, runs.count, $0.baseAddress!.assumingMemoryBound(to: CChar.self), &merged)
+                    }
                 }
+                #expect(written == -2, "\(bytes) as \(count) records after \(before) good runs")
             }
-            #expect(written == -2, "\(bytes) as \(count) records")
+            var out = [UInt8](repeating: 0, count: 64)
             let sorted = bytes.withUnsafeBytes { b in
                 out.withUnsafeMutableBytes { o in
                     avm_sort_records(b.baseAddress?.assumingMemoryBound(to: CChar.self), b.count, count,
