@@ -18,8 +18,12 @@ func waitUntil(seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool
 @Suite("Following: a projection's code changes")
 struct FollowCodeChangeTests {
     /// Counts each stream's events and sums their `i`, times `factor` (the code's version).
-    static func counts(factor: Int, failAt: Int? = nil) -> String {
-        let fail = failAt.map { "if e.data.i == \($0) then error('no ' .. e.data.i) end " } ?? ""
+    /// - Parameter slow: each event also spins a loop (the same states, a build some
+    ///   ten times as long), so that a test sees the live table current during a build,
+    ///   or stops one midway, however fast the machine.
+    static func counts(factor: Int, failAt: Int? = nil, slow: Bool = false) -> String {
+        let fail = (failAt.map { "if e.data.i == \($0) then error('no ' .. e.data.i) end " } ?? "")
+            + (slow ? "for _ = 1, 2000 do end " : "")
         return """
             return {
               version = 1,
@@ -85,7 +89,7 @@ struct FollowCodeChangeTests {
         let follower = try Self.follower(w, ["counts", "total"])
         try follower.start()
         defer { follower.stop() }
-        w.projection("counts", Self.counts(factor: 2))
+        w.projection("counts", Self.counts(factor: 2, slow: true))
         let writer = try EventStore(path: w.store.path)
         var appended = 20_000
         // While it builds, each append reaches the live table, folded with the old code.
@@ -199,7 +203,7 @@ struct FollowCodeChangeTests {
         let oldHash = try Self.record(w, "counts")?.codeHash
         let first = try Self.follower(w, ["counts"])
         try first.start()
-        w.projection("counts", Self.counts(factor: 2))
+        w.projection("counts", Self.counts(factor: 2, slow: true))
         #expect(waitUntil(seconds: 30) { (try? Self.record(w, "counts", build: true)?.position ?? 0) ?? 0 > 2_000 })
         first.stop()
         _ = try first.wait()
