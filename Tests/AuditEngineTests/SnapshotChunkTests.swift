@@ -11,7 +11,7 @@ struct SnapshotChunkTests {
     /// The states at `snapshot`, merged over its chain's deltas.
     static func states(_ store: EventStore, _ snapshot: SnapshotRecord, chain: [SnapshotRecord]) throws -> [String] {
         try store.readTransaction { db in
-            let view = SnapshotView(record: snapshot, segments: chain.filter { $0.seq <= snapshot.seq }.map(\.delta))
+            let view = SnapshotView(record: snapshot, deltas: chain.filter { $0.seq <= snapshot.seq })
             var lines: [String] = []
             try SortedStates.merge(SnapshotStates.deltas(db, view, schema: "main")) {
                 lines.append("\(String(decoding: $0, as: UTF8.self)) \(String(decoding: $1, as: UTF8.self))")
@@ -33,7 +33,7 @@ struct SnapshotChunkTests {
             let expected = try TemporalTests.replayedFromScratch(w, upTo: snapshot.seq)
             #expect(try Self.states(w.store, snapshot, chain: chain) == expected, "snapshot at \(snapshot.seq)")
             // Every 37th key, and keys before the first, between two and after the last.
-            let view = SnapshotView(record: snapshot, segments: chain.filter { $0.seq <= snapshot.seq }.map(\.delta))
+            let view = SnapshotView(record: snapshot, deltas: chain.filter { $0.seq <= snapshot.seq })
             try w.store.readTransaction { db in
                 for line in expected.enumerated().filter({ $0.offset % 37 == 0 }).map(\.element) {
                     let (key, state) = (String(line.prefix { $0 != " " }), String(line.drop { $0 != " " }.dropFirst()))
@@ -76,7 +76,7 @@ struct SnapshotChunkTests {
                 ) WITHOUT ROWID
                 """)
             for snapshot in snapshots {
-                let view = SnapshotView(record: snapshot, segments: [snapshot.delta])
+                let view = SnapshotView(record: snapshot, deltas: [snapshot])
                 try SortedStates.merge(SnapshotStates.deltas(db, view, schema: "main")) { key, state in
                     try db.execute(
                         sql: "INSERT INTO snapshot_states VALUES (?, ?, ?, ?)",

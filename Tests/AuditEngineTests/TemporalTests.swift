@@ -293,9 +293,9 @@ struct TemporalTests {
         for snapshot in byProjection["order_totals"]! {
             let replayed = try Self.replayedFromScratch(w, upTo: snapshot.seq)
             let restored = try w.store.readTransaction { db -> [String] in
-                let deltas = byProjection["order_totals"]!.filter { $0.seq <= snapshot.seq }.map(\.delta)
+                let deltas = byProjection["order_totals"]!.filter { $0.seq <= snapshot.seq }
                 var lines: [String] = []
-                try SortedStates.merge(SnapshotStates.deltas(db, SnapshotView(record: snapshot, segments: deltas), schema: "main")) {
+                try SortedStates.merge(SnapshotStates.deltas(db, SnapshotView(record: snapshot, deltas: deltas), schema: "main")) {
                     lines.append("\(String(decoding: $0, as: UTF8.self)) \(String(decoding: $1, as: UTF8.self))")
                 }
                 return lines

@@ -3,9 +3,11 @@ import GRDB
 /// A usable snapshot, with the deltas its states are merged from.
 struct SnapshotView: Sendable {
     let record: SnapshotRecord
-    /// The deltas of the chain's snapshots up to `record.seq`, oldest first: a key's
-    /// state at `record.seq` is the one in the last of them that holds the key.
-    let segments: [Int64]
+    /// The chain's snapshots up to `record.seq`, oldest first, whose deltas hold its
+    /// states: a key's state at `record.seq` is the one in the last delta that holds it.
+    let deltas: [SnapshotRecord]
+    /// Their deltas' ids.
+    var segments: [Int64] { deltas.map(\.delta) }
     /// The keys parked at its seq (a projection with `on_error = "park"`).
     var parked: [SnapshotParkedKey] = []
     var chain: Int64 { record.chain }

@@ -120,7 +120,7 @@ enum Snapshots {
             // merge of the two in key order.
             let all = try list(db, chain: chain)
             let last = try all.last.map {
-                MergedStates(try SnapshotStates.deltas(db, SnapshotView(record: $0, segments: all.map(\.delta)), schema: "main"))
+                MergedStates(try SnapshotStates.deltas(db, SnapshotView(record: $0, deltas: all), schema: "main"))
             }
             let rows = try StatementCursor(db.makeStatement(sql: "SELECT key, state FROM \(quoted) ORDER BY key"), reading: table)
             while let key = rows.key {
@@ -256,9 +256,13 @@ enum Snapshots {
     /// seq, and only a snapshot that recorded them is usable; one with a key parked by the
     /// instruction budget only for a fold under that same budget (`limits`, else the
     /// projection's own), since another budget may not park it.
+    ///
+    /// With `checksDigests` false the deltas are not checked here: the caller reads every
+    /// one of them anyway and checks each as it reads it (`BaseStates`), and asks again
+    /// with the check when one fails.
     static func newestUsable(
         _ db: Database, schema: String = "main", projection: Projection, asOf: Timestamp?, knownAt: Timestamp?,
-        maxSeq: Int64, limits: LuaLimits? = nil, warn: (String) -> Void
+        maxSeq: Int64, limits: LuaLimits? = nil, checksDigests: Bool = true, warn: (String) -> Void
     ) throws -> SnapshotView? {
         guard let chain = try chain(db, schema: schema, projection: projection, create: false) else { return nil }
         let all = try list(db, schema: schema, chain: chain)
@@ -275,8 +279,9 @@ enum Snapshots {
                 else { continue }
                 parked = keys
             }
-            guard let bad = try firstDamaged(db, schema: schema, chain: chain, snapshots: all, upTo: candidate.seq) else {
-                return SnapshotView(record: candidate, segments: all.filter { $0.seq <= candidate.seq }.map(\.delta), parked: parked)
+            let deltas = all.filter { $0.seq <= candidate.seq }
+            guard checksDigests, let bad = try firstDamaged(db, schema: schema, chain: chain, snapshots: all, upTo: candidate.seq) else {
+                return SnapshotView(record: candidate, deltas: deltas, parked: parked)
             }
             warn("snapshot of \(projection.name) at seq \(bad) is damaged (its states do not match its digest); not using it or later ones")
             limit = bad - 1

@@ -45,7 +45,7 @@ final class StateRun: @unchecked Sendable {
         let (out, count, written) = Self.merge(runs)
         // Runs hold records their VM wrote itself: only memory can be short.
         precondition(written >= 0, "cannot merge a checkpoint's states (status \(written))")
-        self.init(sorted: out, count: count, byteCount: written)
+        self.init(adopting: out, count: count, byteCount: written)
     }
 
     /// `runs` (oldest first, each in key order) merged as `init(merging:)` does, for
@@ -58,10 +58,12 @@ final class StateRun: @unchecked Sendable {
             throw DamagedChunk(description: "a snapshot's chunks are damaged: their records do not parse")
         }
         precondition(written >= 0, "cannot merge a snapshot's states (status \(written))")
-        self.init(sorted: out, count: count, byteCount: written)
+        self.init(adopting: out, count: count, byteCount: written)
     }
 
-    private init(sorted records: UnsafeMutableRawBufferPointer, count: Int, byteCount: Int) {
+    /// `count` records in key order, each key once, in the first `byteCount` bytes of
+    /// `records`, which the run now owns (and frees).
+    init(adopting records: UnsafeMutableRawBufferPointer, count: Int, byteCount: Int) {
         self.records = records
         sorted = true
         self.count = count

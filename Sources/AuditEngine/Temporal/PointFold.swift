@@ -87,8 +87,7 @@ final class PointFold {
         members = try projections.map { projection in
             let target = ReadModelTarget(
                 projection: projection.name, kind: .temporary, columns: projection.columns, table: "audit_folded_" + projection.name)
-            let view = try Self.newestSnapshot(projection, at: first, end: end, store: store, states: states, options: options)
-            let base = try states.readStates { db in try BaseStates.base(view, db, load: key == nil) }
+            let (view, base) = try Self.start(projection, at: first, end: end, load: key == nil, store: store, states: states, options: options)
             try states.writeStates { db in try db.execute(sql: target.createSQL) }
             let run = try ProjectionRun(
                 projection: projection, target: target, position: view?.seq ?? 0, limits: options.limits, parallel: options.parallel)
@@ -100,17 +99,31 @@ final class PointFold {
     }
 
     /// The newest snapshot of `projection` usable at `time` (none without snapshots),
-    /// found through `states`' transaction, which all later reads of it share.
-    private static func newestSnapshot(
-        _ projection: Projection, at time: TemporalSelection, end: Int64, store: EventStore, states: TemporaryStates,
-        options: TemporalOptions
-    ) throws -> SnapshotView? {
-        guard options.useSnapshots else { return nil }
-        return try states.readStates { db in
-            try Snapshots.newestUsable(
-                db, schema: "store", projection: projection, asOf: time.asOf, knownAt: time.knownAt, maxSeq: end,
-                limits: options.limits, warn: { store.logger.warning("\($0)") })
+    /// found through `states`' transaction, which all later reads of it share, and the
+    /// base a fold from it starts from (`BaseStates`; in memory with `load`).
+    ///
+    /// Loaded, its deltas are checked as they are read: only when one does not match its
+    /// digest is the snapshot chosen again with every delta checked first (which warns,
+    /// and passes over the damaged one and every later one).
+    private static func start(
+        _ projection: Projection, at time: TemporalSelection, end: Int64, load: Bool, store: EventStore,
+        states: TemporaryStates, options: TemporalOptions
+    ) throws -> (SnapshotView?, StateOverlay.Base) {
+        guard options.useSnapshots else { return (nil, .none) }
+        func choose(checking: Bool) throws -> SnapshotView? {
+            try states.readStates { db in
+                try Snapshots.newestUsable(
+                    db, schema: "store", projection: projection, asOf: time.asOf, knownAt: time.knownAt, maxSeq: end,
+                    limits: options.limits, checksDigests: checking, warn: { store.logger.warning("\($0)") })
+            }
         }
+        let view = try choose(checking: !load)
+        if let base = try states.readStates({ db in try BaseStates.base(view, db, load: load) }) { return (view, base) }
+        let checked = try choose(checking: true)
+        guard let base = try states.readStates({ db in try BaseStates.base(checked, db, load: load) }) else {
+            throw StoreError.storage("the snapshot of \(projection.name) at seq \(checked?.seq ?? 0) failed its check after passing it (internal error)")
+        }
+        return (checked, base)
     }
 
     private var replayOptions: ReplayOptions {
@@ -177,8 +190,8 @@ final class PointFold {
         let target = ReadModelTarget(
             projection: member.projection.name, kind: .temporary, columns: member.projection.columns,
             table: "audit_point_" + member.projection.name)
-        let view = try Self.newestSnapshot(member.projection, at: point, end: end, store: store, states: states, options: options)
-        let base = try states.readStates { db in try BaseStates.base(view, db, load: loadsBase) }
+        let (view, base) = try Self.start(
+            member.projection, at: point, end: end, load: loadsBase, store: store, states: states, options: options)
         try states.writeStates { db in
             try db.execute(sql: "DROP TABLE IF EXISTS main.\(target.quotedTable)")
             try db.execute(sql: target.createSQL)
