@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 
-/// Folds projections forward through points in time, in one pass over the log, into a
+/// Folds projections forward through points in time, in one pass over the log, over a
 /// temporary database, and gives each projection's states at the current point as an
 /// overlay (`StateOverlay`): the snapshot the fold started from plus the states it
-/// changed since.
+/// changed since, which its checkpoints keep in memory (`ChangedStates`; the tables
+/// `audit_folded_NAME` and `audit_point_NAME` it makes stay empty).
 ///
 /// The points must not go back in either time (a series: ascending as-of, known-at
 /// fixed or ascending too), so that each selects every event the one before it did.
@@ -33,11 +34,11 @@ final class PointFold {
     /// One projection being folded.
     final class Member {
         let projection: Projection
-        /// The one pass's run, into `audit_folded_NAME`.
+        /// The one pass's run.
         let run: ProjectionRun
         let base: StateOverlay.Base
         /// Set once the one pass cannot place a late event (see the type's doc): the
-        /// projection is folded alone at each point, into `audit_point_NAME`.
+        /// projection is folded alone at each point (into `pointChanges`).
         fileprivate(set) var foldsPerPoint = false
         fileprivate var pointBase = StateOverlay.Base.none
         fileprivate var pointChanges = ChangedStates()
