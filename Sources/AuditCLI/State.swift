@@ -79,12 +79,15 @@ extension AuditCommand {
             var found = false
             let columns = format == .csv || format == .table ? try StateColumns.declared(store, name, time.selection.isCurrent ? nil : workspace) : []
             var writer = try StateWriter(format: format, columns: columns, spreadsheetSafe: try spreadsheet.protects(format))
+            // An answer at another time: the keys parked in it, told before its first state
+            // (the engine says each on stderr), are marked in its lines.
+            func answerParked(_ parked: [String: Int64]) { writer.parked = parked }
             if reported.asReported != nil {
                 let (selection, projections) = try reported.projections(store, time)
                 guard let projection = projections.first(where: { $0.name == name }) else {
                     throw ProjectionError(projection: name, message: "no build of it was live at \(reported.asReported!) (built later, or before this database kept its code)")
                 }
-                try store.forEachStateBytes(projection, at: selection, key: key, options: options) { key, state in
+                try store.forEachStateBytes(projection, at: selection, key: key, options: options, parked: answerParked) { key, state in
                     try writer.row(key: key, state: state)
                     found = true
                 }
@@ -99,17 +102,14 @@ extension AuditCommand {
                 }
             } else {
                 let projection = try workspace.loadProjections([name])[0].get()
-                var options = TemporalOptions()
-                options.useSnapshots = !noSnapshots
-                options.parallel = parallel
-                try store.forEachStateBytes(projection, at: time.selection, key: key, options: options) { key, state in
+                try store.forEachStateBytes(projection, at: time.selection, key: key, options: options, parked: answerParked) { key, state in
                     try writer.row(key: key, state: state)
                     found = true
                 }
             }
             try writer.finish()
             if let key, !found {
-                // Parked at its first event: it has no good state yet, which the note said.
+                // Parked at its first event: it has no good state yet, which stderr said.
                 if writer.parked[key] != nil { return }
                 throw ProjectionError(projection: name, message: "no state for key \"\(key)\"")
             }

@@ -123,9 +123,9 @@ struct DeadLettersCommandTests {
         let scratch = try audit(["--read-only", "state", "totals", "o-7"], in: dir.path)
         #expect(scratch.status == 0 && scratch.stdout.contains(o7), "\(scratch.stdout)\(scratch.stderr)")
         #expect(scratch.stderr.contains("key o-7 parked at seq 4009 in this answer"), "\(scratch.stderr)")
-        // An --as-of answer is its own fold from seq 1: it parks all three.
+        // An --as-of answer is its own fold from seq 1: it parks all three, and marks them.
         let asOf = try audit(["state", "totals", "--as-of", "2999-01-01", "--format", "jsonl"], in: dir.path)
-        #expect(asOf.status == 0 && asOf.stdout.contains(#"{"key":"o-7",\#(o7)}"#), "\(asOf.stderr)")
+        #expect(asOf.status == 0 && asOf.stdout.contains(#"{"key":"o-7",\#(o7),"parked":{"first_seq":4009}}"#), "\(asOf.stdout)\(asOf.stderr)")
         for (key, seq) in [("o-13", 2014), ("o-7", 4009), ("o-11", 4013)] {
             #expect(asOf.stderr.contains("projection totals: key \(key) parked at seq \(seq) in this answer"), "\(asOf.stderr)")
         }
@@ -135,6 +135,24 @@ struct DeadLettersCommandTests {
         #expect(try audit(["replay"], in: dir.path).status == 0)
         let verified = try audit(["verify", "--projections"], in: dir.path)
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+    }
+
+    @Test("an --as-of answer from a snapshot that holds parked keys says so and marks them, as the fold from seq 1 does")
+    func asOfFromParkedSnapshot() throws {
+        let dir = try workspace(events: 6000, snapshotEvery: 1000)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        let db = dir.path + "/audit.db"
+        #expect(try sqlite("SELECT group_concat(key, ',') FROM (SELECT key FROM audit_snapshot_parked WHERE seq = 6000 ORDER BY key)", db) == "o-11,o-13,o-7")
+        let fromSnapshot = try audit(["state", "totals", "--as-of", "2999-01-01", "--format", "jsonl"], in: dir.path)
+        let fromSeq1 = try audit(["state", "totals", "--as-of", "2999-01-01", "--format", "jsonl", "--no-snapshots"], in: dir.path)
+        #expect(fromSnapshot.status == 0 && fromSeq1.status == 0, "\(fromSnapshot.stderr)\(fromSeq1.stderr)")
+        #expect(fromSnapshot.stdout == fromSeq1.stdout)
+        for (key, seq) in [("o-13", 2014), ("o-7", 4008), ("o-11", 4012)] {
+            #expect(fromSnapshot.stdout.contains(#"{"key":"\#(key)","#) && fromSnapshot.stdout.contains(#""parked":{"first_seq":\#(seq)}}"#))
+            #expect(fromSnapshot.stderr.contains("\(key) since seq \(seq)"), "\(fromSnapshot.stderr)")
+        }
+        #expect(fromSnapshot.stderr.contains("projection totals: 3 parked keys ("), "\(fromSnapshot.stderr)")
+        #expect(fromSnapshot.stderr.contains("answered from their last good states"), "\(fromSnapshot.stderr)")
     }
 
     @Test("kill -9 during a parking replay that takes snapshots, then replay again: the same states and dead letters as an uninterrupted one, and a rebuild from a snapshot gives them too")

@@ -31,11 +31,24 @@ extension EventStore {
         try forEachStateBytes(projection, at: [time], key: key, options: options) { _, key, state in try body(key, state) }
     }
 
+    /// As `forEachStateBytes(_:at:key:options:_:)`, telling `parked`, before the first
+    /// state, the keys parked in the answer (key -> first seq not folded): their states
+    /// are their last good ones, and a key parked at its first selected event has none.
+    package func forEachStateBytes(
+        _ projection: Projection, at time: TemporalSelection, key: String? = nil, options: TemporalOptions,
+        parked: ([String: Int64]) throws -> Void, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        try forEachStateBytes(projection, at: [time], key: key, options: options, parked: { _, keys in try parked(keys) }) { _, key, state in
+            try body(key, state)
+        }
+    }
+
     /// As `forEachStateBytes(_:at:key:options:_:)` at each of `points` (see
     /// `PointFold` for the order they must follow), in one pass: `body(point, key,
     /// state)`, the point being an index into `points`, ascending.
     func forEachStateBytes(
         _ projection: Projection, at points: [TemporalSelection], key: String? = nil, options: TemporalOptions,
+        parked: (Int, [String: Int64]) throws -> Void = { _, _ in },
         _ body: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
         guard !points.isEmpty else { return }
@@ -46,6 +59,7 @@ extension EventStore {
             key: key, options: options)
         for (index, point) in points.enumerated() {
             try fold.advance(to: point, end: ends[index])
+            try parked(index, fold.members[0].parked)
             try states.readStates { db in
                 let scan = try OverlayScan(db, fold.members[0].overlay, key: key)
                 while let key = scan.key {

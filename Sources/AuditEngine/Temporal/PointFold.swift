@@ -41,12 +41,24 @@ final class PointFold {
         /// projection is folded alone at each point (into `pointChanges`).
         fileprivate(set) var foldsPerPoint = false
         fileprivate var pointBase = StateOverlay.Base.none
+        /// Key -> first seq not folded, of the keys parked at the snapshot the fold
+        /// started from (the one pass's, or the current point's when folded alone).
+        fileprivate var snapshotParked: [String: Int64] = [:]
+        fileprivate var pointRun: ProjectionRun?
         fileprivate var pointChanges = ChangedStates()
 
         init(projection: Projection, run: ProjectionRun, base: StateOverlay.Base) {
             self.projection = projection
             self.run = run
             self.base = base
+        }
+
+        /// Key -> first seq not folded, of the keys parked in the answer at the current
+        /// point: at the snapshot it started from, and by its own fold
+        /// (`ProjectionRun.parkedHere`). Their states are their last good ones.
+        var parked: [String: Int64] {
+            let run = foldsPerPoint ? pointRun! : self.run
+            return snapshotParked.merging(run.parkedHere.mapValues(\.seq)) { a, _ in a }
         }
 
         /// Its states at the current point.
@@ -95,7 +107,10 @@ final class PointFold {
             run.base = base
             run.changes = ChangedStates()
             try run.honourParked(view?.parkedFirstSeqs ?? [:], restarts: false)
-            return Member(projection: projection, run: run, base: base)
+            let member = Member(projection: projection, run: run, base: base)
+            member.snapshotParked = view?.parkedFirstSeqs ?? [:]
+            Self.warnParked(member.snapshotParked, of: projection, store: store)
+            return member
         }
     }
 
@@ -125,6 +140,16 @@ final class PointFold {
             throw StoreError.storage("the snapshot of \(projection.name) at seq \(checked?.seq ?? 0) failed its check after passing it (internal error)")
         }
         return (checked, base)
+    }
+
+    /// Says on stderr that keys parked at the snapshot a fold starts from are answered
+    /// from their last good states (a key the fold parks itself is said as it parks).
+    private static func warnParked(_ parked: [String: Int64], of projection: Projection, store: EventStore) {
+        guard !parked.isEmpty else { return }
+        let shown = parked.sorted { ($0.value, $0.key) < ($1.value, $1.key) }.prefix(3).map { "\($0.key) since seq \($0.value)" }
+        let more = parked.count > 3 ? ", …" : ""
+        store.logger.warning(
+            "projection \(projection.name): \(parked.count) parked key\(parked.count == 1 ? "" : "s") (\(shown.joined(separator: ", "))\(more)) answered from their last good states; see audit dead-letters \(projection.name)")
     }
 
     private var replayOptions: ReplayOptions {
@@ -208,6 +233,8 @@ final class PointFold {
         try fold([run], end: end, selection)
         member.pointBase = base
         member.pointChanges = run.changes!
+        member.pointRun = run
+        member.snapshotParked = view?.parkedFirstSeqs ?? [:]
     }
 }
 
