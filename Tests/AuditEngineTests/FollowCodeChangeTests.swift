@@ -118,6 +118,9 @@ struct FollowCodeChangeTests {
         #expect(live.codeHash == (try w.load("counts").codeHash))
         #expect(try Self.record(w, "counts", build: true) == nil)
         #expect(try w.store.events(EventFilter(stream: "audit-code-counts", type: "CodeBuilt")).count == 2)
+        // The build's own figures, for audit projections: from seq 0 to where it was promoted.
+        let stats = try #require(try w.store.replayStats()["counts"])
+        #expect(stats.fromSeq == 0 && stats.toSeq >= 20_060 && stats.seconds > 0, "\(stats)")
         #expect(try w.dump("counts") == (try Self.cleanStates(factor: 2, count: appended)))
         #expect(try w.state("total", "global") == #"{"n":\#(appended)}"#)
         follower.stop()
@@ -195,6 +198,9 @@ struct FollowCodeChangeTests {
         #expect(waitUntil(seconds: 60) { (try? Self.record(w, "counts")?.codeHash) == newest })
         #expect(try w.dump("counts") == (Self.expectedStates(factor: 5, count: 20_000)))
         #expect(try w.store.events(EventFilter(stream: "audit-code-counts", type: "CodeBuilt")).count == 2)
+        // The last build's own figures (the restarted one), from seq 0 to where it was promoted.
+        let stats = try #require(try w.store.replayStats()["counts"])
+        #expect(stats.fromSeq == 0 && stats.toSeq >= 20_000 && stats.seconds > 0, "\(stats)")
     }
 
     @Test("stopped mid-build, the next follower resumes the build from its checkpoint and the live table from its own, with the old code")

@@ -17,6 +17,10 @@ final class FollowedProjection {
     /// Where the failed build stopped, and the hash of its code.
     var buildPosition: Int64 = 0
     var buildHash: String?
+    /// Where its build started, and how long its slices have folded so far: its replay
+    /// stats (`audit projections`) once it is promoted.
+    var buildFrom: Int64 = 0
+    var buildSeconds = 0.0
     /// The hash of the folder's code as last read; nil once its file is gone.
     var folderHash: String?
     /// Its outcome so far: of the replay the follower began with, or of a promoted build.
@@ -93,6 +97,8 @@ extension ProjectionFollower {
         slot.build = nil
         do {
             slot.build = try store.writeTransaction { db in try store.buildRun(projection, db, options: options) }
+            slot.buildFrom = slot.build!.startPosition
+            slot.buildSeconds = 0
             slot.buildFailure = nil
         } catch let error as ProjectionError {
             buildFailed(slot, error, position: 0, hash: projection.codeHash)
@@ -128,6 +134,9 @@ extension ProjectionFollower {
         try store.pass(builds, end: head, selection: EventSelection(types: []), options: sliced, states: store)
         try restartParked(followed, \.build, options: sliced)
         let seconds = (ContinuousClock.now - started).seconds
+        for slot in followed where slot.build.map({ run in builds.contains { $0 === run } }) ?? false {
+            slot.buildSeconds += seconds
+        }
         if let reached = builds.filter(\.isActive).map(\.position).min(), reached > from, seconds > 0 {
             let rate = Double(reached - from) / seconds
             batchSize = max(100, min(options.batchSize, Int(rate * self.options.buildSlice / 2)))
@@ -138,7 +147,9 @@ extension ProjectionFollower {
         }
         let promotable = followed.filter { $0.build.map { $0.isActive && $0.position >= head } ?? false }
         guard !promotable.isEmpty else { return }
-        try store.promote(promotable.map { $0.build! })
+        try store.promote(
+            promotable.map { $0.build! },
+            stats: Dictionary(promotable.map { ($0.name, (from: $0.buildFrom, seconds: $0.buildSeconds)) }, uniquingKeysWith: { a, _ in a }))
         for slot in promotable {
             let build = slot.build!
             let replaced = slot.live != nil

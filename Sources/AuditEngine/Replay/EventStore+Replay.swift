@@ -136,11 +136,8 @@ extension EventStore {
             for projection in skipping {
                 try ReadModel.skipUnhandled(db, name: projection.name, handledTypes: projection.handledTypes, head: head)
             }
-            let now = Timestamp.now().description
             for (name, from, to) in folded {
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO audit_replay_stats (projection, finished_at, from_seq, to_seq, seconds) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [name, now, from, to, seconds])
+                try ReplayStats.record(db, projection: name, from: from, to: to, seconds: seconds)
             }
         }
     }
@@ -322,9 +319,15 @@ extension EventStore {
     /// Replaces the live tables of `builds` (runs that reached the head) with theirs, in
     /// one transaction that also records each one's code (`CodeHistory`, a `CodeBuilt`
     /// event) and drops the snapshots of code that no longer runs.
-    func promote(_ builds: [ProjectionRun]) throws {
+    /// - Parameter stats: by projection, where its build started and how long it folded
+    ///   (a follower's, built slice by slice), recorded as its replay stats (`audit
+    ///   projections`); a replay records its own when it finishes.
+    func promote(_ builds: [ProjectionRun], stats: [String: (from: Int64, seconds: Double)] = [:]) throws {
         try writeTransaction { db in
             for run in builds {
+                if let stats = stats[run.projection.name] {
+                    try ReplayStats.record(db, projection: run.projection.name, from: stats.from, to: run.position, seconds: stats.seconds)
+                }
                 try ReadModel.promote(db, projection: run.projection, position: run.position, times: run.times)
                 try CodeHistory.record(db, store: self, projection: run.projection, position: run.position)
                 // Snapshots of code that no longer runs are never used again.

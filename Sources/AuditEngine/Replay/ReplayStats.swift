@@ -15,6 +15,16 @@ public struct ReplayStats: Sendable, Equatable {
     }
 }
 
+extension ReplayStats {
+    /// Records that a replay (or a follower's build) moved `projection` from `from` to
+    /// `to` in `seconds`, replacing what was recorded of it.
+    static func record(_ db: Database, projection: String, from: Int64, to: Int64, seconds: Double) throws {
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO audit_replay_stats (projection, finished_at, from_seq, to_seq, seconds) VALUES (?, ?, ?, ?, ?)",
+            arguments: [projection, Timestamp.now().description, from, to, seconds])
+    }
+}
+
 extension EventStore {
     /// The last replay stats of each projection that has some, by name (none on a
     /// database an older build made).
