@@ -85,7 +85,7 @@ struct FollowLatency {
 
         print("follow: replay --follow of \(FollowWorkload.names.joined(separator: " and ")), \(rate) events/s appended in transactions of \(perTransaction)")
         let quiet = try append(store, seen: seen, tag: "quiet", ingester: nil)
-        report("1. alone", quiet, seen.takeLags())
+        report("1. alone", quiet, seen.takeLags(), targets: "   (targets: median <= 50, p99 <= 250)")
 
         let file = "\(dir)/ingest-10k.jsonl"
         let lines = (0..<10_000).map { FollowWorkload.line($0, tag: "", ids: false) }
@@ -106,7 +106,8 @@ struct FollowLatency {
         ingester.waitUntilExit()
         let ingestSeconds = (ContinuousClock.now - started).inSeconds
         try? FileManager.default.removeItem(atPath: db + ".stop")
-        report("2. beside an ingest of 10,000-event files", busy, seen.takeLags())
+        // The issue's latency targets are for phase 1; here the lag must stay bounded.
+        report("2. beside an ingest of 10,000-event files", busy, seen.takeLags(), targets: "")
         print(String(format: "   the second process ingested %d files: %.0f events/s", files, Double(files * 10_000) / ingestSeconds))
         try FollowWorkload.stop(follower, dir: dir, log: "follower")
         print("   replay --follow stopped by SIGTERM: exit 0")
@@ -159,12 +160,12 @@ struct FollowLatency {
         return try store.ingest(fileDescriptor: fds[0], source: "bench")
     }
 
-    private func report(_ label: String, _ run: Appended, _ lags: [Int64]) {
+    private func report(_ label: String, _ run: Appended, _ lags: [Int64], targets: String) {
         print("\(label): \(run.events) events in \(String(format: "%.1f", run.seconds)) s (\(String(format: "%.0f", Double(run.events) / run.seconds)) events/s appended)")
         for name in FollowWorkload.names {
             let values = run.latencies[name] ?? []
-            print(String(format: "   commit → visible in %@: median %.1f ms, p99 %.1f ms, max %.1f ms over %d commits   (targets: median <= 50, p99 <= 250)",
-                name, percentile(values, 0.5), percentile(values, 0.99), values.max() ?? .nan, values.count))
+            print(String(format: "   commit → visible in %@: median %.1f ms, p99 %.1f ms, max %.1f ms over %d commits",
+                name, percentile(values, 0.5), percentile(values, 0.99), values.max() ?? .nan, values.count) + targets)
         }
         if run.lost > 0 { print("   NOT SEEN: \(run.lost) commits never became visible") }
         let lag = lags.map(Double.init)
