@@ -201,7 +201,9 @@ final class PointFold {
             for stream in streams {
                 let partition = run.partition(ofStream: stream)
                 // A key the fold never saw is read from the snapshot when its event comes.
-                guard try partition.vm.stateJSON(key: stream) != nil || run.changes?.state(of: stream) != nil else { continue }
+                // (Until a VM lets go of states, the VMs hold every state the fold changed.)
+                let changed = try partition.vm.stateJSON(key: stream) != nil || (run.cache != nil && run.changes?.state(of: stream) != nil)
+                guard changed else { continue }
                 try partition.vm.provideState(key: stream, json: try member.base.state(of: stream, db))
             }
         }
