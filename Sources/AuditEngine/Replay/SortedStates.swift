@@ -120,6 +120,15 @@ final class StateRun: @unchecked Sendable {
         return keyIndex(records).state(forKey: key, hash: hash, in: records)
     }
 
+    /// The state this run holds for `key`, as a string, if any.
+    func state(of key: String) -> String? {
+        var key = key
+        return key.withUTF8 { key in
+            let bytes = UnsafeRawBufferPointer(key)
+            return state(forKey: bytes, hash: KeyIndex.hash(bytes)).map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
     private func keyIndex(_ records: UnsafeRawBufferPointer) -> KeyIndex {
         lock.lock()
         defer { lock.unlock() }

@@ -54,11 +54,6 @@ final class ChangedStates: @unchecked Sendable {
 
     /// The state changed for `key`, or nil when the fold changed none.
     func state(of key: String) -> String? {
-        guard let run else { return nil }
-        var key = key
-        return key.withUTF8 { key in
-            let bytes = UnsafeRawBufferPointer(key)
-            return run.state(forKey: bytes, hash: KeyIndex.hash(bytes)).map { String(decoding: $0, as: UTF8.self) }
-        }
+        run?.state(of: key)
     }
 }

@@ -63,13 +63,7 @@ struct StateOverlay {
         func stateInMemory(of key: String) -> String?? {
             switch self {
             case .none: return .some(nil)
-            case .states(let run):
-                var key = key
-                let state: String? = key.withUTF8 { key in
-                    run.state(forKey: UnsafeRawBufferPointer(key), hash: KeyIndex.hash(UnsafeRawBufferPointer(key)))
-                        .map { String(decoding: $0, as: UTF8.self) }
-                }
-                return .some(state)
+            case .states(let run): return .some(run.state(of: key))
             case .snapshot, .table: return nil
             }
         }
