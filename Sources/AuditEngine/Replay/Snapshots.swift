@@ -297,11 +297,7 @@ enum Snapshots {
         for snapshot in snapshots where snapshot.seq <= upTo {
             var digest = DeltaDigest()
             do {
-                let records = try ChunkCursor(db, schema: schema, chain: chain, delta: snapshot.delta)
-                while let key = records.key {
-                    digest.add(key: key, state: records.state)
-                    try records.advance()
-                }
+                try digest.add(ChunkCursor(db, schema: schema, chain: chain, delta: snapshot.delta))
             } catch is DamagedChunk {
                 return snapshot.seq
             }
@@ -346,6 +342,14 @@ struct DeltaDigest {
         high &+= b ^ (a >> 17)
         rows += 1
         bytes += Int64(key.count + state.count)
+    }
+
+    /// Adds every state `states` gives, to its end.
+    mutating func add(_ states: some StateCursor) throws {
+        while let key = states.key {
+            add(key: key, state: states.state)
+            try states.advance()
+        }
     }
 
     var hex: String { String(format: "%016llx%016llx", high, low) }
