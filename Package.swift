@@ -52,7 +52,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AuditEngineTests",
-            dependencies: ["AuditEngine", "CLua", "CLuaSandbox", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["AuditEngine", "CLua", "CLuaSandbox", "CSQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")],
             exclude: ["Hostile", "Lua"]  // read from the source tree (HostileCase, MatcherEquivalenceTests)
         ),
         .testTarget(

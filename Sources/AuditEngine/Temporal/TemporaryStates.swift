@@ -29,6 +29,7 @@ final class TemporaryStates: StateDatabase {
             try db.execute(sql: "PRAGMA synchronous = OFF")
             try db.execute(sql: "PRAGMA cache_size = -65536")
             try db.execute(sql: "PRAGMA trusted_schema = OFF")  // the attached store is a file a user handed in
+            try DatabaseFile.registerFunctions(db)
         }
         queue = try DatabaseQueue(path: "", configuration: config)
         try queue.inDatabase { db in
