@@ -216,3 +216,50 @@ done:
     if (holders != holders_stack) free(holders);
     return result;
 }
+
+/// Two runs read as one, in key order (see audit_lua.h).
+struct avm_overlay_walk {
+    rcursor run[2];  // 0: the base, 1: the changes
+    int live[2];     // 1 while the cursor is at a record, 0 past its last, -1 malformed
+};
+
+avm_overlay_walk *avm_overlay_open(const char *base, size_t base_len, size_t base_count, const char *changes, size_t changes_len,
+                                   size_t changes_count) {
+    avm_overlay_walk *w = malloc(sizeof *w);
+    if (!w) return NULL;
+    const char *starts[2] = { base, changes };
+    size_t lens[2] = { base_len, changes_len }, counts[2] = { base_count, changes_count };
+    for (int i = 0; i < 2; i++) {
+        rcursor c = { (const unsigned char *)starts[i], (const unsigned char *)starts[i] + lens[i], counts[i], NULL, NULL, 0, 0, { 0, 0 } };
+        w->run[i] = c;
+        w->live[i] = starts[i] ? rcursor_next(&w->run[i]) : 0;
+    }
+    return w;
+}
+
+int avm_overlay_next(avm_overlay_walk *w, const char **key, size_t *key_len, const char **state, size_t *state_len) {
+    if (w->live[0] < 0 || w->live[1] < 0) return -1;
+    int from;  // the run whose record is given
+    int both = 0;
+    if (w->live[0] && w->live[1]) {
+        int c = key_cmp(&w->run[0], &w->run[1]);
+        from = c < 0 ? 0 : 1;
+        both = c == 0;
+    } else if (w->live[0]) {
+        from = 0;
+    } else if (w->live[1]) {
+        from = 1;
+    } else {
+        return 0;
+    }
+    const rcursor *r = &w->run[from];
+    *key = (const char *)r->key;
+    *key_len = r->key_len;
+    *state = (const char *)r->key + r->key_len + 4;
+    *state_len = r->size - 8 - r->key_len;
+    w->live[from] = rcursor_next(&w->run[from]);
+    if (both) w->live[0] = rcursor_next(&w->run[0]);  // the changes' record replaced the base's
+    return 1;
+}
+
+void avm_overlay_close(avm_overlay_walk *w) { free(w); }

@@ -139,7 +139,7 @@ final class StateRun: @unchecked Sendable {
     }
 
     /// The records in key order.
-    private func sortedRecords() -> UnsafeRawBufferPointer {
+    func sortedRecords() -> UnsafeRawBufferPointer {
         lock.lock()
         defer { lock.unlock() }
         if !sorted, count > 1 {

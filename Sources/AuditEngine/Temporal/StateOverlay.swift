@@ -158,6 +158,7 @@ final class OverlayTable: SQLKeyedTable {
         guard let db = tables.database else {
             throw StoreError.storage("the states of \(overlay.projection) were read outside a question (internal error)")
         }
+        if key == nil, let scan = try RunOverlayScan(db, overlay) { return scan }
         return try OverlayScan(db, overlay, key: key)
     }
 }

@@ -148,6 +148,17 @@ int avm_sort_records(const char *in, size_t len, size_t count, char *out);
 /// once, with the record of the last run that holds it. Needs no VM. Returns the bytes
 /// written (the records in *count); -1 when memory is short; -2 when a run is malformed.
 long avm_merge_records(const char *const *runs, const size_t *lens, const size_t *counts, size_t n, char *out, size_t *count);
+/// A walk over a question's states in memory: `base` (a snapshot's states merged) and
+/// `changes` (the fold's), each a run of records in key order (either may be NULL), read
+/// as one in key order, a key of `changes` replacing the same key of `base`. The runs
+/// must outlive the walk. NULL when memory is short.
+typedef struct avm_overlay_walk avm_overlay_walk;
+avm_overlay_walk *avm_overlay_open(const char *base, size_t base_len, size_t base_count, const char *changes, size_t changes_len,
+                                   size_t changes_count);
+/// The next row: its key and state (pointers into the runs). 1, or 0 past the last, or
+/// -1 when a run is malformed.
+int avm_overlay_next(avm_overlay_walk *w, const char **key, size_t *key_len, const char **state, size_t *state_len);
+void avm_overlay_close(avm_overlay_walk *w);
 /// A member of a state's JSON, as SQLite's json_extract would give it.
 enum { AVM_JV_ABSENT = 0, AVM_JV_NULL, AVM_JV_INT, AVM_JV_TEXT, AVM_JV_OTHER };
 typedef struct {
