@@ -21,15 +21,17 @@ struct ResultWriter {
         if format == .json { try output.line("[") }
     }
 
-    mutating func row(_ values: [SQLValue]) throws {
+    /// One row; in json/jsonl, `members` (name, JSON text) follow the columns in its
+    /// object (CSV and tables have no place for them).
+    mutating func row(_ values: [SQLValue], members: [(String, String)] = []) throws {
         if tabular != nil {
             try tabular!.row(values.map(\.text))
             return
         }
-        let object = "{" + zip(columns, values).map { column, value in
+        let object = "{" + (zip(columns, values).map { column, value in
             if rawJSONColumns.contains(column), case .text(let text) = value { return json(column) + ":" + text }
             return json(column) + ":" + value.json
-        }.joined(separator: ",") + "}"
+        } + members.map { json($0.0) + ":" + $0.1 }).joined(separator: ",") + "}"
         try output.line(format == .json ? (count == 0 ? object : "," + object) : object)
         count += 1
     }

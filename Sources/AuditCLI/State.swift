@@ -126,12 +126,23 @@ extension AuditCommand {
         private func writeSeries(_ store: EventStore, _ projection: Projection, _ points: SeriesPoints) throws {
             var writer = try ResultWriter(columns: ["as_of", "key", "state"], format: format, rawJSONColumns: ["state"])
             var found = false
-            try store.forEachStateBytes(projection, series: points, key: key, options: options) { asOf, key, state in
-                try writer.row([.text(asOf.description), .text(String(decoding: key, as: UTF8.self)), .text(String(decoding: state, as: UTF8.self))])
+            // The keys parked in each point's answer are marked in its lines, as in a single answer.
+            var parked: [String: Int64] = [:], keyParked = false
+            func pointParked(_ keys: [String: Int64]) {
+                parked = keys
+                if let key, keys[key] != nil { keyParked = true }
+            }
+            try store.forEachStateBytes(projection, series: points, key: key, options: options, parked: { pointParked($1) }) {
+                asOf, key, state in
+                let key = String(decoding: key, as: UTF8.self)
+                let mark = parked[key].map { [("parked", #"{"first_seq":\#($0)}"#)] } ?? []
+                try writer.row([.text(asOf.description), .text(key), .text(String(decoding: state, as: UTF8.self))], members: mark)
                 found = true
             }
             try writer.finish()
             if let key, !found {
+                // Parked at its first event at every point: it has no good state, which stderr said.
+                if keyParked { return }
                 throw ProjectionError(projection: name, message: "no state for key \"\(key)\" at any point of the series")
             }
         }

@@ -129,6 +129,16 @@ struct DeadLettersCommandTests {
         for (key, seq) in [("o-13", 2014), ("o-7", 4009), ("o-11", 4013)] {
             #expect(asOf.stderr.contains("projection totals: key \(key) parked at seq \(seq) in this answer"), "\(asOf.stderr)")
         }
+        // A series marks them at every point, in json and jsonl alike.
+        for format in ["jsonl", "json"] {
+            let series = try audit(["state", "totals", "--as-of-each", "year", "--from", "2998-01-01", "--to", "2999-12-31", "--format", format], in: dir.path)
+            #expect(series.status == 0, "\(series.stderr)")
+            for year in ["2998", "2999"] {
+                let line = #"{"as_of":"\#(year)-12-31T23:59:59.999Z","key":"o-7",\#(o7),"parked":{"first_seq":4009}}"#
+                #expect(series.stdout.contains(line), "\(series.stdout)")
+            }
+            #expect(series.stdout.components(separatedBy: #""parked":"#).count - 1 == 6, "o-7, o-11 and o-13 at both points: \(series.stdout)")
+        }
         #expect(try sqlite("SELECT group_concat(key || ':' || first_seq) FROM audit_parked_keys", db) == stored)
         #expect(try sqlite("SELECT position FROM projections WHERE name = 'totals'", db) == "3001")
 

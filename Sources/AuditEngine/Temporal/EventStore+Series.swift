@@ -35,13 +35,18 @@ extension EventStore {
 
     /// Calls `body(boundary, key, state)` for a projection's states at every point of
     /// `series` (as `forEachStateBytes(_:at:key:options:_:)` at each), in one pass:
-    /// the points in order, each point's keys in key order.
+    /// the points in order, each point's keys in key order. `parked(boundary, keys)` is
+    /// told, before a point's first state, the keys parked in that point's answer (key ->
+    /// first seq not folded), as a single question's are.
     package func forEachStateBytes(
         _ projection: Projection, series: SeriesPoints, key: String? = nil, options: TemporalOptions = TemporalOptions(),
+        parked: (Timestamp, [String: Int64]) throws -> Void = { _, _ in },
         _ body: (Timestamp, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
         let boundaries = series.boundaries
-        try forEachStateBytes(projection, at: series.selections, key: key, options: options) { point, key, state in
+        try forEachStateBytes(
+            projection, at: series.selections, key: key, options: options, parked: { point, keys in try parked(boundaries[point], keys) }
+        ) { point, key, state in
             try body(boundaries[point], key, state)
         }
     }
