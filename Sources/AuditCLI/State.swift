@@ -147,13 +147,19 @@ extension AuditCommand {
             }
         }
 
-        /// `change`, `key`, `old`, `new` for each key that differs.
+        /// `change`, `key`, `old`, `new` for each key that differs; in JSON, a key parked
+        /// in either answer says so (`old_parked`, `new_parked`), as a single answer does.
         private func writeRestatement(_ store: EventStore, _ projection: Projection) throws {
             var writer = try ResultWriter(columns: ["change", "key", "old", "new"], format: format, rawJSONColumns: ["old", "new"])
             try store.compareStates(
                 projection, asOf: time.asOf, knownAt: time.knownAt!, comparedTo: compareKnownAt!, key: key, options: options
             ) { change in
-                try writer.row([.text(change.change.rawValue), .text(change.key), change.old.map(SQLValue.text) ?? .null, change.new.map(SQLValue.text) ?? .null])
+                var marks: [(String, String)] = []
+                if let seq = change.oldParked { marks.append(("old_parked", #"{"first_seq":\#(seq)}"#)) }
+                if let seq = change.newParked { marks.append(("new_parked", #"{"first_seq":\#(seq)}"#)) }
+                try writer.row(
+                    [.text(change.change.rawValue), .text(change.key), change.old.map(SQLValue.text) ?? .null, change.new.map(SQLValue.text) ?? .null],
+                    members: marks)
             }
             try writer.finish()
         }

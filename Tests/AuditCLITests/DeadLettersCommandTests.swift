@@ -139,6 +139,29 @@ struct DeadLettersCommandTests {
             }
             #expect(series.stdout.components(separatedBy: #""parked":"#).count - 1 == 6, "o-7, o-11 and o-13 at both points: \(series.stdout)")
         }
+        // A restatement between what was known before the rest arrived and now: o-7 and o-11,
+        // whose states are the same, are changed (their new states are last good ones); o-13,
+        // parked since seq 2014 in both, is not.
+        let firstPart = try sqlite("SELECT recorded_at FROM events WHERE seq = 3000", db)
+        let now = try sqlite("SELECT max(recorded_at) FROM events", db)
+        let total7 = 7 % 97 + 2007 % 97, total11 = 11 % 97 + 2011 % 97
+        for format in ["jsonl", "json"] {
+            let restated = try audit(
+                ["state", "totals", "--as-of", "2999-01-01", "--known-at", firstPart, "--compare-known-at", now, "--format", format], in: dir.path)
+            #expect(restated.status == 0, "\(restated.stderr)")
+            for (key, total, seq) in [("o-7", total7, 4009), ("o-11", total11, 4013)] {
+                let state = #"{"n":2,"total":\#(total)}"#
+                let line = #"{"change":"changed","key":"\#(key)","old":\#(state),"new":\#(state),"new_parked":{"first_seq":\#(seq)}}"#
+                #expect(restated.stdout.contains(line), "\(restated.stdout)")
+            }
+            #expect(!restated.stdout.contains(#""key":"o-13""#), "\(restated.stdout)")
+            #expect(!restated.stdout.contains("old_parked"), "\(restated.stdout)")
+            // The other way round, the marks change sides.
+            let back = try audit(
+                ["state", "totals", "--as-of", "2999-01-01", "--known-at", now, "--compare-known-at", firstPart, "--format", format], in: dir.path)
+            #expect(back.status == 0 && back.stdout.contains(#""key":"o-7","#) && back.stdout.contains(#""old_parked":{"first_seq":4009}}"#), "\(back.stdout)")
+            #expect(!back.stdout.contains("new_parked"), "\(back.stdout)")
+        }
         #expect(try sqlite("SELECT group_concat(key || ':' || first_seq) FROM audit_parked_keys", db) == stored)
         #expect(try sqlite("SELECT position FROM projections WHERE name = 'totals'", db) == "3001")
 

@@ -14,6 +14,11 @@ package enum Restatement {
         package var old: String?
         /// The state known at the later time (nil: the key has none).
         package var new: String?
+        /// The first seq not folded when the key was parked in the earlier answer (its
+        /// `old` is then its last good state); nil: not parked.
+        package var oldParked: Int64? = nil
+        /// As `oldParked`, in the later answer.
+        package var newParked: Int64? = nil
     }
 
     /// The rows of a query's restatement: `change`, then the key columns, then each other
