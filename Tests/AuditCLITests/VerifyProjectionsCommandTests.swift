@@ -39,6 +39,33 @@ struct VerifyProjectionsCommandTests {
         #expect(try audit(["verify", "fine_balances"], in: dir.path).status == 64)
     }
 
+    @Test("a state row changed into what the engine never writes (a second line, a forged key, not JSON, a blob) is refused by state and snapshot, exit 4, naming the key")
+    func forgedStateRows() throws {
+        let dir = try workspace()
+        let db = dir.path + "/audit.db"
+        let original = try sqlite("SELECT state FROM fine_balances WHERE key = 'S60957'", db)
+        let forged = [
+            #"'{"a":1}}' || char(10) || '{"key":"forged","state":{"balance":0}'"#, #"'{not json'"#, "'[1,2]'", "'null'",
+            #"'{"a": 1}'"#, #"'{"a":"\x"}'"#, "X'7b7d'", #"'{"a":1}' || char(10)"#, #"'{"a":"' || char(9) || '"}'"#,
+        ]
+        for value in forged {
+            _ = try sqlite("UPDATE fine_balances SET state = \(value) WHERE key = 'S60957'", db)
+            for format in ["jsonl", "json", "csv", "table"] {
+                let read = try audit(["state", "fine_balances", "--format", format], in: dir.path)
+                #expect(read.status == 4 && !read.stdout.contains("forged"), "\(value) \(format): \(read.stdout)")
+                #expect(read.stderr.contains(#"the table of projection fine_balances was changed outside audit, key "S60957""#), "\(read.stderr)")
+            }
+            #expect(try audit(["state", "fine_balances", "S60957"], in: dir.path).status == 4, "\(value)")
+            #expect(try audit(["state", "fine_balances", "S45359"], in: dir.path).status == 0)
+            let snapshot = try audit(["snapshot", "fine_balances"], in: dir.path)
+            #expect(snapshot.status == 4, "\(value): \(snapshot.stderr)")
+        }
+        #expect(try sqlite("SELECT count(*) FROM snapshots", db) == "0")
+        #expect(try audit(["verify", "--projections", "fine_balances"], in: dir.path).status == 4)
+        _ = try sqlite("UPDATE fine_balances SET state = '\(original)' WHERE key = 'S60957'", db)
+        #expect(try audit(["state", "fine_balances", "--format", "csv"], in: dir.path).status == 0)
+    }
+
     @Test("a limit hit by the rebuild could not check (exit 1), and a table without code too")
     func couldNotCheck() throws {
         // A handler that loads in a few instructions and runs a few thousand per event.

@@ -57,7 +57,10 @@ extension EventStore {
             let rows = key.map { try? Row.fetchCursor(db, sql: "SELECT key, state FROM \(table) WHERE key = ?", arguments: [$0]) }
                 ?? (try? Row.fetchCursor(db, sql: "SELECT key, state FROM \(table) ORDER BY key"))
             guard let rows else { return }
-            while let row = try rows.next() { try body(row[0], row[1]) }
+            while let row = try rows.next() {
+                let (key, state) = try StoredState.checked(row, projection: projection)
+                try body(key, state)
+            }
         }
         return positions
     }

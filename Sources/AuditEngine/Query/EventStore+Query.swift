@@ -135,7 +135,8 @@ extension EventStore {
     /// Calls `body(key, stateJSON)` for the projection's states in key order (bytewise),
     /// or only for `key`.
     ///
-    /// - Throws: `ProjectionError` when the projection has no table yet.
+    /// - Throws: `ProjectionError` when the projection has no table yet; `IntegrityFailure`
+    ///   when a row is not as the engine writes one (`StoredState`).
     public func forEachState(projection: String, key: String? = nil, _ body: (String, String) throws -> Void) throws {
         try readTransaction { db in
             guard try db.tableExists(projection), try ReadModel.record(db, name: projection, build: false) != nil else {
@@ -148,7 +149,10 @@ extension EventStore {
             } else {
                 rows = try Row.fetchCursor(db, sql: "SELECT key, state FROM \(table) ORDER BY key")
             }
-            while let row = try rows.next() { try body(row[0], row[1]) }
+            while let row = try rows.next() {
+                let (key, state) = try StoredState.checked(row, projection: projection)
+                try body(key, state)
+            }
         }
     }
 }

@@ -124,6 +124,9 @@ enum Snapshots {
             }
             let rows = try StatementCursor(db.makeStatement(sql: "SELECT key, state FROM \(quoted) ORDER BY key"), reading: table)
             while let key = rows.key {
+                try StoredState.check(
+                    key: key, state: rows.state, textual: rows.textual,
+                    projection: table)
                 while let k = last?.key, SortedStates.compare(k, key) < 0 { try last!.advance() }
                 let unchanged = last?.key.map { SortedStates.compare($0, key) == 0 && SortedStates.compare(last!.state, rows.state) == 0 }
                 if unchanged != true { try write(key, rows.state) }

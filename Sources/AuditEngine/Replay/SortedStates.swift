@@ -278,6 +278,9 @@ final class StatementCursor: StateCursor {
     private let reading: String
     private(set) var key: UnsafeRawBufferPointer?
     private(set) var state = UnsafeRawBufferPointer(start: nil, count: 0)
+    /// Whether the current row's key and state were stored as text (read before they
+    /// are converted to it, after which SQLite no longer tells).
+    private(set) var textual = true
 
     /// - Parameters:
     ///   - statement: prepared by GRDB, its arguments set.
@@ -290,6 +293,7 @@ final class StatementCursor: StateCursor {
 
     func advance() throws {
         if try statement.step("cannot read \(reading)") {
+            textual = statement.storageClass(0) == .text && statement.storageClass(1) == .text
             key = statement.text(0)
             state = statement.text(1)
         } else {
