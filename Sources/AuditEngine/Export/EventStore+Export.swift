@@ -158,8 +158,8 @@ private struct ExportJob {
 
     private func capture() throws -> Capture {
         try store.readTransaction { db in
-            let headRow = try Row.fetchOne(db, sql: "SELECT seq, hash FROM chain_head WHERE singleton = 1")!
-            let head: Int64 = headRow["seq"]
+            let chainHead = try ChainHead.forReading(db)
+            let head = chainHead.seq
             let previous = try ExportRuns.lastCompleted(db, name: request.name)
             var from: Int64 = 1
             var to = head

@@ -112,7 +112,7 @@ struct ExportContents {
         let s = manifest.selection
         do {
             let (head, atEnd, atStart) = try store.readTransaction { db in
-                let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+                let head = try ChainHead.seq(db)
                 func hash(_ seq: Int64) throws -> String {
                     guard seq > 0 else { return Hex.encode(EventHash.genesis) }
                     return Hex.encode([UInt8](try Data.fetchOne(db, sql: "SELECT hash FROM events WHERE seq = ?", arguments: [seq]) ?? Data()))

@@ -37,7 +37,7 @@ final class CommitWatcher: Sendable {
 
     /// The seq of the last committed event.
     func head() throws -> Int64 {
-        try read { db in try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM chain_head")) ?? 0 }
+        try read { db in try ChainHead.seq(db) }
     }
 
     /// Runs `body` in a read transaction on the watcher's connection.

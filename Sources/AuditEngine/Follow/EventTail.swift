@@ -49,7 +49,7 @@ package final class EventTail {
         var events: [StoredEvent] = []
         var reachedEnd = true
         try watcher.read { db in
-            let head = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM chain_head")) ?? 0
+            let head = try ChainHead.seq(db)
             let end = min(head, filter.toSeq ?? head)
             guard end > position else { return }
             var window = filter

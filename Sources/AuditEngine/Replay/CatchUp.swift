@@ -143,7 +143,7 @@ extension EventStore {
     /// (no VM), then with the code that built each table.
     private func foldForward(_ names: [String], options: CatchUpOptions, lock: ReplayLock) throws {
         let projections = try writeTransaction { db -> [Projection] in
-            let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+            let head = try ChainHead.seq(db)
             var folding: [Projection] = []
             for name in names {
                 guard let record = try ReadModel.record(db, name: name, build: false) else { continue }
@@ -299,7 +299,7 @@ struct ReadState {
     let currentUnfolded: Set<String>
 
     init(_ db: Database, names: [String]) throws {
-        head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+        head = try ChainHead.seq(db)
         var records: [String: ProjectionRecord] = [:]
         var current: Set<String> = []
         for name in names {

@@ -132,7 +132,7 @@ extension EventStore {
     private func finish(skipping: [Projection], folded: [(String, Int64, Int64)], seconds: Double) throws {
         guard !skipping.isEmpty || !folded.isEmpty else { return }
         try writeTransaction { db in
-            let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+            let head = try ChainHead.seq(db)
             for projection in skipping {
                 try ReadModel.skipUnhandled(db, name: projection.name, handledTypes: projection.handledTypes, head: head)
             }
@@ -358,7 +358,7 @@ extension EventStore {
         // that did not finish: this one takes them again, on what it has seen.
         try Snapshots.delete(db, chain: chain, fromSeq: run.position + 1)
         let taken = try Int64.fetchAll(db, sql: "SELECT seq FROM snapshots WHERE chain = ? ORDER BY seq", arguments: [chain])
-        let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+        let head = try ChainHead.seq(db)
         let end = min(options.toSeq ?? head, head)
         // Counting the table scans it: only when this replay may take a snapshot.
         let expectsSnapshot = policy.every > 0 && end - (taken.last ?? 0) >= policy.every
@@ -374,7 +374,7 @@ extension EventStore {
     private func startFromSnapshot(
         _ db: Database, projection: Projection, target: ReadModelTarget, limits: LuaLimits?
     ) throws -> (Int64, FoldedTimes)? {
-        let head = try Int64.fetchOne(db, sql: "SELECT seq FROM chain_head") ?? 0
+        let head = try ChainHead.seq(db)
         guard let snapshot = try Snapshots.newestUsable(
             db, projection: projection, asOf: nil, knownAt: nil, maxSeq: head, limits: limits, warn: { logger.warning("\($0)") })
         else { return nil }

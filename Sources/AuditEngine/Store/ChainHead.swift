@@ -15,8 +15,8 @@ struct ChainHead: Equatable {
     ///
     /// - Throws: `StoreError.integrity` when it is missing or any field has another
     ///   storage class than the engine writes.
-    static func read(_ db: Database) throws -> ChainHead {
-        let statement = try SQLStatement(db, "SELECT seq, hash, recorded_at FROM chain_head WHERE singleton = 1")
+    static func read(_ db: Database, schema: String = "main") throws -> ChainHead {
+        let statement = try SQLStatement(db, "SELECT seq, hash, recorded_at FROM \(schema).chain_head WHERE singleton = 1")
         guard try statement.step() else {
             throw StoreError.integrity(seq: 0, reason: "the chain head record is missing; run audit verify")
         }
@@ -32,14 +32,38 @@ struct ChainHead: Equatable {
     ///
     /// - Throws: `StoreError.integrity` when they have other storage classes than the
     ///   engine writes.
-    static func lastEvent(_ db: Database) throws -> ChainHead {
-        let statement = try SQLStatement(db, "SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1")
+    static func lastEvent(_ db: Database, schema: String = "main") throws -> ChainHead {
+        let statement = try SQLStatement(db, "SELECT seq, hash, recorded_at FROM \(schema).events ORDER BY seq DESC LIMIT 1")
         guard try statement.step() else { return .empty }
         guard statement.storageClass(1) == .blob, statement.blob(1).count == 32, statement.storageClass(2) == .text else {
             throw StoreError.integrity(
                 seq: statement.int64(0), reason: "the last stored event is damaged, so nothing was appended; run audit verify")
         }
         return ChainHead(seq: statement.int64(0), hash: [UInt8](statement.blob(1)), recordedAt: statement.bytes(2))
+    }
+
+    /// The head a read answers up to: the record, checked to be there, as the engine
+    /// writes it, and equal to the last stored event. A read never takes a missing or
+    /// edited record for an empty or shorter log (which would leave events out of its
+    /// answer without a word).
+    ///
+    /// - Throws: `StoreError.integrity` when the record is missing, damaged, or does not
+    ///   match the last event.
+    static func forReading(_ db: Database, schema: String = "main") throws -> ChainHead {
+        let head = try read(db, schema: schema)
+        let last = try lastEvent(db, schema: schema)
+        guard head == last else {
+            let field = head.seq != last.seq ? "seq" : head.hash != last.hash ? "hash" : "recorded_at"
+            throw StoreError.integrity(
+                seq: last.seq,
+                reason: "the chain head record does not match the last stored event (its \(field) differs): the database was changed outside the engine; run audit verify")
+        }
+        return head
+    }
+
+    /// The seq a read answers up to (`forReading`).
+    static func seq(_ db: Database, schema: String = "main") throws -> Int64 {
+        try forReading(db, schema: schema).seq
     }
 
     /// The head a writer appends after: the record, checked to equal the last event,

@@ -14,7 +14,7 @@ enum SelectedRange {
     ///   as-of or of the log back from its head, whichever is estimated shorter; for a
     ///   series, of the index up to the last as-of, each entry once.
     static func ends(_ points: [TemporalSelection], _ db: Database) throws -> [Int64] {
-        let head = try Int64.fetchOne(db, sql: "SELECT seq FROM store.chain_head") ?? 0
+        let head = try ChainHead.seq(db, schema: "store")
         var occurred: Int64 = 0
         var previous: Timestamp?
         return try points.map { point in
