@@ -66,6 +66,36 @@ struct VerifyProjectionsCommandTests {
         #expect(try audit(["state", "fine_balances", "--format", "csv"], in: dir.path).status == 0)
     }
 
+    @Test("verify compares the code history with its CodeBuilt events: an edited text, a removed, changed or forged build row, a removed file (exit 4); --as-reported reads the builds from the events")
+    func codeHistory() throws {
+        let dir = try workspace()
+        let db = dir.path + "/audit.db"
+        let asReported = ["state", "fine_balances", "S60957", "--as-reported", "2100-01-01"]
+        let expected = try audit(asReported, in: dir.path)
+        #expect(expected.status == 0 && expected.stdout.contains(#""status":"paid""#), "\(expected.stderr)")
+        let pristine = try Data(contentsOf: URL(fileURLWithPath: db))
+        let edits: [(String, String)] = [
+            ("UPDATE audit_code SET content = replace(content, 'paid', 'PAID')", "that does not hash to it"),
+            ("DELETE FROM audit_builds", "seq 392: audit_builds omits the build its CodeBuilt event records"),
+            ("UPDATE audit_builds SET code_hash = 'x' WHERE event_seq = 392", "seq 392: audit_builds' row for its build differs from the CodeBuilt event (code_hash)"),
+            ("UPDATE audit_builds SET version = 7, handled_types = '[]' WHERE event_seq = 392", "(version, handled_types)"),
+            ("INSERT INTO audit_builds VALUES (5, 'fine_balances', 'y', 1, '[]', 't')", "seq 5: audit_builds lists a build at seq 5, but no CodeBuilt event is there"),
+            ("DELETE FROM audit_code WHERE content LIKE '%fine%'", "audit_code lacks fine_balances.lua"),
+        ]
+        for (edit, text) in edits {
+            try pristine.write(to: URL(fileURLWithPath: db))
+            _ = try sqlite(edit, db)
+            let verified = try audit(["verify"], in: dir.path)
+            #expect(verified.status == 4 && verified.stderr.contains(text), "\(edit): \(verified.stderr)")
+            #expect(verified.stderr.contains("the code history was altered"), "\(edit): \(verified.stderr)")
+        }
+        // The builds are the events': with the index emptied, --as-reported still finds its build.
+        try pristine.write(to: URL(fileURLWithPath: db))
+        _ = try sqlite("DELETE FROM audit_builds", db)
+        let fromEvents = try audit(asReported, in: dir.path)
+        #expect(fromEvents.status == 0 && fromEvents.stdout == expected.stdout, "\(fromEvents.stderr)")
+    }
+
     @Test("a limit hit by the rebuild could not check (exit 1), and a table without code too")
     func couldNotCheck() throws {
         // A handler that loads in a few instructions and runs a few thousand per event.

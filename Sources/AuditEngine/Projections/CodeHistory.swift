@@ -87,12 +87,27 @@ enum CodeHistory {
         ).map(build(from:))
     }
 
-    /// Every recorded build, oldest first.
+    /// Every recorded build, oldest first, from the `CodeBuilt` events themselves (in
+    /// the hash chain), not from the `audit_builds` index beside them, which `verify`
+    /// compares with them (`CodeHistoryCheck`): a row removed from the index does not
+    /// make a build disappear from `--as-reported`. `builtAt` is its event's
+    /// `recorded_at`, when its table went live.
     static func builds(_ db: Database) throws -> [ProjectionBuild] {
-        guard try db.tableExists("audit_builds") else { return [] }
-        return try Row.fetchAll(
-            db, sql: "SELECT event_seq, projection, code_hash, version, handled_types, built_at FROM audit_builds ORDER BY event_seq"
-        ).map(build(from:))
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT seq, stream, recorded_at, data FROM events WHERE type = ? ORDER BY seq", arguments: [eventType])
+        var builds: [ProjectionBuild] = []
+        while let row = try rows.next() {
+            guard let seq = Int64.fromDatabaseValue(row[0]), let streamName = String.fromDatabaseValue(row[1]),
+                  let recordedAt = String.fromDatabaseValue(row[2]), let text = String.fromDatabaseValue(row[3]),
+                  let data = try? JSONParser.parse(text), let name = data["projection"]?.stringValue, streamName == stream(name),
+                  let codeHash = data["code_hash"]?.stringValue, case .int(let version)? = data["version"],
+                  case .array(let handles)? = data["handles"]
+            else { continue }
+            builds.append(ProjectionBuild(
+                projection: name, codeHash: codeHash, version: version, handledTypes: handles.compactMap(\.stringValue),
+                builtAt: recordedAt, eventSeq: seq))
+        }
+        return builds
     }
 
     private static func build(from row: Row) -> ProjectionBuild {

@@ -41,7 +41,8 @@ extension EventStore {
     ///   seqs 1, 2, 3 … without gaps, recorded_at never going back, and its hash
     ///   against its stored predecessor's (`ChainCheck`);
     /// - the side tables derived from the events, rebuilt and compared
-    ///   (`CorrelationCheck`), and the indexes of `events` (`IndexCheck`);
+    ///   (`CorrelationCheck`), the indexes of `events` (`IndexCheck`), and the code
+    ///   history against its `CodeBuilt` events (`CodeHistoryCheck`);
     /// - every field of the chain head record against the last event.
     ///
     /// Detects any row changed, removed, inserted or reordered by editing the database
@@ -113,6 +114,8 @@ private struct Verification {
             while try names.step() { present.insert(names.string(0)) }
             try check.checkIndexes(db, present: present)
         } }
+        // The code history's tables against the CodeBuilt events, once those were read.
+        if eventsRead { try Self.reading("the code history", &check) { check in try CodeHistoryCheck.check(db, into: &check) } }
         try Self.reading("the chain head", &check) { check in
             try check.checkHead(SQLStatement(db, "SELECT singleton, seq, hash, recorded_at FROM chain_head"))
         }
