@@ -26,6 +26,20 @@ struct ReplayCommandTests {
         return result.stdout
     }
 
+    @Test("audit snapshot of a projection behind the log takes it at the head the replay reaches, not at its first checkpoint")
+    func snapshotAtHead() throws {
+        let dir = try workspace(events: 5000)
+        #expect(try audit(["replay"], in: dir.path).status == 0)
+        let more = dir.path + "/more.jsonl"
+        let lines = (5000..<30000).map { i in #"{"stream":"o-\#(i % 2000)","type":"Added","data":{"amount":\#(i % 97)}}"# }
+        _ = FileManager.default.createFile(atPath: more, contents: Data(lines.joined(separator: "\n").utf8))
+        #expect(try audit(["ingest", "--generate-ids", more], in: dir.path).status == 0)
+        let head = try sqlite("SELECT seq FROM chain_head", dir.path + "/audit.db")
+        let snapshot = try audit(["snapshot", "totals"], in: dir.path)
+        #expect(snapshot.status == 0 && snapshot.stdout.contains(#""seq":\#(head),"#), "\(head): \(snapshot.stdout)\(snapshot.stderr)")
+        #expect(try sqlite("SELECT group_concat(seq) FROM snapshots", dir.path + "/audit.db") == head)
+    }
+
     @Test("--timings says on stderr where the replay's time went; without it, stderr stays quiet")
     func timings() throws {
         let dir = try workspace(events: 5_000)

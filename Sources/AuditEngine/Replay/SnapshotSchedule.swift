@@ -16,8 +16,11 @@ struct SnapshotSchedule {
     /// Keys in the table when the replay started; counted only when a snapshot is
     /// expected (nil: a snapshot is taken with a checkpoint, which counts the table).
     let keysAtStart: Int64?
-    /// Take one at the next checkpoint whatever the policy (`audit snapshot`).
+    /// Take one at the replay's end whatever the policy (`audit snapshot`: at the
+    /// position the replay brings the projection to, not at its first checkpoint).
     private var force = false
+    /// Where the replay is expected to end.
+    private let end: Int64
     /// The catch-up's planned snapshots, ascending: each is taken at the first
     /// checkpoint at or after it. Once they are taken, `policy.every` applies again.
     private var plan: [Int64]
@@ -31,6 +34,7 @@ struct SnapshotSchedule {
         self.policy = policy
         last = taken.last ?? 0
         self.force = force
+        end = head
         changed = last == position && policy.every > 0 ? [] : nil
         plan = []
         // Planned only when there are a few points to spare, and not too many to simulate.
@@ -43,7 +47,7 @@ struct SnapshotSchedule {
 
     func isDue(at position: Int64) -> Bool {
         guard position > last else { return false }
-        if force { return true }
+        if force, position >= end { return true }
         guard policy.every > 0 else { return false }
         if let next = plan.first { return position >= next }
         return position - last >= policy.every
