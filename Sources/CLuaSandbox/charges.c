@@ -56,6 +56,12 @@ static int64_t result_bytes(lua_State *L, int n) {
 
 static int64_t scan(lua_State *L) { return avm_bytes(2 * arg_bytes(L, 1)); }       // upper, lower, reverse
 static int64_t nargs(lua_State *L) { return lua_gettop(L); }                       // char, utf8.char
+/// A function that loops over (or moves) its arguments: math.max and min compare each,
+/// pcall, xpcall and assert move them all. Free up to a few (what ordinary calls pass),
+/// one instruction each beyond: `f(...)` of a list unpacked once passes them again at
+/// every call.
+#define FREE_ARGS 8
+static int64_t many_args(lua_State *L) { int n = lua_gettop(L); return n > FREE_ARGS ? n : 0; }
 static int64_t byte_values(lua_State *L) {
     lua_Integer i = arg_int(L, 2, 1);
     return range_size(i, arg_int(L, 3, i), arg_bytes(L, 1));
@@ -177,7 +183,15 @@ static const charged table_charges[] = {
     { NULL, NULL, NULL, NULL },
 };
 
+static const charged math_charges[] = {
+    { "math.max", "max", many_args, NULL },
+    { "math.min", "min", many_args, NULL },
+    { NULL, NULL, NULL, NULL },
+};
+
 static const charged base_charges[] = {
+    { "pcall", "pcall", many_args, NULL },
+    { "assert", "assert", many_args, NULL },
     { "tonumber", "tonumber", text_to_number, NULL },
     { "load", "load", source_bytes, NULL },
     { "select", "select", selected, NULL },
@@ -340,6 +354,8 @@ static int limit_aware_handler(lua_State *L) {
 }
 
 static int safe_xpcall(lua_State *L) {
+    int64_t moved = many_args(L);
+    if (moved) avm_charge(L, moved, "xpcall");
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_pushvalue(L, 2);
     lua_pushcclosure(L, limit_aware_handler, 1);
@@ -371,6 +387,9 @@ int avm_open_charged(lua_State *L) {
     lua_getfield(L, -1, LUA_UTF8LIBNAME);
     wrap_all(L, utf8_charges);
     wrap_codes(L);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, LUA_MATHLIBNAME);
+    wrap_all(L, math_charges);
     lua_pop(L, 1);
     lua_getfield(L, -1, LUA_TABLIBNAME);
     wrap_all(L, table_charges);

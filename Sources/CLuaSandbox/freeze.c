@@ -209,7 +209,7 @@ static void freeze_member(walk *w, int value, int name, int key) {
 static void freeze_fields(walk *w, int t, int name) {
     lua_State *L = w->L;
     luaL_checkstack(L, 12, "walking what the projection loaded");
-    avm_push_snapshot(L, t);  // a fixed order; fields change under it
+    avm_push_snapshot(L, t, NULL);  // a fixed order; fields change under it
     int snap = lua_gettop(L);
     lua_getiuservalue(L, snap, 1);
     int keys = lua_gettop(L);
@@ -439,7 +439,7 @@ void avm_freeze_loaded(avm *vm, lua_State *L) {
     // Modules loaded so far, by name.
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_loaded);
     int loaded = lua_gettop(L);
-    avm_push_snapshot(L, loaded);
+    avm_push_snapshot(L, loaded, NULL);
     lua_getiuservalue(L, -1, 1);
     for (lua_Integer i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
         lua_pushvalue(L, -1);
@@ -453,7 +453,7 @@ void avm_freeze_loaded(avm *vm, lua_State *L) {
     // The handlers (by event type), init, key and merge.
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_on);
     int on = lua_gettop(L);
-    avm_push_snapshot(L, on);
+    avm_push_snapshot(L, on, NULL);
     lua_getiuservalue(L, -1, 1);
     for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
         lua_rawget(L, on);

@@ -440,8 +440,9 @@ size_t avm_number_text(double d, char *out);
 
 // ordered.c
 /// Pushes a snapshot of the keys of the table (or view) at idx, sorted; returns
-/// whether it has keys of a type with no order (tables, functions), put last.
-int avm_push_snapshot(lua_State *L, int idx);
+/// whether it has keys of a type with no order (tables, functions), put last. Charged
+/// to the budget as `charged` (pairs, next) unless NULL (the engine's own walks).
+int avm_push_snapshot(lua_State *L, int idx, const char *charged);
 /// Forgets next()'s snapshot: at every event, so what next answers depends on the
 /// handler alone.
 void avm_ordered_reset(avm *vm, lua_State *L);

@@ -12,6 +12,16 @@
 // added is not visited (as Lua leaves adding undefined). next(t) finds the smallest key in one pass; next(t, k) keeps one
 // snapshot per VM, dropped at every event, so what it answers depends only on what
 // the handler did.
+//
+// All of it is charged to the event's budget (budget.c), from the keys alone, so that
+// the charge is the same whatever the table's history (a state in memory and the same
+// state read back have different capacities): a snapshot one instruction per key, plus
+// n log2 n for its sort and, for keys longer than the 8 bytes compared at once, their
+// further bytes (AVM_BYTES_PER_INSTRUCTION to an instruction) log2 n + 1 times; next(t)
+// one per key and those bytes once; a step one per removed key it passes over, and
+// for a long string key (over 40 bytes: compared byte by byte, not by address) its
+// bytes log2 n + 1 times. The freeze walk of what a projection loaded (freeze.c) takes
+// its snapshots uncharged: that work is the engine's, once.
 #include <math.h>
 #include <string.h>
 #include "internal.h"
@@ -35,8 +45,21 @@ typedef struct {
     size_t n;
     size_t hint;    // where the last step was: the next one usually follows it
     int unordered;  // keys of a type with no order (last, in lua_next's order)
+    int log2n;      // the comparisons of a binary search of its keys: floor(log2 n) + 1
     okey keys[];
 } snapshot;
+
+// A string of more than Lua's LUAI_MAXSHORTLEN bytes is not interned: comparing two
+// such keys reads their bytes.
+#define LONG_KEY 40
+
+/// floor(log2 n) + 1 for n >= 1 (0 for 0): the bits of n.
+static int bits_of(size_t n) { return n ? 64 - __builtin_clzll((unsigned long long)n) : 0; }
+
+/// What comparing a key reads past the 8 bytes of its prefix, as instructions.
+static inline int64_t tail_bytes(const okey *k) {
+    return k->cls == KEY_STRING && k->len > 8 ? (int64_t)(k->len - 8) : 0;
+}
 
 static void describe(lua_State *L, int idx, okey *k) {
     k->is_int = 0;
@@ -126,7 +149,7 @@ static int read_table(lua_State *L, int idx) {
     return lua_gettop(L);
 }
 
-int avm_push_snapshot(lua_State *L, int idx) {
+int avm_push_snapshot(lua_State *L, int idx, const char *charged) {
     int t = read_table(L, idx);
     // Room for every key: what the table has room for (one pass), else counted.
     size_t n = avm_table_capacity(avm_of(L), lua_topointer(L, t));
@@ -143,6 +166,7 @@ int avm_push_snapshot(lua_State *L, int idx) {
     okey small[32];
     okey *tmp = n / 2 + 1 <= 32 ? small : lua_newuserdatauv(L, (n / 2 + 1) * sizeof(okey), 0);
     lua_Integer at = 0;
+    int64_t tails = 0;
     lua_pushnil(L);
     while (lua_next(L, t)) {
         lua_pop(L, 1);
@@ -151,9 +175,18 @@ int avm_push_snapshot(lua_State *L, int idx) {
         okey *k = &s->keys[at - 1];
         describe(L, -1, k);
         k->at = at;
+        tails += tail_bytes(k);
         if (k->cls == KEY_UNORDERED) s->unordered = 1;
     }
     s->n = n = (size_t)at;
+    s->log2n = bits_of(n);
+    if (charged && n) {
+        // Before the sort: a key each, n log2 n comparisons, and the bytes past the
+        // prefixes once per level of the merge (a comparison reads at most the bytes of
+        // the key it puts in place, so a level reads each key's bytes at most once).
+        int64_t levels = n > 1 ? s->log2n : 0;
+        avm_charge(L, (int64_t)n * (1 + levels) + avm_bytes((size_t)tails) * (levels + 1), charged);
+    }
     sort_keys(s->keys, tmp, n);
     lua_settop(L, keys);
     lua_setiuservalue(L, ud, 1);
@@ -164,9 +197,12 @@ int avm_push_snapshot(lua_State *L, int idx) {
 }
 
 /// The position after the key at idx in the snapshot (0 for nil); -1 when it is not
-/// one of its keys.
-static long position_after(lua_State *L, snapshot *s, int ud, int idx) {
+/// one of its keys. A long string key is charged to `what` for the bytes its
+/// comparisons may read: with the last key returned, and log2 n in a binary search.
+static long position_after(lua_State *L, snapshot *s, int ud, int idx, const char *what) {
     if (lua_isnil(L, idx)) return 0;
+    if (lua_type(L, idx) == LUA_TSTRING && lua_rawlen(L, idx) > LONG_KEY)
+        avm_charge(L, avm_bytes(lua_rawlen(L, idx)) * (1 + s->log2n), what);
     lua_getiuservalue(L, ud, 1);
     if (s->hint < s->n) {
         lua_rawgeti(L, -1, s->keys[s->hint].at);
@@ -190,18 +226,24 @@ static long position_after(lua_State *L, snapshot *s, int ud, int idx) {
 
 /// Pushes the first key from `pos` on that is still in the table, and its value;
 /// returns 2, or 1 (nil) at the end.
-static int step_from(lua_State *L, snapshot *s, int ud, size_t pos) {
+/// Passing over the keys removed since the snapshot was taken is charged to `what`
+/// (one instruction each: a table emptied under a traversal is passed over again by
+/// every call that starts before its removed keys).
+static int step_from(lua_State *L, snapshot *s, int ud, size_t pos, const char *what) {
     lua_getiuservalue(L, ud, 1);
     lua_getiuservalue(L, ud, 2);
+    size_t from = pos;
     for (; pos < s->n; pos++) {
         lua_rawgeti(L, -2, s->keys[pos].at);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, -3) != LUA_TNIL) {
+            if (pos != from) avm_charge(L, (int64_t)(pos - from), what);
             s->hint = pos;
             return 2;
         }
         lua_pop(L, 2);
     }
+    if (pos != from) avm_charge(L, (int64_t)(pos - from), what);
     lua_pushnil(L);
     return 1;
 }
@@ -225,22 +267,29 @@ static int ordered_step(lua_State *L) {
     snapshot *s = lua_touserdata(L, lua_upvalueindex(1));
     size_t pos;
     if (lua_isnil(L, 2)) pos = 0;
-    else if (s->hint < s->n && lua_rawequal(L, 2, lua_upvalueindex(4))) pos = s->hint + 1;
-    else {
-        long p = position_after(L, s, lua_upvalueindex(1), 2);
+    else if (s->hint < s->n && lua_rawequal(L, 2, lua_upvalueindex(4))) {
+        pos = s->hint + 1;
+        // A long string is compared byte by byte (unless it is the very string, which
+        // is not charged for: whether it is depends on where the state came from).
+        if (lua_type(L, 2) == LUA_TSTRING && lua_rawlen(L, 2) > LONG_KEY) avm_charge(L, avm_bytes(lua_rawlen(L, 2)), "pairs");
+    } else {
+        long p = position_after(L, s, lua_upvalueindex(1), 2, "pairs");
         if (p < 0) return luaL_error(L, "invalid key to 'next'");
         pos = (size_t)p;
     }
+    size_t from = pos;
     for (; pos < s->n; pos++) {
         lua_rawgeti(L, lua_upvalueindex(2), s->keys[pos].at);
         lua_pushvalue(L, -1);
         if (lua_rawget(L, lua_upvalueindex(3)) != LUA_TNIL) {
+            if (pos != from) avm_charge(L, (int64_t)(pos - from), "pairs");
             s->hint = pos;
             lua_copy(L, -2, lua_upvalueindex(4));
             return 2;
         }
         lua_pop(L, 2);
     }
+    if (pos != from) avm_charge(L, (int64_t)(pos - from), "pairs");
     lua_pushnil(L);
     return 1;
 }
@@ -254,7 +303,7 @@ static int ordered_pairs(lua_State *L) {
     }
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    if (avm_push_snapshot(L, 1)) return unordered_error(L, "pairs", lua_touserdata(L, 2), 2);
+    if (avm_push_snapshot(L, 1, "pairs")) return unordered_error(L, "pairs", lua_touserdata(L, 2), 2);
     lua_getiuservalue(L, 2, 1);
     lua_getiuservalue(L, 2, 2);
     lua_pushnil(L);
@@ -281,12 +330,15 @@ static int ordered_next(lua_State *L) {
         avm_ordered_reset(vm, L);
         okey best, k;
         int found = 0;
+        int64_t keys = 0, tails = 0;
         lua_pushnil(L);  // 4: the smallest key so far
         lua_pushnil(L);  // 5: its value
         lua_pushnil(L);
         while (lua_next(L, t)) {
             describe(L, -2, &k);
             if (k.cls == KEY_UNORDERED) return luaL_error(L, unordered_message, "next", luaL_typename(L, -2));
+            keys++;
+            tails += tail_bytes(&k);
             if (!found || okey_cmp(&k, &best) < 0) {
                 lua_copy(L, -2, 4);
                 lua_copy(L, -1, 5);
@@ -295,6 +347,9 @@ static int ordered_next(lua_State *L) {
             }
             lua_pop(L, 1);
         }
+        // One instruction a key, and the bytes past the prefixes compared (a comparison
+        // reads at most the key's own): after the pass, which one call makes once.
+        if (keys) avm_charge(L, keys + avm_bytes((size_t)tails), "next");
         if (!found) { lua_pushnil(L); return 1; }
         return 2;
     }
@@ -307,23 +362,24 @@ static int ordered_next(lua_State *L) {
         lua_pop(L, 1);
         if (!s) lua_pop(L, 1);
     }
-    long pos = s ? position_after(L, s, lua_gettop(L), 2) : -1;
+    long pos = s ? position_after(L, s, lua_gettop(L), 2, "next") : -1;
     if (pos < 0) {
         // First call of this traversal, or a key added since the snapshot.
+        if (lua_type(L, 2) == LUA_TSTRING && lua_rawlen(L, 2) > LONG_KEY) avm_charge(L, avm_bytes(lua_rawlen(L, 2)), "next");
         lua_pushvalue(L, 2);
         int present = lua_rawget(L, t) != LUA_TNIL;
         lua_pop(L, 1);
         if (s) lua_pop(L, 1);
         if (!present) return luaL_error(L, "invalid key to 'next'");
-        int unordered = avm_push_snapshot(L, 1);
+        int unordered = avm_push_snapshot(L, 1, "next");
         s = lua_touserdata(L, -1);
         if (unordered) return unordered_error(L, "next", s, lua_gettop(L));
         lua_pushvalue(L, -1);
         lua_rawseti(L, LUA_REGISTRYINDEX, vm->ref_next_cache);
         vm->next_cached = 1;
-        pos = position_after(L, s, lua_gettop(L), 2);
+        pos = position_after(L, s, lua_gettop(L), 2, "next");
     }
-    return step_from(L, s, lua_gettop(L), (size_t)pos);
+    return step_from(L, s, lua_gettop(L), (size_t)pos, "next");
 }
 
 void avm_open_ordered(lua_State *L) {

@@ -88,11 +88,17 @@ static int safe_setmetatable(lua_State *L) {
             refuse_gc_fields(L, 2);
             lua_newtable(L);
             lua_pushnil(L);
+            int64_t fields = 0;
             while (lua_next(L, 2)) {
                 lua_pushvalue(L, -2);
                 lua_insert(L, -2);
                 lua_rawset(L, 3);
+                fields++;
             }
+            // The copy is charged a field each (a metatable of many fields set on many
+            // tables would be copied for nothing otherwise), when it is made: one call
+            // copies at most what memory holds.
+            if (fields) avm_charge(L, fields, "setmetatable");
             lua_pushvalue(L, 2);
             lua_rawsetp(L, 3, avm_original_key());
         }
