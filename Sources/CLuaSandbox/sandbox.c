@@ -12,6 +12,7 @@
 // sort.c). Last, the functions that loop over their input are
 // replaced with ones charged for their work, and xpcall with one whose handler runs
 // no more once a limit is hit (charges.c).
+#include <math.h>
 #include <string.h>
 #include "internal.h"
 
@@ -185,11 +186,20 @@ static int safe_tostring(lua_State *L) {
     return 1;
 }
 
-/// Lua's string.format without %p, and with %s of a table (or function…) written as
-/// tostring writes it, without an address.
+/// Lua's string.format without %p, with %s of a table (or function…) written as
+/// tostring writes it, without an address, and a NaN argument without its sign, whose
+/// bit differs between machines (nan_text.c): "%f" and "%5.2g" give "nan", "  nan".
 static int safe_format(lua_State *L) {
     size_t len;
     const char *fmt = luaL_checklstring(L, 1, &len);
+    for (int i = 2, top = lua_gettop(L); i <= top; i++) {
+        if (lua_type(L, i) != LUA_TNUMBER || lua_isinteger(L, i)) continue;
+        lua_Number n = lua_tonumber(L, i);
+        if (n != n) {
+            lua_pushnumber(L, (lua_Number)fabs(n));
+            lua_replace(L, i);
+        }
+    }
     int arg = 1;
     for (size_t i = 0; i < len; i++) {
         if (fmt[i] != '%') continue;

@@ -1,3 +1,4 @@
+import CLuaSandbox
 import Foundation
 import Testing
 
@@ -172,6 +173,22 @@ struct DeterministicLibraryTests {
     func noAddresses(expression: String) throws {
         let result = try #require(try state("local v = \(expression) s.v = type(v) == 'string' and v or type(v)"))
         #expect(!result.contains("0x") && result.range(of: #"[0-9a-f]{8,}"#, options: .regularExpression) == nil, "\(result)")
+    }
+
+    @Test("NaN is spelled nan by every path from a number to text, whatever the sign bit the machine gave it; infinities inf and -inf")
+    func nanText() throws {
+        #expect(avm_nan_text_fixed() != 0, "liblua's number-to-text does not reach the sandbox's __snprintf_chk (nan_text.c)")
+        // 0/0 has its sign bit set on x86-64 and clear on aarch64; -(0/0) the other way round.
+        let result = try state("""
+            local nan, neg = 0/0, -(0/0)
+            s.tostring = tostring(nan) .. "|" .. tostring(neg) .. "|" .. tostring(math.sqrt(-1))
+            s.concat = nan .. "|" .. neg .. "|" .. (math.huge - math.huge)
+            s.format = string.format("%f|%g|%e|%a|%.3f|%5.1f|%-5g|%s|%s|%q", math.sqrt(-1), nan, neg, nan, neg, nan, neg, nan, neg, neg)
+            s.upper = string.format("%G|%E|%A", nan, neg, nan)
+            s.coerced = table.concat({ nan, neg }, "|") .. "|" .. string.rep(neg, 2, ",") .. "|" .. select(2, pcall(error, neg))
+            s.inf = tostring(math.huge) .. "|" .. -math.huge .. "|" .. string.format("%f|%g|%q", -math.huge, math.huge, -math.huge)
+            """)
+        #expect(result == #"{"coerced":"nan|nan|nan,nan|nan","concat":"nan|nan|nan","format":"nan|nan|nan|nan|nan|  nan|nan  |nan|nan|(0/0)","inf":"inf|-inf|-inf|inf|-1e9999","tostring":"nan|nan|nan","upper":"NAN|NAN|NAN"}"#)
     }
 
     @Test("a late __mode or __close on a metatable changes nothing: setmetatable installed a copy; getmetatable gives the table back")
