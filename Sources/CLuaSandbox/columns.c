@@ -71,12 +71,20 @@ const char *avm_column_type_name(int type) {
     }
 }
 
-/// text: a string. integer: an integer, a float with an integral value, or a boolean
-/// (stored 0/1). real: a number. numeric: a number or a boolean. Absent (nil) fits any.
+/// text: a string without a NUL byte (SQLite's json_extract, which fills the column and
+/// which a question's SQL reads the state with, and its text functions end a text at its
+/// first NUL: "a\0b" would be stored as "a", and verify would compare "a" with "a").
+/// integer: an integer, a float with an integral value, or a boolean (stored 0/1). real: a
+/// number. numeric: a number or a boolean. Absent (nil) fits any.
 int avm_column_accepts(lua_State *L, int idx, int type) {
     switch (lua_type(L, idx)) {
     case LUA_TNIL: return 1;
-    case LUA_TSTRING: return type == AVM_COLUMN_TEXT;
+    case LUA_TSTRING: {
+        if (type != AVM_COLUMN_TEXT) return 0;
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        return memchr(s, 0, len) == NULL;
+    }
     case LUA_TBOOLEAN: return type == AVM_COLUMN_INTEGER || type == AVM_COLUMN_NUMERIC;
     case LUA_TNUMBER:
         if (type == AVM_COLUMN_TEXT) return 0;

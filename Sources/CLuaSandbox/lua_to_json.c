@@ -238,6 +238,13 @@ static void column_fail(jwriter *w, const avm_column *column, int idx, size_t at
     }
     size_t n = w->out->len - at;
     int cut = n > 80;
+    if (lua_type(L, idx) == LUA_TSTRING && column->type == AVM_COLUMN_TEXT) {
+        // The only string a text column refuses.
+        lua_pushfstring(L, "column \"%s\" is declared text, but %s has %s = %s%s, a string with a NUL byte (\\u0000): SQL text ends at a NUL, "
+                        "so the column would hold only what comes before it; keep NUL bytes out of a column's field (the state itself may hold them)",
+                        column->name, path, column->name, lua_pushlstring(L, w->out->data + at, cut ? 77 : n), cut ? "…" : "");
+        lua_error(L);
+    }
     lua_pushfstring(L, "column \"%s\" is declared %s, but %s has %s = %s%s (%s): make the value fit, or declare the column's type to match",
                     column->name, avm_column_type_name(column->type), path, column->name,
                     lua_pushlstring(L, w->out->data + at, cut ? 77 : n), cut ? "…" : "", kind);

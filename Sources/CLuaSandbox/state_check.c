@@ -145,7 +145,11 @@ static inline int check_value(checker *c, const char *v, int depth, const avm_co
         return CHECK_OK;
     }
     case TAG_SHORT: case TAG_LONG:
-        if (column && column->type != AVM_COLUMN_TEXT) c->unsure = 1;
+        if (column) {
+            // A text column refuses a NUL (SQL text would end there): the writer says so.
+            const char *ts = ptr_at(v, 0);
+            if (column->type != AVM_COLUMN_TEXT || memchr(ts + S_CONTENTS, 0, string_length(ts))) c->unsure = 1;
+        }
         return check_string(c, ptr_at(v, 0));
     case TAG_TABLE:
         if (column) c->unsure = 1;

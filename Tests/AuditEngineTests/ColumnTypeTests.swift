@@ -91,7 +91,8 @@ struct ColumnTypeTests {
     @Test("values that do not fit fail the projection", arguments: [
         Fit(type: "real", value: #""abc""#), Fit(type: "real", value: "{ 1, 2 }"), Fit(type: "integer", value: "2.5"),
         Fit(type: "integer", value: #""7""#), Fit(type: "text", value: "42"), Fit(type: "text", value: "{ a = 1 }"),
-        Fit(type: "numeric", value: #""1.5""#), Fit(type: "real", value: "true"),
+        Fit(type: "numeric", value: #""1.5""#), Fit(type: "real", value: "true"), Fit(type: "text", value: #""a\0b""#),
+        Fit(type: "text", value: #""\0""#), Fit(type: "text", value: #"("x"):rep(300) .. "\0""#),
     ])
     func mismatches(_ fit: Fit) throws {
         let outcome = try replay(type: fit.type, value: fit.value)
@@ -113,6 +114,38 @@ struct ColumnTypeTests {
         #expect(error.seq == 1)
         #expect(error.description.hasPrefix(#"projection p failed at seq 1: handler "Set" (event "#))
         #expect(error.description.contains(#"column "v" is declared real, but the state of key "k1" has v = "abc" (a string): make the value fit, or declare the column's type to match"#))
+    }
+
+    @Test("a NUL in a text column's string fails the projection, naming the key and the column, after each event or when written out; the state itself may hold one")
+    func nulInText() throws {
+        let w = try Workspace()
+        w.projection("cv", """
+            return { columns = { t = "text" }, on = {
+              T = function(s, e) s.t = "a\\0b" .. e.data.n end,
+              Note = function(s, e) s.note = "x\\0y" s.t = "ok" end,
+            } }
+            """)
+        try w.ingest([eventLine(stream: "s1", type: "Note", data: #"{"n":0}"#)] + (1...4).map { eventLine(stream: "s\($0 + 1)", type: "T", data: #"{"n":\#($0)}"#) })
+        let outcome = try w.replay(["cv"])[0]
+        guard case .failed(let error) = outcome.status else {
+            Issue.record("expected a failure, got \(outcome.status)")
+            return
+        }
+        #expect(error.seq == 2 && error.deterministic, "\(error)")
+        #expect(error.message.contains(#"column "t" is declared text, but the state of key "s2" has t = "a\u0000b1", a string with a NUL byte"#), "\(error)")
+        // Large states are checked when written out: the same refusal.
+        let large = try replay(type: "text", value: #""a\0b"; s.pad = s.pad or {}; for i = 1, 300 do s.pad[i] = i end"#)
+        guard case .failed(let largeError) = large.status else {
+            Issue.record("expected a failure, got \(large.status)")
+            return
+        }
+        #expect(largeError.message.contains(#"column "v" is declared text, but the state of key "k1" has v = "a\u0000b""#), "\(largeError)")
+        // A NUL outside the columns is kept, as the state's JSON.
+        let kept = try Workspace()
+        kept.projection("cv", #"return { columns = { t = "text" }, on = { T = function(s, e) s.note = "x\0y" s.t = "ok" end } }"#)
+        try kept.ingest([eventLine(stream: "s1", type: "T", data: "{}")])
+        #expect(try kept.replay(["cv"])[0].status == .rebuilt)
+        #expect(try kept.state("cv", "s1").map(withoutFolder) == #"{"note":"x\u0000y","t":"ok"}"#)
     }
 
     @Test("a state too large to check after each event is checked when written out: the message names the last event that changed it; nothing of the failed checkpoint is stored")
