@@ -56,6 +56,8 @@ struct CronScheduleTests {
     @Test("bad schedules name the field", arguments: [
         ("0 2 * *", "5 fields"), ("60 * * * *", "minute field \"60\": 60 is outside 0–59"), ("* * * foo *", "month field"),
         ("*/0 * * * *", "step"), ("5-1 * * * *", "runs backwards"), ("0 0 * * *|Mars/Olympus", "unknown time zone"),
+        ("0 0 * * *|GMT+2", "unknown time zone"), ("0 0 * * *|UTC+3", "unknown time zone"), ("0 0 * * *|../../etc/passwd", "unknown time zone"),
+        ("0 0 * * *|Europe", "unknown time zone"),
     ])
     func errors(input: String, message: String) {
         let parts = input.split(separator: "|").map(String.init)
@@ -64,5 +66,14 @@ struct CronScheduleTests {
         } throws: { error in
             (error as? CronError)?.description.contains(message) == true
         }
+    }
+
+    @Test("a time zone is a tz database name: Etc/GMT+2 is two hours west of UTC (as POSIX has it), Europe/Berlin and UTC are taken")
+    func zoneNames() throws {
+        let west = try CronSchedule("0 2 * * *", timeZone: "Etc/GMT+2")
+        let after = try Timestamp(rfc3339: "2024-06-29T12:00:00Z")
+        #expect(west.next(after: after)?.description == "2024-06-30T04:00:00.000Z")
+        #expect(try CronSchedule("0 2 * * *", timeZone: "Europe/Berlin").next(after: after)?.description == "2024-06-30T00:00:00.000Z")
+        #expect(try CronSchedule("0 2 * * *", timeZone: "UTC").next(after: after)?.description == "2024-06-30T02:00:00.000Z")
     }
 }

@@ -44,7 +44,7 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
 
     /// - Throws: `CronError` naming the field and what is wrong with it.
     public init(_ expression: String, timeZone identifier: String = "UTC") throws {
-        guard let zone = TimeZone(identifier: identifier) else {
+        guard let zone = ZoneName.timeZone(identifier) else {
             throw CronError(expression: expression, message: "unknown time zone \"\(identifier)\" (use an IANA name such as UTC or Europe/Berlin)")
         }
         let shortcuts = [

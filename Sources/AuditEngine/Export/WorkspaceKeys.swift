@@ -59,7 +59,7 @@ enum WorkspaceKeys {
             return ScheduleConfigError(file: at, message: (table.map { "[\($0)]: " } ?? "") + message)
         }
         try check(root, keys: top, table: nil, fail: fail)
-        if let zone = root["timezone"]?.string, TimeZone(identifier: zone) == nil {
+        if let zone = root["timezone"]?.string, ZoneName.timeZone(zone) == nil {
             throw fail(nil, "timezone", "unknown time zone \"\(zone)\" (use an IANA name such as UTC or Europe/Berlin)")
         }
         guard let exports = root["exports"]?.table else { return }
