@@ -79,7 +79,7 @@ extension AuditCommand.DeadLetters {
         func run() throws {
             let store = try openStore(global)
             let limits = limitOptions.limits
-            guard let loaded = try workspace.loadProjections([name], limits: limits ?? .default).first else {
+            guard let loaded = try workspace.loadProjections([name], limits: limits).first else {
                 throw ProjectionError(projection: name, message: "no projection \(name) in \(workspace.projections)/")
             }
             let projection = try loaded.get()

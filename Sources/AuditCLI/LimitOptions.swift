@@ -1,7 +1,9 @@
 import ArgumentParser
 import AuditEngine
 
-/// The VM limits given on the command line, overriding the projections' own.
+/// The VM limits given on the command line. Each one given replaces that limit only:
+/// the others stay each projection's own (those its `limits` declares, else the
+/// defaults). Every command that takes limit options takes these.
 struct LimitOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
     @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
@@ -17,13 +19,12 @@ struct LimitOptions: ParsableArguments {
         }
     }
 
-    /// The limits to run under; nil when none was given.
-    var limits: LuaLimits? {
-        guard memoryMb != nil || instructions != nil || seconds != nil else { return nil }
-        let defaults = LuaLimits.default
-        return LuaLimits(
-            memoryBytes: memoryMb.map { $0 << 20 } ?? defaults.memoryBytes,
-            instructionsPerEvent: instructions ?? defaults.instructionsPerEvent,
-            cpuSecondsPerEvent: seconds ?? defaults.cpuSecondsPerEvent)
+    /// The limits given, each to replace only its own; nil when none was given.
+    var limits: LuaLimitOverrides? {
+        let given = LuaLimitOverrides(memoryBytes: memoryMb.map { $0 << 20 }, instructionsPerEvent: instructions, cpuSecondsPerEvent: seconds)
+        return given.isEmpty ? nil : given
     }
+
+    /// Whether any limit option was given.
+    var isEmpty: Bool { limits == nil }
 }

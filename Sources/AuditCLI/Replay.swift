@@ -52,7 +52,7 @@ extension AuditCommand {
             var options = ReplayOptions()
             options.limits = limitOptions.limits
             // The top levels run under the limits of the run too.
-            let loaded = try registered(workspace.loadProjections(names, limits: options.limits ?? .default), store: store)
+            let loaded = try registered(workspace.loadProjections(names, limits: options.limits), store: store)
             options.rebuild = rebuild
             options.toSeq = toSeq
             options.batchSize = batchSize

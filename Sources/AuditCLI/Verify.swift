@@ -35,16 +35,13 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("The projections folder.", valueName: "dir")) var projectionsDir = "projections"
         @Flag(help: "Start the rebuilds from snapshots (faster; trusts the snapshots).") var fromSnapshots = false
         @Option(help: ArgumentHelp("Workers for projections keyed by stream.", valueName: "n")) var parallel = ProcessInfo.processInfo.activeProcessorCount
-        @Option(help: ArgumentHelp("Memory limit of each projection's VM, in MB (overrides the projections' own).", valueName: "mb")) var memoryMb: Int?
-        @Option(help: ArgumentHelp("Lua instructions allowed per event (overrides the projections' own).", valueName: "n")) var instructions: Int64?
+        @OptionGroup var limitOptions: LimitOptions
 
         func validate() throws {
-            if !projections, !names.isEmpty || fromSnapshots || memoryMb != nil || instructions != nil {
-                throw ValidationError("projection names, --from-snapshots, --memory-mb and --instructions go with --projections")
+            if !projections, !names.isEmpty || fromSnapshots || !limitOptions.isEmpty {
+                throw ValidationError("projection names, --from-snapshots, --memory-mb, --instructions and --seconds go with --projections")
             }
             if parallel < 1 || parallel > 256 { throw ValidationError("--parallel must be from 1 to 256") }
-            if let memoryMb, memoryMb < 1 { throw ValidationError("--memory-mb must be at least 1") }
-            if let instructions, instructions < 1 { throw ValidationError("--instructions must be at least 1") }
         }
 
         func run() throws {
@@ -87,13 +84,8 @@ extension AuditCommand {
         private func checkProjections(_ store: EventStore) throws -> [ProjectionCheck] {
             var workspace = WorkspaceOptions()
             workspace.projections = projectionsDir
-            var limits: LuaLimits?
-            if memoryMb != nil || instructions != nil {
-                limits = LuaLimits(
-                    memoryBytes: (memoryMb ?? LuaLimits.default.memoryBytes >> 20) << 20,
-                    instructionsPerEvent: instructions ?? LuaLimits.default.instructionsPerEvent)
-            }
-            let loaded = try workspace.loadProjections(names, limits: limits ?? .default)
+            let limits = limitOptions.limits
+            let loaded = try workspace.loadProjections(names, limits: limits)
             var options = ProjectionCheckOptions()
             options.fromSnapshots = fromSnapshots
             options.parallel = parallel

@@ -19,10 +19,12 @@ struct WorkspaceOptions: ParsableArguments {
     }
 
     /// Loads the named projections (all when `names` is empty). Unknown names are a
-    /// usage error; a file that fails to load is returned as a failure.
-    func loadProjections(_ names: [String] = [], limits: LuaLimits = .default) throws -> [Result<Projection, ProjectionError>] {
+    /// usage error; a file that fails to load is returned as a failure. `limits` (the
+    /// limit options) replace those of the projections, each only its own limit: the
+    /// top levels are run under them too.
+    func loadProjections(_ names: [String] = [], limits: LuaLimitOverrides? = nil) throws -> [Result<Projection, ProjectionError>] {
         try requireProjectionsFolder()
-        let all = try Projection.loadAll(directory: projections, defaultLimits: limits)
+        let all = try Projection.loadAll(directory: projections, defaultLimits: limits.overDefaults)
         guard !names.isEmpty else { return all }
         // Names compare as their tables' names do: without case.
         let byName = Dictionary(grouping: all, by: { ProjectionNames.folded(projectionName($0)) })

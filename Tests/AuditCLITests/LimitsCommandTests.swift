@@ -93,4 +93,60 @@ struct LimitsCommandTests {
         #expect(result.status == 65, "\(result.stderr)")
         #expect(result.stderr.contains(#"failed at seq 1: handler "T""#) && result.stderr.contains("CPU time limit of 0.3 s per event exceeded (") && result.stderr.contains("machine-dependent"), "\(result.stderr)")
     }
+
+    /// A projection that declares more instructions than the default (1,000,000) and
+    /// needs about five million for its event, with one event of type T.
+    func declaringWorkspace(_ extra: String = "key = 'global',") throws -> TempDir {
+        let dir = try workspace([
+            "L": """
+                return { \(extra) limits = { instructions = 1e8, memory_mb = 64, seconds = 5 },
+                  on = { T = function(s, e) local n = 0 for i = 1, 1000000 do n = n + i % 7 end s.n = n end } }
+                """
+        ])
+        try #"{"id":"a-1","stream":"a","type":"T","data":{}}"#.write(toFile: dir.path + "/e.jsonl", atomically: true, encoding: .utf8)
+        #expect(try audit(["init"], in: dir.path)?.status == 0)
+        #expect(try audit(["ingest", "e.jsonl"], in: dir.path)?.status == 0)
+        return dir
+    }
+
+    @Test("one limit option replaces only its own limit: replay and verify --projections keep the projection's other declared limits")
+    func oneOptionKeepsTheOthers() throws {
+        let dir = try declaringWorkspace()
+        let plain = try #require(try audit(["replay"], in: dir.path))
+        #expect(plain.status == 0, "\(plain.stderr)")
+        for options in [["--seconds", "5"], ["--memory-mb", "64"], ["--memory-mb", "2048"]] {
+            let rebuilt = try #require(try audit(["replay", "--rebuild"] + options, in: dir.path))
+            #expect(rebuilt.status == 0 && rebuilt.stdout.contains(#""status":"rebuilt""#), "replay --rebuild \(options): \(rebuilt.stderr)")
+            let checked = try #require(try audit(["verify", "--projections", "L"] + options, in: dir.path))
+            #expect(checked.status == 0 && checked.stdout.contains(#""status":"ok""#), "verify --projections L \(options): \(checked.stdout)\(checked.stderr)")
+        }
+        // The option given still replaces its own limit.
+        let lowered = try #require(try audit(["replay", "--rebuild", "--instructions", "1000"], in: dir.path))
+        #expect(lowered.status == 65 && lowered.stderr.contains("instruction budget of 1000 instructions exceeded"), "\(lowered.stderr)")
+    }
+
+    @Test("a declared memory limit stays when only --instructions is given")
+    func declaredMemoryStays() throws {
+        let dir = try workspace([
+            "M": "return { key = 'global', limits = { memory_mb = 1 }, on = { T = function(s, e) s.n = #string.rep('x', 4000000) end } }"
+        ])
+        try #"{"id":"a-1","stream":"a","type":"T","data":{}}"#.write(toFile: dir.path + "/e.jsonl", atomically: true, encoding: .utf8)
+        #expect(try audit(["init"], in: dir.path)?.status == 0)
+        #expect(try audit(["ingest", "e.jsonl"], in: dir.path)?.status == 0)
+        let result = try #require(try audit(["replay", "--instructions", "100000000"], in: dir.path))
+        #expect(result.status == 65 && result.stderr.contains("memory"), "\(result.stdout)\(result.stderr)")
+    }
+
+    @Test("dead-letters retry with one limit option keeps the projection's other declared limits")
+    func retryKeepsTheOthers() throws {
+        let dir = try declaringWorkspace("on_error = 'park',")
+        // Parked under a lowered budget, then retried with only --seconds given: the
+        // declared 1e8 instructions fold it.
+        let parked = try #require(try audit(["replay", "--instructions", "1000"], in: dir.path))
+        #expect(parked.status == 0, "\(parked.stderr)")
+        let listed = try #require(try audit(["dead-letters", "L", "--format", "jsonl"], in: dir.path))
+        #expect(listed.stdout.contains("instruction budget"), "\(listed.stdout)\(listed.stderr)")
+        let retried = try #require(try audit(["dead-letters", "retry", "L", "--seconds", "5"], in: dir.path))
+        #expect(retried.status == 0 && retried.stdout.contains(#""status":"unparked""#), "\(retried.stdout)\(retried.stderr)")
+    }
 }

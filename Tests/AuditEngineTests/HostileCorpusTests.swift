@@ -85,7 +85,7 @@ struct HostileOutcome: Sendable {
         if c.events > 0 { try w.ingest((1...c.events).map(HostileCase.event)) }
         let limits = c.limits ?? .default
         var options = ReplayOptions()
-        if !c.limitArguments.isEmpty { options.limits = limits }
+        if !c.limitArguments.isEmpty { options.limits = LuaLimitOverrides(limits) }
         let start = ContinuousClock.now
         var projections = [try w.load("good")]
         var failure: String?

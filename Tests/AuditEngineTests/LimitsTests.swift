@@ -24,7 +24,7 @@ struct LimitsTests {
             options.rebuild = true
             options.batchSize = batch
             options.parallel = parallel
-            options.limits = LuaLimits(memoryBytes: 64 << 20, instructionsPerEvent: 10_000)
+            options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 64 << 20, instructionsPerEvent: 10_000))
             let outcome = try w.store.replay([try w.load("p")], options: options)[0]
             guard case .failed(let error) = outcome.status else {
                 Issue.record("batch \(batch), parallel \(parallel): not stopped (\(outcome.status))")
@@ -81,7 +81,7 @@ struct LimitsTests {
             }
             """
         var options = ReplayOptions()
-        options.limits = LuaLimits(memoryBytes: 64 << 20, instructionsPerEvent: 10_000)
+        options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 64 << 20, instructionsPerEvent: 10_000))
         // A rebuild from seq 1 starts new keys from init without asking for stored states…
         let w = try Workspace()
         w.projection("p", source)

@@ -26,7 +26,7 @@ struct ParallelReplayTests {
         options.parallel = parallel
         options.batchSize = batch
         options.checkpointEvery = batch * 3
-        if let memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
+        if let memory { options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000)) }
         options.holdCheckpoints = hold
         let names = ["order_totals", "by_customer", "totals"]
         let half = log.count / 2
@@ -127,7 +127,7 @@ struct ParallelReplayTests {
         let ample = try w.replay(["order_totals"], options)[0]
         #expect(ample.status == .rebuilt && ample.timings.statesReadBack == 0)
         options.rebuild = true
-        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 1_000_000)
+        options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 1_000_000))
         let tight = try w.replay(["order_totals"], options)[0]
         #expect(tight.status == .rebuilt)
         #expect(tight.timings.statesReadBack > 0 && tight.timings.readingBackStates > 0)

@@ -346,7 +346,7 @@ struct ParkPropertyTests {
         #expect(try parkedSet(w) == ["b": 2] && deadLetters(w) == ["b": [2, 3]])
 
         var options = ReplayOptions()
-        options.limits = LuaLimits(memoryBytes: LuaLimits.default.memoryBytes, instructionsPerEvent: 10_000_000)
+        options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: LuaLimits.default.memoryBytes, instructionsPerEvent: 10_000_000))
         let raised = try w.store.retryParked(try w.load("p"), keys: ["b"], options: options)
         #expect(raised == [RetryOutcome(key: "b", refolded: 2, parkedAgain: nil)])
         #expect(try w.state("p", "b") == #"{"n":2,"x":100003}"#)

@@ -118,7 +118,7 @@ extension ReplayOptions {
         options.batchSize = batch
         options.checkpointEvery = batch
         options.parallel = parallel
-        if let memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
+        if let memory { options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000)) }
         return options
     }
 }

@@ -30,7 +30,7 @@ struct ProjectionTests {
     func evictionRoundTrip() throws {
         let (w, log) = try Workspace.withOrderTotals(count: 6_000, streams: 3_000, seed: 3)
         var options = ReplayOptions()
-        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000)
+        options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000))
         options.batchSize = 500
         options.checkpointEvery = 500
         try w.replay(["order_totals"], options)
@@ -47,7 +47,7 @@ struct ProjectionTests {
         let streams = 2_500
         let (w, log) = try Workspace.withOrderTotals(count: 20_000, streams: streams, seed: 5)
         var options = ReplayOptions()
-        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000)
+        options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000))
         options.batchSize = 250
         options.checkpointEvery = 1_000
         options.holdCheckpoints = hold
@@ -62,7 +62,7 @@ struct ProjectionTests {
     func memoryDrivenCheckpoints() throws {
         let (w, log) = try Workspace.withOrderTotals(count: 8_000, streams: 6_000, seed: 6)
         var options = ReplayOptions()
-        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000)
+        options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 100_000))
         options.batchSize = 250
         let outcome = try w.replay(["order_totals"], options)
         #expect(outcome.first?.status == .rebuilt, "\(String(describing: outcome.first?.status))")

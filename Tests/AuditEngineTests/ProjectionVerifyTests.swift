@@ -149,7 +149,7 @@ struct ProjectionVerifyTests {
         try w.store.replay([heavy])
         for limits in [LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 1_000_000), LuaLimits(memoryBytes: 512 << 20, instructionsPerEvent: 1_000)] {
             var options = ProjectionCheckOptions()
-            options.limits = limits
+            options.limits = LuaLimitOverrides(limits)
             let result = try check(w, heavy, options)
             #expect(result.status == .couldNotCheck && result.reason?.contains("stopped at a limit") == true, "\(limits): \(result)")
         }

@@ -18,7 +18,7 @@ struct SeriesEvictionTests {
         func answers(memory: Int?, parallel: Int, series: Bool) throws -> [[String]] {
             var options = TemporalOptions()
             options.parallel = parallel
-            if let memory { options.limits = LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000) }
+            if let memory { options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: memory, instructionsPerEvent: 1_000_000)) }
             var lines = Array(repeating: [String](), count: points.count)
             if series {
                 try w.store.forEachStateBytes(projection, at: points, options: options) { point, key, state in
@@ -43,7 +43,7 @@ struct SeriesEvictionTests {
 
         // The VMs did let go of their states in the one pass.
         var options = TemporalOptions()
-        options.limits = LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 1_000_000)
+        options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 1 << 20, instructionsPerEvent: 1_000_000))
         options.useSnapshots = false
         let states = try TemporaryStates(storePath: w.store.path)
         let ends = try states.readStates { db in try SelectedRange.ends(points, db) }

@@ -171,7 +171,7 @@ extension ProjectionFollower {
         let folder = watch.folder
         var names = Set(paths.filter { !$0.hasPrefix("lib/") }.map { String($0.dropLast(4)) })
         if paths.contains(where: { $0.hasPrefix("lib/") }) { names.formUnion(followed.map(\.name)) }
-        let limits = options.replay.limits ?? .default
+        let limits = options.replay.limits.overDefaults
         for slot in followed where names.contains(slot.name) {
             let file = folder + "/" + slot.name + ".lua"
             guard FileManager.default.fileExists(atPath: file) else {

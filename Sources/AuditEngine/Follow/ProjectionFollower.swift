@@ -260,7 +260,7 @@ public final class ProjectionFollower: @unchecked Sendable {
             let build = try CodeHistory.build(db, name: projection.name, codeHash: live.codeHash)
             var code: Projection?
             do {
-                code = try store.tableCode(db, record: live, build: build, folder: options.folder, limits: options.replay.limits ?? .default)
+                code = try store.tableCode(db, record: live, build: build, folder: options.folder, limits: options.replay.limits.overDefaults)
             } catch {
                 store.logger.warning("projection \(projection.name): the code of its live table cannot be loaded from the code history (\(error))")
             }

@@ -31,6 +31,43 @@ public struct LuaLimits: Sendable, Equatable {
     }
 }
 
+/// Limits given for one run (the command line's `--memory-mb`, `--instructions`,
+/// `--seconds`): each one given replaces that limit only; the others stay each
+/// projection's own — those its `limits` table declares, else the defaults.
+public struct LuaLimitOverrides: Sendable, Equatable {
+    public var memoryBytes: Int?
+    public var instructionsPerEvent: Int64?
+    public var cpuSecondsPerEvent: Double?
+
+    public init(memoryBytes: Int? = nil, instructionsPerEvent: Int64? = nil, cpuSecondsPerEvent: Double? = nil) {
+        self.memoryBytes = memoryBytes
+        self.instructionsPerEvent = instructionsPerEvent
+        self.cpuSecondsPerEvent = cpuSecondsPerEvent
+    }
+
+    /// Every limit replaced by `limits`' (a library caller that sets them all).
+    public init(_ limits: LuaLimits) {
+        self.init(memoryBytes: limits.memoryBytes, instructionsPerEvent: limits.instructionsPerEvent, cpuSecondsPerEvent: limits.cpuSecondsPerEvent)
+    }
+
+    /// Whether none is given.
+    public var isEmpty: Bool { memoryBytes == nil && instructionsPerEvent == nil && cpuSecondsPerEvent == nil }
+
+    /// `limits` with the ones given here replaced: the one place where limits given for
+    /// a run meet a projection's own.
+    public func applied(to limits: LuaLimits) -> LuaLimits {
+        LuaLimits(
+            memoryBytes: memoryBytes ?? limits.memoryBytes, instructionsPerEvent: instructionsPerEvent ?? limits.instructionsPerEvent,
+            cpuSecondsPerEvent: cpuSecondsPerEvent ?? limits.cpuSecondsPerEvent)
+    }
+}
+
+extension Optional where Wrapped == LuaLimitOverrides {
+    /// The defaults with these overrides: what a projection that declares no limits
+    /// runs under (and what its top level is loaded under).
+    public var overDefaults: LuaLimits { self?.applied(to: .default) ?? .default }
+}
+
 /// The result of folding one event.
 enum ApplyResult {
     case applied

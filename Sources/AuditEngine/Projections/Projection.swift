@@ -61,9 +61,10 @@ public struct Projection: Sendable {
         "version", "streams", "key", "init", "on", "columns", "limits", "merge", "snapshot_every", "snapshot_keep", "on_error",
     ]
     static let columnTypes: Set<String> = ["text", "integer", "real", "numeric"]
-    /// A fresh sandboxed VM with this projection loaded.
-    func makeVM(limits override: LuaLimits? = nil) throws -> LuaVM {
-        let vm = try LuaVM(limits: override ?? limits)
+    /// A fresh sandboxed VM with this projection loaded, under its own limits with
+    /// those `override` gives replaced.
+    func makeVM(limits override: LuaLimitOverrides? = nil) throws -> LuaVM {
+        let vm = try LuaVM(limits: override?.applied(to: limits) ?? limits)
         vm.setEventFields(eventFields)
         do {
             try vm.setColumns(columns.map { ($0.name, $0.type) })

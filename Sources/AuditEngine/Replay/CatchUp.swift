@@ -21,8 +21,9 @@ public struct CatchUpOptions: Sendable {
     /// false, the lag is folded into a scratch database and the file is not touched).
     /// A read that needs no catching up writes nothing either way.
     public var mayOpenForWriting = false
-    /// Overrides the projections' own limits while folding.
-    public var limits: LuaLimits?
+    /// Limits given for this read: each replaces that limit of the projections folded,
+    /// the others stay their own (`LuaLimitOverrides`).
+    public var limits: LuaLimitOverrides?
     /// Told each thing the reader should know: a lag, changed code, a wait, a stale answer.
     public var note: @Sendable (String) -> Void = { _ in }
 
@@ -164,7 +165,7 @@ extension EventStore {
     /// The code to fold `record`'s table with: its build's stored code, or the folder's
     /// when no build was recorded and it is the same code. Nil (said): neither.
     private func foldingCode(_ db: Database, record: ProjectionRecord, build: ProjectionBuild?, options: CatchUpOptions) throws -> Projection? {
-        if let projection = try tableCode(db, record: record, build: build, folder: options.folder, limits: options.limits ?? .default) {
+        if let projection = try tableCode(db, record: record, build: build, folder: options.folder, limits: options.limits.overDefaults) {
             return projection
         }
         options.note("\(record.name): the code that built its table was not recorded (it was built before the code history) and the folder's differs: it stays at seq \(record.position); `audit replay` rebuilds it")

@@ -372,7 +372,7 @@ extension EventStore {
     /// code, when there is one: the build then starts at its seq instead of 1, with the
     /// keys parked there and their dead letters up to it (a parking projection).
     private func startFromSnapshot(
-        _ db: Database, projection: Projection, target: ReadModelTarget, limits: LuaLimits?
+        _ db: Database, projection: Projection, target: ReadModelTarget, limits: LuaLimitOverrides?
     ) throws -> (Int64, FoldedTimes)? {
         let head = try ChainHead.seq(db)
         guard let snapshot = try Snapshots.newestUsable(

@@ -8,8 +8,9 @@ package struct ProjectionCheckOptions: Sendable {
     package var fromSnapshots = false
     /// Workers for projections keyed by stream, as for replay.
     package var parallel = ProcessInfo.processInfo.activeProcessorCount
-    /// Overrides every projection's limits (give those the tables were built with).
-    package var limits: LuaLimits?
+    /// Limits that replace those of every projection (give those the tables were built
+    /// with); each one not given stays each projection's own.
+    package var limits: LuaLimitOverrides?
     package var batchSize = 20_000
 
     package init() {}

@@ -234,7 +234,7 @@ final class ProjectionRun {
 
     init(
         projection: Projection, target: ReadModelTarget, position: Int64, times: FoldedTimes = FoldedTimes(),
-        limits: LuaLimits?, parallel: Int, cacheBudget: Int? = nil
+        limits: LuaLimitOverrides?, parallel: Int, cacheBudget: Int? = nil
     ) throws {
         self.projection = projection
         self.cacheBudget = cacheBudget

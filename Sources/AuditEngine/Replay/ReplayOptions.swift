@@ -22,8 +22,9 @@ public struct ReplayOptions: Sendable {
     /// of the stream across this many VMs, folding concurrently. The states are the same
     /// for any number. Projections keyed by a function or "global" use one.
     public var parallel = 1
-    /// Overrides every projection's own limits.
-    public var limits: LuaLimits?
+    /// Limits given for this run: each replaces that limit of every projection, the
+    /// others stay each projection's own (`LuaLimitOverrides`).
+    public var limits: LuaLimitOverrides?
     /// Use snapshots: start a rebuild from the newest one of the same code, and take
     /// them per each projection's `snapshot_every`. False (`--no-snapshots`): neither.
     public var useSnapshots = true

@@ -265,11 +265,11 @@ enum Snapshots {
     /// with the check when one fails.
     static func newestUsable(
         _ db: Database, schema: String = "main", projection: Projection, asOf: Timestamp?, knownAt: Timestamp?,
-        maxSeq: Int64, limits: LuaLimits? = nil, checksDigests: Bool = true, warn: (String) -> Void
+        maxSeq: Int64, limits: LuaLimitOverrides? = nil, checksDigests: Bool = true, warn: (String) -> Void
     ) throws -> SnapshotView? {
         guard let chain = try chain(db, schema: schema, projection: projection, create: false) else { return nil }
         let all = try list(db, schema: schema, chain: chain)
-        let budget = (limits ?? projection.limits).instructionsPerEvent
+        let budget = (limits?.applied(to: projection.limits) ?? projection.limits).instructionsPerEvent
         var limit = maxSeq
         for candidate in all.reversed() where candidate.seq <= limit {
             guard FoldedTimes(maxOccurredAt: candidate.maxOccurredAt, maxRecordedAt: candidate.maxRecordedAt)

@@ -21,8 +21,9 @@ public struct TemporalOptions: Sendable {
     public var useSnapshots = true
     /// VMs per projection keyed by stream (as for replay).
     public var parallel = 1
-    /// Overrides every projection's own limits.
-    public var limits: LuaLimits?
+    /// Limits given for this read: each replaces that limit of every projection, the
+    /// others stay each projection's own (`LuaLimitOverrides`).
+    public var limits: LuaLimitOverrides?
 
     public init() {}
 }
