@@ -231,11 +231,27 @@ struct AuditorKitTests {
             Case(name: "the log rewritten consistently between two runs", paths: ["rewritten"], expected: 4,
                  says: "the log was rewritten between run 1 and run 2"),
             Case(name: "… between two runs of a query", paths: ["rewritten-q"], expected: 4, says: "the log was rewritten between run 1 and run 2"),
-            Case(name: "the first run removed: a note", paths: ["trail"], expected: 0, says: "starts at run 2") { try $0.remove("trail/trail-000001") },
-            Case(name: "the newest run removed: offline, nothing to compare with", paths: ["trail"], expected: 0) { try $0.remove("trail/trail-000003") },
-            Case(name: "a run in the middle removed", paths: ["trail"], expected: 4, says: "runs 2…2 are missing between it and run 1") {
+            Case(name: "the first run removed: a note", paths: ["trail"], expected: 0, says: "starts at run 2 in exports/trail: run 1 is not here") {
+                try $0.remove("trail/trail-000001")
+            },
+            Case(name: "the first two runs removed", paths: ["trail"], expected: 0, says: "runs 1…2 are not here") {
+                try $0.remove("trail/trail-000001")
                 try $0.remove("trail/trail-000002")
             },
+            Case(name: "the first run there but failing: the note says so", paths: ["trail"], expected: 4,
+                 says: "the first run of export trail in exports/trail that verifies is run 2: run 1 (exports/trail/trail-000001) is here but does not verify") {
+                try $0.lines("trail/trail-000001/events-000001.jsonl") { $0[0] = $0[0].replacingOccurrences(of: "31.3", with: "3.13") }
+            },
+            Case(name: "the newest run removed: offline, nothing to compare with", paths: ["trail"], expected: 0) { try $0.remove("trail/trail-000003") },
+            Case(name: "a run in the middle removed", paths: ["trail"], expected: 4, says: "run 2 is missing between it and run 1") {
+                try $0.remove("trail/trail-000002")
+            },
+            Case(name: "the middle run's manifest removed: the chain says it is there without one", paths: ["trail"], expected: 4,
+                 says: "run 2 (exports/trail/trail-000002) is between it and run 1 but has no manifest.json") {
+                try $0.remove("trail/trail-000002/manifest.json")
+            },
+            Case(name: "the first run's manifest removed", paths: ["trail"], expected: 4,
+                 says: "run 1 (exports/trail/trail-000001) is here but has no manifest.json") { try $0.remove("trail/trail-000001/manifest.json") },
             Case(name: "run directories swapped", paths: ["trail"], expected: 4, says: renamed) { try $0.swap("trail/trail-000001", "trail/trail-000002") },
             Case(name: "a run renamed", paths: ["trail"], expected: 4, says: renamed) { try $0.move("trail/trail-000003", "trail/trail-000007") },
             Case(name: "a run's manifest replaced by a consistent unsigned one", paths: ["trail"], trust: .embeddedKeyAllowingUnsigned, expected: 4,
@@ -253,6 +269,47 @@ struct AuditorKitTests {
             },
             Case(name: "two runs of a query swapped", paths: ["outstanding"], expected: 4, says: renamed) {
                 try $0.swap("outstanding/outstanding-000001", "outstanding/outstanding-000002")
+            },
+        ] { try check(c, fixture) }
+    }
+
+    @Test("folders: a run without manifest.json, an empty run, a file, a folder of runs in a folder: nothing is passed over in silence")
+    func folders() throws {
+        let fixture = try Fixture()
+        let incomplete = "no manifest.json: this is not a complete export"
+        func nest(_ t: ExportTampering) throws {
+            try FileManager.default.createDirectory(atPath: t.root + "/nest", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: t.root + "/trail", toPath: t.root + "/nest/trail")
+            try FileManager.default.copyItem(atPath: t.root + "/outstanding", toPath: t.root + "/nest/outstanding")
+        }
+        for c in [
+            Case(name: "the newest run's manifest removed", paths: ["trail"], expected: 4, says: incomplete) { try $0.remove("trail/trail-000003/manifest.json") },
+            Case(name: "the newest run emptied", paths: ["trail"], expected: 4, says: incomplete) {
+                try $0.remove("trail/trail-000003")
+                try FileManager.default.createDirectory(atPath: $0.root + "/trail/trail-000003", withIntermediateDirectories: false)
+            },
+            Case(name: "… given directly", paths: ["trail/trail-000003"], expected: 4, says: incomplete) { try $0.remove("trail/trail-000003/manifest.json") },
+            Case(name: "a directory not named as a run, without a manifest", paths: ["trail"], expected: 4, says: "export exports/trail/extra does not verify") {
+                try FileManager.default.createDirectory(atPath: $0.root + "/trail/extra", withIntermediateDirectories: false)
+                try $0.write("trail/extra/events-000001.jsonl", "")
+            },
+            Case(name: "a file beside the runs", paths: ["trail"], expected: 4, says: "not a directory") { try $0.write("trail/trail-000004", "") },
+            Case(name: "an interrupted export's partial directory is passed over", paths: ["trail"], expected: 0) {
+                try FileManager.default.createDirectory(atPath: $0.root + "/trail/.trail-000004.partial-1a2b3c4d", withIntermediateDirectories: false)
+            },
+            Case(name: "a folder of folders of runs is checked all the way down", paths: ["nest"], expected: 0,
+                 says: #""directory":"exports/nest/trail/trail-000003""#, tamper: nest),
+            Case(name: "… a row changed in a nested run", paths: ["nest"], expected: 4, says: "its content does not match the manifest") {
+                try nest($0)
+                try $0.replace("nest/trail/trail-000001/events-000001.jsonl", "31.3", "3.13")
+            },
+            Case(name: "… a nested run's manifest removed", paths: ["nest"], expected: 4, says: incomplete) {
+                try nest($0)
+                try $0.remove("nest/outstanding/outstanding-000002/manifest.json")
+            },
+            Case(name: "… a link back up the tree is walked once", paths: ["nest"], expected: 0) {
+                try nest($0)
+                try FileManager.default.createSymbolicLink(atPath: $0.root + "/nest/trail/up", withDestinationPath: "..")
             },
         ] { try check(c, fixture) }
     }

@@ -81,7 +81,7 @@ struct ExportSeriesTests {
         try FileManager.default.removeItem(atPath: f.path(1))
         let offline = try f.check(withStore: false)
         #expect(offline.problems == [])
-        #expect(offline.notes.contains { $0.contains("export trail starts at run 2") && $0.contains("runs 1…1 are not here") }, "\(offline.notes)")
+        #expect(offline.notes.contains { $0.contains("export trail starts at run 2") && $0.contains("run 1 is not here") }, "\(offline.notes)")
         let found = try f.check(withStore: true).problems
         #expect(found.contains { $0.hasPrefix("export trail, run 1: the log recorded it") }, "\(found)")
     }

@@ -8,8 +8,12 @@ or Debian's `apt-get install python3-cryptography`); nothing else.
     python3 verify_export.py DIR... --trust-embedded-key [--allow-unsigned]
 
 DIR is an export directory, or a folder of run directories (NAME-000001, ...), which
-are then checked one by one and as a chain. KEY is the Ed25519 public key you were
-given: base64 (as `audit keygen` prints it), hex, or a file holding it.
+are then checked one by one and as a chain. A folder is checked all the way down, as
+`audit verify-export` checks it: a directory in it with a manifest.json, named as a run,
+or holding no directory is an export (one without manifest.json is reported: it is not
+a complete export); another directory is a folder, checked the same way; a file is
+reported; only names beginning with "." are passed over. KEY is the Ed25519 public key
+you were given: base64 (as `audit keygen` prints it), hex, or a file holding it.
 
 For each directory it checks what `audit verify-export` checks without a database:
 the Ed25519 signature of manifest.json; every file's size and SHA-256 and the set of
@@ -589,8 +593,39 @@ def verify_directory(directory, trusted, allow_unsigned):
 
 # --- Runs of one export: the chain between them --------------------------------------
 
-def chain_problems(runs):
-    """The links that do not hold between verified runs, by export name and run."""
+class Unverified:
+    """A directory named as a run (NAME-000002) that did not verify."""
+
+    def __init__(self, name, run, directory, has_manifest):
+        self.name, self.run, self.directory = name, run, directory
+        self.state = "does not verify" if has_manifest else "has no manifest.json"
+
+
+def missing_ranges(first, last, present):
+    """The ranges (lo, hi) of first..last not in present (without walking the range:
+    run numbers come from manifests)."""
+    ranges, following = [], first
+    if first > last:
+        return ranges
+    for run in sorted(set(present)):
+        if run < following or run > last:
+            continue
+        if run > following:
+            ranges.append((following, run - 1))
+        if run == last:
+            return ranges
+        following = run + 1
+    ranges.append((following, last))
+    return ranges
+
+
+def describe_runs(lo, hi):
+    return "run %d is" % lo if lo == hi else "runs %d…%d are" % (lo, hi)
+
+
+def chain_problems(runs, unverified=()):
+    """The links that do not hold between verified runs, by export name and run; a run
+    missing between two is named as missing, or as there but not verified."""
     problems = []
     names = sorted({r.manifest.name for r in runs})
     for name in names:
@@ -602,7 +637,12 @@ def chain_problems(runs):
                 problems.append("%s: two directories claim run %d (%s)" % (at, b.run, earlier.directory))
                 continue
             if b.run != a.run + 1:
-                problems.append("%s: runs %d…%d are missing between it and run %d" % (at, a.run + 1, b.run - 1, a.run))
+                here = sorted((u for u in unverified if u.name == name and a.run < u.run < b.run), key=lambda u: u.run)
+                for lo, hi in missing_ranges(a.run + 1, b.run - 1, [u.run for u in here]):
+                    problems.append("%s: %s missing between it and run %d" % (at, describe_runs(lo, hi), a.run))
+                for u in here:
+                    problems.append("%s: run %d (%s) is between it and run %d but %s: the chain through it cannot be checked"
+                                    % (at, u.run, u.directory, a.run, u.state))
                 continue
             previous = b.previous
             if previous is None or previous["run"] != a.run:
@@ -632,32 +672,72 @@ def chain_problems(runs):
     return problems
 
 
-def first_run_notes(runs, folder):
+def first_run_notes(runs, folder, unverified=()):
     """Without the database, a series whose first run here is not run 1 is noted
-    (retention may have removed the earlier runs; audit verify-export --db tells)."""
+    (retention may have removed the earlier runs; audit verify-export --db tells),
+    naming the earlier runs that are here but did not verify apart from the others."""
     for name in sorted({r.manifest.name for r in runs}):
         first = min((r for r in runs if r.manifest.name == name), key=lambda r: r.manifest.run)
-        if first.manifest.run > 1:
-            first.notes.append("export %s starts at run %d in %s: runs 1…%d are not here (removed by retention, or missing); "
-                               "audit verify-export --db checks that each was recorded as removed"
-                               % (name, first.manifest.run, folder, first.manifest.run - 1))
+        lowest = first.manifest.run
+        if lowest <= 1:
+            continue
+        here = sorted((u for u in unverified if u.name == name and 1 <= u.run < lowest), key=lambda u: u.run)
+        missing = missing_ranges(1, lowest - 1, [u.run for u in here])
+        parts = [describe_runs(lo, hi) + " not here (removed by retention, or missing)" for lo, hi in missing]
+        parts += ["run %d (%s) is here but %s" % (u.run, u.directory, u.state) for u in here]
+        opening = ("export %s starts at run %d in %s" % (name, lowest, folder) if not here
+                   else "the first run of export %s in %s that verifies is run %d" % (name, folder, lowest))
+        one = len(missing) == 1 and missing[0][0] == missing[0][1]
+        tail = "; audit verify-export --db checks that %s was recorded as removed" % ("it" if one else "each") if missing else ""
+        first.notes.append(opening + ": " + "; ".join(parts) + tail)
 
 
 def expand(paths):
-    """Each argument as (folder or None, [export directories]): a folder of runs gives
-    the run directories inside it (those holding a manifest.json)."""
-    groups = []
+    """Each argument as (folder or None, [export directories]), grouped by the folder
+    that holds them, and the problems of files found beside them. In a folder, nothing
+    but names beginning with "." is passed over: a directory with a manifest.json, named
+    as a run, or holding no directory is an export (one without a manifest is reported);
+    another directory is a folder, walked the same way; anything else is reported."""
+    groups, strays = [], []
+
+    def entries(folder):
+        try:
+            return sorted(e for e in os.listdir(folder) if not e.startswith("."))
+        except OSError:
+            return []
+
+    def is_export(path):
+        return (os.path.exists(os.path.join(path, "manifest.json")) or run_claim(path) is not None
+                or not any(os.path.isdir(os.path.join(path, e)) for e in entries(path)))
+
     for path in paths:
         if not os.path.isdir(path):
             raise Invalid("%s: no such export directory" % path)
-        if os.path.exists(os.path.join(path, "manifest.json")):
+        if is_export(path):
             groups.append((None, [path]))
             continue
-        runs = sorted(e for e in os.listdir(path)
-                      if not e.startswith(".") and os.path.exists(os.path.join(path, e, "manifest.json")))
-        # A folder with no run in it is checked as one export, which reports the missing manifest.
-        groups.append((path, [os.path.join(path, e) for e in runs]) if runs else (None, [path]))
-    return groups
+        walked = set()  # a link back up the tree is walked once
+
+        def walk(folder):
+            real = os.path.realpath(folder)
+            if real in walked:
+                return
+            walked.add(real)
+            exports, folders = [], []
+            for entry in entries(folder):
+                child = folder + "/" + entry
+                if not os.path.isdir(child):
+                    strays.append((child, ["not a directory: a folder of exports holds only export directories (and folders of them)"]))
+                elif is_export(child):
+                    exports.append(child)
+                else:
+                    folders.append(child)
+            if exports:
+                groups.append((folder, exports))
+            for child in folders:
+                walk(child)
+        walk(path)
+    return groups, strays
 
 
 def public_key(argument):
@@ -701,25 +781,34 @@ def main(argv):
         return EXIT_FAILURE
     try:
         trusted = None if args.public_key is None else public_key(args.public_key)
-        groups = expand(args.directories)
+        groups, strays = expand(args.directories)
     except Invalid as error:
         print("verify_export.py: %s" % error, file=sys.stderr)
         return EXIT_INVALID
-    verified, failures = [], []
+
+    def does_not_verify(directory, problems):
+        return "export %s does not verify:\n%s" % (directory, "\n".join("  - " + p for p in problems))
+
+    verified, unverified = [], []
+    failures = [does_not_verify(path, problems) for path, problems in strays]
     for folder, directories in groups:
-        runs = []
+        runs, failed = [], []
         for directory in directories:
             result = verify_directory(directory, trusted, args.allow_unsigned)
             if isinstance(result, Verified):
                 runs.append(result)
             else:
-                failures.append("export %s does not verify:\n%s" % (directory, "\n".join("  - " + p for p in result)))
+                failures.append(does_not_verify(directory, result))
+                claim = run_claim(directory)
+                if claim is not None:
+                    failed.append(Unverified(claim[0], claim[1], directory, os.path.exists(os.path.join(directory, "manifest.json"))))
         if folder is not None and runs:
-            first_run_notes(runs, folder)
+            first_run_notes(runs, folder, failed)
         verified += runs
+        unverified += failed
     for v in verified:
         print(v.json())
-    links = chain_problems(verified)
+    links = chain_problems(verified, unverified)
     if links:
         failures.append("the chain of runs does not hold:\n" + "\n".join("  - " + p for p in links))
     for failure in failures:

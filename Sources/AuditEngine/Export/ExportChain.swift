@@ -4,8 +4,10 @@
 /// incremental run starts right after the previous one.
 public enum ExportChain {
     /// The links that do not hold between verified runs (grouped by export name and
-    /// ordered by run); empty when every link holds.
-    public static func problems(_ runs: [ExportVerification]) -> [String] {
+    /// ordered by run); empty when every link holds. A run missing between two is named
+    /// as missing, or — when `unverified` holds a directory named as that run — as there
+    /// but not verified (no manifest.json, or a problem reported with it).
+    public static func problems(_ runs: [ExportVerification], unverified: [UnverifiedRun] = []) -> [String] {
         var problems: [String] = []
         let byName = Dictionary(grouping: runs, by: { $0.manifest.name })
         for name in byName.keys.sorted() {
@@ -18,7 +20,13 @@ public enum ExportChain {
                     continue
                 }
                 if b.run != a.run + 1 {
-                    problems.append("\(at): runs \(a.run + 1)…\(b.run - 1) are missing between it and run \(a.run)")
+                    let here = unverified.filter { $0.name == name && $0.run > a.run && $0.run < b.run }.sorted { $0.run < $1.run }
+                    for range in UnverifiedRun.missing(from: a.run + 1, to: b.run - 1, present: here.map(\.run)) {
+                        problems.append("\(at): \(UnverifiedRun.describe(range)) missing between it and run \(a.run)")
+                    }
+                    for run in here {
+                        problems.append("\(at): run \(run.run) (\(run.directory)) is between it and run \(a.run) but \(run.state): the chain through it cannot be checked")
+                    }
                     continue
                 }
                 guard let previous = b.previous, previous.run == a.run else {
@@ -52,5 +60,45 @@ public enum ExportChain {
             }
         }
         return problems
+    }
+}
+
+/// A directory named as a run (`NAME-000002`) that did not verify: its problems are
+/// reported with it, and the chain and the series say that it is there.
+public struct UnverifiedRun: Sendable, Equatable {
+    public var name: String
+    public var run: Int64
+    public var directory: String
+    /// Whether it holds a manifest.json (that did not verify) or none.
+    public var hasManifest: Bool
+
+    public init(name: String, run: Int64, directory: String, hasManifest: Bool) {
+        self.name = name
+        self.run = run
+        self.directory = directory
+        self.hasManifest = hasManifest
+    }
+
+    /// What is wrong with it, after "but".
+    var state: String { hasManifest ? "does not verify" : "has no manifest.json" }
+
+    /// The ranges of `from…to` not in `present` (without walking the range: run numbers
+    /// come from manifests).
+    static func missing(from: Int64, to: Int64, present: [Int64]) -> [ClosedRange<Int64>] {
+        guard from <= to else { return [] }
+        var ranges: [ClosedRange<Int64>] = []
+        var next = from
+        for run in Set(present).sorted() where run >= next && run <= to {
+            if run > next { ranges.append(next...(run - 1)) }
+            if run == to { return ranges }
+            next = run + 1
+        }
+        ranges.append(next...to)
+        return ranges
+    }
+
+    /// "run 2 is", "runs 2…4 are".
+    static func describe(_ range: ClosedRange<Int64>) -> String {
+        range.lowerBound == range.upperBound ? "run \(range.lowerBound) is" : "runs \(range.lowerBound)…\(range.upperBound) are"
     }
 }

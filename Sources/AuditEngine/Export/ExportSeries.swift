@@ -24,8 +24,12 @@ package enum ExportSeries {
     ///   directory named as a run of the series) must be in the folder, unless the log
     ///   records its removal (`ExportRunRemoved`, appended by retention); and each run
     ///   present must have the manifest hash the log recorded for it.
-    /// - Without: a series whose first run here is not run 1 says so in a note.
-    package static func check(_ runs: inout [ExportVerification], folder: String, store: EventStore?) throws -> [String] {
+    /// - Without: a series whose first run here is not run 1 says so in a note, naming
+    ///   the earlier runs that are here but did not verify (`unverified`) apart from
+    ///   those that are not here.
+    package static func check(
+        _ runs: inout [ExportVerification], folder: String, store: EventStore?, unverified: [UnverifiedRun] = []
+    ) throws -> [String] {
         var problems: [String] = []
         let names = Set(runs.map(\.manifest.name))
         let recorded = try store.map { try $0.recordedExportRuns(names: names) } ?? [:]
@@ -33,11 +37,11 @@ package enum ExportSeries {
             let indices = runs.indices.filter { runs[$0].manifest.name == name }.sorted { runs[$0].manifest.run < runs[$1].manifest.run }
             let present = Set(indices.map { runs[$0].manifest.run })
             let first = indices[0]
-            guard let store else {
+            let failed = unverified.filter { $0.name == name }.sorted { $0.run < $1.run }
+            guard store != nil else {
                 let lowest = runs[first].manifest.run
                 if lowest > 1 {
-                    runs[first].notes.append(
-                        "export \(name) starts at run \(lowest) in \(folder): runs 1…\(lowest - 1) are not here (removed by retention, or missing); give --db to check that each was recorded as removed")
+                    runs[first].notes.append(firstRunNote(name: name, lowest: lowest, folder: folder, failed: failed))
                 }
                 continue
             }
@@ -50,7 +54,8 @@ package enum ExportSeries {
                 }
             }
             var removed: [Int64] = []
-            for (number, completed) in log.completed.sorted(by: { $0.key < $1.key }) where !present.contains(number) {
+            let failedHere = Set(failed.map(\.run))  // there: their problems are reported with them
+            for (number, completed) in log.completed.sorted(by: { $0.key < $1.key }) where !present.contains(number) && !failedHere.contains(number) {
                 guard URL(fileURLWithPath: completed.directory).lastPathComponent == directoryName(name: name, run: number) else { continue }
                 if log.removed.contains(number) {
                     removed.append(number)
@@ -65,6 +70,19 @@ package enum ExportSeries {
             }
         }
         return problems
+    }
+
+    /// Offline, of a series whose first run that verifies is `lowest` > 1: which earlier
+    /// runs are not here, and which are here but did not verify.
+    static func firstRunNote(name: String, lowest: Int64, folder: String, failed: [UnverifiedRun]) -> String {
+        let here = failed.filter { $0.run >= 1 && $0.run < lowest }
+        let missing = UnverifiedRun.missing(from: 1, to: lowest - 1, present: here.map(\.run))
+        var parts = missing.map { UnverifiedRun.describe($0) + " not here (removed by retention, or missing)" }
+        parts += here.map { "run \($0.run) (\($0.directory)) is here but \($0.state)" }
+        let opening = here.isEmpty ? "export \(name) starts at run \(lowest) in \(folder)" : "the first run of export \(name) in \(folder) that verifies is run \(lowest)"
+        let one = missing.count == 1 && missing[0].lowerBound == missing[0].upperBound
+        return opening + ": " + parts.joined(separator: "; ")
+            + (missing.isEmpty ? "" : "; give --db to check that \(one ? "it" : "each") was recorded as removed")
     }
 
     /// What the log says of an export's runs.

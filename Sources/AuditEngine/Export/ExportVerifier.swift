@@ -45,6 +45,11 @@ public struct ExportVerificationFailure: AuditFailure, Equatable {
     public var problems: [String]
     public var category: FailureCategory { .integrity }
 
+    public init(directory: String, problems: [String]) {
+        self.directory = directory
+        self.problems = problems
+    }
+
     public var description: String {
         "export \(directory) does not verify:\n" + problems.map { "  - " + $0 }.joined(separator: "\n")
     }
