@@ -39,9 +39,13 @@ extension AuditCommand {
         @Flag(help: "Accept exports that are not signed (they prove nothing about who made them).") var allowUnsigned = false
         /// `--db PATH`: also compare with that database. Only when given explicitly ($AUDIT_DB
         /// and ./audit.db are not used), so an auditor's check never depends on a local file.
-        /// Hidden from the options, whose --db says "default: $AUDIT_DB": the discussion says
-        /// what it means here.
-        @OptionGroup(visibility: .hidden) var global: GlobalOptions
+        @OptionGroup var database: Database
+        /// `audit --db PATH verify-export …`: the root's --db, which also takes the value
+        /// of a --db given after the command name (the root's options are parsed first).
+        @ParentCommand var root: AuditCommand
+
+        /// The database to compare with, only when given.
+        var db: String? { database.db ?? root.global.db }
 
         func validate() throws {
             if directories.isEmpty { throw ValidationError("give at least one export directory") }
@@ -54,7 +58,7 @@ extension AuditCommand {
 
         func run() throws {
             let trust = try publicKey.map { SignatureTrust.publicKey(try PublicKey(argument: $0)) } ?? .embeddedKey
-            let store = try global.db.map { try EventStore(path: $0, access: .readOnly) }
+            let store = try db.map { try EventStore(path: $0, access: .readOnly) }
             var verified: [ExportVerification] = []
             var unverified: [UnverifiedRun] = []
             let (groups, strays) = try expand(directories)
@@ -146,5 +150,18 @@ extension AuditCommand {
             }
             return (groups, strays)
         }
+    }
+}
+
+extension AuditCommand.VerifyExport {
+    /// verify-export's `--db`, listed in its usage and options with what it means here
+    /// (GlobalOptions' says "default: $AUDIT_DB", which verify-export never reads).
+    struct Database: ParsableArguments {
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Also compare with this database: its chain head, the rows, the runs it recorded (only when given: $AUDIT_DB is not used).",
+                valueName: "path"))
+        var db: String?
     }
 }

@@ -66,6 +66,9 @@ struct HelpTests {
         let verifyExport = AuditCommand.helpMessage(for: AuditCommand.VerifyExport.self, columns: 1000)
         #expect(!verifyExport.contains("else ./audit.db"))
         #expect(verifyExport.contains("$AUDIT_DB and ./audit.db are not read"))
+        // Its text uses --db: the usage and the options list it.
+        #expect(verifyExport.contains("[--db <path>]"), "\(verifyExport)")
+        #expect(verifyExport.contains("  --db <path>  "), "\(verifyExport)")
     }
 
     @Test("shell completion offers the workspace's projection and saved-query names")
