@@ -33,7 +33,7 @@ struct IncrementalExportTests {
         #expect(second.split(separator: "\n")[0].contains(#""type":"ExportCompleted""#))
         // A gap in the chain is reported: drop run 5.
         let broken = verified.filter { $0.manifest.run != 5 }
-        #expect(ExportChain.problems(broken).contains { $0.contains("runs 5…5 are missing") })
+        #expect(ExportChain.problems(broken).contains { $0.contains("run 5 is missing") })
     }
 
     @Test("a replaced run breaks the chain at the next run")
