@@ -94,6 +94,10 @@ struct VerifyProjectionsCommandTests {
         _ = try sqlite("DELETE FROM audit_builds", db)
         let fromEvents = try audit(asReported, in: dir.path)
         #expect(fromEvents.status == 0 && fromEvents.stdout == expected.stdout, "\(fromEvents.stderr)")
+        // Wiped whole (as a database from before the code history has it), it is refused when read.
+        _ = try sqlite("DELETE FROM audit_builds; DELETE FROM audit_code", db)
+        let wiped = try audit(asReported, in: dir.path)
+        #expect(wiped.status == 4 && wiped.stderr.contains("the code history was altered"), "\(wiped.stderr)")
     }
 
     @Test("a limit hit by the rebuild could not check (exit 1), and a table without code too")

@@ -52,6 +52,12 @@ enum CodeHistoryCheck {
                 check.add(seq: seq, "audit_builds' row for its build differs from the CodeBuilt event (\(differing.joined(separator: ", "))): the code history was altered")
             }
         }
+        // Both tables empty: a database upgraded from before the code history (whose log
+        // can hold no CodeBuilt event it would index), or one whose history was wiped
+        // whole — which `--as-reported` then refuses (exit 4) for every build, since the
+        // builds are the events' and their files are gone. Anything less is found here.
+        let kept = try Int.fetchOne(db, sql: "SELECT (SELECT count(*) FROM audit_builds) + (SELECT count(*) FROM audit_code)") ?? 0
+        guard kept > 0 else { return }
         for seq in recorded.keys.sorted() {
             check.add(seq: seq, "audit_builds omits the build its CodeBuilt event records: the code history was altered")
         }
