@@ -55,6 +55,9 @@ struct IngestTests {
         ("unknown field", #"{"stream":"s","type":"T","data":{},"occured_at":"2024-01-01T00:00:00Z"}"#, "unknown field \"occured_at\""),
         ("store-assigned field", #"{"stream":"s","type":"T","data":{},"seq":4}"#, "\"seq\" is assigned by the store"),
         ("bad expected_version", #"{"stream":"s","type":"T","data":{},"expected_version":-1}"#, "\"expected_version\" must be"),
+        ("expected_version a number in a string", #"{"stream":"s","type":"T","data":{},"expected_version":"5"}"#, #"not the string "5""#),
+        ("expected_version an odd string", #"{"stream":"s","type":"T","data":{},"expected_version":"None"}"#, #"not the string "None""#),
+        ("a byte order mark", "\u{FEFF}" + #"{"stream":"s","type":"T","data":{}}"#, "starts with a UTF-8 byte order mark"),
     ]
 
     @Test("a bad line rejects the whole file, names the line and reason, and appends nothing", arguments: badLines)

@@ -102,6 +102,9 @@ extension PreparedEvent {
         do {
             value = try JSONParser.parse(bytes, outerLevels: 1)
         } catch {
+            if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
+                throw ValidationError(reason: "it starts with a UTF-8 byte order mark (EF BB BF), which JSON Lines does not allow: save the file as UTF-8 without it")
+            }
             throw ValidationError(reason: error.isTooDeep ? "\(error)" : "not valid JSON: \(error)")
         }
         guard case .object(let members) = value else {
@@ -163,8 +166,14 @@ extension PreparedEvent {
         switch value {
         case .null: return .any
         case .int(let n) where n >= 0: return .exactly(n)
+        case .string("none"): return .noStream
+        case .string("any"): return .any
         case .string(let s):
-            if let v = ExpectedVersion(text: s) { return v }
+            // A number in a string ("5") is refused, not read: the contract's version is a number.
+            var quoted: [UInt8] = []
+            CanonicalJSON.writeString(s, into: &quoted)
+            throw ValidationError(
+                reason: "\"expected_version\" must be an integer 0 or more, \"none\" or \"any\", not the string \(String(decoding: quoted, as: UTF8.self))")
         default: break
         }
         throw ValidationError(reason: "\"expected_version\" must be an integer 0 or more, \"none\" or \"any\"")
