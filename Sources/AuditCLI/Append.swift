@@ -51,9 +51,7 @@ extension AuditCommand {
                 id: id,
                 expectedVersion: ExpectedVersion(text: expectedVersion)!)
             let result = try openStore(global).append(event)
-            var out = Output()
-            try out.line(result.event.jsonLine)
-            try out.flush()
+            try printCommitted(result.event.jsonLine, "the event was appended at seq \(result.event.seq) (id \(result.event.id))")
         }
     }
 }

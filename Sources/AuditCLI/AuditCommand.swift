@@ -39,7 +39,7 @@ public struct AuditCommand: ParsableCommand {
         StandardStreams.occupyClosedDescriptors()
         LoggingSystem.bootstrap { _ in StderrLogHandler() }
         if let problem = ArgumentText.firstProblem(CommandLine.arguments.count, CommandLine.unsafeArgv) {
-            FileHandle.standardError.write(Data("audit: \(problem.message)\n".utf8))
+            StandardStreams.writeError("audit: \(problem.message)\n")
             Foundation.exit(problem.isEventContent ? 65 : 64)
         }
         var command: any ParsableCommand

@@ -88,9 +88,7 @@ extension AuditCommand {
             if testRowDelay != nil { request.progressEvery = 1 }
             let result = try store.export(request)
             if stderrIsTerminal { ProgressLine.clear() }
-            var output = Output()
-            try output.line(exportSummary(result))
-            try output.flush()
+            try printCommitted(exportSummary(result), "the export was completed in \(result.directory)")
         }
     }
 }

@@ -41,9 +41,7 @@ extension AuditCommand {
             let summary = try openStore(global).ingest(
                 path: file, missingIds: missingIds, progress: stderrIsTerminal ? Self.showProgress : nil)
             if stderrIsTerminal { ProgressLine.clear() }
-            var out = Output()
-            try out.line(summary.json)
-            try out.flush()
+            try printCommitted(summary.json, "the ingest was committed: \(summary.appended) events appended, \(summary.duplicates) already stored, the log ends at seq \(summary.lastSeq)")
         }
     }
 }

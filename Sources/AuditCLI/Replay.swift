@@ -151,10 +151,10 @@ enum ProgressLine {
 
     /// Rewrites the progress line in place.
     static func show(_ text: String) {
-        StandardStreams.writeError(TerminalLine.rewrite(text))
+        StandardStreams.writeTerminalControls(TerminalLine.rewrite(text))
     }
 
     static func clear() {
-        StandardStreams.writeError(TerminalLine.clear())
+        StandardStreams.writeTerminalControls(TerminalLine.clear())
     }
 }

@@ -53,12 +53,12 @@ final class StatusBoard {
         var text = lines > 0 ? "\u{1B}[\(lines)A" : ""
         for status in statuses { text += "\r" + Self.line(status) + "\u{1B}[K\n" }
         lines = statuses.count
-        StandardStreams.writeError(text)
+        StandardStreams.writeTerminalControls(text)
     }
 
     func clear() {
         guard lines > 0 else { return }
-        StandardStreams.writeError("\u{1B}[\(lines)A\r\u{1B}[J")
+        StandardStreams.writeTerminalControls("\u{1B}[\(lines)A\r\u{1B}[J")
         lines = 0
     }
 

@@ -35,9 +35,37 @@ enum StandardStreams {
 
     /// Writes `text` to stderr as far as it goes; a failing stderr changes nothing else
     /// (the exit code stays the one intended).
+    /// Control characters other than newline and tab (a NUL, an escape sequence, a
+    /// carriage return that an input line, stream or path carried into a message) are
+    /// written as `\u0000`: a message never writes a raw control byte to a terminal.
     static func writeError(_ text: String) {
+        var text = escapingControls(text)
+        text.withUTF8 { _ = writeAll(2, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Writes `text` to stderr as it is: the terminal controls of a progress display,
+    /// which the display makes itself.
+    static func writeTerminalControls(_ text: String) {
         var text = text
         text.withUTF8 { _ = writeAll(2, UnsafeRawBufferPointer($0)) }
+    }
+
+    static func escapingControls(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isEscaped) else { return text }
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            guard isEscaped(scalar) else {
+                out.append(scalar)
+                continue
+            }
+            let hex = String(scalar.value, radix: 16)
+            out.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).unicodeScalars)
+        }
+        return String(out)
+    }
+
+    private static func isEscaped(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\n" && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
     }
 
     /// The errno that stopped the write, or nil when everything was written.
@@ -65,8 +93,25 @@ struct OutputClosed: Error {}
 /// output is incomplete, so the command fails (exit 1).
 struct OutputFailure: AuditFailure {
     var errno: Int32
+    /// What the command had committed before its output failed (a write's result line).
+    var committed: String?
     var category: FailureCategory { .failure }
     var description: String {
         "cannot write the output to stdout: \(DiskFull.reason(errno)); what was written is incomplete"
+            + (committed.map { ", but \($0)" } ?? "")
+    }
+}
+
+/// Prints the result line of a write that has committed. When stdout fails, the error
+/// says what was committed, so that the lost line is not taken for a lost write (and
+/// retried: an `append` without an id would be stored twice).
+func printCommitted(_ line: String, _ committed: @autoclosure () -> String) throws {
+    var out = Output()
+    do {
+        try out.line(line)
+        try out.flush()
+    } catch var failure as OutputFailure {
+        failure.committed = committed()
+        throw failure
     }
 }

@@ -62,6 +62,18 @@ struct OutputFailureTests {
         #expect(result.stderr.contains("cannot write the output to stdout: No space left on device (disk full)"), "\(result.stderr)")
     }
 
+    @Test("a write whose result line cannot be printed says what it committed: the appended event's seq, the ingest, the export's directory")
+    func committedWrites() throws {
+        let append = try shell("audit append --stream committed --type T --data '{}' --id committed-1 >/dev/full", in: Self.workspace.path)
+        #expect(append.status == 1 && append.stderr.contains(", but the event was appended at seq "), "\(append.stderr)")
+        #expect(append.stderr.contains("(id committed-1)"), "\(append.stderr)")
+        let ingest = try shell("audit ingest docs.jsonl >/dev/full", in: Self.workspace.path)
+        #expect(ingest.status == 1 && ingest.stderr.contains(", but the ingest was committed: "), "\(ingest.stderr)")
+        let export = try shell("audit export --out committed-x >/dev/full", in: Self.workspace.path)
+        #expect(export.status == 1 && export.stderr.contains(", but the export was completed in "), "\(export.stderr)")
+        #expect(FileManager.default.fileExists(atPath: Self.workspace.path + "/committed-x/manifest.json"))
+    }
+
     @Test("a closed stdout: exit 1, saying so", arguments: ["audit events", "audit verify", "audit state fine_balances", "audit --version"])
     func closedStdout(command: String) throws {
         let result = try shell(command + " >&-", in: Self.workspace.path)
