@@ -32,7 +32,11 @@ extension AuditCommand {
                 let position = live[name]?.position ?? 0
                 let rate = stats[name]?.eventsPerSecond.map { SQLValue.integer(Int64($0.rounded())) } ?? .null
                 rows.append([.text(name), version, .integer(position), .integer(head - position), rate, .text(status)])
-                if status.hasPrefix("failed: ") { failed.append("\(name): \(status.dropFirst(8))") }
+                if status.hasPrefix("failed: ") {
+                    // The stored reason often names the projection itself ("projection P failed at seq N: …").
+                    let reason = String(status.dropFirst(8))
+                    failed.append(reason.hasPrefix("projection \(name) ") ? String(reason.dropFirst(11)) : "\(name): \(reason)")
+                }
             }
             for result in loaded {
                 let name = projectionName(result)

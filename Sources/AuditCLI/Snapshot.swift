@@ -24,7 +24,8 @@ extension AuditCommand {
         @Flag(help: "List the stored snapshots instead of taking any.") var list = false
 
         func run() throws {
-            let store = try openStore(global)
+            // Listing only reads: a read-only open (another user's file, --read-only).
+            let store = try openStore(global, access: list ? .readOnly : .readWrite)
             var out = Output()
             if list {
                 let known = try KnownProjections(folder: workspace.projections, store: store)

@@ -94,6 +94,44 @@ struct MessageTests {
         #expect(result.stderr == "audit: cannot read folder: it is a directory; give a file of JSON lines, or - for standard input\n")
     }
 
+    @Test("a message never writes a raw control character: a NUL or an escape sequence from the input is shown as \\u0000")
+    func controlCharacters() throws {
+        let dir = TempDir()
+        try audit(["init"], in: dir.path)
+        let lines = [
+            #"{"id":"c1","stream\u0000":"s","type":"T","data":{}}"#,
+            #"{"id":"c2","stream":"s","type":"T","data":{},"occurred_at":"2024-01-01T00:00:00Z\u0000"}"#,
+            #"{"id":"c3","stream":"s","type":"T","data":{},"\u001b[31mred":1}"#,
+        ]
+        for line in lines {
+            let result = try audit(["ingest", "-"], in: dir.path, stdin: line + "\n")
+            #expect(result.status == 65, "\(result.stderr)")
+            #expect(!result.stderr.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(Array(result.stderr.utf8))")
+            #expect(result.stderr.contains(#"\u00"#), "\(result.stderr)")
+        }
+    }
+
+    @Test("a projection whose first build failed says so when read, not that it was never built; projections names it once")
+    func failedFirstBuild() throws {
+        let dir = TempDir()
+        try audit(["init"], in: dir.path)
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir.path + "/projections") where name.hasSuffix(".lua") || name.hasSuffix(".test") {
+            try FileManager.default.removeItem(atPath: dir.path + "/projections/" + name)
+        }
+        try "return { on = { T = function(s, e) s.n = s.n + 1 end } }".write(toFile: dir.path + "/projections/bad.lua", atomically: true, encoding: .utf8)
+        #expect(try audit(["ingest", "-"], in: dir.path, stdin: #"{"id":"e1","stream":"s1","type":"T","data":{}}"# + "\n").status == 0)
+        #expect(try audit(["replay"], in: dir.path).status == 65)
+        for command in [["state", "bad", "s1"], ["query", "--sql", "SELECT * FROM bad"]] {
+            let read = try audit(command, in: dir.path)
+            #expect(read.status == 65 && read.stderr.contains("its first build failed, so it has no table yet ("), "\(command): \(read.stderr)")
+            #expect(!read.stderr.contains("never been built"), "\(read.stderr)")
+        }
+        let listed = try audit(["projections"], in: dir.path)
+        #expect(listed.status == 65 && listed.stderr.contains("audit: projection bad failed at seq "), "\(listed.stderr)")
+        #expect(!listed.stderr.contains("projection bad: projection bad"), "\(listed.stderr)")
+        #expect(try audit(["--read-only", "snapshot", "--list"], in: dir.path).status == 0)
+    }
+
     @Test("a missing projections folder is a usage error everywhere, in the same words")
     func missingFolder() throws {
         let dir = TempDir()

@@ -91,7 +91,8 @@ extension EventStore {
                 let registry = try ProjectionRegistry.read(db)
                 let inFolder = folder.map { FileManager.default.fileExists(atPath: $0 + "/" + table + ".lua") } ?? false
                 if inFolder || registry.names.contains(where: { ProjectionNames.folded($0) == ProjectionNames.folded(table) }) {
-                    throw ProjectionError(projection: table, message: "\(source): " + neverBuiltMessage(table, registry: registry))
+                    let build = try ReadModel.record(db, name: table, build: true)
+                    throw ProjectionError(projection: table, message: "\(source): " + neverBuiltMessage(table, registry: registry, build: build))
                 }
                 throw error
             }

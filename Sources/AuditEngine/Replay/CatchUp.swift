@@ -71,7 +71,8 @@ extension EventStore {
     func currentStates(_ names: [String], options: CatchUpOptions) throws -> CurrentStates {
         let start = try readTransaction { db in try ReadState(db, names: names) }
         for name in names where start.records[name] == nil {
-            throw ProjectionError(projection: name, message: neverBuiltMessage(name, registry: start.registry))
+            let build = try readTransaction { db in try ReadModel.record(db, name: name, build: true) }
+            throw ProjectionError(projection: name, message: neverBuiltMessage(name, registry: start.registry, build: build))
         }
         try checkCode(names, start, options: options)
         // Behind only by events none of its handlers takes, a projection is current as
@@ -282,9 +283,14 @@ extension EventStore {
     }
 
     /// What a read says of a projection that has no table yet.
-    func neverBuiltMessage(_ name: String, registry: ProjectionRegistry) -> String {
+    /// - Parameter build: its build in progress, if any: when that failed, the message
+    ///   says so and why (a replay was run, and failed), rather than "never been built".
+    func neverBuiltMessage(_ name: String, registry: ProjectionRegistry, build: ProjectionRecord? = nil) -> String {
         let registered = registry.names.contains { ProjectionNames.folded($0) == ProjectionNames.folded(name) }
         let command = registered || registry.names.isEmpty ? "audit replay \(name)" : "audit replay --add \(name)"
+        if let build, build.status == "failed" {
+            return "its first build failed, so it has no table yet (\(build.error ?? "see audit projections")): fix it, and `\(command)` builds it"
+        }
         return "it has never been built, so it has no table yet: `\(command)` builds it"
     }
 }
