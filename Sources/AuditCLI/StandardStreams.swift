@@ -51,17 +51,10 @@ enum StandardStreams {
     }
 
     static func escapingControls(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isEscaped) else { return text }
-        var out = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            guard isEscaped(scalar) else {
-                out.append(scalar)
-                continue
-            }
+        TableText.replacing(text, where: isEscaped) { scalar in
             let hex = String(scalar.value, radix: 16)
-            out.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).unicodeScalars)
+            return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
         }
-        return String(out)
     }
 
     private static func isEscaped(_ scalar: Unicode.Scalar) -> Bool {

@@ -5,21 +5,22 @@ enum TableText {
     /// the text escaped: `\n`, `\r`, `\t`, other C0 and C1 controls and DEL as `\u{…}`,
     /// the line and paragraph separators U+2028/U+2029 and the bidirectional controls.
     static func escaped(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        replacing(text, where: needsEscape) { scalar in
+            switch scalar {
+            case "\n": return "\\n"
+            case "\r": return "\\r"
+            case "\t": return "\\t"
+            default: return "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            }
+        }
+    }
+
+    /// `text` with each scalar for which `matches` holds replaced by `replacement(scalar)`.
+    static func replacing(_ text: String, where matches: (Unicode.Scalar) -> Bool, with replacement: (Unicode.Scalar) -> String) -> String {
+        guard text.unicodeScalars.contains(where: matches) else { return text }
         var out = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
-            guard needsEscape(scalar) else {
-                out.append(scalar)
-                continue
-            }
-            let escape: String
-            switch scalar {
-            case "\n": escape = "\\n"
-            case "\r": escape = "\\r"
-            case "\t": escape = "\\t"
-            default: escape = "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
-            }
-            out.append(contentsOf: escape.unicodeScalars)
+            if matches(scalar) { out.append(contentsOf: replacement(scalar).unicodeScalars) } else { out.append(scalar) }
         }
         return String(out)
     }
