@@ -5,6 +5,8 @@
 // Deterministic: the hook's count restarts with each event, and a charge depends only on
 // a function's arguments and results, so whether an event runs out of budget depends on
 // the projection's code and that event's inputs, never on what ran before it in the VM.
+// Nor on which event of the VM first requires a module: its top level is counted apart,
+// under a budget of its own (avm_module_enter).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,7 @@ void avm_reset_budget(avm *vm) {
     vm->cpu_exceeded = 0;
     vm->spent_in = NULL;
     vm->limit_where[0] = 0;
+    vm->limit_module[0] = 0;
     // The last call's output has been read by now: a large one is given back, so that
     // beside the limit the VM keeps at most an eighth of it (see json_room).
     if (vm->out.cap > ((size_t)1 << 20) && vm->out.cap > vm->mem_limit / 8) {
@@ -100,6 +103,11 @@ static void note_where(lua_State *L, avm *vm) {
     }
 }
 
+/// A new window for the watchdog: the CPU time of what runs from now on is counted afresh.
+static void new_watch_window(avm *vm) {
+    atomic_store_explicit(&vm->watch_serial, atomic_load_explicit(&vm->watch_serial, memory_order_relaxed) + 1, memory_order_release);
+}
+
 /// Raises the error of the limit hit; from now on the hook fires at every instruction,
 /// so a script that catches the error is stopped again at its next instruction.
 static void raise_limit(lua_State *L, avm *vm) {
@@ -112,6 +120,42 @@ static void raise_limit(lua_State *L, avm *vm) {
         : vm->string_exceeded ? "string size limit exceeded"
         : vm->mem_exceeded ? "not enough memory" : "instruction budget exceeded";
     luaL_error(L, "%s", what);
+}
+
+void avm_raise_limit(lua_State *L, avm *vm) { raise_limit(L, vm); }
+
+void avm_module_enter(avm *vm, avm_budget_saved *saved) {
+    saved->budget = vm->budget;
+    saved->budget_left = vm->budget_left;
+    saved->period = vm->hook_period;
+    // What is left of the hook's current period: restored, the event's count goes on at
+    // the same instruction (without the counters found, lua_sethook restarts the period).
+    saved->left = vm->hook_count ? *vm->hook_count : AVM_HOOK_COUNT;
+    saved->phase_left = vm->phase_left;
+    if (vm->budget < AVM_LOAD_BUDGET_MIN) vm->budget = AVM_LOAD_BUDGET_MIN;
+    vm->budget_left = vm->budget;
+    set_period(vm, AVM_HOOK_COUNT, AVM_HOOK_COUNT);
+    new_watch_window(vm);
+}
+
+int avm_module_leave(avm *vm, const avm_budget_saved *saved, const char *module) {
+    if (avm_limit_hit(vm)) {
+        // The hook keeps firing at every instruction (raise_limit): the call fails. The
+        // innermost module is the one named (a module its top level required restores
+        // the count of the module that required it).
+        if (!vm->limit_module[0]) {
+            snprintf(vm->limit_module, sizeof vm->limit_module, "%s", module);
+            vm->limit_budget = vm->budget;
+        }
+        vm->budget = saved->budget;
+        return 1;
+    }
+    vm->budget = saved->budget;
+    vm->budget_left = saved->budget_left;
+    set_period(vm, saved->period, saved->left);
+    vm->phase_left = saved->phase_left;
+    new_watch_window(vm);
+    return 0;
 }
 
 void avm_budget_tick(lua_State *L, avm *vm) {
@@ -174,6 +218,13 @@ const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministi
     *deterministic = 1;
     if (vm->string_exceeded) {
         snprintf(buf, size, "%sstring size limit of %zu MB exceeded (a string of %zu bytes was to be made)", vm->limit_where, vm->max_string >> 20, vm->refused_string);
+    } else if (vm->budget_exceeded && vm->limit_module[0]) {
+        char in[64] = "";
+        if (vm->spent_in) snprintf(in, sizeof in, " in %s", vm->spent_in);
+        snprintf(buf, size, "%sinstruction budget of %lld instructions exceeded%s by the top level of module \"%s\" "
+                 "(a module's top level runs once per VM, when it is first required, under a budget of its own: "
+                 "the larger of the per-event budget and %d instructions, never the event's)",
+                 vm->limit_where, (long long)vm->limit_budget, in, vm->limit_module, AVM_LOAD_BUDGET_MIN);
     } else if (vm->budget_exceeded && vm->spent_in) {
         snprintf(buf, size, "%sinstruction budget of %lld instructions exceeded in %s (C functions are charged for the work they do: see the sandbox in docs/projections.md)",
                  vm->limit_where, (long long)vm->budget, vm->spent_in);

@@ -215,6 +215,8 @@ struct avm {
     int cpu_exceeded;            // the watchdog found the event over its CPU time
     const char *spent_in;        // the C function whose charge spent the budget (NULL: Lua code)
     char limit_where[LUA_IDSIZE + 24]; // "chunk:line" of the Lua code running when a deterministic limit was hit ("": none)
+    char limit_module[64];       // the module whose top level was running when a limit was hit ("": none; sandbox.c)
+    int64_t limit_budget;        // with limit_module: the budget that module's top level ran under
     size_t max_string;           // the longest string the VM may make, in bytes
     size_t refused_string;       // the length of the string refused
     struct avm_watch *watch;     // the CPU-time watchdog's view of this VM; NULL: no CPU limit
@@ -388,6 +390,24 @@ void avm_stop_soon(avm *vm);
 void *avm_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 /// The message of the limit hit (NULL when none), and whether it is deterministic.
 const char *avm_limit_message(avm *vm, char *buf, size_t size, int *deterministic);
+/// Raises the error of the limit hit (avm_limit_hit), as the hook would.
+void avm_raise_limit(lua_State *L, avm *vm);
+/// The count of the call that a module's top level interrupts (see avm_module_enter).
+typedef struct {
+    int64_t budget, budget_left;
+    int period, left, phase_left;
+} avm_budget_saved;
+/// Before a module's top level runs (require, the first time in this VM): the count of
+/// the event (or of the script's top level) is set aside, and the module runs under a
+/// budget of its own, the larger of the per-event one and AVM_LOAD_BUDGET_MIN, and in a
+/// CPU-time window of its own. What the first require of a module costs must not land
+/// on whichever event happens to make it in this VM: that depends on how the log was
+/// partitioned (--parallel) and on where the VM was made (a catch-up, a rebuild).
+void avm_module_enter(avm *vm, avm_budget_saved *saved);
+/// After it: the count set aside goes on exactly where it stopped. Returns 1 when a
+/// limit was hit in the module (the flags stay set, so the call fails: the error then
+/// names the module and the budget it ran under), else 0.
+int avm_module_leave(avm *vm, const avm_budget_saved *saved, const char *module);
 
 // watchdog.c: the per-event limit on the thread's CPU time
 /// Watches the VM's calls into scripts from now on (seconds > 0), or stops (0).

@@ -35,21 +35,45 @@ static int safe_load(lua_State *L) {
     return 1;
 }
 
+/// Runs a module's top level (1: its function, 2: its name) and makes what it returns
+/// read-only: at handler time, shared by every key from now on.
+static int run_module(lua_State *L) {
+    avm *vm = avm_of(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
+    avm_freeze_module(vm, L, -1, lua_tostring(L, 2));
+    return 1;
+}
+
+/// require "m": projections/lib/m.lua, run once per VM. Its top level runs under a
+/// budget (and a CPU-time window) of its own, as the script's top level does, whether
+/// the script requires it when it loads or a handler does later: which event first
+/// requires a module in a VM depends on how the log was split between VMs (--parallel)
+/// and on where the VM was made (a catch-up, a rebuild), so charging it to that event
+/// would make an event fail or pass depending on its VM (avm_module_enter).
 static int safe_require(lua_State *L) {
     avm *vm = avm_of(L);
     const char *name = luaL_checkstring(L, 1);
+    lua_settop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_loaded);
     lua_getfield(L, -1, name);
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_modules);
-    lua_getfield(L, -1, name);
+    lua_pushcfunction(L, run_module);
+    lua_getfield(L, 3, name);
     if (!lua_isfunction(L, -1))
         return luaL_error(L, "module '%s' not found: require loads only projections/lib/%s.lua", name, name);
-    lua_pushstring(L, name);
-    lua_call(L, 1, 1);
-    if (lua_isnil(L, -1)) { lua_pop(L, 1); lua_pushboolean(L, 1); }
-    avm_freeze_module(vm, L, -1, name);  // at handler time: shared by every key from now on
+    lua_pushvalue(L, 1);
+    avm_budget_saved saved;
+    avm_module_enter(vm, &saved);
+    int status = lua_pcall(L, 2, 1, 0);
+    // A limit hit in the module fails the call even if its top level caught the error:
+    // nothing it made under a limit is kept.
+    if (avm_module_leave(vm, &saved, name)) avm_raise_limit(L, vm);
+    if (status != LUA_OK) return lua_error(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, 2, name);  // loaded[name] (stack: name, loaded, modules, result)
     return 1;

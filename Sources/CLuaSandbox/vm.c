@@ -21,7 +21,7 @@ void avm_set_error(avm *vm, const char *msg) {
 /// into vm->error. Returns AVM_ERROR or the status given.
 int avm_finish_call(avm *vm, int status, int ok_result) {
     lua_State *L = vm->L;
-    char buf[384];  // a limit's message, with where it was hit
+    char buf[640];  // a limit's message, with where it was hit (and the module whose top level hit it)
     vm->error_deterministic = 1;
     if (vm->mem_exceeded) {
         snprintf(buf, sizeof buf, "memory limit of %zu MB exceeded", vm->mem_limit >> 20);
@@ -295,9 +295,10 @@ int avm_load(avm *vm, const char *src, size_t len, const char *chunkname) {
     lua_pushcfunction(L, load_protected);
     lua_pushlstring(L, src, len);
     lua_pushstring(L, chunkname);
-    // The top level (and the modules it requires) runs under the larger of the per-event
-    // budget and the default one: a small per-event budget is for handlers, and a
-    // script that builds its lookup tables when it loads must still load.
+    // The top level runs under the larger of the per-event budget and the default one:
+    // a small per-event budget is for handlers, and a script that builds its lookup
+    // tables when it loads must still load. Each module it requires runs under a budget
+    // of that size of its own, as one first required by a handler does (sandbox.c).
     int64_t per_event = vm->budget;
     if (vm->budget < AVM_LOAD_BUDGET_MIN) vm->budget = AVM_LOAD_BUDGET_MIN;
     avm_reset_budget(vm);
