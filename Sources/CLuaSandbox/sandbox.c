@@ -62,20 +62,28 @@ static int safe_require(lua_State *L) {
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_modules);
+    // The caller's next() traversal (ordered.c) is set aside as well: were the module's
+    // own to replace it, the caller's next next(t, k) would pay to sort t's keys again.
+    int next_cached = vm->next_cached;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_next_cache);  // 4
     lua_pushcfunction(L, run_module);
     lua_getfield(L, 3, name);
     if (!lua_isfunction(L, -1))
         return luaL_error(L, "module '%s' not found: require loads only projections/lib/%s.lua", name, name);
     lua_pushvalue(L, 1);
+    avm_ordered_reset(vm, L);
     avm_budget_saved saved;
     avm_module_enter(vm, &saved);
     int status = lua_pcall(L, 2, 1, 0);
     // A limit hit in the module fails the call even if its top level caught the error:
     // nothing it made under a limit is kept.
     if (avm_module_leave(vm, &saved, name)) avm_raise_limit(L, vm);
+    lua_pushvalue(L, 4);
+    lua_rawseti(L, LUA_REGISTRYINDEX, vm->ref_next_cache);
+    vm->next_cached = next_cached;
     if (status != LUA_OK) return lua_error(L);
     lua_pushvalue(L, -1);
-    lua_setfield(L, 2, name);  // loaded[name] (stack: name, loaded, modules, result)
+    lua_setfield(L, 2, name);  // loaded[name] (stack: name, loaded, modules, cache, result)
     return 1;
 }
 

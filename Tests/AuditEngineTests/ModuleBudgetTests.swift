@@ -155,6 +155,49 @@ struct ModuleBudgetTests {
         #expect(try apart.dump("p") == together.dump("p"))
     }
 
+    @Test("a module's top level leaves the event's next() traversal as it was: what next(t, k) costs after a require does not depend on the VM")
+    func nextTraversalKept() throws {
+        // next(t, k) sorts t's keys once per traversal (charged as pairs); the module's
+        // top level runs a traversal of its own. Were it to replace the event's, the
+        // event's second next(t, k) would sort again, only in a VM where it ran heavy.
+        let source = """
+            return { on_error = "park", limits = { instructions = 100000 }, on = {
+              Fill = function(s, e) s.t = {} for i = 1, e.data.n do s.t["k" .. i] = i end end,
+              Walk = function(s, e)
+                local k = next(s.t)
+                k = next(s.t, k)
+                local m = require "walker"
+                k = next(s.t, k)
+                s.walked = m.n
+              end,
+            } }
+            """
+        let first = [eventLine(stream: "a", type: "Fill", data: #"{"n":2}"#), eventLine(stream: "a", type: "Walk", data: "{}")]
+        let walks = (0..<7).map { i in
+            [eventLine(stream: "b\(i)", type: "Fill", data: #"{"n":\#(3_000 + i * 500)}"#), eventLine(stream: "b\(i)", type: "Walk", data: "{}")]
+        }
+        func workspace() throws -> Workspace {
+            let w = try Workspace()
+            w.projection("p", source)
+            w.module("walker", "local u = { x = 1, y = 2, z = 3 } local n = 0 local k = next(u) while k do n = n + 1 k = next(u, k) end return { n = n }")
+            return w
+        }
+        let together = try workspace()
+        try together.ingest(first + walks.flatMap { $0 })
+        #expect(try together.replay(["p"])[0].status == .rebuilt)
+        let apart = try workspace()
+        try apart.ingest(first)
+        #expect(try apart.replay(["p"])[0].status == .rebuilt)
+        for pair in walks {
+            try apart.ingest(pair)
+            #expect(try apart.replay(["p"])[0].status == .updated)
+        }
+        let parked = try apart.store.parkedKeys(projection: "p")
+        #expect(parked.map(\.key) == [], "\(parked.map(\.error))")
+        #expect(try together.store.parkedKeys(projection: "p").map(\.key) == [])
+        #expect(try apart.dump("p") == together.dump("p"))
+    }
+
     @Test("each module's top level has a budget of its own, also one required by another module's top level or by the script's")
     func budgetPerModule() throws {
         let w = try Workspace()
