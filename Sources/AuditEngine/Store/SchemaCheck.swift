@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// `verify`'s comparison of the database's schema with the one the engine made: every
@@ -18,10 +19,33 @@ enum SchemaCheck {
         var sql: String?
     }
 
-    /// The schema each sequence of this build's migrations makes, by its last migration
-    /// (made once, at the first verification).
-    private static let made: [String: Result<[Object], any Error>] = Dictionary(
-        uniqueKeysWithValues: Schema.migrationIdentifiers.map { last in (last, Result { try made(byMigrationsUpTo: last) }) })
+    /// The schema each sequence of this build's migrations makes, by its last migration:
+    /// made at the first check of a database with that sequence, then kept (every open
+    /// checks the schema, so a process pays for the one sequence it meets, once).
+    private static let made = Made()
+
+    /// A schema's objects in sqlite_master's order, and by lowercased name.
+    private struct Objects {
+        var objects: [Object]
+        var byName: [String: Object]
+    }
+
+    private final class Made: @unchecked Sendable {
+        private let lock = NSLock()
+        private var schemas: [String: Result<Objects, any Error>] = [:]
+
+        func callAsFunction(_ last: String) throws -> Objects {
+            lock.lock()
+            defer { lock.unlock() }
+            if let made = schemas[last] { return try made.get() }
+            let made = Result { () throws -> Objects in
+                let objects = try SchemaCheck.made(byMigrationsUpTo: last)
+                return Objects(objects: objects, byName: Dictionary(objects.map { ($0.name.lowercased(), $0) }, uniquingKeysWith: { a, _ in a }))
+            }
+            schemas[last] = made
+            return try made.get()
+        }
+    }
 
     /// What is wrong with the schema of `db`, which records `applied` migrations (as
     /// read from it, in this build's order). Empty when it is as the engine made it.
@@ -30,12 +54,12 @@ enum SchemaCheck {
         guard !applied.isEmpty, applied == Array(known.prefix(applied.count)) else {
             return ["the schema was altered: grdb_migrations records the migrations \(applied.joined(separator: ", ")), which is not a sequence this build's migrations (\(known.joined(separator: ", "))) leave"]
         }
-        guard let last = applied.last, let expected = try made[last]?.get() else { return [] }
+        guard let last = applied.last else { return [] }
+        let expected = try made(last)
         let found = try objects(db)
         var problems: [String] = []
-        let engineTables = Set(expected.filter { $0.type == "table" }.map { $0.name.lowercased() })
-        for object in expected {
-            guard let actual = found.first(where: { $0.name.lowercased() == object.name.lowercased() }) else {
+        for object in expected.objects {
+            guard let actual = found.byName[object.name.lowercased()] else {
                 problems.append("the schema was altered: \(object.type) \(object.name) is missing")
                 continue
             }
@@ -44,32 +68,35 @@ enum SchemaCheck {
                 problems.append("the schema was altered: \(object.type) \(object.name) is not as the engine made it\(was)")
             }
         }
-        for object in found where !expected.contains(where: { $0.name.lowercased() == object.name.lowercased() }) {
+        for object in found.objects where expected.byName[object.name.lowercased()] == nil {
             if object.type == "trigger" {
                 problems.append("the schema was altered: there is a trigger \(object.name) on \(object.table), which the engine never makes")
-            } else if engineTables.contains(object.table.lowercased()) {
+            } else if object.type != "table", let table = expected.byName[object.table.lowercased()], table.type == "table" {
                 problems.append("the schema was altered: there is an \(object.type) \(object.name) on the engine's table \(object.table)")
             }
         }
         return problems
     }
 
-    /// The objects of `db`'s main schema, read as stored.
-    private static func objects(_ db: Database) throws -> [Object] {
+    /// The objects of `db`'s main schema, read as stored, in its order and by
+    /// lowercased name (SQLite compares names with ASCII case folding, so no two share one).
+    private static func objects(_ db: Database) throws -> Objects {
         let rows = try SQLStatement(db, "SELECT type, name, tbl_name, sql FROM main.sqlite_master")
-        var objects: [Object] = []
+        var found = Objects(objects: [], byName: [:])
         while try rows.step() {
-            objects.append(Object(
+            let object = Object(
                 type: rows.string(0), name: rows.string(1), table: rows.string(2),
-                sql: rows.storageClass(3) == .null ? nil : rows.string(3)))
+                sql: rows.storageClass(3) == .null ? nil : rows.string(3))
+            found.objects.append(object)
+            found.byName[object.name.lowercased()] = found.byName[object.name.lowercased()] ?? object
         }
-        return objects
+        return found
     }
 
     /// The schema the migrations up to `last` make in an empty database.
     private static func made(byMigrationsUpTo last: String) throws -> [Object] {
         let queue = try DatabaseQueue()
         try Schema.migrator.migrate(queue, upTo: last)
-        return try queue.read(objects)
+        return try queue.read(objects).objects
     }
 }
