@@ -69,7 +69,7 @@ struct TamperHeadTests {
         future.recordedAt = try Timestamp(rfc3339: "2098-06-01T00:00:00Z")
         var hasher = EventHash()
         let hash = hasher.hash(of: future, previous: previous)
-        #expect(victim.sqlite(Victim.dropGuards + """
+        #expect(try victim.withGuardsDropped("""
             UPDATE events SET recorded_at = '\(future.recordedAt)', hash = x'\(Hex.encode(hash))' WHERE seq = 9;
             UPDATE chain_head SET recorded_at = '\(future.recordedAt)', hash = x'\(Hex.encode(hash))';
             """) == nil)

@@ -86,6 +86,29 @@ struct TamperStorageClassTests {
         }
     }
 
+    @Test("an altered schema is refused at open, read-only and writable (exit 4, run audit verify), so a filter never passes over an event in silence; verify still reports it; an older schema still opens")
+    func alteredSchemaRefusedAtOpen() throws {
+        let victim = try Victim()
+        victim.unstrict()
+        #expect(victim.sqlite(Victim.dropGuards + "UPDATE events SET type = CAST(type AS BLOB) WHERE seq = 5") == nil)
+        for access in [EventStore.Access.readOnly, .readWrite] {
+            #expect {
+                try EventStore(path: victim.path, access: access)
+            } throws: { error in
+                guard case StoreError.schemaAltered(_, let problems) = error, let store = error as? StoreError else { return false }
+                return store.category == .integrity && problems.contains { $0.contains("table events is not as the engine made it") }
+                    && "\(store)".contains("run audit verify")
+            }
+        }
+        victim.expectProblem(at: 5, "its type is stored as a blob")
+        victim.expectProblem(at: nil, "the schema was altered", "table events is not as the engine made it")
+
+        let honest = try Victim()
+        let old = honest.dir.file("v7.db")
+        try downgradeToV7(honest.path, old)
+        #expect(try EventStore(path: old, access: .readOnly).events(EventFilter(type: "T1")).map(\.seq) == [1, 3, 5, 7, 9])
+    }
+
     @Test("a storage class change in chain_head and event_correlations is found too")
     func sideTables() throws {
         let victim = try Victim()

@@ -36,6 +36,15 @@ final class Victim {
     /// The drops an attacker needs before editing stored events.
     static let dropGuards = "DROP TRIGGER events_are_not_updated; DROP TRIGGER events_are_not_deleted; DROP TRIGGER events_are_appended;"
 
+    /// `sql` run with the triggers dropped and then made again as they were, so that the
+    /// schema is the engine's (which every open but verify's requires): nil on success.
+    func withGuardsDropped(_ sql: String) throws -> String? {
+        let triggers = try DatabaseQueue(path: path).read { db in
+            try String.fetchAll(db, sql: "SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+        }
+        return sqlite(Self.dropGuards + sql + triggers.map { $0 + ";" }.joined(separator: "\n"))
+    }
+
     /// Turns `table` into a table without STRICT (and without the hash CHECK), as an
     /// attacker with `PRAGMA writable_schema` can, so that any storage class fits.
     func unstrict(_ table: String = "events") {

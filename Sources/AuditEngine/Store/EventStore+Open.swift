@@ -16,24 +16,28 @@ extension EventStore {
 
     /// A read-only connection that creates no file (see `DatabaseFile.ReadOnlyMode`).
     ///
-    /// - Parameter probing: a writer looking before it opens, which may let SQLite
-    ///   create a missing `-shm`.
-    static func openReadOnly(_ path: String, probing: Bool = false) throws -> Opened {
+    /// - Parameters:
+    ///   - probing: a writer looking before it opens, which may let SQLite create a
+    ///     missing `-shm`.
+    ///   - checkingSchema: refuse a schema that is not the one the migrations the
+    ///     database records make (`StoreError.schemaAltered`); only the checks that
+    ///     report it themselves (`verify`, `verify-export`) open without.
+    static func openReadOnly(_ path: String, probing: Bool = false, checkingSchema: Bool = true) throws -> Opened {
         let (location, mode) = try DatabaseFile.readOnlyLocation(path, mayCreateSharedMemory: probing)
         do {
-            return try openReadOnly(path, location: location, mode: mode)
+            return try openReadOnly(path, location: location, mode: mode, checkingSchema: checkingSchema)
         } catch let error as StoreError where mode == .shared && !probing && DatabaseFile.size(path + "-wal") == 0 {
             // The `-shm` beside an empty `-wal` could not be read (a writer that could
             // not grow it on a full disk leaves both behind). With no commits in the
             // `-wal`, the main file alone is the whole database.
             guard case .notAuditDatabase = error else {
-                return try openReadOnly(path, location: DatabaseFile.uri(path, query: "immutable=1"), mode: .immutable)
+                return try openReadOnly(path, location: DatabaseFile.uri(path, query: "immutable=1"), mode: .immutable, checkingSchema: checkingSchema)
             }
             throw error
         }
     }
 
-    private static func openReadOnly(_ path: String, location: String, mode: DatabaseFile.ReadOnlyMode) throws -> Opened {
+    private static func openReadOnly(_ path: String, location: String, mode: DatabaseFile.ReadOnlyMode, checkingSchema: Bool) throws -> Opened {
         let stamp = DatabaseFile.stamp(path)
         var config = Configuration()
         config.readonly = true
@@ -46,7 +50,17 @@ extension EventStore {
         }
         do {
             let queue = try DatabaseQueue(path: location, configuration: config)
-            let migrations = try queue.read { db in try auditMigrations(db, path: path, fileSize: stamp?.size ?? 0) }
+            let migrations = try queue.read { db in
+                let migrations = try auditMigrations(db, path: path, fileSize: stamp?.size ?? 0)
+                // A table no longer STRICT lets a value change storage class under its
+                // hash, and `type = ?` then passes over the event: refused before any
+                // read (the schema is small; see docs/events.md "Schema versions").
+                if checkingSchema {
+                    let problems = try SchemaCheck.problems(db, applied: migrations)
+                    if !problems.isEmpty { throw StoreError.schemaAltered(path: path, problems: problems) }
+                }
+                return migrations
+            }
             let attach = mode == .immutable ? location : DatabaseFile.uri(path, query: "mode=ro")
             return Opened(database: queue, mode: mode, stamp: stamp, migrations: migrations, attachLocation: attach)
         } catch let error as DatabaseError {

@@ -23,7 +23,7 @@ extension EventStore {
             do {
                 let store: EventStore
                 do {
-                    store = try EventStore(path: path, access: .readOnly)
+                    store = try EventStore(path: path, access: .readOnly, checkingSchema: false)
                 } catch StoreError.notAuditDatabase(_, let reason) {
                     return .failure(IntegrityFailure(problems: [IntegrityProblem(seq: nil, reason: "no audit database at \(path): \(reason)")], total: 1))
                 }

@@ -62,11 +62,21 @@ public final class EventStore: Sendable {
     /// - Throws: `StoreError.noDatabase` when the file is missing and `create` is false;
     ///   `.notAuditDatabase` for a file without the audit schema; `.schemaTooNew` when a
     ///   newer build wrote it; `.schemaTooOld` (writable only) when an older one did;
-    ///   `.readOnlyDatabase` when a writable store cannot write it.
-    public init(path: String, create: Bool = false, access: Access = .readWrite) throws {
+    ///   `.readOnlyDatabase` when a writable store cannot write it;
+    ///   `.schemaAltered` (exit 4) when its schema is not the one the engine's migrations
+    ///   make, which only `EventStore.verify(path:)` reads.
+    public convenience init(path: String, create: Bool = false, access: Access = .readWrite) throws {
+        try self.init(path: path, create: create, access: access, checkingSchema: true)
+    }
+
+    /// As `init(path:create:access:)`; `checkingSchema: false` opens a read-only store
+    /// on an altered schema too, for a check that reports it itself (`verify`,
+    /// `verify-export --db`).
+    package init(path: String, create: Bool = false, access: Access, checkingSchema: Bool) throws {
         self.path = path
         self.access = access
-        let opened = access == .readOnly ? try Self.openReadOnly(path) : try Self.openWritable(path, create: create)
+        let opened = access == .readOnly
+            ? try Self.openReadOnly(path, checkingSchema: checkingSchema) : try Self.openWritable(path, create: create)
         pool = opened.database
         readOnlyMode = opened.mode
         attachLocation = opened.attachLocation

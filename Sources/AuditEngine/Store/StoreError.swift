@@ -39,6 +39,11 @@ public enum StoreError: AuditFailure, Equatable {
     /// The database was made by an older build: only `audit init` (`EventStore.upgrade`)
     /// brings it up to date; until then it can only be read.
     case schemaTooOld(path: String)
+    /// The database's schema is not the one the engine's migrations make (a table no
+    /// longer STRICT, a dropped trigger, a view in place of `events`): reads that select
+    /// by a column's value could pass over events in silence, so nothing but `verify`
+    /// (and `verify-export`, which checks it itself) opens it.
+    case schemaAltered(path: String, problems: [String])
     /// A writer cannot write the database; `reason` says what stops it.
     case readOnlyDatabase(path: String, reason: String)
     /// A read-only open found commits in the `-wal` file that it cannot read without
@@ -57,7 +62,7 @@ public enum StoreError: AuditFailure, Equatable {
         case .versionConflict: return .conflict
         case .ingestRejected(_, let errors, _):
             return errors.first?.isConflict == true ? .conflict : .invalidInput
-        case .integrity: return .integrity
+        case .integrity, .schemaAltered: return .integrity
         case .noDatabase, .notAuditDatabase, .schemaTooNew, .schemaTooOld, .readOnlyDatabase, .uncheckpointedCopy,
              .changedWhileRead, .sqlite, .storage:
             return .failure
@@ -89,6 +94,11 @@ public enum StoreError: AuditFailure, Equatable {
             return "the database \(path) was written by a newer version of audit (unknown migrations: \(unknown.joined(separator: ", "))); upgrade audit to open it"
         case .schemaTooOld(let path):
             return "the database at \(path) was made by an older audit; run audit init to upgrade it"
+        case .schemaAltered(let path, let problems):
+            let lead = "the schema was altered: "
+            let shown = problems.prefix(3).map { $0.hasPrefix(lead) ? String($0.dropFirst(lead.count)) : $0 }.joined(separator: "; ")
+            let more = problems.count > 3 ? "; and \(problems.count - 3) more" : ""
+            return "integrity check failed: the schema of the database at \(path) was altered (\(shown)\(more)), so reads could pass over events; run audit verify"
         case .readOnlyDatabase(let path, let reason):
             return "the database at \(path) is read-only: \(reason)"
         case .uncheckpointedCopy(let path):
