@@ -58,7 +58,8 @@ extension AuditCommand {
 
         func run() throws {
             let trust = try publicKey.map { SignatureTrust.publicKey(try PublicKey(argument: $0)) } ?? .embeddedKey
-            let store = try db.map { try EventStore(path: $0, access: .readOnly) }
+            // Opened whatever its schema: the comparison checks the schema itself and names every problem.
+            let store = try db.map { try EventStore(path: $0, access: .readOnly, checkingSchema: false) }
             var verified: [ExportVerification] = []
             var unverified: [UnverifiedRun] = []
             let (groups, strays) = try expand(directories)

@@ -140,6 +140,39 @@ struct ExportCommandTests {
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/exports/leak"))
     }
 
+    @Test("verify-export --db applies verify's checks to what it compares: a type turned into a blob under STRICT removed is exit 4, as in verify, events and replay")
+    func verifyExportChecksStoredValues() throws {
+        let dir = try workspace(events: 20)
+        #expect(try audit(["keygen", "keys/k"], in: dir.path).status == 0)
+        #expect(try audit(["export", "--out", "full", "--key", "keys/k"], in: dir.path).status == 0)
+        #expect(try audit(["verify-export", "full", "--public-key", "keys/k.pub", "--db", "audit.db"], in: dir.path).status == 0)
+        // Two sessions: the second reads the schema the first rewrote.
+        for sql in [
+            "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = replace(sql, ') STRICT', ')') WHERE name = 'events';",
+            "DROP TRIGGER events_are_not_updated; DROP TRIGGER events_are_not_deleted; UPDATE events SET type = CAST(type AS BLOB) WHERE seq = 5;",
+        ] {
+            let sqlite = Process()
+            sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+            sqlite.arguments = [dir.path + "/audit.db", sql]
+            try sqlite.run()
+            sqlite.waitUntilExit()
+            #expect(sqlite.terminationStatus == 0)
+        }
+
+        let checked = try audit(["verify-export", "full", "--public-key", "keys/k.pub", "--db", "audit.db"], in: dir.path)
+        #expect(checked.status == 4, "\(checked.stdout)")
+        #expect(!checked.stdout.contains(#""ok":true"#))
+        #expect(checked.stderr.contains("seq 5: its type is stored as a blob, not text"), "\(checked.stderr)")
+        for text in ["table events is not as the engine made it", "trigger events_are_not_updated is missing", "trigger events_are_not_deleted is missing"] {
+            #expect(checked.stderr.contains(text), "\(checked.stderr)")
+        }
+        #expect(try audit(["verify"], in: dir.path).status == 4)
+        for command in [["events", "--type", "Placed"], ["replay", "--rebuild"], ["export", "--out", "again"]] {
+            let refused = try audit(command, in: dir.path)
+            #expect(refused.status == 4 && refused.stderr.contains("run audit verify"), "\(command): \(refused.stderr)")
+        }
+    }
+
     @Test("verify-export of a folder: a removed run is caught with --db, a series not starting at run 1 is noted, swapped names exit 4")
     func missingAndRenamedRuns() throws {
         let dir = try workspace(events: 20)

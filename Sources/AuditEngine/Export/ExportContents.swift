@@ -129,6 +129,17 @@ struct ExportContents {
             if atStart != manifest.chain.before {
                 problems.append("the chain hash before seq \(s.fromSeq) is \(atStart) in the database but \(manifest.chain.before) in the manifest")
             }
+            // verify's checks of what is compared: a value stored in another class
+            // reads back as the same text (so the rows would match) and is passed over
+            // by a filter on its column (so a filtered selection would omit it).
+            let through = manifest.kind == .events ? manifest.chain.seq : s.fromSeq - 1
+            let findings = try store.checkStored(from: s.fromSeq, through: through)
+            for problem in findings.failure.problems {
+                problems.append("the database does not verify: \(problem.description) (run audit verify)")
+            }
+            let shown = findings.failure.problems.count
+            if findings.total > shown { problems.append("the database does not verify: … and \(findings.total - shown) more problems at later seqs") }
+            for (seq, note) in zip(findings.olderBuildSeqs, findings.olderBuildNotes) { notes.append("the database's seq \(seq): \(note)") }
             switch manifest.kind {
             case .events:
                 var expected: [String] = []

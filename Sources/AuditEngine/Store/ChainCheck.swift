@@ -21,9 +21,25 @@ struct ChainCheck {
     /// The last row checked, as stored (`ChainHead.empty` before the first).
     private(set) var last = ChainHead.empty
     private(set) var rows: Int64 = 0
+    /// Whether `last` is a stored row (checked, or the predecessor given).
+    private var hasLast = false
     private var hasher = EventHash()
     private var expectedSeq: Int64 = 1
     private var indexes = IndexCheck()
+
+    /// A check of the whole log, from seq 1.
+    init() {}
+
+    /// A check of the rows from seq `previous.seq + 1` on, each linked to its stored
+    /// predecessor as in the whole log's check: `previous` is the row before, as stored
+    /// (nil when there is none, so the first row's link is not checked).
+    init(from seq: Int64, after previous: ChainHead?) {
+        expectedSeq = max(1, seq)
+        if let previous, seq > 1 {
+            last = previous
+            hasLast = true
+        }
+    }
 
     /// Checks the current row of a statement selecting `columns`.
     mutating func check(_ row: SQLStatement) {
@@ -37,7 +53,7 @@ struct ChainCheck {
             previous = EventHash.genesis
         } else {
             previous = last.hash
-            linked = rows > 0 && last.seq &+ 1 == seq
+            linked = hasLast && last.seq &+ 1 == seq
         }
         if seq > expectedSeq {
             let gap = seq &- 1 == expectedSeq ? "event seq \(expectedSeq) is missing" : "events seq \(expectedSeq)–\(seq &- 1) are missing"
@@ -62,7 +78,7 @@ struct ChainCheck {
         }
 
         let recorded = row.text(6)
-        if rows > 0, recorded.lexicographicallyPrecedes(last.recordedAt) {
+        if hasLast, recorded.lexicographicallyPrecedes(last.recordedAt) {
             faults.append("its recorded_at goes back in time (before seq \(last.seq)'s)")
         }
         if linked {
@@ -91,6 +107,7 @@ struct ChainCheck {
         indexes.add(row: row)
         last = ChainHead(seq: seq, hash: [UInt8](hash), recordedAt: [UInt8](recorded))
         rows &+= 1
+        hasLast = true
         if seq >= expectedSeq { expectedSeq = seq &+ 1 }
     }
 

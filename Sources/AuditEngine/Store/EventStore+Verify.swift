@@ -72,6 +72,49 @@ extension EventStore {
     }
 }
 
+extension EventStore {
+    /// `verify`'s checks of what a comparison with the log reads: the schema
+    /// (`SchemaCheck`), and each stored event from seq `first` through `last`
+    /// (`ChainCheck`: storage classes, UTF-8 without NUL, no gaps, recorded_at, and
+    /// each hash against its stored predecessor's, the one before `first` included).
+    /// `verify-export --db` runs it over an export's seqs, so that a value changed to
+    /// another storage class (which a filter such as `type = ?` passes over, and which a
+    /// read coerces back to the same text) is a mismatch, not a match.
+    ///
+    /// The side tables and indexes are `verify`'s alone: they are not what is compared.
+    /// - Complexity: reads the events in the range once.
+    func checkStored(from first: Int64, through last: Int64) throws -> IntegrityFindings {
+        do {
+            return try readTransaction { db in
+                let start = max(1, first)
+                var previous: ChainHead?
+                if start > 1 {
+                    let row = try SQLStatement(db, "SELECT seq, hash, recorded_at FROM events WHERE seq = ?")
+                    row.bind(1, start - 1)
+                    if try row.step() { previous = ChainHead(seq: row.int64(0), hash: [UInt8](row.blob(1)), recordedAt: [UInt8](row.text(2))) }
+                }
+                var check = ChainCheck(from: start, after: previous)
+                try Verification.reading("the schema", &check) { check in
+                    for problem in try SchemaCheck.problems(db, applied: appliedMigrations) { check.add(seq: nil, problem) }
+                }
+                if last >= start {
+                    try Verification.reading("the events", &check) { check in
+                        let rows = try SQLStatement(db, "SELECT \(ChainCheck.columns) FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq")
+                        rows.bind(1, start)
+                        rows.bind(2, last)
+                        while try rows.step() { check.check(rows) }
+                    }
+                }
+                return check.findings
+            }
+        } catch StoreError.sqlite(let failure) where !failure.isMachineFailure {
+            var findings = IntegrityFindings()
+            findings.add(seq: nil, "the database file is damaged: SQLite reports \"\(failure.message)\"")
+            return findings
+        }
+    }
+}
+
 /// One run of `verify`, in its read transaction.
 private struct Verification {
     let db: Database
@@ -129,7 +172,7 @@ private struct Verification {
     /// Runs one part of the check. SQLite failing on the file's content (damage, an
     /// altered schema) is a problem found, after which the other parts still run; a
     /// failure of the machine is thrown.
-    private static func reading(_ what: String, _ check: inout ChainCheck, _ body: (inout ChainCheck) throws -> Void) throws {
+    fileprivate static func reading(_ what: String, _ check: inout ChainCheck, _ body: (inout ChainCheck) throws -> Void) throws {
         do {
             try body(&check)
         } catch StoreError.sqlite(let failure) where !failure.isMachineFailure {
