@@ -34,7 +34,9 @@ extension EventStore {
     ///   changed); `StoreError` when it cannot be opened or written.
     @discardableResult
     public static func upgrade(path: String, progress: (@Sendable (UpgradeProgress) -> Void)? = nil) throws -> UpgradeReport {
-        let had = try EventStore(path: path, access: .readOnly).appliedMigrations
+        // Opened unchecked: an altered schema is reported by the verification below,
+        // with every other problem of the log, before anything is changed.
+        let had = try EventStore(path: path, access: .readOnly, checkingSchema: false).appliedMigrations
         let pending = Schema.migrationIdentifiers.filter { !had.contains($0) }
         guard !pending.isEmpty else {
             let head = try EventStore(path: path, access: .readOnly).head()
