@@ -42,6 +42,17 @@ struct FollowCodeChangeCommandTests {
             .hasPrefix("1")
     }
 
+    /// Whether the follower folds: an event appended now (i = 0, on a stream of its own,
+    /// which changes no sum) reaches both tables. Only then has it read the folder's
+    /// code, so that a file written afterwards is a change seen while following; written
+    /// before the follower has started, the follower builds the folder's code at its
+    /// start, without a word about a change (the tables are at the head before it runs,
+    /// so `F.current` alone does not tell).
+    static func following(_ dir: String) throws -> Bool {
+        #expect(try audit(["append", "--stream", "warmup", "--type", "T", "--data", #"{"i":0}"#], in: dir).status == 0)
+        return waitUntil(seconds: 30) { F.current(dir) }
+    }
+
     static func append(_ dir: String, _ i: Int) throws {
         #expect(try audit(["append", "--stream", "a-\(i % 3)", "--type", "T", "--data", #"{"i":\#(i)}"#], in: dir).status == 0)
     }
@@ -51,7 +62,7 @@ struct FollowCodeChangeCommandTests {
         let dir = TempDir()
         try Self.replayed(dir.path, events: 20_000)
         let follower = try BackgroundCommand(["replay", "--follow", "--projections", "mine"], in: dir.path)
-        #expect(waitUntil(seconds: 30) { F.current(dir.path) }, "\(follower.stderr)")
+        #expect(try Self.following(dir.path), "\(follower.stderr)")
         try Self.slowCounts(factor: 2).write(toFile: dir.path + "/mine/counts.lua", atomically: true, encoding: .utf8)
         #expect(waitUntil(seconds: 30) { Self.building(dir.path) }, "\(follower.stderr)")
         var i = 0, currentWhileBuilding = 0
@@ -87,7 +98,7 @@ struct FollowCodeChangeCommandTests {
         let dir = TempDir()
         try Self.replayed(dir.path, events: 2_000)
         let follower = try BackgroundCommand(["replay", "--follow", "--projections", "mine"], in: dir.path)
-        #expect(waitUntil(seconds: 30) { F.current(dir.path) }, "\(follower.stderr)")
+        #expect(try Self.following(dir.path), "\(follower.stderr)")
         try Self.slowCounts(factor: 2, failAt: 700).write(toFile: dir.path + "/mine/counts.lua", atomically: true, encoding: .utf8)
         #expect(waitUntil(seconds: 60) { follower.stderr.contains("its new code was not built") }, "\(follower.stderr)")
         #expect(follower.stderr.contains("failed at seq 701"), "\(follower.stderr)")
@@ -106,7 +117,7 @@ struct FollowCodeChangeCommandTests {
         let dir = TempDir()
         try Self.replayed(dir.path, events: 20_000)
         let first = try BackgroundCommand(["replay", "--follow", "--projections", "mine"], in: dir.path)
-        #expect(waitUntil(seconds: 30) { F.current(dir.path) }, "\(first.stderr)")
+        #expect(try Self.following(dir.path), "\(first.stderr)")
         try Self.slowCounts(factor: 2).write(toFile: dir.path + "/mine/counts.lua", atomically: true, encoding: .utf8)
         let db = dir.path + "/audit.db"
         func buildPosition() -> Int { Int((try? sqlite("SELECT position FROM projection_builds WHERE name = 'counts'", db)) ?? "") ?? 0 }
