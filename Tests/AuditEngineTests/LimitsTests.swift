@@ -18,6 +18,14 @@ struct LimitsTests {
         // partition's VM at a different point of the hook's count when one begins.
         let costs = (0..<120).map { 8_700 + ($0 * 7_919) % 2_600 }
         try w.ingest(costs.enumerated().map { #"{"stream":"s\#($0.offset % 7)","type":"T","data":{"n":\#($0.element)}}"# })
+        let failures = try Self.failedSeqsUnderEveryPartitioning(w, saying: "instruction budget of 10000 instructions exceeded")
+        #expect(failures.count == 1, "failed at seqs \(failures)")
+    }
+
+    /// Rebuilds `w`'s projection `p` under a budget of 10,000 instructions per event at
+    /// several batch sizes and parallelisms, each of which must stop deterministically
+    /// with an error `saying` it: the seqs they stopped at (one, when the budget is).
+    static func failedSeqsUnderEveryPartitioning(_ w: Workspace, saying message: String) throws -> Set<Int64?> {
         var failures: Set<Int64?> = []
         for (batch, parallel) in [(20_000, 1), (1, 1), (7, 2), (13, 3), (20_000, 2)] {
             var options = ReplayOptions()
@@ -30,10 +38,10 @@ struct LimitsTests {
                 Issue.record("batch \(batch), parallel \(parallel): not stopped (\(outcome.status))")
                 continue
             }
-            #expect(error.description.contains("instruction budget of 10000 instructions exceeded") && error.deterministic, "\(error)")
+            #expect(error.description.contains(message) && error.deterministic, "\(error)")
             failures.insert(error.seq)
         }
-        #expect(failures.count == 1, "failed at seqs \(failures)")
+        return failures
     }
 
     @Test("pairs, next and setmetatable are charged for the keys a table holds, not the room its history left: the same from memory and read back")

@@ -96,21 +96,8 @@ struct ModuleBudgetTests {
         w.projection("p", "return { on = { T = function(s, e) local h = require 'heavy' for i = 1, e.data.n do end s.n = e.data.n end } }")
         let costs = (0..<120).map { 8_700 + ($0 * 7_919) % 2_600 }
         try w.ingest(costs.enumerated().map { eventLine(stream: "s\($0.offset % 7)", type: "T", data: #"{"n":\#($0.element)}"#) })
-        var failures: Set<Int64?> = []
-        for (batch, parallel) in [(20_000, 1), (1, 1), (7, 2), (13, 3), (20_000, 2)] {
-            var options = ReplayOptions()
-            options.rebuild = true
-            options.batchSize = batch
-            options.parallel = parallel
-            options.limits = LuaLimitOverrides(LuaLimits(memoryBytes: 64 << 20, instructionsPerEvent: 10_000))
-            let outcome = try w.store.replay([try w.load("p")], options: options)[0]
-            guard case .failed(let error) = outcome.status else {
-                Issue.record("batch \(batch), parallel \(parallel): not stopped (\(outcome.status))")
-                continue
-            }
-            #expect(error.description.contains("instruction budget of 10000 instructions exceeded (an endless loop?)") && error.deterministic, "\(error)")
-            failures.insert(error.seq)
-        }
+        let failures = try LimitsTests.failedSeqsUnderEveryPartitioning(
+            w, saying: "instruction budget of 10000 instructions exceeded (an endless loop?)")
         #expect(failures.count == 1, "failed at seqs \(failures)")
         // The first event that spins more than the budget is the one that fails.
         #expect(failures.first.flatMap { $0 }.map { costs[Int($0) - 1] > 9_000 } == true, "\(failures)")

@@ -52,13 +52,18 @@ struct ChainHead: Equatable {
     static func forReading(_ db: Database, schema: String = "main") throws -> ChainHead {
         let head = try read(db, schema: schema)
         let last = try lastEvent(db, schema: schema)
-        guard head == last else {
-            let field = head.seq != last.seq ? "seq" : head.hash != last.hash ? "hash" : "recorded_at"
-            throw StoreError.integrity(
-                seq: last.seq,
-                reason: "the chain head record does not match the last stored event (its \(field) differs): the database was changed outside the engine; run audit verify")
-        }
+        try requireMatch(head, last, consequence: "")
         return head
+    }
+
+    /// Throws when `head` is not `last` field by field; `consequence` is said before
+    /// "; run audit verify" (", so nothing was appended").
+    private static func requireMatch(_ head: ChainHead, _ last: ChainHead, consequence: String) throws {
+        guard head != last else { return }
+        let field = head.seq != last.seq ? "seq" : head.hash != last.hash ? "hash" : "recorded_at"
+        throw StoreError.integrity(
+            seq: last.seq,
+            reason: "the chain head record does not match the last stored event (its \(field) differs): the database was changed outside the engine\(consequence); run audit verify")
     }
 
     /// The seq a read answers up to (`forReading`).
@@ -79,12 +84,7 @@ struct ChainHead: Equatable {
         } catch StoreError.integrity(_, let reason) {
             throw StoreError.integrity(seq: last.seq, reason: reason.replacingOccurrences(of: "; run", with: ", so nothing was appended; run"))
         }
-        guard head == last else {
-            let field = head.seq != last.seq ? "seq" : head.hash != last.hash ? "hash" : "recorded_at"
-            throw StoreError.integrity(
-                seq: last.seq,
-                reason: "the chain head record does not match the last stored event (its \(field) differs): the database was changed outside the engine, so nothing was appended; run audit verify")
-        }
+        try requireMatch(head, last, consequence: ", so nothing was appended")
         guard !last.recordedAt.isEmpty else { return (head, nil) }
         guard let time = try? Timestamp(rfc3339: String(decoding: last.recordedAt, as: UTF8.self)) else {
             throw StoreError.integrity(
